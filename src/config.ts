@@ -1,0 +1,111 @@
+/**
+ * Typed configuration, parsed once per environment object.
+ *
+ * Every variable the worker reads is declared here with its type and default; a missing
+ * or invalid value produces one ConfigError that lists every problem by name. Nothing
+ * else in the code reads `env.SOMETHING` for configuration.
+ */
+import { z } from "zod";
+
+/** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
+export interface Env {
+  [key: string]: unknown;
+  WAKE_QUEUE?: Queue<WakeMessage>;
+}
+
+/** Body of the Cloudflare Queue message that wakes the consumer. */
+export interface WakeMessage {
+  kind: "wake";
+  at: number;
+}
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const seconds = z.coerce.number().positive();
+const csv = z.string().transform((s) =>
+  s.split(",").map((x) => x.trim()).filter(Boolean),
+);
+const httpUrl = z.url({ protocol: /^https?$/ });
+const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL");
+
+const schema = z.object({
+  UPSTASH_REDIS_REST_URL: httpUrl.optional(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
+  DATABASE_URL: pgUrl,
+  DATABASE_READ_URL: pgUrl.optional(),
+  EVENT_BACKEND: z.enum(["redis", "postgres"]).default("redis"),
+  LOCK_BACKEND: z.enum(["redis", "postgres"]).optional(),
+  EVENT_MAX_ATTEMPTS: int(1).default(3),
+  EVENT_RETRY_BASE_DELAY: seconds.default(1),
+  EVENT_RETRY_MAX_DELAY: seconds.default(60),
+  DB_POOL_MAX: int(1).default(5),
+  ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  API_KEYS: csv.default([]),
+  WEBHOOK_SOURCES: z.string().default("{}"),
+  /** Prefix of every Redis key (lets several deployments, or tests, share one Redis). */
+  REDIS_PREFIX: z.string().min(1).default("reflex"),
+  /** Number of stream shards; events are assigned by a hash of their scope key. */
+  STREAM_SHARDS: int(1).default(1),
+  /** Approximate stream retention (entries per shard) for XADD MAXLEN ~. */
+  STREAM_MAXLEN: int(1000).default(1_000_000),
+  /** Largest request body accepted at ingest, bytes. */
+  MAX_BODY_BYTES: int(1024).default(1024 * 1024),
+  /** Most events in one POST /events/batch. */
+  MAX_BATCH_EVENTS: int(1).default(500),
+  /** Events claimed per XREADGROUP / claim round. */
+  CONSUMER_BATCH_SIZE: int(1).default(500),
+  /** Wall-clock budget of one consumer invocation, milliseconds. */
+  CONSUMER_TIME_BUDGET_MS: int(100).default(20_000),
+  /** Entries claimed but not acknowledged for this long are reclaimed (XAUTOCLAIM), ms. */
+  VISIBILITY_TIMEOUT_MS: int(1000).default(60_000),
+  /** Handlers running at once within one invocation. */
+  HANDLER_CONCURRENCY: int(1).default(16),
+  /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
+  NEON_WS_PROXY: z.string().regex(/^[\w.-]+:\d+$/, "must be host:port").optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = z.output<typeof schema> & { LOCK_BACKEND: "redis" | "postgres" };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** Parses `env` (cached per env object). Throws ConfigError naming every bad variable. */
+export function loadConfig(env: Env): Config {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const v = env[key];
+    // Empty strings mean "not set", so `.dev.vars` can list a variable without a value.
+    if (typeof v === "string" && v.trim() !== "") raw[key] = v.trim();
+    else if (typeof v === "number" || typeof v === "boolean") raw[key] = String(v);
+  }
+  const parsed = schema.safeParse(raw);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`);
+  const cfg = parsed.success ? parsed.data : undefined;
+  if (cfg) {
+    if (cfg.EVENT_BACKEND === "redis") {
+      if (!cfg.UPSTASH_REDIS_REST_URL) problems.push("UPSTASH_REDIS_REST_URL: required when EVENT_BACKEND=redis");
+      if (!cfg.UPSTASH_REDIS_REST_TOKEN) problems.push("UPSTASH_REDIS_REST_TOKEN: required when EVENT_BACKEND=redis");
+    }
+    if (cfg.EVENT_RETRY_MAX_DELAY < cfg.EVENT_RETRY_BASE_DELAY) {
+      problems.push("EVENT_RETRY_MAX_DELAY: must be at least EVENT_RETRY_BASE_DELAY");
+    }
+  }
+  if (problems.length || !cfg) throw new ConfigError(problems);
+  const out: Config = {
+    ...cfg,
+    // Redis locks need Redis; a Postgres-only deployment defaults to advisory locks.
+    LOCK_BACKEND: cfg.LOCK_BACKEND ?? (cfg.EVENT_BACKEND === "postgres" ? "postgres" : "redis"),
+  };
+  cache.set(env, out);
+  return out;
+}

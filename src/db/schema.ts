@@ -1,0 +1,47 @@
+/**
+ * Postgres schema (Drizzle). The system of record for event history, status, DLQ and replay.
+ * Change it here, then `npm run db:generate` to write a migration under drizzle/.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+
+export const eventStatus = pgEnum("event_status", ["pending", "processing", "completed", "dlq"]);
+export type EventStatus = (typeof eventStatus.enumValues)[number];
+
+export const events = pgTable(
+  "events",
+  {
+    id: uuid("id").primaryKey(),
+    type: text("type").notNull(),
+    source: text("source").notNull(),
+    /** The event's own time (UTC), from the envelope. */
+    timestamp: timestamp("timestamp", { withTimezone: true, mode: "date" }).notNull(),
+    /** The event's typed fields (everything in the envelope but id/type/source/timestamp/meta). */
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    meta: jsonb("meta").$type<Record<string, unknown>>().notNull(),
+    /** Scope key: events sharing it are handled one at a time. */
+    scope: text("scope").notNull(),
+    status: eventStatus("status").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    /** Every failed attempt's error, oldest first: [{attempt, error, at}]. */
+    errors: jsonb("errors").$type<Array<{ attempt: number; error: string; at: string }>>().notNull().default(sql`'[]'::jsonb`),
+    nextRetryAt: timestamp("next_retry_at", { withTimezone: true, mode: "date" }),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [
+    // claims and retries: "pending and due", "processing for too long"
+    index("events_status_next_retry_idx").on(t.status, t.nextRetryAt),
+    // history, replay: keyset pagination on (timestamp, id), optionally by type/source
+    index("events_timestamp_id_idx").on(t.timestamp, t.id),
+    index("events_type_timestamp_idx").on(t.type, t.timestamp),
+    index("events_source_timestamp_idx").on(t.source, t.timestamp),
+    // the DLQ list is small but read often
+    index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
+  ],
+);
+
+export type EventRow = typeof events.$inferSelect;
+export type NewEventRow = typeof events.$inferInsert;

@@ -1,0 +1,24 @@
+/**
+ * The Upstash Redis client (REST). Locally UPSTASH_REDIS_REST_URL points at
+ * local/upstash-gateway.ts; in production at the Upstash database.
+ *
+ * automaticDeserialization is off: values come back exactly as stored (strings), and the
+ * code that wrote them parses them. (With it on, a stream field "1" comes back as 1.)
+ */
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Config } from "../config";
+
+export function openRedis(cfg: Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN">): Redis {
+  if (!cfg.UPSTASH_REDIS_REST_URL || !cfg.UPSTASH_REDIS_REST_TOKEN) {
+    throw new Error("Redis is not configured (UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN)");
+  }
+  return new Redis({
+    url: cfg.UPSTASH_REDIS_REST_URL,
+    token: cfg.UPSTASH_REDIS_REST_TOKEN,
+    automaticDeserialization: false,
+    // Fail fast: ingest answers 503 rather than holding the request through long backoffs.
+    retry: { retries: 2, backoff: (n) => 25 * 2 ** n },
+  });
+}
+
+export type { Redis };
