@@ -27,6 +27,14 @@ export const events = pgTable(
     /** Every failed attempt's error, oldest first: [{attempt, error, at}]. */
     errors: jsonb("errors").$type<Array<{ attempt: number; error: string; at: string }>>().notNull().default(sql`'[]'::jsonb`),
     nextRetryAt: timestamp("next_retry_at", { withTimezone: true, mode: "date" }),
+    /** Consumer (invocation) that holds the event while it is 'processing'; settle only applies for it. */
+    claimedBy: text("claimed_by"),
+    /**
+     * Set when the claim came from Postgres (a due retry) rather than from a stream: the claim
+     * expires then and another consumer may take the event over. NULL for stream claims, whose
+     * lease is the stream's pending-entries list (XAUTOCLAIM after VISIBILITY_TIMEOUT_MS).
+     */
+    leaseUntil: timestamp("lease_until", { withTimezone: true, mode: "date" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }),
@@ -38,6 +46,8 @@ export const events = pgTable(
     index("events_timestamp_id_idx").on(t.timestamp, t.id),
     index("events_type_timestamp_idx").on(t.type, t.timestamp),
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
+    // expired Postgres-side claims (a consumer died while handling a due retry)
+    index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
   ],
