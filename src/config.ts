@@ -59,6 +59,15 @@ const schema = z.object({
   VISIBILITY_TIMEOUT_MS: int(1000).default(60_000),
   /** Handlers running at once within one invocation. */
   HANDLER_CONCURRENCY: int(1).default(16),
+  /**
+   * Most claim rounds (batches) per consumer invocation. Each round costs a few subrequests
+   * (Redis REST calls); Workers allow 1,000 per invocation on the paid plan.
+   */
+  CONSUMER_MAX_BATCHES: int(1).default(150),
+  /** Lease of a scope lock, ms; renewed while the batch that holds it is still running. */
+  LOCK_LEASE_MS: int(1000).default(30_000),
+  /** How long a batch waits for a scope locked by another invocation before deferring its events, ms. */
+  LOCK_WAIT_MS: int(0).default(2_000),
   /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
   NEON_WS_PROXY: z.string().regex(/^[\w.-]+:\d+$/, "must be host:port").optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -8,6 +8,12 @@ export function redisKeys(prefix: string) {
     stream: (shard: number) => `${prefix}:stream:${shard}`,
     /** The consumer group every shard's consumers join. */
     group: "reflex-consumers",
+    /** Dead-letter stream: one entry per event that reached EVENT_MAX_ATTEMPTS (Postgres stays the record). */
+    dlq: `${prefix}:dlq`,
+    /** Scope lock (LOCK_BACKEND=redis): holds the owner's token, expires after LOCK_LEASE_MS. */
+    lock: (scope: string) => `${prefix}:lock:${scope}`,
+    /** State of stateful trigger filters (rate limit, dedupe): `name` is trigger/filter/key/window. */
+    filterState: (name: string) => `${prefix}:filter:${name}`,
   };
 }
 
