@@ -1,0 +1,59 @@
+/**
+ * Structured logs: one JSON object per line on the console, which Workers Logs (and
+ * `wrangler tail`) index by field. Lines about an event carry its id, trace id and
+ * correlation id (see `eventFields`); payloads are never logged, and fields whose names
+ * look like credentials are redacted.
+ */
+import type { EventEnvelope } from "../events/envelope";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFields = Record<string, unknown>;
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const SECRET_NAME = /(token|secret|password|authorization|signature|api[_-]?key|cookie)/i;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger whose lines all carry `fields` too. */
+  child(fields: LogFields): Logger;
+}
+
+/** The fields that tie a log line to an event and its trace. Never the payload. */
+export function eventFields(e: Pick<EventEnvelope, "id" | "type" | "source" | "meta">): LogFields {
+  return {
+    event_id: e.id,
+    event_type: e.type,
+    source: e.source,
+    trace_id: e.meta?.trace_id,
+    ...(e.meta?.correlation_id ? { correlation_id: e.meta.correlation_id } : {}),
+  };
+}
+
+function clean(fields: LogFields): LogFields {
+  const out: LogFields = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    if (SECRET_NAME.test(k)) out[k] = "[redacted]";
+    else if (v instanceof Error) out[k] = `${v.name}: ${v.message}`;
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function createLogger(level: LogLevel = "info", base: LogFields = {}, sink: (line: string) => void = console.log): Logger {
+  const min = RANK[level];
+  const write = (lvl: LogLevel, msg: string, fields?: LogFields) => {
+    if (RANK[lvl] < min) return;
+    sink(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...clean(base), ...(fields ? clean(fields) : {}) }));
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (f) => createLogger(level, { ...base, ...f }, sink),
+  };
+}
