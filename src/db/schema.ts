@@ -3,9 +3,10 @@
  * Change it here, then `npm run db:generate` to write a migration under drizzle/.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
-export const eventStatus = pgEnum("event_status", ["pending", "processing", "completed", "dlq"]);
+/** 'discarded': an operator took the event out of the DLQ for good (the row stays, with discard_reason). */
+export const eventStatus = pgEnum("event_status", ["pending", "processing", "completed", "dlq", "discarded"]);
 export type EventStatus = (typeof eventStatus.enumValues)[number];
 
 export const events = pgTable(
@@ -38,6 +39,8 @@ export const events = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }),
+    /** Why an operator discarded the event from the DLQ (status 'discarded'). */
+    discardReason: text("discard_reason"),
   },
   (t) => [
     // claims and retries: "pending and due", "processing for too long"
@@ -50,8 +53,63 @@ export const events = pgTable(
     index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
+    // derived events of an event (GET /events/:id), replay copies of an original
+    index("events_causation_idx").on(sql`(${t.meta} ->> 'causation_id')`),
   ],
 );
 
 export type EventRow = typeof events.$inferSelect;
 export type NewEventRow = typeof events.$inferInsert;
+
+export const replayStatus = pgEnum("replay_status", ["scheduled", "running", "done", "cancelled", "failed"]);
+export type ReplayStatus = (typeof replayStatus.enumValues)[number];
+
+/**
+ * Replay jobs (src/ops/replay-runner.ts). The runner advances a job chunk by chunk with a
+ * keyset cursor on (timestamp, id); publishing a chunk and moving the cursor happen under
+ * the job's row lock, and republished ids are derived from (job id, original id), so a
+ * chunk redone after a crash publishes the same ids and history keeps each once.
+ */
+export const replayJobs = pgTable(
+  "replay_jobs",
+  {
+    id: uuid("id").primaryKey(),
+    status: replayStatus("status").notNull().default("scheduled"),
+    /** Range of event timestamps: from inclusive, to exclusive (fixed at creation: "now" when not given). */
+    fromTs: timestamp("from_ts", { withTimezone: true, mode: "date" }).notNull(),
+    toTs: timestamp("to_ts", { withTimezone: true, mode: "date" }).notNull(),
+    types: text("types").array(),
+    sources: text("sources").array(),
+    /** Only events whose history status is this one (null: any). */
+    statusFilter: eventStatus("status_filter"),
+    /** One trigger or destination name; null: the stream (every trigger). */
+    target: text("target"),
+    dryRun: boolean("dry_run").notNull().default(false),
+    /** Events per second. */
+    rate: integer("rate").notNull(),
+    startAt: timestamp("start_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    cursorTs: timestamp("cursor_ts", { withTimezone: true, mode: "date" }),
+    cursorId: uuid("cursor_id"),
+    scanned: bigint("scanned", { mode: "number" }).notNull().default(0),
+    republished: bigint("republished", { mode: "number" }).notNull().default(0),
+    totalEstimate: bigint("total_estimate", { mode: "number" }),
+    errors: jsonb("errors").$type<Array<{ at: string; error: string }>>().notNull().default(sql`'[]'::jsonb`),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }),
+    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("replay_jobs_runnable_idx").on(t.status, t.startAt)],
+);
+
+export type ReplayJobRow = typeof replayJobs.$inferSelect;
+
+/**
+ * Small durable state of the scheduled functions (e.g. "DLQ alert sent for this crossing"),
+ * kept in Postgres so it works with either EVENT_BACKEND.
+ */
+export const opsState = pgTable("ops_state", {
+  key: text("key").primaryKey(),
+  value: jsonb("value").$type<Record<string, unknown>>().notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
