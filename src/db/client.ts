@@ -42,3 +42,11 @@ export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_
     close: () => (closed ??= pool.end().catch(() => {})),
   };
 }
+
+/**
+ * A handle for reads that tolerate replica lag (history listing, event detail, replay
+ * scans): DATABASE_READ_URL when set, else the primary.
+ */
+export function openReadDb(cfg: Pick<Config, "DATABASE_URL" | "DATABASE_READ_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">): DbHandle {
+  return openDb(cfg, cfg.DATABASE_READ_URL ?? cfg.DATABASE_URL);
+}
