@@ -68,6 +68,37 @@ const schema = z.object({
   LOCK_LEASE_MS: int(1000).default(30_000),
   /** How long a batch waits for a scope locked by another invocation before deferring its events, ms. */
   LOCK_WAIT_MS: int(0).default(2_000),
+  // --- Operations (src/ops): DLQ sweeper, replay runner, admin API ---
+  /** When set, the DLQ sweeper POSTs a JSON summary here once the DLQ grows past DLQ_ALERT_THRESHOLD (once per crossing). */
+  DLQ_ALERT_URL: httpUrl.optional(),
+  /** DLQ size (events) above which the alert fires. */
+  DLQ_ALERT_THRESHOLD: int(0).default(100),
+  /**
+   * An event 'processing' for longer than this (its consumer died and nothing reclaimed it,
+   * e.g. its stream entry was trimmed) is swept: to the DLQ when its attempts are exhausted,
+   * else back to pending for a retry, ms. Keep it well above VISIBILITY_TIMEOUT_MS.
+   */
+  SWEEP_STUCK_AFTER_MS: int(60_000).default(600_000),
+  /** Consumers (one per invocation) idle this long with nothing pending are removed from their group, ms. */
+  SWEEP_CONSUMER_IDLE_MS: int(60_000).default(3_600_000),
+  /** Replay rate when a job does not say, events per second. */
+  REPLAY_DEFAULT_RATE: int(1).default(200),
+  /** Highest replay rate a job may ask for, events per second. */
+  REPLAY_MAX_RATE: int(1).default(5_000),
+  /** Events read and republished per replay chunk (one read, one pipeline, one cursor update). */
+  REPLAY_CHUNK_SIZE: int(1).default(500),
+  /**
+   * Period of the replay runner's cron, seconds: one invocation republishes at most
+   * rate x this per job, so a job averages its rate whatever the chunking.
+   */
+  REPLAY_INTERVAL_S: int(1).default(120),
+  /** Wall-clock budget of one replay-runner invocation (advancing jobs, then draining the replay lane), ms. */
+  REPLAY_TIME_BUDGET_MS: int(100).default(25_000),
+  /**
+   * DLQ redrive rate, events per second: a retry-all of N events spreads their next_retry_at
+   * over N / rate seconds, so a big redrive trickles in beside live traffic.
+   */
+  REDRIVE_RATE: int(1).default(100),
   /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
   NEON_WS_PROXY: z.string().regex(/^[\w.-]+:\d+$/, "must be host:port").optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
