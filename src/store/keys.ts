@@ -10,6 +10,12 @@ export function redisKeys(prefix: string) {
     group: "reflex-consumers",
     /** Dead-letter stream: one entry per event that reached EVENT_MAX_ATTEMPTS (Postgres stays the record). */
     dlq: `${prefix}:dlq`,
+    /**
+     * The replay lane: replay jobs republish here, not into the shard streams, and it has its
+     * own consumer group (groups are per stream) drained by the replay runner at the job's
+     * rate, so a replay of a million events never queues in front of live traffic.
+     */
+    replayLane: `${prefix}:replay`,
     /** Scope lock (LOCK_BACKEND=redis): holds the owner's token, expires after LOCK_LEASE_MS. */
     lock: (scope: string) => `${prefix}:lock:${scope}`,
     /** State of stateful trigger filters (rate limit, dedupe): `name` is trigger/filter/key/window. */
