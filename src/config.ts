@@ -39,7 +39,13 @@ const schema = z.object({
   EVENT_RETRY_MAX_DELAY: seconds.default(60),
   DB_POOL_MAX: int(1).default(5),
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Bearer keys accepted by POST /events and /events/batch, comma-separated. None: those routes answer 401. */
   API_KEYS: csv.default([]),
+  /**
+   * Webhook sources, JSON: {"<source>": {"scheme": "standard-webhooks"|"github"|"stripe"|
+   * "hmac-sha256"|"none", "secret": "...", "tolerance_s": 300, ...}}. Parsed and checked by
+   * src/ingest/sources.ts (a bad value answers 500 "Server misconfigured" naming the field).
+   */
   WEBHOOK_SOURCES: z.string().default("{}"),
   /** Prefix of every Redis key (lets several deployments, or tests, share one Redis). */
   REDIS_PREFIX: z.string().min(1).default("reflex"),
@@ -51,6 +57,33 @@ const schema = z.object({
   MAX_BODY_BYTES: int(1024).default(1024 * 1024),
   /** Most events in one POST /events/batch. */
   MAX_BATCH_EVENTS: int(1).default(500),
+  /**
+   * Optional stream retention by age, seconds: when set, XADD trims with MINID ~ (entries
+   * older than this) instead of MAXLEN ~ STREAM_MAXLEN. Keep it well above the longest
+   * consumer outage you want to survive: trimming does not wait for consumers.
+   */
+  STREAM_RETENTION_S: int(60).optional(),
+  /** Deepest JSON nesting accepted at ingest (checked before parsing; deeper is a 400). */
+  MAX_JSON_DEPTH: int(2).default(64),
+  /**
+   * How long a webhook delivery id is remembered for deduplication, seconds. Providers
+   * redeliver for up to ~3 days (Stripe), hence the default.
+   */
+  DEDUPE_WINDOW_S: int(1).default(259_200),
+  /**
+   * Rate limit per API key: events per RATE_LIMIT_WINDOW_S (a batch counts each event).
+   * 0 turns it off (and saves the one Redis command per request it costs).
+   */
+  RATE_LIMIT_KEY_EVENTS: int(0).default(10_000),
+  /** Rate limit per webhook source: deliveries per RATE_LIMIT_WINDOW_S; 0 turns it off. */
+  RATE_LIMIT_SOURCE_REQUESTS: int(0).default(1_000),
+  /** Sliding window of both rate limits, seconds. */
+  RATE_LIMIT_WINDOW_S: int(1).default(10),
+  /**
+   * Wake-up debounce, ms: at most one wake-up (plus one trailing, delayed) is sent to
+   * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).
+   */
+  WAKE_DEBOUNCE_MS: int(100).default(1000),
   /** Events claimed per XREADGROUP / claim round. */
   CONSUMER_BATCH_SIZE: int(1).default(500),
   /** Wall-clock budget of one consumer invocation, milliseconds. */

@@ -20,6 +20,12 @@ export function redisKeys(prefix: string) {
     lock: (scope: string) => `${prefix}:lock:${scope}`,
     /** State of stateful trigger filters (rate limit, dedupe): `name` is trigger/filter/key/window. */
     filterState: (name: string) => `${prefix}:filter:${name}`,
+    /** Wake-up debounce gate (ingest): exists while a wake-up window is open (PX WAKE_DEBOUNCE_MS). */
+    wake: `${prefix}:wake`,
+    /** Webhook delivery seen (ingest): holds the first event's id for DEDUPE_WINDOW_S. */
+    dedupe: (key: string) => `${prefix}:dedupe:${key}`,
+    /** Prefix of @upstash/ratelimit's keys (ingest, per API key and per webhook source). */
+    ratelimit: `${prefix}:ratelimit`,
   };
 }
 
