@@ -19,6 +19,7 @@
  */
 import http from "node:http";
 import net from "node:net";
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -53,6 +54,47 @@ function refusal(cmd: Arg[]): string | null {
     return "ERR blocking reads are not supported by the REST gateway";
   }
   return null;
+}
+
+/**
+ * Upstash's Lua dialect: scripts may declare `#!lua flags=allow-key-locking` (an Upstash
+ * flag that @upstash/ratelimit uses); open-source Redis refuses unknown flags. The gateway
+ * drops that flag before Redis sees the script, and maps EVALSHA of the original script's
+ * SHA-1 (what the client computes) to the SHA-1 of the script Redis actually loaded.
+ */
+const UPSTASH_ONLY_FLAGS = new Set(["allow-key-locking"]);
+const shaAlias = new Map<string, string>();
+
+function sha1(s: string): string {
+  return createHash("sha1").update(s).digest("hex");
+}
+
+function withoutUpstashFlags(script: string): string {
+  const m = /^#!lua flags=([^\n]*)/.exec(script);
+  if (!m) return script;
+  const kept = m[1].split(",").map((f) => f.trim()).filter((f) => f && !UPSTASH_ONLY_FLAGS.has(f));
+  const shebang = kept.length ? `#!lua flags=${kept.join(",")}` : "#!lua";
+  return shebang + script.slice(m[0].length);
+}
+
+function upstashDialect(cmd: Arg[]): Arg[] {
+  const name = String(cmd[0]).toUpperCase();
+  const scriptAt = name === "EVAL" || name === "EVAL_RO" ? 1 : name === "SCRIPT" && String(cmd[1]).toUpperCase() === "LOAD" ? 2 : -1;
+  if (scriptAt > 0 && typeof cmd[scriptAt] === "string") {
+    const original = cmd[scriptAt] as string;
+    const script = withoutUpstashFlags(original);
+    if (script === original) return cmd;
+    shaAlias.set(sha1(original), sha1(script));
+    const out = [...cmd];
+    out[scriptAt] = script;
+    return out;
+  }
+  if ((name === "EVALSHA" || name === "EVALSHA_RO") && shaAlias.has(String(cmd[1]).toLowerCase())) {
+    const out = [...cmd];
+    out[1] = shaAlias.get(String(cmd[1]).toLowerCase())!;
+    return out;
+  }
+  return cmd;
 }
 
 function encodeCommand(cmd: Arg[]): Buffer {
@@ -229,12 +271,13 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
 
     const batch = path === "/pipeline" || path === "/multi-exec";
     if (path !== "/" && !batch) return send(404, { error: `ERR unknown endpoint ${path}` });
-    const cmds = (batch ? body : [body]) as Arg[][];
-    if (!Array.isArray(cmds) || (batch && cmds.length === 0)) return send(400, { error: "ERR expected an array of commands" });
-    for (const c of cmds) {
+    const received = (batch ? body : [body]) as Arg[][];
+    if (!Array.isArray(received) || (batch && received.length === 0)) return send(400, { error: "ERR expected an array of commands" });
+    for (const c of received) {
       const why = refusal(c);
       if (why) return send(400, { error: why });
     }
+    const cmds = received.map(upstashDialect);
 
     let conn: Conn;
     try {
