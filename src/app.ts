@@ -1,15 +1,28 @@
 /**
  * The HTTP surface: routes and middleware, nothing else. Each route group lives in its
  * own module and is mounted here.
+ *
+ * Route groups are OpenAPIHono routers (src/http/router.ts createRouter()), so every route
+ * appears in /openapi.json; every error is an RFC 9457 problem (src/http/errors.ts).
  */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Env } from "./config";
+import { registry } from "./events/types";
+import { mountDocs } from "./http/docs";
+import { notFound, onError, validationHook } from "./http/errors";
+import { eventsRouter } from "./ingest/events-routes";
+import { webhooksRouter } from "./ingest/webhooks-routes";
 
 export type AppEnv = { Bindings: Env };
 
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.onError(onError);
+  app.notFound(notFound);
   app.get("/health", (c) => c.json({ status: "healthy" }));
+  app.route("/", eventsRouter);
+  app.route("/", webhooksRouter);
+  mountDocs(app, registry);
   return app;
 }
 

@@ -1,0 +1,94 @@
+/**
+ * Builds a full envelope from client input: validates the common part and the type's own
+ * fields (registry), fills in what the client may omit, and reports every problem at once
+ * as JSON Pointers relative to the event object.
+ *
+ * - `id`: a client-supplied id is accepted only if it is a UUID (it then doubles as an
+ *   idempotency key: history stores each id once); otherwise crypto.randomUUID().
+ * - `timestamp`: ISO 8601 with an offset, normalised to UTC; now when absent.
+ * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
+ */
+import { z } from "zod";
+import type { ProblemError } from "../http/problem";
+import { pointer } from "../http/problem";
+import { ENVELOPE_KEYS, type EventEnvelope, type EventMeta } from "./envelope";
+import type { EventRegistry } from "./registry";
+
+const ref = z.string().min(1).max(128);
+
+const envelopeInput = z.object({
+  id: z.uuid("must be a UUID").optional(),
+  type: z.string().min(1).max(128),
+  source: z.string().min(1).max(256),
+  timestamp: z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a time zone" }).optional(),
+  meta: z
+    .object({
+      trace_id: ref.optional(),
+      correlation_id: ref.optional(),
+      causation_id: ref.optional(),
+      replay: ref.optional(),
+    })
+    .catchall(z.unknown())
+    .optional(),
+});
+
+export interface BuildContext {
+  /** trace_id for events that bring none (from traceparent, or new). */
+  traceId: string;
+  /** "now" for events without a timestamp (one value per request keeps a batch coherent). */
+  now: Date;
+}
+
+export type BuildResult =
+  | { ok: true; event: EventEnvelope }
+  | { ok: false; errors: ProblemError[]; unknownType?: string };
+
+function issuesAt(error: z.ZodError, prefix: PropertyKey[] = []): ProblemError[] {
+  return error.issues.map((i) => ({ path: pointer([...prefix, ...i.path]), message: i.message }));
+}
+
+export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildContext): BuildResult {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return { ok: false, errors: [{ path: "", message: "an event must be a JSON object" }] };
+  }
+  const obj = input as Record<string, unknown>;
+  const common: Record<string, unknown> = {};
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if ((ENVELOPE_KEYS as readonly string[]).includes(k)) common[k] = v;
+    else fields[k] = v;
+  }
+
+  const env = envelopeInput.safeParse(common);
+  const errors: ProblemError[] = env.success ? [] : issuesAt(env.error);
+
+  // Type-specific fields are checked whenever the type is known, so one answer lists all problems.
+  const type = typeof obj.type === "string" ? obj.type : undefined;
+  let payload: Record<string, unknown> | undefined;
+  let unknownType: string | undefined;
+  if (type !== undefined && type.length > 0) {
+    if (!registry.has(type)) {
+      unknownType = type;
+      errors.push({ path: "/type", message: `unknown event type "${type}"; registered types: ${registry.types().join(", ")}` });
+    } else {
+      const parsed = registry.get(type).safeParse(fields);
+      if (parsed.success) payload = parsed.data;
+      else errors.push(...issuesAt(parsed.error));
+    }
+  }
+  if (errors.length || !env.success || !payload) {
+    return { ok: false, errors, ...(unknownType !== undefined ? { unknownType } : {}) };
+  }
+
+  const e = env.data;
+  const meta: EventMeta = { ...e.meta, trace_id: e.meta?.trace_id ?? ctx.traceId };
+  const event: EventEnvelope = {
+    id: e.id?.toLowerCase() ?? crypto.randomUUID(),
+    type: e.type,
+    source: e.source,
+    timestamp: (e.timestamp ? new Date(e.timestamp) : ctx.now).toISOString(),
+    meta,
+    ...payload,
+  };
+  return { ok: true, event };
+}

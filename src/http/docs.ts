@@ -1,0 +1,82 @@
+/**
+ * GET /openapi.json (OpenAPI 3.1, generated from the routes declared with createRoute) and
+ * GET /docs (Scalar API reference reading /openapi.json).
+ *
+ * Components that depend on run-time state are filled in per request: `EventInput` is
+ * built from the event registry, so a type added in src/events/types.ts (or registered at
+ * run time) appears in the document without touching any route.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import type { AppEnv } from "../app";
+import type { EventRegistry } from "../events/registry";
+import { problemSchema } from "./router";
+
+type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
+
+const envelopeProperties = {
+  id: { type: "string", format: "uuid", description: "Generated when absent; a client id makes retries idempotent" },
+  source: { type: "string", minLength: 1, maxLength: 256, example: "ws:client123" },
+  timestamp: { type: "string", format: "date-time", description: "UTC; now when absent" },
+  meta: {
+    type: "object",
+    properties: {
+      trace_id: { type: "string", description: "From `traceparent` when absent" },
+      correlation_id: { type: "string" },
+      causation_id: { type: "string" },
+    },
+    additionalProperties: true,
+  },
+};
+
+/** JSON Schema of an event of each registered type: envelope fields plus the type's own. */
+export function eventInputSchema(registry: EventRegistry): JsonSchema {
+  const variants = Object.entries(registry.jsonSchemas()).map(([type, s]) => {
+    const fields = s as JsonSchema;
+    const { $schema: _drop, ...rest } = fields as JsonSchema & { $schema?: string };
+    void _drop;
+    return {
+      ...rest,
+      title: type,
+      type: "object",
+      required: ["type", "source", ...(fields.required ?? [])],
+      properties: { type: { const: type }, ...envelopeProperties, ...(fields.properties ?? {}) },
+    };
+  });
+  return { oneOf: variants, discriminator: { propertyName: "type" } };
+}
+
+export function mountDocs(app: OpenAPIHono<AppEnv>, registry: EventRegistry): void {
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "A key from API_KEYS",
+  });
+
+  app.get("/openapi.json", (c) => {
+    const doc = app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: {
+        title: "Reflex Edge",
+        version: "0.1.0",
+        description:
+          "Serverless event backbone: typed events and signed webhooks in, Redis Streams, Postgres history. Every error is an RFC 9457 problem (application/problem+json).",
+      },
+    });
+    const schemas = (doc.components ??= {}).schemas ?? {};
+    doc.components.schemas = {
+      ...schemas,
+      Problem: problemSchema as never,
+      EventInput: eventInputSchema(registry) as never,
+      EventBatch: {
+        type: "object",
+        required: ["events"],
+        additionalProperties: false,
+        properties: { events: { type: "array", minItems: 1, items: { $ref: "#/components/schemas/EventInput" } } },
+      },
+    };
+    return c.json(doc);
+  });
+
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Reflex Edge API" }));
+}

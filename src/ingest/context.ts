@@ -1,0 +1,31 @@
+/** Per-request plumbing shared by the ingest routes. */
+import type { Context } from "hono";
+import type { AppEnv } from "../app";
+import { loadConfig, type Config } from "../config";
+import { openRedis } from "../store/redis";
+import { openStore } from "../store";
+import { HTTPProblem } from "../http/problem";
+import { enforceRateLimit, rateLimitEnabled, type RateLimitSubject } from "./ratelimit";
+import { storeUnavailable, type IngestContext } from "./publish";
+
+export function ingestContext(c: Context<AppEnv>, cfg: Config = loadConfig(c.env)): IngestContext {
+  return {
+    env: c.env,
+    cfg,
+    store: openStore(cfg),
+    waitUntil: (p) => c.executionCtx.waitUntil(p),
+  };
+}
+
+/** Rate limit check; a failing Redis is a 503 like a failed publish (the 429 passes through). */
+export async function rateLimit(ctx: IngestContext, subject: RateLimitSubject): Promise<void> {
+  if (!rateLimitEnabled(ctx.cfg, subject.kind)) return;
+  // @upstash/ratelimit needs Upstash; a Postgres-only deployment without it has no rate limits.
+  if (!ctx.cfg.UPSTASH_REDIS_REST_URL || !ctx.cfg.UPSTASH_REDIS_REST_TOKEN) return;
+  try {
+    await enforceRateLimit(openRedis(ctx.cfg), ctx.cfg, subject, ctx.waitUntil);
+  } catch (err) {
+    if (err instanceof HTTPProblem) throw err;
+    throw storeUnavailable(err);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Generic "hmac-sha256": the hex or base64 HMAC-SHA256 of the raw body in a configurable
+ * header (optionally after a prefix such as "sha256="), for providers without a library
+ * of their own (Shopify-, Twilio-, Slack-less simple senders). No timestamp, so no
+ * tolerance; deduplication only when the source names an `id_header`.
+ */
+import type { WebhookSource } from "../sources";
+import { constantTimeEqual, fromBase64, fromHex, hmacSha256 } from "../crypto";
+import { idFromHeader, type Scheme, type SignedRequest, type Verdict } from "./types";
+
+type Source = Extract<WebhookSource, { scheme: "hmac-sha256" }>;
+
+export const hmacSha256Scheme: Scheme<Source> = {
+  async verify(source: Source, req: SignedRequest): Promise<Verdict> {
+    const h = req.headers.get(source.header)?.trim();
+    if (!h) return { ok: false, header: source.header, message: "missing" };
+    const p = source.prefix;
+    if (p && h.slice(0, p.length).toLowerCase() !== p.toLowerCase()) {
+      return { ok: false, header: source.header, message: `must start with "${p}"` };
+    }
+    const digest = h.slice(p.length);
+    const got = source.encoding === "hex" ? fromHex(digest) : fromBase64(digest);
+    if (!got) return { ok: false, header: source.header, message: `not ${source.encoding}` };
+    const expected = await hmacSha256(source.secret, req.raw);
+    return constantTimeEqual(got, expected) ? { ok: true } : { ok: false, header: source.header, message: "does not match the body" };
+  },
+  deliveryId: (s, headers) => idFromHeader(headers, s.id_header, false),
+  eventHeaders: () => [],
+  secretHeaders: (s) => [s.header],
+};

@@ -1,0 +1,116 @@
+/**
+ * POST /webhooks/:source: signed deliveries from providers, stored as `webhook.received`.
+ *
+ * Order of checks (each failure stores nothing): unknown source 404 -> Content-Type 415
+ * -> size 413 -> UTF-8 400 -> signature / timestamp 401 -> depth / JSON 400 -> delivery id
+ * and fields 422 -> rate limit 429 -> publish-once (503 if the store does not confirm).
+ *
+ * The signature is checked over the raw bytes before the body is parsed: nothing from an
+ * unauthenticated sender reaches the JSON parser. (A body that is not UTF-8 is refused
+ * first: it cannot be JSON, and the signature libraries take the body as text.)
+ *
+ * A delivery id seen within DEDUPE_WINDOW_S answers 200 {"id": <first event's id>,
+ * "status": "duplicate"} and publishes nothing.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { loadConfig } from "../config";
+import { buildEvent } from "../events/build";
+import { registry } from "../events/types";
+import { HTTPProblem, invalidFields } from "../http/problem";
+import { createRouter, problemResponse } from "../http/router";
+import { decodeUtf8, parseJsonText, readBodyBytes, requireJsonContentType } from "./body";
+import { ingestContext, rateLimit } from "./context";
+import { publishDelivery, publishEvents } from "./publish";
+import { schemeOf, type Scheme } from "./signatures";
+import { webhookSources, type WebhookSource } from "./sources";
+import { traceIdFrom } from "./trace";
+
+const WebhookAccepted = z
+  .object({ id: z.uuid(), status: z.literal("accepted") })
+  .openapi("WebhookAccepted");
+const WebhookDuplicate = z
+  .object({ id: z.uuid().describe("Id of the event stored for the first delivery"), status: z.literal("duplicate") })
+  .openapi("WebhookDuplicate");
+
+const route = createRoute({
+  method: "post",
+  path: "/webhooks/{source}",
+  tags: ["Ingest"],
+  summary: "Receive a webhook delivery",
+  description:
+    "Verifies the delivery with the source's scheme (standard-webhooks, github, stripe, hmac-sha256, or none for sources marked unsigned) over the raw body, then stores a `webhook.received` event (delivery id, selected headers, parsed body). Redeliveries of the same delivery id within DEDUPE_WINDOW_S answer 200 `duplicate` and store nothing.",
+  request: {
+    params: z.object({ source: z.string().openapi({ description: "A source configured in WEBHOOK_SOURCES", example: "github" }) }),
+    body: { required: true, content: { "application/json": { schema: { description: "The provider's JSON payload, signed as sent" } } } },
+  },
+  responses: {
+    200: { description: "Duplicate delivery: nothing stored", content: { "application/json": { schema: WebhookDuplicate } } },
+    202: { description: "Accepted: the event is in the stream", content: { "application/json": { schema: WebhookAccepted } } },
+    400: problemResponse("Malformed body"),
+    401: problemResponse("Missing, invalid or stale signature"),
+    404: problemResponse("Unknown source"),
+    413: problemResponse("Body larger than MAX_BODY_BYTES"),
+    415: problemResponse("Content-Type is not application/json"),
+    422: problemResponse("Missing delivery id or invalid fields"),
+    429: problemResponse("Rate limit of the source exceeded (see Retry-After)"),
+    503: problemResponse("The event store did not confirm the event (see Retry-After)"),
+  },
+});
+
+// Credentials: never copied into an event, whatever a source's `headers` lists.
+const NEVER_KEPT = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
+const ALWAYS_KEPT = ["content-type", "user-agent"];
+
+/** The headers copied into the event: content type, user agent, the scheme's event headers, the source's extras. */
+export function selectHeaders(headers: Headers, source: WebhookSource, scheme: Scheme): Record<string, string> {
+  const secret = new Set([...NEVER_KEPT, ...scheme.secretHeaders(source)]);
+  const out: Record<string, string> = {};
+  for (const name of [...ALWAYS_KEPT, ...scheme.eventHeaders(source), ...source.headers]) {
+    if (secret.has(name) || name.includes("signature") || name.includes("secret") || name.includes("token")) continue;
+    const v = headers.get(name);
+    if (v !== null) out[name] = v.slice(0, 1024);
+  }
+  return out;
+}
+
+export const webhooksRouter = createRouter().openapi(route, async (c) => {
+  const cfg = loadConfig(c.env);
+  const name = c.req.param("source");
+  const source = webhookSources(cfg).get(name);
+  if (!source) {
+    throw new HTTPProblem(404, "Unknown webhook source", `No webhook source "${name.slice(0, 128)}" is configured.`, {
+      errors: [{ param: "source", message: "not in WEBHOOK_SOURCES" }],
+    });
+  }
+  const headers = c.req.raw.headers;
+  requireJsonContentType(headers);
+  const raw = await readBodyBytes(c.req.raw, cfg.MAX_BODY_BYTES);
+  const text = decodeUtf8(raw);
+  const scheme = schemeOf(source);
+  const verdict = await scheme.verify(source, { headers, raw, text, now: Date.now() });
+  if (!verdict.ok) {
+    throw new HTTPProblem(401, "Invalid signature", `The delivery could not be authenticated: ${verdict.header} ${verdict.message}.`, {
+      errors: [{ header: verdict.header, message: verdict.message }],
+    });
+  }
+  const body = parseJsonText(text, cfg.MAX_JSON_DEPTH);
+  const delivery = scheme.deliveryId(source, headers, body);
+  if (!delivery.ok) throw invalidFields([delivery.error]);
+
+  const built = buildEvent(
+    { type: "webhook.received", source: name, delivery_id: delivery.id, headers: selectHeaders(headers, source, scheme), body },
+    registry,
+    { traceId: traceIdFrom(headers), now: new Date() },
+  );
+  if (!built.ok) throw invalidFields(built.errors);
+
+  const ctx = ingestContext(c, cfg);
+  await rateLimit(ctx, { kind: "source", id: name, cost: 1 });
+  if (delivery.id === null) {
+    await publishEvents(ctx, [built.event]);
+    return c.json({ id: built.event.id, status: "accepted" as const }, 202);
+  }
+  const r = await publishDelivery(ctx, built.event, { key: `${name}:${delivery.id}`, windowS: cfg.DEDUPE_WINDOW_S });
+  if (r.duplicate) return c.json({ id: r.id, status: "duplicate" as const }, 200);
+  return c.json({ id: r.id, status: "accepted" as const }, 202);
+});
