@@ -7,9 +7,26 @@
  */
 import type { Config } from "../config";
 import type { EventEnvelope } from "../events/envelope";
+import type { Db } from "../db/client";
+import { claimDue, historyCounts, persistClaimed, settleOutcomes, type SettleRow } from "../db/history";
 import { redisKeys, shardOf } from "./keys";
 import type { Redis } from "./redis";
-import type { Dedupe, DedupedReceipt, EventStore, PublishOptions, PublishReceipt } from "./types";
+import type {
+  ClaimRequest,
+  ClaimResult,
+  ClaimedEvent,
+  Dedupe,
+  DedupedReceipt,
+  DueRequest,
+  EventStore,
+  HistoryCounts,
+  LaneStats,
+  PublishOptions,
+  PublishReceipt,
+  Receipt,
+  SettleRequest,
+  SettleResult,
+} from "./types";
 
 export const ENTRY_FIELD = "e";
 
@@ -20,6 +37,8 @@ export class RedisStreamStore implements EventStore {
   constructor(
     readonly redis: Redis,
     readonly cfg: Pick<Config, "REDIS_PREFIX" | "STREAM_SHARDS" | "STREAM_MAXLEN"> & Partial<Pick<Config, "STREAM_RETENTION_S">>,
+    /** Postgres history: needed to consume (claim/settle), not to publish. */
+    readonly db?: Db,
   ) {
     this.keys = redisKeys(cfg.REDIS_PREFIX);
   }
@@ -82,6 +101,211 @@ export class RedisStreamStore implements EventStore {
     if (Number(r[0]) === 0) return { duplicate: true, firstId: String(r[1]), wake: false, wakeWindowLeftMs: 0 };
     return { duplicate: false, wake: Number(r[1]) === 1, wakeWindowLeftMs: Math.max(0, Number(r[2])) };
   }
+
+  // ---------------------------------------------------------------------------------
+  // Consuming (src/consume). The stream is the work queue; Postgres holds the outcome.
+  // ---------------------------------------------------------------------------------
+
+  lanes(): string[] {
+    return Array.from({ length: this.cfg.STREAM_SHARDS }, (_, i) => this.keys.stream(i));
+  }
+
+  private history(): Db {
+    if (!this.db) throw new Error("RedisStreamStore: consuming needs the Postgres history (pass a Db)");
+    return this.db;
+  }
+
+  /**
+   * Reads one batch (XREADGROUP > or XAUTOCLAIM), then records it in history in one
+   * statement before returning it. The group is created on first use (NOGROUP), from id 0
+   * so that events published before any consumer ran are not skipped.
+   */
+  async claim(req: ClaimRequest): Promise<ClaimResult> {
+    const db = this.history();
+    const { entries, cursor } = await this.withGroup(req.lane, () => this.read(req));
+    if (entries.length) req.failpoints?.hit("after-claim-before-persist");
+
+    const skipped: Receipt[] = [];
+    const poison: Array<{ entryId: string; raw: string | undefined }> = [];
+    const byId = new Map<string, { event: EventEnvelope; receipt: Receipt }>();
+    for (const [entryId, fields] of entries) {
+      const raw = fieldOf(fields, ENTRY_FIELD);
+      const event = parseEnvelope(raw);
+      if (!event) {
+        poison.push({ entryId, raw });
+        continue;
+      }
+      const receipt: Receipt = { eventId: event.id, lane: req.lane, entryId };
+      // The same event twice in one read (a republish after a crash): handle it once.
+      if (byId.has(event.id)) skipped.push(receipt);
+      else byId.set(event.id, { event, receipt });
+    }
+    if (poison.length) await this.quarantine(req.lane, poison);
+
+    const owned = await persistClaimed(db, req.consumer, [...byId.values()].map((x) => x.event));
+    const events: ClaimedEvent[] = [];
+    const ownedIds = new Map(owned.map((o) => [o.id, o.attempts]));
+    for (const [id, x] of byId) {
+      const attempts = ownedIds.get(id);
+      if (attempts === undefined) skipped.push(x.receipt); // already final in history
+      else events.push({ ...x, attempts });
+    }
+    return { events, skipped, read: entries.length, ...(cursor !== undefined ? { cursor } : {}) };
+  }
+
+  private async read(req: ClaimRequest): Promise<{ entries: StreamEntry[]; cursor?: string }> {
+    const group = this.keys.group;
+    if (req.mode === "reclaim") {
+      const r = (await this.redis.xautoclaim(req.lane, group, req.consumer, req.reclaimIdleMs, req.cursor ?? "0-0", {
+        count: req.max,
+      })) as [string, Array<StreamEntry | null>, string[]?];
+      // Entries trimmed away while pending come back as null (or in the deleted list) and
+      // are dropped from the pending list by Redis itself; their history, if any, is the
+      // sweeper's concern (rows stuck in 'processing').
+      return { entries: (r[1] ?? []).filter((x): x is StreamEntry => Array.isArray(x)), cursor: String(r[0]) };
+    }
+    const r = (await this.redis.xreadgroup(group, req.consumer, req.lane, ">", { count: req.max })) as
+      | Array<[string, StreamEntry[]]>
+      | null;
+    return { entries: r?.[0]?.[1] ?? [] };
+  }
+
+  private async withGroup<T>(lane: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!String((e as Error)?.message).includes("NOGROUP")) throw e;
+      try {
+        await this.redis.xgroup(lane, { type: "CREATE", group: this.keys.group, id: "0", options: { MKSTREAM: true } });
+      } catch (e2) {
+        if (!String((e2 as Error)?.message).includes("BUSYGROUP")) throw e2;
+      }
+      return await fn();
+    }
+  }
+
+  /** Entries that are not an envelope cannot enter history: park them in the DLQ stream, raw. */
+  private async quarantine(lane: string, bad: Array<{ entryId: string; raw: string | undefined }>) {
+    const p = this.redis.pipeline();
+    for (const b of bad) {
+      p.xadd(this.keys.dlq, "*", { raw: b.raw ?? "", lane, entry: b.entryId, error: "stream entry is not an event envelope" }, {
+        trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN },
+      });
+    }
+    p.xack(lane, this.keys.group, bad.map((b) => b.entryId));
+    await p.exec();
+  }
+
+  async claimDue(req: DueRequest): Promise<ClaimResult> {
+    const rows = await claimDue(this.history(), req);
+    return {
+      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: null, entryId: null } })),
+      skipped: [],
+      read: rows.length,
+    };
+  }
+
+  /** Outcomes into Postgres (one statement), then DLQ entries and XACKs in one pipeline. */
+  async settle(req: SettleRequest): Promise<SettleResult> {
+    const rows: SettleRow[] = req.outcomes.map((o) => {
+      switch (o.status) {
+        case "completed":
+          return { id: o.receipt.eventId, status: "completed" };
+        case "retry":
+          return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
+        case "defer":
+          return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
+        case "dlq":
+          return { id: o.receipt.eventId, status: "dlq", error: o.error };
+      }
+    });
+    const recorded = await settleOutcomes(this.history(), req.consumer, rows, req.now);
+    req.failpoints?.hit("after-persist-before-ack");
+
+    const acks = new Map<string, string[]>();
+    for (const r of [...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])]) {
+      if (r.lane === null || r.entryId === null) continue;
+      const list = acks.get(r.lane) ?? [];
+      list.push(r.entryId);
+      acks.set(r.lane, list);
+    }
+    const recordedSet = new Set(recorded);
+    const dead = req.outcomes.filter((o) => o.status === "dlq" && recordedSet.has(o.receipt.eventId));
+    if (acks.size === 0 && dead.length === 0) return { recorded: recorded.length };
+    const p = this.redis.pipeline();
+    for (const o of dead) {
+      if (o.status !== "dlq") continue;
+      p.xadd(
+        this.keys.dlq,
+        "*",
+        { [ENTRY_FIELD]: JSON.stringify(o.event), id: o.event.id, error: o.error, attempts: String(o.attempts), at: req.now.toISOString() },
+        { trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN } },
+      );
+    }
+    for (const [lane, ids] of acks) p.xack(lane, this.keys.group, ids);
+    await p.exec();
+    return { recorded: recorded.length };
+  }
+
+  async laneStats(lane: string): Promise<LaneStats> {
+    const [length, groups] = (await this.redis
+      .pipeline()
+      .xlen(lane)
+      .xinfo(lane, { type: "GROUPS" })
+      .exec()
+      .catch(async (e: unknown) => {
+        // XINFO on a stream that does not exist yet: nothing published, nothing pending.
+        if (String((e as Error)?.message).includes("no such key")) return [0, []];
+        throw e;
+      })) as [number, unknown[][]];
+    const mine = groups.map(pairs).find((g) => g.name === this.keys.group);
+    return {
+      lane,
+      length: Number(length),
+      pending: Number(mine?.pending ?? 0),
+      lag: mine?.lag === undefined || mine.lag === null ? (mine ? null : Number(length)) : Number(mine.lag),
+      consumers: Number(mine?.consumers ?? 0),
+    };
+  }
+
+  historyCounts(now: Date): Promise<HistoryCounts> {
+    return historyCounts(this.history(), now);
+  }
+
+  /**
+   * Atomic (one script): a consumer is deleted only if, at that instant, it has nothing
+   * pending - XGROUP DELCONSUMER would otherwise drop its pending entries, i.e. lose them.
+   */
+  async pruneConsumers(lane: string, idleMs: number): Promise<string[]> {
+    const r = (await this.redis.eval(PRUNE_CONSUMERS, [lane], [this.keys.group, String(idleMs)])) as string[] | null;
+    return r ?? [];
+  }
+}
+
+/** [entryId, [field, value, field, value, ...]] as Redis returns it. */
+type StreamEntry = [string, string[]];
+
+function fieldOf(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+function parseEnvelope(raw: string | undefined): EventEnvelope | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const e = JSON.parse(raw) as EventEnvelope;
+    if (e && typeof e.id === "string" && typeof e.type === "string" && typeof e.source === "string" && e.meta) return e;
+  } catch {
+    // fall through: not an envelope
+  }
+  return undefined;
+}
+
+/** XINFO's flat [k, v, k, v] arrays as objects. */
+function pairs(a: unknown[]): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < a.length; i += 2) o[String(a[i])] = a[i + 1];
+  return o;
 }
 
 /**
@@ -97,4 +321,19 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if ARGV[6] == '0' then return {1, 0, 0} end
 local opened = redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[6])
 return {1, opened and 1 or 0, redis.call('PTTL', KEYS[3])}
+`;
+
+const PRUNE_CONSUMERS = `
+local ok, list = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return {} end
+local removed = {}
+for _, c in ipairs(list) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if tonumber(f['pending']) == 0 and tonumber(f['idle']) > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    table.insert(removed, f['name'])
+  end
+end
+return removed
 `;

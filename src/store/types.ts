@@ -4,9 +4,132 @@
  * EVENT_BACKEND picks the implementation (src/store/index.ts).
  *
  * publish() resolving means the events are durably handed over: only then may ingest
- * answer 2xx. (The consumers issue extends this contract with claim / settle.)
+ * answer 2xx.
+ *
+ * Consuming (src/consume) is claim -> handle -> settle:
+ *  - claim() takes a batch from a lane and, before returning, records every event it hands
+ *    out in Postgres history as 'processing' (one statement). Events whose history is
+ *    already final (completed, dlq, or waiting for a retry) are not handed out; their
+ *    receipts come back in `skipped`, for settle() to acknowledge.
+ *  - claimDue() takes events whose retry is due (status 'pending', next_retry_at <= now)
+ *    or whose Postgres-side claim expired, straight from history. This is what makes
+ *    retries happen on time with no new traffic, and it is the whole claim path of the
+ *    Postgres backend.
+ *  - settle() records every outcome durably in Postgres (one statement) and only then
+ *    acknowledges the transport (XACK) and appends DLQ entries. A crash anywhere before
+ *    the acknowledgement means redelivery, and history's "already final" check makes the
+ *    redelivery harmless: never a loss, never a second row.
+ *
+ * Postgres is the system of record for attempts, errors and retry times; a stream is only
+ * the transport. Both backends share that history code (src/db/history.ts).
  */
 import type { EventEnvelope } from "../events/envelope";
+import type { Failpoints } from "../consume/failpoints";
+
+/** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
+export interface Receipt {
+  readonly eventId: string;
+  /** The lane (stream key) it was read from; null for claims made in Postgres (due retries). */
+  readonly lane: string | null;
+  /** Stream entry id to acknowledge; null when there is nothing to acknowledge in a stream. */
+  readonly entryId: string | null;
+}
+
+export interface ClaimedEvent {
+  event: EventEnvelope;
+  receipt: Receipt;
+  /** Deliveries so far, this one included (1 on the first delivery). */
+  attempts: number;
+}
+
+export interface ClaimResult {
+  events: ClaimedEvent[];
+  /** Deliveries not to handle (already final in history, or a duplicate entry): settle acknowledges them. */
+  skipped: Receipt[];
+  /**
+   * Entries the transport returned this round, before de-duplication. 0 means the lane has
+   * nothing more in this mode. For "reclaim" mode, `cursor` says where to continue ("0-0": done).
+   */
+  read: number;
+  cursor?: string;
+}
+
+export interface ClaimRequest {
+  /** Lane to read: a shard stream from lanes(), or another one (replay jobs use their own). */
+  lane: string;
+  /** Consumer name, unique per invocation (e.g. "c-<uuid>"). */
+  consumer: string;
+  max: number;
+  /**
+   * "new": entries never delivered to the group (XREADGROUP >).
+   * "reclaim": entries delivered to a consumer that went silent for `reclaimIdleMs` (XAUTOCLAIM from `cursor`).
+   */
+  mode: "new" | "reclaim";
+  reclaimIdleMs: number;
+  cursor?: string;
+  /** Crash injection for tests (src/consume/failpoints.ts); absent in production. */
+  failpoints?: Failpoints;
+}
+
+export interface DueRequest {
+  consumer: string;
+  max: number;
+  /** The consumer's clock: retries due at or before it are claimed. */
+  now: Date;
+  /** How long the Postgres-side claim lasts before another consumer may take the event over, ms. */
+  leaseMs: number;
+}
+
+/**
+ * What happened to a claimed event. `attempts` was already counted at claim time, so:
+ *  - completed: done.
+ *  - retry: the attempt failed; pending again, due at `retryAt`, error appended.
+ *  - defer: not attempted (scope busy elsewhere, an open circuit breaker); pending again,
+ *    due at `retryAt`, and the attempt is given back - it does not count towards the maximum.
+ *  - dlq: the attempt failed and it was the last; the event goes to the dead-letter queue.
+ */
+export type Outcome =
+  | { receipt: Receipt; status: "completed" }
+  | { receipt: Receipt; status: "retry"; error: string; retryAt: Date }
+  | { receipt: Receipt; status: "defer"; reason: string; retryAt: Date }
+  | { receipt: Receipt; status: "dlq"; error: string; event: EventEnvelope; attempts: number };
+
+export interface SettleRequest {
+  consumer: string;
+  outcomes: Outcome[];
+  /** Receipts from ClaimResult.skipped: acknowledged, nothing recorded. */
+  skipped?: Receipt[];
+  now: Date;
+  failpoints?: Failpoints;
+}
+
+export interface SettleResult {
+  /** Outcomes recorded. Fewer than given when another consumer took an event over meanwhile. */
+  recorded: number;
+}
+
+/** Counts for health and metrics (issue 8). */
+export interface HistoryCounts {
+  pending: number;
+  processing: number;
+  completed: number;
+  dlq: number;
+  /** Pending events waiting for a retry (next_retry_at in the future). */
+  retryBacklog: number;
+  /** Age of the oldest event that is pending or processing, seconds (0 when none). */
+  oldestPendingAgeSeconds: number;
+}
+
+export interface LaneStats {
+  lane: string;
+  /** Entries in the stream (including already processed ones until trimmed). */
+  length: number;
+  /** Delivered to a consumer, not yet acknowledged. */
+  pending: number;
+  /** Entries not yet delivered to the group (null if Redis cannot tell). */
+  lag: number | null;
+  consumers: number;
+}
 
 export interface PublishOptions {
   /**
@@ -47,4 +170,18 @@ export interface EventStore {
    */
   publishOnce(event: EventEnvelope, dedupe: Dedupe, opts?: PublishOptions): Promise<DedupedReceipt>;
 
+  /** The lanes the consumer drains by default: one per shard. */
+  lanes(): string[];
+  claim(req: ClaimRequest): Promise<ClaimResult>;
+  claimDue(req: DueRequest): Promise<ClaimResult>;
+  settle(req: SettleRequest): Promise<SettleResult>;
+
+  laneStats(lane: string): Promise<LaneStats>;
+  historyCounts(now: Date): Promise<HistoryCounts>;
+  /**
+   * Removes consumers of `lane` that have nothing pending and were idle longer than `idleMs`
+   * (consumer names are per invocation, so they pile up). Called by the scheduled sweeper
+   * (src/ops, DLQ issue), not by the consumer itself. Returns the names removed.
+   */
+  pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
 }

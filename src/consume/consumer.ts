@@ -1,0 +1,172 @@
+/**
+ * The consumer routine. The cron (`scheduled`, the safety net) and the wake-up queue
+ * (`queue`, the nudge) both run it; overlapping runs are safe because every claim is
+ * exclusive (consumer groups, SKIP LOCKED) and every outcome is recorded only for the
+ * consumer that holds the event.
+ *
+ * One run, under a unique consumer name ("c-<uuid>"):
+ *   1. due retries from Postgres (claimDue) - at the start, then at most once a second
+ *      while draining, and whenever the streams are empty; this is how retries happen on
+ *      time with no new traffic;
+ *   2. for every lane: first entries whose consumer went silent for VISIBILITY_TIMEOUT_MS
+ *      (XAUTOCLAIM), then new ones (XREADGROUP), CONSUMER_BATCH_SIZE at a time;
+ *   3. each batch: claim (recorded as 'processing' in history) -> dispatch (triggers)
+ *      -> publish derived events -> settle (outcomes durable in Postgres, then XACK);
+ * until everything is drained, CONSUMER_TIME_BUDGET_MS has passed, or CONSUMER_MAX_BATCHES
+ * batches ran (Workers' subrequest limit).
+ *
+ * Idle consumer names are removed by EventStore.pruneConsumers, which the scheduled DLQ
+ * sweeper (src/ops) calls: a consumer must never delete itself while it might still have
+ * entries pending.
+ */
+import type { Config, Env } from "../config";
+import type { ClaimResult, EventStore } from "../store/types";
+import type { FilterState } from "../triggers/filters";
+import type { ScopeLocks } from "../triggers/locks";
+import type { TriggerRegistry } from "../triggers/registry";
+import { systemClock, type Clock } from "./clock";
+import { dispatch } from "./dispatch";
+import type { Failpoints } from "./failpoints";
+import { createLogger, type Logger } from "./log";
+
+export interface ConsumerOptions {
+  store: EventStore;
+  triggers: TriggerRegistry;
+  locks: ScopeLocks;
+  filterState: FilterState;
+  config: Config;
+  env: Env;
+  clock?: Clock;
+  log?: Logger;
+  /** Crash injection (tests only). */
+  failpoints?: Failpoints;
+  /** Lanes to drain; default: the store's shard lanes. A replay job passes its own. */
+  lanes?: string[];
+  /** Default: "c-<uuid>". */
+  name?: string;
+  /** Skip Postgres-side due retries (a replay-lane run leaves them to the main consumer). */
+  skipDue?: boolean;
+  /** Schedules wake-ups after `delaysSeconds` (retries fall due then); the queue does it in Workers. */
+  scheduleWake?: (delaysSeconds: number[]) => Promise<void>;
+}
+
+export interface RunReport {
+  consumer: string;
+  batches: number;
+  claimed: number;
+  completed: number;
+  retried: number;
+  deferred: number;
+  dlq: number;
+  /** Deliveries acknowledged without handling (already final in history, duplicates). */
+  skipped: number;
+  derived: number;
+  /** Settled outcomes that did not apply because another consumer had taken the event over. */
+  lost: number;
+  lockCalls: number;
+  stoppedBy: "drained" | "budget" | "max-batches";
+  ms: number;
+}
+
+/** How often a busy run looks for due retries in Postgres. */
+const DUE_POLL_MS = 1_000;
+
+type LaneState = { lane: string; mode: "reclaim" | "new" | "drained"; cursor: string };
+
+export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
+  const cfg = o.config;
+  const clock = o.clock ?? systemClock;
+  const name = o.name ?? `c-${crypto.randomUUID()}`;
+  const log = (o.log ?? createLogger(cfg.LOG_LEVEL)).child({ consumer: name });
+  const started = Date.now();
+  const report: RunReport = {
+    consumer: name, batches: 0, claimed: 0, completed: 0, retried: 0, deferred: 0, dlq: 0,
+    skipped: 0, derived: 0, lost: 0, lockCalls: 0, stoppedBy: "drained", ms: 0,
+  };
+  const lanes: LaneState[] = (o.lanes ?? o.store.lanes()).map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
+  const wakeDelays = new Set<number>();
+  let nextDueCheck = o.skipDue ? Infinity : 0;
+
+  const handleBatch = async (claim: ClaimResult) => {
+    report.batches++;
+    report.claimed += claim.events.length;
+    report.skipped += claim.skipped.length;
+    o.failpoints?.hit("after-persist-before-dispatch");
+    const r = await dispatch(claim.events, {
+      triggers: o.triggers, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
+    });
+    report.lockCalls += r.lockCalls;
+    // Derived events first: once the parent is settled it is never handled again, so its
+    // children must already be durable. (A crash in between republishes the same ids.)
+    if (r.derived.length) {
+      await o.store.publish(r.derived);
+      report.derived += r.derived.length;
+    }
+    const now = new Date(clock.now());
+    const s = await o.store.settle({ consumer: name, outcomes: r.outcomes, skipped: claim.skipped, now, failpoints: o.failpoints });
+    report.lost += r.outcomes.length - s.recorded;
+    for (const x of r.outcomes) {
+      if (x.status === "completed") report.completed++;
+      else if (x.status === "dlq") report.dlq++;
+      else {
+        if (x.status === "retry") report.retried++;
+        else report.deferred++;
+        wakeDelays.add(Math.max(1, Math.ceil((x.retryAt.getTime() - now.getTime()) / 1000)));
+      }
+    }
+  };
+
+  const outOfTime = () => Date.now() - started >= cfg.CONSUMER_TIME_BUDGET_MS;
+  try {
+    for (;;) {
+      if (report.batches >= cfg.CONSUMER_MAX_BATCHES) { report.stoppedBy = "max-batches"; break; }
+      if (outOfTime()) { report.stoppedBy = "budget"; break; }
+      let progressed = false;
+      let lookedForDue = false;
+
+      if (Date.now() >= nextDueCheck) {
+        lookedForDue = true;
+        const due = await o.store.claimDue({
+          consumer: name, max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS,
+        });
+        // A full batch means more may be due: look again next round.
+        nextDueCheck = due.read >= cfg.CONSUMER_BATCH_SIZE ? 0 : Date.now() + DUE_POLL_MS;
+        if (due.events.length) {
+          await handleBatch(due);
+          progressed = true;
+        }
+      }
+
+      for (const l of lanes) {
+        if (l.mode === "drained" || report.batches >= cfg.CONSUMER_MAX_BATCHES || outOfTime()) continue;
+        const claim = await o.store.claim({
+          lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode: l.mode,
+          reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
+        });
+        if (l.mode === "reclaim") {
+          l.cursor = claim.cursor ?? "0-0";
+          if (l.cursor === "0-0") l.mode = "new";
+        } else if (claim.read === 0) l.mode = "drained";
+        if (claim.read > 0) {
+          await handleBatch(claim);
+          progressed = true;
+        }
+      }
+
+      if (!progressed && lanes.every((l) => l.mode === "drained")) {
+        // Streams drained: stop once a look for due retries also came back empty.
+        if (lookedForDue || o.skipDue) break;
+        nextDueCheck = 0;
+      }
+    }
+  } finally {
+    report.ms = Date.now() - started;
+  }
+  if (wakeDelays.size && o.scheduleWake) {
+    await o.scheduleWake([...wakeDelays].sort((a, b) => a - b)).catch((e) =>
+      log.warn("could not schedule a wake-up for retries; the cron will pick them up", { error: String(e) }),
+    );
+  }
+  log.debug("consumer run", { ...report });
+  return report;
+}

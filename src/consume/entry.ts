@@ -1,0 +1,55 @@
+/**
+ * The consumer as the worker runs it (src/index.ts): from `scheduled` (cron) and `queue`
+ * (wake-up) alike. Opens Redis and Postgres for this invocation, drains with the default
+ * trigger registry (filled by src/handlers), and closes the pool in waitUntil.
+ */
+import { loadConfig, type Config, type Env } from "../config";
+import { openDb } from "../db/client";
+import "../handlers";
+import { redisKeys } from "../store/keys";
+import { openRedis } from "../store/redis";
+import { openStore } from "../store/index";
+import { RedisFilterState } from "../triggers/filter-state";
+import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../triggers/locks";
+import { defaultTriggers } from "../triggers/registry";
+import { runConsumer, type RunReport } from "./consumer";
+import { createLogger } from "./log";
+
+/** Sends delayed wake-up messages so that retries run when due, not at the next cron tick. */
+function wakeScheduler(env: Env) {
+  const q = env.WAKE_QUEUE;
+  if (!q) return undefined;
+  // Cloudflare Queues accept delays up to 12 hours.
+  return async (delays: number[]) => {
+    await q.sendBatch(
+      delays.map((d) => ({ body: { kind: "wake" as const, at: Date.now() + d * 1000 }, delaySeconds: Math.min(d, 43_200) })),
+    );
+  };
+}
+
+export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: string): Promise<RunReport> {
+  const cfg: Config = loadConfig(env);
+  const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
+  const db = openDb(cfg);
+  const store = openStore(cfg, db.db);
+  const redis = openRedis(cfg);
+  const keys = redisKeys(cfg.REDIS_PREFIX);
+  const locks: ScopeLocks =
+    cfg.LOCK_BACKEND === "postgres" ? new PgScopeLocks(db.pool) : new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+  try {
+    const report = await runConsumer({
+      store,
+      triggers: defaultTriggers,
+      locks,
+      filterState: new RedisFilterState(redis, keys.filterState),
+      config: cfg,
+      env,
+      log,
+      scheduleWake: wakeScheduler(env),
+    });
+    log.info("consumer run", { ...report });
+    return report;
+  } finally {
+    ctx.waitUntil(locks.close().catch(() => {}).then(() => db.close()));
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Event history queries for the consumers: the few statements that move an event through
+ * pending -> processing -> completed | pending (retry) | dlq.
+ *
+ * Each function is ONE statement whatever the batch size (arrays in, unnest() inside), so
+ * a batch costs one round trip to persist and one to settle. Shared by both EventStore
+ * backends: the Redis one persists what it read from a stream, the Postgres one (issue 5)
+ * claims straight from here with claimDue().
+ *
+ * Ownership: while an event is 'processing', claimed_by names the consumer (invocation)
+ * holding it, and settle() applies only for that consumer. A consumer that was presumed
+ * dead and lost its claim therefore cannot overwrite the newer owner's outcome.
+ */
+import { sql } from "drizzle-orm";
+import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
+import type { Db } from "./client";
+
+export interface PersistedClaim {
+  id: string;
+  /** Deliveries so far, this one included. */
+  attempts: number;
+}
+
+/**
+ * Records a freshly read batch as 'processing' for `consumer`, idempotently on event id:
+ *  - a new id is inserted (attempts 1);
+ *  - an id already 'processing' under a stream claim (its consumer died before settling; the
+ *    entry was reclaimed) is taken over (attempts + 1);
+ *  - anything else (completed, dlq, pending a retry, or held by a live Postgres-side claim)
+ *    is left alone and NOT returned: the caller acknowledges it without handling it.
+ * Callers pass each id once (ON CONFLICT DO UPDATE cannot touch a row twice in one statement).
+ */
+export async function persistClaimed(db: Db, consumer: string, events: EventEnvelope[]): Promise<PersistedClaim[]> {
+  if (events.length === 0) return [];
+  const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
+  const r = await db.execute<{ id: string; attempts: number }>(sql`
+    INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, claimed_by)
+    SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', 1, ${consumer}
+    FROM unnest(
+      ${col((e) => e.id)}::uuid[], ${col((e) => e.type)}::text[], ${col((e) => e.source)}::text[],
+      ${col((e) => e.timestamp)}::timestamptz[], ${col((e) => JSON.stringify(payloadOf(e)))}::text[],
+      ${col((e) => JSON.stringify(e.meta))}::text[]
+    ) AS v(id, type, source, ts, payload, meta)
+    ON CONFLICT (id) DO UPDATE
+      SET attempts = events.attempts + 1, claimed_by = EXCLUDED.claimed_by, updated_at = now()
+      WHERE events.status = 'processing' AND events.lease_until IS NULL
+    RETURNING id, attempts`);
+  return r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) }));
+}
+
+type EventRowLite = Record<string, unknown> & {
+  id: string;
+  type: string;
+  source: string;
+  timestamp: string | Date;
+  payload: Record<string, unknown>;
+  meta: Record<string, unknown>;
+  attempts: number;
+};
+
+/**
+ * Claims up to `max` events that are due in Postgres: pending with next_retry_at <= now, or
+ * 'processing' under a Postgres-side claim whose lease expired (its consumer died). They
+ * become 'processing' for `consumer` with a lease of `leaseMs`, attempts + 1.
+ * FOR UPDATE SKIP LOCKED: overlapping consumers never claim the same row.
+ */
+export async function claimDue(
+  db: Db,
+  req: { consumer: string; max: number; now: Date; leaseMs: number },
+): Promise<Array<{ event: EventEnvelope; attempts: number }>> {
+  const now = req.now.toISOString();
+  const leaseUntil = new Date(req.now.getTime() + req.leaseMs).toISOString();
+  const r = await db.execute<EventRowLite>(sql`
+    UPDATE events AS e
+       SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
+           lease_until = ${leaseUntil}::timestamptz, updated_at = now()
+     WHERE e.id IN (
+       SELECT id FROM events
+        WHERE (status = 'pending' AND next_retry_at <= ${now}::timestamptz)
+           OR (status = 'processing' AND lease_until < ${now}::timestamptz)
+        ORDER BY next_retry_at NULLS FIRST
+        LIMIT ${req.max}
+        FOR UPDATE SKIP LOCKED)
+    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts`);
+  return r.rows.map((x) => ({
+    event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }),
+    attempts: Number(x.attempts),
+  }));
+}
+
+export type SettleStatus = "completed" | "retry" | "defer" | "dlq";
+
+export interface SettleRow {
+  id: string;
+  status: SettleStatus;
+  /** Error of this attempt (retry, dlq); appended to errors[] and last_error. */
+  error?: string;
+  /** When the retry (or deferred attempt) is due. */
+  retryAt?: Date;
+}
+
+/**
+ * Records the outcomes of a batch in one statement, for rows `consumer` still holds.
+ * "defer" gives the attempt back (attempts - 1) and appends no error: the event was not tried.
+ * Returns the ids actually updated.
+ */
+export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[], now: Date): Promise<string[]> {
+  if (rows.length === 0) return [];
+  const p = <T>(f: (r: SettleRow) => T) => sql.param(rows.map(f));
+  const at = now.toISOString();
+  const r = await db.execute<{ id: string }>(sql`
+    UPDATE events AS e SET
+      status = (CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)::event_status,
+      attempts = CASE WHEN v.kind = 'defer' THEN greatest(e.attempts - 1, 0) ELSE e.attempts END,
+      last_error = coalesce(v.error, e.last_error),
+      errors = CASE WHEN v.error IS NULL THEN e.errors
+               ELSE e.errors || jsonb_build_array(jsonb_build_object('attempt', e.attempts, 'error', v.error, 'at', ${at}::text)) END,
+      next_retry_at = v.retry_at,
+      processed_at = CASE WHEN v.kind IN ('completed', 'dlq') THEN ${at}::timestamptz ELSE e.processed_at END,
+      claimed_by = NULL, lease_until = NULL, updated_at = now()
+    FROM unnest(
+      ${p((x) => x.id)}::uuid[], ${p((x) => x.status)}::text[], ${p((x) => x.error ?? null)}::text[],
+      ${p((x) => x.retryAt?.toISOString() ?? null)}::timestamptz[]
+    ) AS v(id, kind, error, retry_at)
+    WHERE e.id = v.id AND e.status = 'processing' AND e.claimed_by = ${consumer}
+    RETURNING e.id`);
+  return r.rows.map((x) => x.id);
+}
+
+/** Counts for health and metrics, in one statement. */
+export async function historyCounts(db: Db, now: Date) {
+  const r = await db.execute<Record<string, number | string | null>>(sql`
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'processing') AS processing,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'dlq') AS dlq,
+           count(*) FILTER (WHERE status = 'pending' AND next_retry_at > ${now.toISOString()}::timestamptz) AS retry_backlog,
+           coalesce(extract(epoch FROM (${now.toISOString()}::timestamptz
+             - min(created_at) FILTER (WHERE status IN ('pending', 'processing')))), 0) AS oldest_age
+      FROM events`);
+  const x = r.rows[0] ?? {};
+  return {
+    pending: Number(x.pending ?? 0),
+    processing: Number(x.processing ?? 0),
+    completed: Number(x.completed ?? 0),
+    dlq: Number(x.dlq ?? 0),
+    retryBacklog: Number(x.retry_backlog ?? 0),
+    oldestPendingAgeSeconds: Math.max(0, Number(x.oldest_age ?? 0)),
+  };
+}

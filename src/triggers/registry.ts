@@ -1,0 +1,120 @@
+/**
+ * Triggers (Reflex's agents): a name, a filter, a handler, a scope key (default: the event's
+ * source) and a priority (higher runs first).
+ *
+ * A TriggerRegistry is a plain object passed to the consumer, so a test builds its own and
+ * nothing leaks between tests. The worker entry uses `defaultTriggers`, which
+ * src/handlers/index.ts fills: that file is where users register their triggers.
+ */
+import type { Config, Env } from "../config";
+import type { EventEnvelope } from "../events/envelope";
+import type { Logger } from "../consume/log";
+import type { Filter, FilterContext } from "./filters";
+
+/** What ctx.publish() accepts: a type plus fields; the rest is filled in from the parent. */
+export interface DerivedEventInput {
+  type: string;
+  /** Default: the parent's source. */
+  source?: string;
+  /** Default: derived deterministically from the parent, the trigger and the call order. */
+  id?: string;
+  meta?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+export interface HandlerContext {
+  event: EventEnvelope;
+  /** The scope key this handler runs under (events sharing it run one at a time). */
+  scope: string;
+  trigger: string;
+  /** This delivery's attempt number (1 on the first). */
+  attempt: number;
+  log: Logger;
+  env: Env;
+  config: Config;
+  /**
+   * Publishes a derived event: correlation_id inherited (the parent's id when it has none),
+   * causation_id = the parent's id, trace_id inherited. Derived events are staged and
+   * published when all of the parent's handlers succeeded, before the parent is
+   * acknowledged - a failed attempt publishes nothing, and a redelivered parent produces
+   * the same ids, which history stores once. Resolves with the full envelope.
+   */
+  publish(input: DerivedEventInput): Promise<EventEnvelope>;
+}
+
+export type Handler = (ctx: HandlerContext) => unknown | Promise<unknown>;
+
+export interface TriggerSpec {
+  name: string;
+  filter: Filter;
+  handler: Handler;
+  /** Scope key for the lock; default: the event's source. */
+  scope?: (e: EventEnvelope) => string;
+  /** Higher runs first; default 0. */
+  priority?: number;
+}
+
+export interface Trigger extends Required<Omit<TriggerSpec, "scope">> {
+  scope: (e: EventEnvelope) => string;
+}
+
+export interface MatchError {
+  error: string;
+}
+
+export interface Match {
+  trigger: Trigger;
+  scope: string;
+}
+
+const bySource = (e: EventEnvelope) => e.source;
+
+export class TriggerRegistry {
+  private readonly triggers: Trigger[] = [];
+
+  register(spec: TriggerSpec): this {
+    if (!spec.name) throw new Error("trigger: name is required");
+    if (this.triggers.some((t) => t.name === spec.name)) throw new Error(`trigger "${spec.name}" is already registered`);
+    this.triggers.push({ scope: bySource, priority: 0, ...spec });
+    // Stable order: priority, then registration order (sort is stable).
+    this.triggers.sort((a, b) => b.priority - a.priority);
+    return this;
+  }
+
+  unregister(name: string): boolean {
+    const i = this.triggers.findIndex((t) => t.name === name);
+    if (i >= 0) this.triggers.splice(i, 1);
+    return i >= 0;
+  }
+
+  list(): readonly Trigger[] {
+    return this.triggers;
+  }
+
+  /**
+   * The triggers matching each event, highest priority first. All filters of the batch are
+   * evaluated together, so stateful filters make one Redis call per round for the batch.
+   */
+  async match(events: EventEnvelope[], ctx: Omit<FilterContext, "trigger">): Promise<Array<Match[] | MatchError>> {
+    return Promise.all(
+      events.map(async (e) => {
+        try {
+          const results = await Promise.all(
+            this.triggers.map((t) => t.filter.test(e, { ...ctx, trigger: t.name }, "f")),
+          );
+          const out: Match[] = [];
+          results.forEach((ok, i) => {
+            if (ok) out.push({ trigger: this.triggers[i]!, scope: this.triggers[i]!.scope(e) });
+          });
+          return out;
+        } catch (err) {
+          // A throwing filter or scope function fails this event's attempt, not the batch.
+          return { error: `matching failed: ${err instanceof Error ? err.message : String(err)}` };
+        }
+      }),
+    );
+  }
+}
+
+/** The registry the worker entry uses; src/handlers/index.ts registers into it. */
+export const defaultTriggers = new TriggerRegistry();

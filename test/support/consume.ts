@@ -1,0 +1,95 @@
+/**
+ * Test rig for the consumer: a fresh environment (own database, own Redis prefix), the real
+ * Redis Streams store with Postgres history, and a factory for consumer runs - each run with
+ * its own consumer name and its own lock owner, as separate invocations would have.
+ */
+import type { SQL } from "drizzle-orm";
+import { loadConfig, type Config } from "../../src/config";
+import { openDb, type DbHandle } from "../../src/db/client";
+import type { EventEnvelope } from "../../src/events/envelope";
+import { runConsumer, type ConsumerOptions, type RunReport } from "../../src/consume/consumer";
+import { redisKeys } from "../../src/store/keys";
+import { openRedis, type Redis } from "../../src/store/redis";
+import { RedisStreamStore } from "../../src/store/redis-streams";
+import { RedisFilterState } from "../../src/triggers/filter-state";
+import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../../src/triggers/locks";
+import { TriggerRegistry } from "../../src/triggers/registry";
+import { freshEnv, type TestEnv } from "./env";
+
+export interface Rig {
+  env: TestEnv;
+  cfg: Config;
+  db: DbHandle;
+  redis: Redis;
+  store: RedisStreamStore;
+  triggers: TriggerRegistry;
+  keys: ReturnType<typeof redisKeys>;
+  run(o?: Partial<ConsumerOptions>): Promise<RunReport>;
+  rows<T = Record<string, unknown>>(q: SQL): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export async function rig(overrides: Record<string, unknown> = {}): Promise<Rig> {
+  // No queue binding: wake-ups would reach the test worker's own queue consumer.
+  const env = await freshEnv({ VISIBILITY_TIMEOUT_MS: "1000", WAKE_QUEUE: undefined, LOG_LEVEL: "warn", ...overrides });
+  const cfg = loadConfig(env);
+  const db = openDb(cfg);
+  const redis = openRedis(cfg);
+  const store = new RedisStreamStore(redis, cfg, db.db);
+  const keys = redisKeys(cfg.REDIS_PREFIX);
+  const triggers = new TriggerRegistry();
+  const lockHandles: DbHandle[] = [];
+  const newLocks = (): ScopeLocks => {
+    if (cfg.LOCK_BACKEND === "postgres") {
+      const h = openDb(cfg);
+      lockHandles.push(h);
+      return new PgScopeLocks(h.pool);
+    }
+    return new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+  };
+  return {
+    env, cfg, db, redis, store, triggers, keys,
+    async run(o = {}) {
+      const locks = o.locks ?? newLocks();
+      try {
+        return await runConsumer({
+          store, triggers, locks, filterState: new RedisFilterState(redis, keys.filterState), config: cfg, env, ...o,
+        });
+      } finally {
+        await locks.close().catch(() => {});
+      }
+    },
+    async rows<T>(q: SQL) {
+      return (await db.db.execute(q)).rows as T[];
+    },
+    async close() {
+      for (const h of lockHandles) await h.close();
+      await db.close();
+    },
+  };
+}
+
+let seq = 0;
+export function event(fields: Partial<EventEnvelope> & Record<string, unknown> = {}): EventEnvelope {
+  return {
+    id: crypto.randomUUID(),
+    type: "test.happened",
+    source: "test",
+    timestamp: new Date().toISOString(),
+    meta: { trace_id: crypto.randomUUID().replace(/-/g, "") },
+    n: seq++,
+    ...fields,
+  } as EventEnvelope;
+}
+
+/** Publishes in pipelines of `chunk` XADDs (one request each). */
+export async function publishAll(store: RedisStreamStore, events: EventEnvelope[], chunk = 1000): Promise<void> {
+  for (let i = 0; i < events.length; i += chunk) await store.publish(events.slice(i, i + chunk));
+}
+
+/** Entries delivered but not acknowledged, over the store's lanes. */
+export async function pendingEntries(r: Rig): Promise<number> {
+  let n = 0;
+  for (const lane of r.store.lanes()) n += (await r.store.laneStats(lane)).pending;
+  return n;
+}
