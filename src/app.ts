@@ -12,6 +12,7 @@ import { mountDocs } from "./http/docs";
 import { notFound, onError, validationHook } from "./http/errors";
 import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
+import { adminRoutes } from "./ops/admin-routes";
 
 export type AppEnv = { Bindings: Env };
 
@@ -22,6 +23,7 @@ export function createApp() {
   app.get("/health", (c) => c.json({ status: "healthy" }));
   app.route("/", eventsRouter);
   app.route("/", webhooksRouter);
+  app.route("/", adminRoutes()); // GET /events, /events/{id}, /events/dlq..., /replays... (admin token)
   mountDocs(app, registry);
   return app;
 }

@@ -1,0 +1,168 @@
+/**
+ * Admin routes over event history and the DLQ (all behind adminAuth):
+ *
+ *   GET    /events/dlq?limit=&type=&source=     {count, events}
+ *   POST   /events/dlq/retry   {type?, source?}  {count}      (no body: every DLQ event)
+ *   POST   /events/dlq/{id}/retry                {id, status, next_retry_at}; 404 when not in the DLQ
+ *   DELETE /events/dlq/{id}    {reason}          the event, status 'discarded'; 404 when not in the DLQ
+ *   GET    /events/{id}                          envelope + status, attempts, errors, delivery attempts, derived events
+ *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=   {events, next_cursor}
+ *
+ * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent, listEvents, type EventView } from "../db/admin-queries";
+import { eventStatus } from "../db/schema";
+import { onError } from "../http/errors";
+import { HTTPProblem, invalidFields } from "../http/problem";
+import { createRouter, problemResponse } from "../http/router";
+import { adminAuth } from "./auth";
+import { UUID_RE, withDb } from "./db-scope";
+
+const security = [{ adminToken: [] }];
+const Json = z.record(z.string(), z.unknown());
+const jsonOk = (description: string) => ({ description, content: { "application/json": { schema: Json } } });
+const authResponses = {
+  401: problemResponse("No admin token"),
+  403: problemResponse("Wrong admin token"),
+  503: problemResponse("Admin API disabled, or a dependency is down"),
+};
+const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0b9c5b3e-4f5c-4c55-9a57-6d2c7b9f0e11" }) });
+const Filter = {
+  type: z.string().min(1).max(128).optional(),
+  source: z.string().min(1).max(256).optional(),
+};
+const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
+
+/**
+ * What the attempts did, from the history row: every failed attempt with its error (attempt
+ * numbers restart after a DLQ redrive), then the outcome of the latest one when it did not fail.
+ */
+function deliveryAttempts(e: EventView) {
+  const out: Array<{ attempt: number; outcome: string; error?: string; at?: string | null }> = e.errors.map((x) => ({
+    attempt: x.attempt,
+    outcome: "failed",
+    error: x.error,
+    at: x.at,
+  }));
+  if (e.status === "completed") out.push({ attempt: e.attempts, outcome: "completed", at: e.processed_at });
+  if (e.status === "processing") out.push({ attempt: e.attempts, outcome: "in_progress", at: e.updated_at });
+  return out;
+}
+
+export function adminEventRoutes() {
+  const r = createRouter();
+  // Problems thrown below render as RFC 9457 responses even if the app has no handler of its own.
+  r.onError(onError);
+
+  r.openapi(
+    createRoute({
+      method: "get", path: "/events/dlq", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "List the dead-letter queue (newest first)",
+      request: { query: z.object({ limit: limit(1000, 50), ...Filter }) },
+      responses: { 200: jsonOk("`{count, events}`: the total for the filter, and up to `limit` events"), 422: problemResponse("Bad query"), ...authResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const out = await withDb(c, "read", (db) => dlqList(db, { type: q.type, source: q.source }, q.limit));
+      return c.json(out, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post", path: "/events/dlq/retry", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "Retry every DLQ event, or those matching type/source",
+      description: "Redriven events are spread at REDRIVE_RATE per second (oldest first), then claimed by the consumers.",
+      request: { body: { required: false, content: { "application/json": { schema: z.object(Filter).strict() } } } },
+      responses: { 200: jsonOk("`{count}`: how many events were sent back"), 422: problemResponse("Bad body"), ...authResponses },
+    }),
+    async (c) => {
+      const body = (c.req.valid("json") as { type?: string; source?: string } | undefined) ?? {};
+      const count = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, body, cfg.REDRIVE_RATE));
+      return c.json({ count }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post", path: "/events/dlq/{id}/retry", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "Retry one DLQ event now (attempts reset; its errors are kept)",
+      request: { params: IdParam },
+      responses: { 200: jsonOk("`{id, status: \"pending\", next_retry_at}`"), 404: problemResponse("Not in the DLQ"), ...authResponses },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const r2 = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqRetry(db, id)) : null;
+      if (!r2) throw new HTTPProblem(404, "Not in the DLQ", `Event ${id} is not in the dead-letter queue.`);
+      return c.json({ ...r2, status: "pending" }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "delete", path: "/events/dlq/{id}", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "Discard one DLQ event; its history row stays, with the reason",
+      request: {
+        params: IdParam,
+        body: { required: true, content: { "application/json": { schema: z.object({ reason: z.string().trim().min(1).max(1000) }) } } },
+      },
+      responses: { 200: jsonOk("The event, status `discarded`"), 404: problemResponse("Not in the DLQ"), 422: problemResponse("No reason"), ...authResponses },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { reason } = c.req.valid("json");
+      const e = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqDiscard(db, id, reason)) : null;
+      if (!e) throw new HTTPProblem(404, "Not in the DLQ", `Event ${id} is not in the dead-letter queue.`);
+      return c.json(e as unknown as Record<string, unknown>, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get", path: "/events/{id}", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "One event: envelope, status, attempts, errors, delivery attempts, derived events",
+      request: { params: IdParam },
+      responses: { 200: jsonOk("The event"), 404: problemResponse("Unknown event"), ...authResponses },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const e = UUID_RE.test(id) ? await withDb(c, "read", (db) => getEvent(db, id)) : null;
+      if (!e) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
+      return c.json({ ...e, delivery_attempts: deliveryAttempts(e) } as unknown as Record<string, unknown>, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get", path: "/events", tags: ["admin"], security, middleware: [adminAuth] as const,
+      summary: "Event history, keyset-paginated on (timestamp, id)",
+      description: "Pass `next_cursor` back as `cursor` for the next page. With `order=asc` a cursor is returned even on the last page, to follow new events.",
+      request: {
+        query: z.object({
+          ...Filter,
+          status: z.enum(eventStatus.enumValues).optional(),
+          from: z.iso.datetime({ offset: true }).optional(),
+          to: z.iso.datetime({ offset: true }).optional(),
+          cursor: z.string().max(200).optional(),
+          limit: limit(1000, 100),
+          order: z.enum(["asc", "desc"]).default("desc"),
+        }),
+      },
+      responses: { 200: jsonOk("`{events, next_cursor}`"), 422: problemResponse("Bad query"), ...authResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const cursor = q.cursor !== undefined ? decodeCursor(q.cursor) : undefined;
+      if (cursor === null) throw invalidFields([{ query: "cursor", message: "not a cursor returned by this API" }]);
+      const out = await withDb(c, "read", (db) =>
+        listEvents(db, { type: q.type, source: q.source, status: q.status, from: q.from, to: q.to }, {
+          ...(cursor ? { cursor } : {}), limit: q.limit, order: q.order,
+        }),
+      );
+      return c.json(out, 200);
+    },
+  );
+
+  return r;
+}

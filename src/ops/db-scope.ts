@@ -1,0 +1,32 @@
+/**
+ * A Postgres handle for one admin request: opened per request (Workers must not share a
+ * Pool across requests) and closed after the response, in waitUntil when there is an
+ * execution context.
+ */
+import type { Context } from "hono";
+import type { AppEnv } from "../app";
+import { loadConfig, type Config } from "../config";
+import { openDb, openReadDb, type Db } from "../db/client";
+
+export async function withDb<T>(
+  c: Context<AppEnv>,
+  mode: "read" | "write",
+  fn: (db: Db, cfg: Config) => Promise<T>,
+): Promise<T> {
+  const cfg = loadConfig(c.env);
+  const h = mode === "read" ? openReadDb(cfg) : openDb(cfg);
+  try {
+    return await fn(h.db, cfg);
+  } finally {
+    let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
+    try {
+      ctx = c.executionCtx;
+    } catch {
+      ctx = undefined; // app.request() in a script: no execution context
+    }
+    if (ctx) ctx.waitUntil(h.close());
+    else await h.close();
+  }
+}
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
