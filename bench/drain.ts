@@ -1,0 +1,316 @@
+/**
+ * Drain benchmark: pre-filled stream -> completed history with a no-op trigger.
+ *
+ *   npx tsx bench/drain.ts                       # 10,000 events per batch size, 1 consumer
+ *   npx tsx bench/drain.ts --events 50000 --consumers 4 --sizes 500,1000
+ *
+ * Runs the real consumer code in Node against the local Redis and Postgres through the same
+ * stand-ins the tests use (Upstash REST gateway, Neon WebSocket proxy), on a throwaway
+ * database and a unique Redis prefix, all removed at the end. Prints, per batch size:
+ * events/s, Redis commands per event - both as sent by the client (what Upstash bills; a
+ * script is one command) and as executed by the server (INFO commandstats; commands inside
+ * scripts included) - and Postgres round trips per batch. Then BullMQ processing the same
+ * number of no-op jobs on the same Redis (ioredis, unique queue, obliterated after), as the
+ * baseline ratio. Then publish-to-completed latency with the queue nudge and no cron: events
+ * published at a steady rate through ingest's wake-up gate (src/ingest/wake.ts) into a
+ * simulated Cloudflare Queue (max_batch_size / max_batch_timeout from wrangler.toml) whose
+ * deliveries run the consumer.
+ *
+ * Numbers are from one machine, with Redis, Postgres, the stand-ins and the consumer sharing
+ * its cores: compare ratios, not absolutes, with production.
+ */
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { neonConfig } from "@neondatabase/serverless";
+import { Queue, Worker } from "bullmq";
+import IORedis from "ioredis";
+import pg from "pg";
+import ws from "ws";
+import { startNeonProxy } from "../local/neon-proxy";
+import { startUpstashGateway } from "../local/upstash-gateway";
+import { migrateDatabase } from "../local/migrate";
+import { loadConfig, type Env, type WakeMessage } from "../src/config";
+import { openDb } from "../src/db/client";
+import type { EventEnvelope } from "../src/events/envelope";
+import { runConsumer } from "../src/consume/consumer";
+import { afterPublish, wakeOptions } from "../src/ingest/wake";
+import { redisKeys } from "../src/store/keys";
+import { openRedis } from "../src/store/redis";
+import { RedisStreamStore } from "../src/store/redis-streams";
+import { RedisFilterState } from "../src/triggers/filter-state";
+import { RedisScopeLocks } from "../src/triggers/locks";
+import { TriggerRegistry } from "../src/triggers/registry";
+import { filters as f } from "../src/triggers";
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: "string", default: "10000" },
+    sizes: { type: "string", default: "100,500,1000" },
+    consumers: { type: "string", default: "1" },
+    sources: { type: "string", default: "100" },
+    "bullmq-concurrency": { type: "string", default: "100" },
+    "latency-rate": { type: "string", default: "2000" },
+    "latency-seconds": { type: "string", default: "5" },
+    "queue-batch-timeout": { type: "string", default: "1" },
+  },
+});
+const N = Number(args.events);
+const SIZES = args.sizes!.split(",").map(Number);
+const CONSUMERS = Number(args.consumers);
+const SOURCES = Number(args.sources);
+
+const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+neonConfig.webSocketConstructor = ws;
+
+// --- Redis command counting --------------------------------------------------------------
+let gatewayUrl = "";
+let clientCommands = 0;
+const realFetch = globalThis.fetch;
+globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  if (gatewayUrl && url.startsWith(gatewayUrl) && typeof init?.body === "string") {
+    const path = new URL(url).pathname;
+    clientCommands += path === "/pipeline" || path === "/multi-exec" ? (JSON.parse(init.body) as unknown[]).length : 1;
+  }
+  return realFetch(input, init);
+}) as typeof fetch;
+
+async function serverCommands(r: IORedis): Promise<number> {
+  const info = await r.info("commandstats");
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) n += Number(m[1]);
+  return n - 1; // this INFO itself
+}
+
+function event(i: number, t = Date.now()): EventEnvelope {
+  return {
+    id: crypto.randomUUID(),
+    type: "bench.noop",
+    source: `bench-${i % SOURCES}`,
+    timestamp: new Date(t).toISOString(),
+    meta: { trace_id: randomBytes(16).toString("hex") },
+    seq: i,
+    body: { text: "a small payload of a realistic size for a webhook-ish event", n: i },
+  };
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
+const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+
+async function main() {
+  const token = randomBytes(16).toString("hex");
+  const gateway = await startUpstashGateway({ token });
+  gatewayUrl = gateway.url;
+  const proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
+  const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ ...PG, database: "postgres" });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
+  await migrateDatabase(dbUrl, proxy.address);
+  const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
+  const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
+
+  const envFor = (prefix: string, extra: Record<string, string> = {}): Env => ({
+    UPSTASH_REDIS_REST_URL: gateway.url,
+    UPSTASH_REDIS_REST_TOKEN: token,
+    DATABASE_URL: dbUrl,
+    NEON_WS_PROXY: proxy.address,
+    REDIS_PREFIX: prefix,
+    CONSUMER_TIME_BUDGET_MS: "120000",
+    CONSUMER_MAX_BATCHES: "100000",
+    LOG_LEVEL: "warn",
+    ...extra,
+  });
+
+  const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
+  const results: string[] = [];
+  let ours = 0;
+
+  try {
+    // --- drain throughput per batch size ------------------------------------------------
+    for (const size of SIZES) {
+      const env = envFor(`${prefixBase}:b${size}`, { CONSUMER_BATCH_SIZE: String(size) });
+      const cfg = loadConfig(env);
+      const db = openDb(cfg, dbUrl);
+      let pgQueries = 0;
+      const q = db.pool.query.bind(db.pool);
+      (db.pool as unknown as { query: unknown }).query = (...a: unknown[]) => {
+        pgQueries++;
+        return (q as (...x: unknown[]) => unknown)(...a);
+      };
+      const redis = openRedis(cfg);
+      const store = new RedisStreamStore(redis, cfg, db.db);
+      const keys = redisKeys(cfg.REDIS_PREFIX);
+      await db.db.execute("TRUNCATE events");
+      const evs = Array.from({ length: N }, (_, i) => event(i));
+      for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
+
+      const c0 = clientCommands;
+      const s0 = await serverCommands(ioredis);
+      pgQueries = 0;
+      const t0 = performance.now();
+      const reports = await Promise.all(
+        Array.from({ length: CONSUMERS }, () =>
+          runConsumer({
+            store, triggers: noop, config: cfg, env,
+            locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+            filterState: new RedisFilterState(redis, keys.filterState),
+          }),
+        ),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      const s1 = await serverCommands(ioredis);
+      const sent = clientCommands - c0;
+      const batches = reports.reduce((a, r) => a + r.batches, 0);
+      const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
+      const completed = Number(r.rows[0]?.n);
+      if (completed !== N) throw new Error(`batch ${size}: ${completed} of ${N} completed`);
+      const rate = N / secs;
+      ours = Math.max(ours, rate);
+      results.push(
+        `batch ${String(size).padStart(5)}: ${fmt(rate).padStart(7)} events/s | Redis cmds/event: ${fmt(sent / N, 4)} sent, ` +
+          `${fmt((s1 - s0) / N, 4)} executed | Postgres round trips/batch: ${fmt(pgQueries / batches, 2)} (${batches} batches)`,
+      );
+      console.log(results[results.length - 1]);
+      await db.close();
+    }
+
+    // --- BullMQ baseline ------------------------------------------------------------------
+    const qname = `reflex-bench-${randomBytes(4).toString("hex")}`;
+    const queue = new Queue(qname, { connection: ioredis });
+    for (let i = 0; i < N; i += 1000) {
+      await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ name: "noop", data: event(i + k) })));
+    }
+    const b0 = await serverCommands(ioredis);
+    let done = 0;
+    const t0 = performance.now();
+    const finished = new Promise<void>((resolve) => {
+      const worker = new Worker(qname, async () => {}, {
+        connection: new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null }),
+        concurrency: Number(args["bullmq-concurrency"]),
+      });
+      worker.on("completed", () => {
+        if (++done === N) {
+          void worker.close().then(() => resolve());
+        }
+      });
+    });
+    await finished;
+    const bsecs = (performance.now() - t0) / 1000;
+    const b1 = await serverCommands(ioredis);
+    const brate = N / bsecs;
+    await queue.obliterate({ force: true });
+    await queue.close();
+    results.push(
+      `BullMQ (concurrency ${args["bullmq-concurrency"]}): ${fmt(brate)} jobs/s | Redis cmds/job executed: ${fmt((b1 - b0) / N, 2)}`,
+    );
+    results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
+    console.log(results.slice(-2).join("\n"));
+
+    // --- publish-to-completed latency, queue nudge only ----------------------------------
+    results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
+    console.log(results[results.length - 1]);
+  } finally {
+    await ioredis.eval(
+      "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
+      0,
+      `${prefixBase}:*`,
+    );
+    ioredis.disconnect();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    await gateway.close();
+    await proxy.close();
+  }
+  console.log(`\n${N} events per run, ${CONSUMERS} concurrent consumer(s), ${SOURCES} sources (scopes)`);
+  console.log(results.join("\n"));
+}
+
+/**
+ * Steady publishing (requests of 10 events) through ingest's wake-up gate into a simulated
+ * Cloudflare Queue: a delivery happens when max_batch_size messages are waiting or
+ * max_batch_timeout after the first one, and each delivery is one consumer invocation.
+ */
+async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Promise<string> {
+  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", CONSUMER_BATCH_SIZE: "500" });
+  const db = openDb(cfg, dbUrl);
+  const redis = openRedis(cfg);
+  const store = new RedisStreamStore(redis, cfg, db.db);
+  const keys = redisKeys(cfg.REDIS_PREFIX);
+  await db.db.execute("TRUNCATE events");
+  const batchTimeoutMs = Number(args["queue-batch-timeout"]) * 1000;
+  const maxBatch = 100;
+  let waiting = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const runs: Promise<unknown>[] = [];
+  let invocations = 0;
+  const deliver = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    waiting = 0;
+    invocations++;
+    runs.push(
+      runConsumer({
+        store, triggers, config: cfg, env,
+        locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+        filterState: new RedisFilterState(redis, keys.filterState),
+      }),
+    );
+  };
+  const enqueue = () => {
+    waiting++;
+    if (waiting >= maxBatch) deliver();
+    else timer ??= setTimeout(deliver, batchTimeoutMs);
+  };
+  const queue = {
+    async sendBatch(msgs: Array<{ body: WakeMessage; delaySeconds?: number }>) {
+      for (const m of msgs) {
+        if (m.delaySeconds) setTimeout(enqueue, m.delaySeconds * 1000);
+        else enqueue();
+      }
+    },
+  } as unknown as Env["WAKE_QUEUE"];
+  const wenv: Env = { ...env, WAKE_QUEUE: queue };
+
+  const rate = Number(args["latency-rate"]);
+  const seconds = Number(args["latency-seconds"]);
+  const total = rate * seconds;
+  const perRequest = 10;
+  const start = Date.now();
+  for (let sent = 0; sent < total; sent += perRequest) {
+    const due = start + (sent / rate) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const evs = Array.from({ length: perRequest }, (_, k) => event(sent + k));
+    const receipt = await store.publish(evs, wakeOptions(cfg));
+    afterPublish(wenv, cfg, receipt, (p) => void p);
+  }
+  // wait for every event to complete (the trailing wake-up picks up the tail)
+  for (;;) {
+    const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
+    if (Number(r.rows[0]?.n) >= total) break;
+    if (Date.now() - start > (seconds + 30) * 1000) throw new Error("latency run: events not completed within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await Promise.all(runs);
+  const r = await db.db.execute<{ ms: number }>(
+    `select extract(epoch from (processed_at - "timestamp")) * 1000 as ms from events order by 1`,
+  );
+  const ms = r.rows.map((x) => Number(x.ms));
+  await db.close();
+  return (
+    `latency publish->completed (${fmt(rate)} events/s for ${seconds} s, queue nudge only, ` +
+    `max_batch_timeout ${batchTimeoutMs / 1000} s, ${invocations} consumer invocations): ` +
+    `p50 ${fmt(pct(ms, 50))} ms, p99 ${fmt(pct(ms, 99))} ms, max ${fmt(ms[ms.length - 1] ?? NaN)} ms`
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error("bench failed:", e instanceof Error ? e.message : e);
+    console.error(e);
+    process.exit(1);
+  },
+);
