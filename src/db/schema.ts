@@ -51,6 +51,9 @@ export const events = pgTable(
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
     // expired Postgres-side claims (a consumer died while handling a due retry)
     index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
+    // EVENT_BACKEND=postgres: fresh events (published, never claimed) in arrival order; the
+    // claim of new events is an index range scan of this, whatever the size of the history
+    index("events_fresh_idx").on(t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL`),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
     // derived events of an event (GET /events/:id), replay copies of an original
@@ -113,3 +116,49 @@ export const opsState = pgTable("ops_state", {
   value: jsonb("value").$type<Record<string, unknown>>().notNull(),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 });
+
+// --- EVENT_BACKEND=postgres: state the Redis backend keeps in Redis keys (issue 5) ---
+
+/**
+ * Webhook deliveries seen (publishOnce), for DEDUPE_WINDOW_S: the Postgres form of the
+ * `<prefix>:dedupe:<key>` keys. Recorded in the same statement as the event's INSERT, so the
+ * key exists if and only if the event was stored. Expired rows are overwritten on reuse and
+ * deleted a few at a time by later deliveries (src/db/pg-queue.ts): no sweeper needed.
+ */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    key: text("key").primaryKey(),
+    eventId: uuid("event_id").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("webhook_deliveries_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * The consumer wake-up debounce gate (src/ingest/wake.ts) for EVENT_BACKEND=postgres: one
+ * row whose open_until is moved forward by the publish that opens a new window, in the same
+ * statement as the INSERT of the events (the Postgres form of SET NX PX).
+ */
+export const wakeGate = pgTable("wake_gate", {
+  name: text("name").primaryKey(),
+  openUntil: timestamp("open_until", { withTimezone: true, mode: "date" }).notNull(),
+});
+
+/**
+ * State of stateful trigger filters (rate limit, dedupe) for EVENT_BACKEND=postgres: the
+ * Postgres form of `<prefix>:filter:<name>` (src/triggers/filter-state-pg.ts).
+ * Rate limit rows hold the admitted event ids; dedupe rows the first event id and the end
+ * of its window on the consumer's clock. expires_at (real time) only cleans up.
+ */
+export const filterState = pgTable(
+  "filter_state",
+  {
+    key: text("key").primaryKey(),
+    members: text("members").array().notNull().default(sql`'{}'::text[]`),
+    firstId: text("first_id"),
+    windowEndsMs: bigint("window_ends_ms", { mode: "number" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("filter_state_expires_idx").on(t.expiresAt)],
+);
