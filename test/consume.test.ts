@@ -9,6 +9,8 @@ import { ManualClock } from "../src/consume/clock";
 import { CrashInjected, Failpoints } from "../src/consume/failpoints";
 import { backoffSeconds } from "../src/consume/retry";
 import { filters as f } from "../src/triggers";
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import worker from "../src/index";
 import { event, pendingEntries, publishAll, rig, type Rig } from "./support/consume";
 
 let open: Rig[] = [];
@@ -380,6 +382,25 @@ describe("consumer: triggers", () => {
     // events that did not match are completed, not failed
     const [c] = await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status = 'completed'`);
     expect(c!.n).toBe(7);
+  });
+});
+
+describe("consumer: worker entry points", () => {
+  it("the cron and the queue handler both drain with the default triggers", async () => {
+    const r = await make();
+    await r.store.publish(Array.from({ length: 5 }, () => event()));
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), r.env, ctx);
+    await waitOnExecutionContext(ctx);
+    await r.store.publish(Array.from({ length: 3 }, () => event()));
+    const ctx2 = createExecutionContext();
+    let acked = false;
+    const batch = { queue: "reflex-wake", messages: [], ackAll: () => { acked = true; }, retryAll: () => {} } as unknown as MessageBatch<{ kind: "wake"; at: number }>;
+    await worker.queue(batch, r.env, ctx2);
+    await waitOnExecutionContext(ctx2);
+    expect(acked).toBe(true);
+    const [c] = await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status = 'completed'`);
+    expect(c!.n).toBe(8);
   });
 });
 
