@@ -6,6 +6,7 @@
  * else in the code reads `env.SOMETHING` for configuration.
  */
 import { z } from "zod";
+import { parseDestinations, type Destination } from "./destinations/config";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
 export interface Env {
@@ -132,12 +133,58 @@ const schema = z.object({
    * over N / rate seconds, so a big redrive trickles in beside live traffic.
    */
   REDRIVE_RATE: int(1).default(100),
+  // --- Destinations (src/destinations): events POSTed to HTTP endpoints, as triggers ---
+  /**
+   * JSON list of destinations: [{"name", "url", "filter": {"types"?, "sources"?}, "timeout_ms"?,
+   * "headers"?, "secret"?, "scope"?}] (src/destinations/config.ts). Checked at load: problems
+   * name the destination and the field. A secret: headers and signing secrets live in it.
+   */
+  DESTINATIONS: z.string().default("[]"),
+  /**
+   * The worker's own URLs, comma-separated (custom domain, workers.dev). Destinations on these
+   * hosts are refused: delivering there would feed the worker its own events.
+   */
+  PUBLIC_URL: csv.default([]),
+  /** Consecutive failed deliveries to one destination that open its circuit breaker. */
+  DESTINATION_BREAKER_FAILURES: int(1).default(5),
+  /** First cool-down of an open breaker, seconds; doubled after each failed probe. */
+  DESTINATION_BREAKER_COOLDOWN_S: int(1).default(30),
+  /** Longest cool-down, seconds. */
+  DESTINATION_BREAKER_MAX_COOLDOWN_S: int(1).default(600),
   /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
   NEON_WS_PROXY: z.string().regex(/^[\w.-]+:\d+$/, "must be host:port").optional(),
+  // --- health, observability, cache (src/health, src/obs) ---
+  /** /health/detailed: pending (claimed, unacknowledged) above this is degraded (Reflex: 10,000). */
+  HEALTH_PENDING_DEGRADED: int(0).default(10_000),
+  /** /health/detailed: DLQ size above this is degraded (Reflex: 100). */
+  HEALTH_DLQ_DEGRADED: int(0).default(100),
+  /** /health/detailed: consumer-group lag (entries never delivered) above this is degraded. */
+  HEALTH_LAG_DEGRADED: int(0).default(10_000),
+  /** /health/detailed: oldest pending event older than this (seconds) is degraded. */
+  HEALTH_OLDEST_PENDING_DEGRADED_S: int(1).default(300),
+  /** /ready and /health/detailed: a dependency slower than this (ms) is degraded... */
+  HEALTH_LATENCY_DEGRADED_MS: int(1).default(1_000),
+  /** ...and one that has not answered after this (ms) is down. */
+  HEALTH_TIMEOUT_MS: int(100).default(3_000),
+  /** Hot-data cache in Redis: "true" (default) or "false". Health figures and event detail. */
+  CACHE_ENABLED: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  /** TTL of cached health figures, seconds. */
+  CACHE_HEALTH_TTL_S: int(1).default(5),
+  /** TTL of cached event detail (final states only), seconds. */
+  CACHE_EVENT_TTL_S: int(1).default(60),
+  /** OpenTelemetry: OTLP/HTTP traces endpoint (e.g. https://logfire-api.pydantic.dev/v1/traces). Unset: tracing off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+  /** OTLP headers, "k=v,k2=v2" (e.g. Authorization=<Logfire write token>): a secret. */
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default("reflex-edge"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
-export type Config = z.output<typeof schema> & { LOCK_BACKEND: "redis" | "postgres" };
+export type Config = Omit<z.output<typeof schema>, "DESTINATIONS"> & {
+  LOCK_BACKEND: "redis" | "postgres";
+  /** Parsed and checked (src/destinations/config.ts). */
+  DESTINATIONS: Destination[];
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -172,12 +219,18 @@ export function loadConfig(env: Env): Config {
     if (cfg.EVENT_RETRY_MAX_DELAY < cfg.EVENT_RETRY_BASE_DELAY) {
       problems.push("EVENT_RETRY_MAX_DELAY: must be at least EVENT_RETRY_BASE_DELAY");
     }
+    if (cfg.DESTINATION_BREAKER_MAX_COOLDOWN_S < cfg.DESTINATION_BREAKER_COOLDOWN_S) {
+      problems.push("DESTINATION_BREAKER_MAX_COOLDOWN_S: must be at least DESTINATION_BREAKER_COOLDOWN_S");
+    }
   }
+  const destinations = cfg ? parseDestinations(cfg.DESTINATIONS, cfg.PUBLIC_URL) : undefined;
+  if (destinations) problems.push(...destinations.problems);
   if (problems.length || !cfg) throw new ConfigError(problems);
   const out: Config = {
     ...cfg,
     // Redis locks need Redis; a Postgres-only deployment defaults to advisory locks.
     LOCK_BACKEND: cfg.LOCK_BACKEND ?? (cfg.EVENT_BACKEND === "postgres" ? "postgres" : "redis"),
+    DESTINATIONS: destinations?.list ?? [],
   };
   cache.set(env, out);
   return out;

@@ -162,3 +162,53 @@ export const filterState = pgTable(
   },
   (t) => [index("filter_state_expires_idx").on(t.expiresAt)],
 );
+
+/**
+ * One row per delivery attempt to a destination (src/destinations), so an operator can see
+ * why an event failed. Written once per consumer batch (one multi-row insert). `attempt` is
+ * the event's attempt number; a failed probe of an open breaker gives its attempt back, so
+ * the same number can appear twice for one destination, the earlier row with probe = true.
+ */
+export const deliveryAttempts = pgTable(
+  "delivery_attempts",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    eventId: uuid("event_id").notNull(),
+    destination: text("destination").notNull(),
+    attempt: integer("attempt").notNull(),
+    /** HTTP status of the answer; null when there was none (timeout, network error). */
+    statusCode: integer("status_code"),
+    /** Why the attempt failed ("HTTP 500", "timeout after 2000 ms", "redirect not followed: …"); null on success. */
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+    /** The answer's body, truncated to a few KiB. */
+    responseBody: text("response_body"),
+    /** This attempt was the half-open breaker's probe. */
+    probe: boolean("probe").notNull().default(false),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [
+    index("delivery_attempts_event_idx").on(t.eventId, t.at),
+    index("delivery_attempts_destination_idx").on(t.destination, t.at),
+  ],
+);
+
+/**
+ * Circuit breaker of each destination, shared by every consumer invocation (and kept in
+ * Postgres so that EVENT_BACKEND=postgres needs nothing else). No row: closed, no failures.
+ *  - closed: `failures` counts consecutive failed deliveries;
+ *  - open: nothing is delivered until next_probe_at (the cool-down's end);
+ *  - half-open: one invocation (probe_owner) sends one probe; next_probe_at is the probe's
+ *    lease, after which another invocation may probe instead.
+ */
+export const destinationBreakers = pgTable("destination_breakers", {
+  destination: text("destination").primaryKey(),
+  state: text("state").$type<"closed" | "open" | "half-open">().notNull().default("closed"),
+  failures: integer("failures").notNull().default(0),
+  openedAt: timestamp("opened_at", { withTimezone: true, mode: "date" }),
+  nextProbeAt: timestamp("next_probe_at", { withTimezone: true, mode: "date" }),
+  /** The cool-down of the current opening, ms; doubled after each failed probe, up to the maximum. */
+  cooldownMs: integer("cooldown_ms").notNull().default(0),
+  probeOwner: text("probe_owner"),
+  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
