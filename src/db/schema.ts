@@ -3,7 +3,7 @@
  * Change it here, then `npm run db:generate` to write a migration under drizzle/.
  */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /** 'discarded': an operator took the event out of the DLQ for good (the row stays, with discard_reason). */
 export const eventStatus = pgEnum("event_status", ["pending", "processing", "completed", "dlq", "discarded"]);
@@ -148,8 +148,9 @@ export const wakeGate = pgTable("wake_gate", {
 /**
  * State of stateful trigger filters (rate limit, dedupe) for EVENT_BACKEND=postgres: the
  * Postgres form of `<prefix>:filter:<name>` (src/triggers/filter-state-pg.ts).
- * Rate limit rows hold the admitted event ids; dedupe rows the first event id and the end
- * of its window on the consumer's clock. expires_at (real time) only cleans up.
+ * Rate limit rows hold the admitted event ids (and their limit in window_ends_ms); dedupe
+ * rows the first event id and the end of its window on the consumer's clock. expires_at
+ * (real time) only cleans up.
  */
 export const filterState = pgTable(
   "filter_state",
@@ -211,4 +212,13 @@ export const destinationBreakers = pgTable("destination_breakers", {
   cooldownMs: integer("cooldown_ms").notNull().default(0),
   probeOwner: text("probe_owner"),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
+
+/**
+ * Metrics counters (src/obs/metrics.ts) for deployments without Redis; with Redis they
+ * live in a hash instead. One row per series, e.g. `reflex_events_processed_total{outcome="completed"}`.
+ */
+export const metricsCounters = pgTable("metrics_counters", {
+  series: text("series").primaryKey(),
+  value: doublePrecision("value").notNull().default(0),
 });
