@@ -25,13 +25,15 @@ import type { FilterState } from "../triggers/filters";
 import type { ScopeLocks } from "../triggers/locks";
 import type { TriggerRegistry } from "../triggers/registry";
 import { systemClock, type Clock } from "./clock";
-import { dispatch } from "./dispatch";
+import { dispatch, type DispatchHooks } from "./dispatch";
 import type { Failpoints } from "./failpoints";
 import { createLogger, type Logger } from "./log";
 
 export interface ConsumerOptions {
   store: EventStore;
   triggers: TriggerRegistry;
+  /** Per-batch hooks of declarative triggers (destinations: breaker admission, attempt records). */
+  hooks?: DispatchHooks;
   locks: ScopeLocks;
   filterState: FilterState;
   config: Config;
@@ -93,7 +95,7 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
     report.skipped += claim.skipped.length;
     o.failpoints?.hit("after-persist-before-dispatch");
     const r = await dispatch(claim.events, {
-      triggers: o.triggers, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
+      triggers: o.triggers, hooks: o.hooks, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
     });
     report.lockCalls += r.lockCalls;
     // Derived events first: once the parent is settled it is never handled again, so its

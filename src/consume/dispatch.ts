@@ -13,6 +13,9 @@
  *  - An event whose scope stays locked elsewhere past LOCK_WAIT_MS is deferred: retried
  *    later, attempt not counted. (Order within a scope is therefore arrival order within
  *    a batch, not a global guarantee; exclusivity is.)
+ *  - Destinations (src/destinations) are triggers too. Through `hooks` an open circuit
+ *    breaker defers an event before any of its handlers run, and a handler throwing
+ *    DeferAttempt (a failed breaker probe) defers it unless another handler failed.
  */
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
@@ -26,8 +29,35 @@ import type { Logger } from "./log";
 import { onFailure } from "./retry";
 import { ScopeGate } from "./scope-gate";
 
+/**
+ * "Not now": thrown by a handler (or returned by DispatchHooks.admit), it defers the event -
+ * pending again at `retryAt`, the attempt given back - unless another handler of the event
+ * failed, which makes it an ordinary failed attempt.
+ */
+export class DeferAttempt extends Error {
+  constructor(
+    readonly reason: string,
+    readonly retryAt: Date,
+  ) {
+    super(reason);
+    this.name = "DeferAttempt";
+  }
+}
+
+/**
+ * Per-batch hooks of declarative triggers (src/destinations): `admit` runs before an event's
+ * handlers, inside its scope, and may defer the whole event untried (an open circuit
+ * breaker); `flush` runs once every handler of the batch is done (delivery attempts are
+ * recorded in one insert) and must not throw.
+ */
+export interface DispatchHooks {
+  admit(c: ClaimedEvent, matches: Match[]): Promise<DeferAttempt | null>;
+  flush(): Promise<void>;
+}
+
 export interface DispatchDeps {
   triggers: TriggerRegistry;
+  hooks?: DispatchHooks;
   locks: ScopeLocks;
   filterState: FilterState;
   clock: Clock;
@@ -114,7 +144,13 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
 
   const runHandlers = async (w: (typeof work)[number]) => {
     const c = batch[w.i]!;
+    const defer = (x: { reason: string; retryAt: Date }) => {
+      outcomes[w.i] = { receipt: c.receipt, status: "defer", reason: x.reason, retryAt: x.retryAt };
+    };
+    const admitted = d.hooks ? await d.hooks.admit(c, w.matches) : null;
+    if (admitted) return defer(admitted);
     const errors: string[] = [];
+    const deferrals: DeferAttempt[] = [];
     const staged: EventEnvelope[] = [];
     for (const m of w.matches) {
       let seq = 0;
@@ -135,11 +171,17 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
       try {
         await m.trigger.handler(ctx);
       } catch (e) {
-        errors.push(`${m.trigger.name}: ${message(e)}`);
+        if (e instanceof DeferAttempt) deferrals.push(e);
+        else errors.push(`${m.trigger.name}: ${message(e)}`);
       }
     }
     if (errors.length) fail(w.i, errors.join("; "));
-    else {
+    else if (deferrals.length) {
+      defer({
+        reason: deferrals.map((x) => x.reason).join("; "),
+        retryAt: new Date(Math.max(...deferrals.map((x) => x.retryAt.getTime()))),
+      });
+    } else {
       outcomes[w.i] = { receipt: c.receipt, status: "completed" };
       derived[w.i] = staged;
     }
@@ -175,6 +217,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     if (failed) throw failed.reason;
   } finally {
     await gate.close();
+    await d.hooks?.flush();
   }
   return { outcomes, derived: derived.flat(), lockCalls: gate.calls };
 }
