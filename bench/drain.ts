@@ -245,7 +245,10 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
   let timer: NodeJS.Timeout | undefined;
   const runs: Promise<unknown>[] = [];
   let invocations = 0;
+  let closed = false;
+  const delayed = new Set<NodeJS.Timeout>();
   const deliver = () => {
+    if (closed) return;
     clearTimeout(timer);
     timer = undefined;
     waiting = 0;
@@ -266,8 +269,13 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
   const queue = {
     async sendBatch(msgs: Array<{ body: WakeMessage; delaySeconds?: number }>) {
       for (const m of msgs) {
-        if (m.delaySeconds) setTimeout(enqueue, m.delaySeconds * 1000);
-        else enqueue();
+        if (m.delaySeconds) {
+          const t = setTimeout(() => {
+            delayed.delete(t);
+            enqueue();
+          }, m.delaySeconds * 1000);
+          delayed.add(t);
+        } else enqueue();
       }
     },
   } as unknown as Env["WAKE_QUEUE"];
@@ -293,6 +301,10 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
     if (Date.now() - start > (seconds + 30) * 1000) throw new Error("latency run: events not completed within 30 s");
     await new Promise((r) => setTimeout(r, 100));
   }
+  // Stop the simulated queue (pending trailing wake-ups) before closing the pool.
+  closed = true;
+  clearTimeout(timer);
+  for (const t of delayed) clearTimeout(t);
   await Promise.all(runs);
   const r = await db.db.execute<{ ms: number }>(
     `select extract(epoch from (processed_at - "timestamp")) * 1000 as ms from events order by 1`,
