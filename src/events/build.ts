@@ -9,8 +9,8 @@
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
  */
 import { z } from "zod";
+import { zodErrors } from "../http/errors";
 import type { ProblemError } from "../http/problem";
-import { pointer } from "../http/problem";
 import { ENVELOPE_KEYS, type EventEnvelope, type EventMeta } from "./envelope";
 import type { EventRegistry } from "./registry";
 
@@ -43,9 +43,6 @@ export type BuildResult =
   | { ok: true; event: EventEnvelope }
   | { ok: false; errors: ProblemError[]; unknownType?: string };
 
-function issuesAt(error: z.ZodError, prefix: PropertyKey[] = []): ProblemError[] {
-  return error.issues.map((i) => ({ path: pointer([...prefix, ...i.path]), message: i.message }));
-}
 
 export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildContext): BuildResult {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
@@ -60,7 +57,7 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
   }
 
   const env = envelopeInput.safeParse(common);
-  const errors: ProblemError[] = env.success ? [] : issuesAt(env.error);
+  const errors: ProblemError[] = env.success ? [] : zodErrors(env.error);
 
   // Type-specific fields are checked whenever the type is known, so one answer lists all problems.
   const type = typeof obj.type === "string" ? obj.type : undefined;
@@ -73,7 +70,7 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
     } else {
       const parsed = registry.get(type).safeParse(fields);
       if (parsed.success) payload = parsed.data;
-      else errors.push(...issuesAt(parsed.error));
+      else errors.push(...zodErrors(parsed.error));
     }
   }
   if (errors.length || !env.success || !payload) {

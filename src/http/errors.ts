@@ -15,6 +15,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { ConfigError } from "../config";
+import { createLogger } from "../obs/log";
 import { HTTPProblem, invalidFields, pointer, type ProblemError } from "./problem";
 
 const STATUS_TITLES: Record<number, string> = {
@@ -59,7 +60,12 @@ export function toProblem(err: unknown): HTTPProblem {
 export function onError(err: Error, c: Context): Response {
   const p = toProblem(err);
   if (p.status >= 500 && !(err instanceof HTTPProblem)) {
-    console.error(`${c.req.method} ${new URL(c.req.url).pathname} failed:`, err);
+    createLogger().error("request failed", {
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
+      error: `${err.name}: ${err.message}`.slice(0, 300),
+      ...(err instanceof ConfigError ? { problems: err.problems } : {}),
+    });
   }
   return p.toResponse();
 }
@@ -68,13 +74,24 @@ export function notFound(c: Context): Response {
   return new HTTPProblem(404, "Not Found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse();
 }
 
+/** One issue per offending field: unknown keys are listed one by one, at their own path. */
+function flatIssues(error: ZodError): Array<{ path: PropertyKey[]; message: string }> {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({ path: [...issue.path, k], message: "unknown field" }));
+    }
+    const missing = issue.code === "invalid_type" && / received undefined$/.test(issue.message);
+    return [{ path: issue.path, message: missing ? `required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message }];
+  });
+}
+
 /** Zod issues -> problem errors, each naming where it is (JSON Pointer, header, query, param). */
 export function zodErrors(
   error: ZodError,
   where: "path" | "header" | "query" | "param" = "path",
   prefix: readonly PropertyKey[] = [],
 ): ProblemError[] {
-  return error.issues.map((issue) => {
+  return flatIssues(error).map((issue) => {
     const segs = [...prefix, ...issue.path];
     if (where === "path") return { path: pointer(segs), message: issue.message };
     const name = segs.map(String).join(".");

@@ -26,6 +26,6 @@ export async function rateLimit(ctx: IngestContext, subject: RateLimitSubject): 
     await enforceRateLimit(openRedis(ctx.cfg), ctx.cfg, subject, ctx.waitUntil);
   } catch (err) {
     if (err instanceof HTTPProblem) throw err;
-    throw storeUnavailable(err);
+    throw storeUnavailable(err, ctx.cfg);
   }
 }

@@ -6,14 +6,21 @@
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
+import { createLogger } from "../obs/log";
 import type { Dedupe, EventStore } from "../store/types";
 import { afterPublish, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 2;
 
-export function storeUnavailable(err: unknown): HTTPProblem {
-  console.error("event store unavailable:", err);
+/** The error's first line, without the command (an UpstashError quotes it: event payloads stay out of logs). */
+export function errorSummary(err: unknown): string {
+  const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return msg.split(", command was:")[0]!.slice(0, 300);
+}
+
+export function storeUnavailable(err: unknown, cfg?: Pick<Config, "LOG_LEVEL">): HTTPProblem {
+  createLogger(cfg?.LOG_LEVEL).error("event store unavailable", { error: errorSummary(err) });
   return new HTTPProblem(503, "Event store unavailable", "The events could not be confirmed as stored. Retry later; events that carry their own `id` are stored at most once however often they are retried.", {
     headers: { "retry-after": String(RETRY_AFTER_S) },
   });
@@ -32,7 +39,7 @@ export async function publishEvents(ctx: IngestContext, events: EventEnvelope[])
   try {
     receipt = await ctx.store.publish(events, wakeOptions(ctx.cfg, now));
   } catch (err) {
-    throw storeUnavailable(err);
+    throw storeUnavailable(err, ctx.cfg);
   }
   afterPublish(ctx.env, ctx.cfg, receipt, ctx.waitUntil, now);
 }
@@ -48,7 +55,7 @@ export async function publishDelivery(
   try {
     r = await ctx.store.publishOnce(event, dedupe, wakeOptions(ctx.cfg, now));
   } catch (err) {
-    throw storeUnavailable(err);
+    throw storeUnavailable(err, ctx.cfg);
   }
   afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
   return r.duplicate ? { id: r.firstId, duplicate: true } : { id: event.id, duplicate: false };

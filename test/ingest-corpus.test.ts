@@ -1,0 +1,264 @@
+/**
+ * The bad-request corpus: each request gets the right status, an RFC 9457 problem body
+ * naming the field or header at fault, and leaves Redis exactly as it was - no stream
+ * entry, no dedupe key, no rate-limit or wake-up key.
+ */
+import { describe, expect, it } from "vitest";
+import { API_KEY, authed, call, ingestEnv, keysOf, post, streamLength } from "./fixtures/ingest";
+import { SECRETS, WEBHOOK_SOURCES, githubHeaders, hmacDigest, hook, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
+import type { TestEnv } from "./support/env";
+
+const enc = new TextEncoder();
+const bytes = (...parts: Array<string | number[]>) =>
+  new Uint8Array(parts.flatMap((p) => (typeof p === "string" ? [...enc.encode(p)] : p)));
+const tick = { type: "timer.tick", source: "cron", timer_name: "t", tick_count: 1 };
+const json = (v: unknown) => JSON.stringify(v);
+const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+const MAX_BODY = 8192;
+
+interface Case {
+  name: string;
+  req: () => Request | Promise<Request>;
+  status: number;
+  /** Where the problem must point: a JSON Pointer, a header, or a path parameter. */
+  at?: { path?: string; header?: string; param?: string };
+}
+
+const ev = (body: BodyInit | object, headers: Record<string, string> = {}) => authed("/events", body, headers);
+const batch = (body: BodyInit | object) => authed("/events/batch", body);
+
+const cases: Case[] = [
+  // --- malformed bodies (400) ---
+  { name: "malformed JSON", req: () => ev('{"type": "timer.tick",'), status: 400, at: { path: "" } },
+  { name: "truncated JSON", req: () => ev(json(tick).slice(0, 25)), status: 400, at: { path: "" } },
+  { name: "empty body", req: () => ev(""), status: 400, at: { path: "" } },
+  { name: "trailing garbage after JSON", req: () => ev(`${json(tick)} x`), status: 400, at: { path: "" } },
+  { name: "raw NUL byte inside a string", req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"a', [0], 'b"}')), status: 400, at: { path: "" } },
+  { name: "invalid UTF-8", req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"', [0xff, 0xfe, 0xc3], '"}')), status: 400, at: { path: "" } },
+  { name: "overlong UTF-8 encoding", req: () => ev(bytes('{"a":"', [0xc0, 0xaf], '"}')), status: 400, at: { path: "" } },
+  { name: "deep nesting", req: () => ev(`{"type":"http.request","source":"s","method":"GET","path":"/","body":${nested(100)}}`), status: 400, at: { path: "" } },
+  { name: "deep nesting, batch", req: () => batch(`{"events":[${nested(70)}]}`), status: 400, at: { path: "" } },
+  // --- wrong types, missing and oversized fields (422) ---
+  { name: "body is an array", req: () => ev([tick]), status: 422, at: { path: "" } },
+  { name: "body is a string", req: () => ev('"timer.tick"'), status: 422, at: { path: "" } },
+  { name: "wrong type: tick_count is a string", req: () => ev({ ...tick, tick_count: "five" }), status: 422, at: { path: "/tick_count" } },
+  { name: "wrong type: tick_count is fractional", req: () => ev({ ...tick, tick_count: 1.5 }), status: 422, at: { path: "/tick_count" } },
+  { name: "wrong type: source is a number", req: () => ev({ ...tick, source: 42 }), status: 422, at: { path: "/source" } },
+  { name: "wrong type: meta is a string", req: () => ev({ ...tick, meta: "x" }), status: 422, at: { path: "/meta" } },
+  { name: "missing type", req: () => ev({ source: "s", timer_name: "t", tick_count: 1 }), status: 422, at: { path: "/type" } },
+  { name: "missing source", req: () => ev({ type: "timer.tick", timer_name: "t", tick_count: 1 }), status: 422, at: { path: "/source" } },
+  { name: "missing typed field", req: () => ev({ type: "ws.message", source: "s", content: "x" }), status: 422, at: { path: "/connection_id" } },
+  { name: "oversized source", req: () => ev({ ...tick, source: "s".repeat(300) }), status: 422, at: { path: "/source" } },
+  { name: "oversized trace id", req: () => ev({ ...tick, meta: { trace_id: "t".repeat(200) } }), status: 422, at: { path: "/meta/trace_id" } },
+  { name: "unknown field (strict types)", req: () => ev({ ...tick, tick_cuont: 2 }), status: 422, at: { path: "/tick_cuont" } },
+  { name: "bad enum value", req: () => ev({ type: "lifecycle", source: "s", action: "exploded" }), status: 422, at: { path: "/action" } },
+  { name: "client id that is not a UUID", req: () => ev({ ...tick, id: "evt-1" }), status: 422, at: { path: "/id" } },
+  { name: "timestamp that is not a date", req: () => ev({ ...tick, timestamp: "yesterday" }), status: 422, at: { path: "/timestamp" } },
+  { name: "timestamp without a time zone", req: () => ev({ ...tick, timestamp: "2026-01-01T00:00:00" }), status: 422, at: { path: "/timestamp" } },
+  { name: "escaped NUL in a string", req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"a\\u0000b"}'), status: 422, at: { path: "/content" } },
+  { name: "lone surrogate in a string", req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"\\ud800"}'), status: 422, at: { path: "/content" } },
+  { name: "unknown event type", req: () => ev({ type: "order.created", source: "s" }), status: 422, at: { path: "/type" } },
+  { name: "batch without events", req: () => batch({ items: [tick] }), status: 422, at: { path: "/events" } },
+  { name: "batch with events not an array", req: () => batch({ events: tick }), status: 422, at: { path: "/events" } },
+  { name: "empty batch", req: () => batch({ events: [] }), status: 422, at: { path: "/events" } },
+  { name: "batch over the maximum", req: () => batch({ events: Array(6).fill(tick) }), status: 422, at: { path: "/events" } },
+  { name: "batch with one bad item", req: () => batch({ events: [tick, { ...tick, tick_count: -1 }] }), status: 422, at: { path: "/events/1/tick_count" } },
+  // --- size and content type ---
+  { name: "oversize body (Content-Length)", req: () => ev(json({ ...tick, timer_name: "x".repeat(MAX_BODY) })), status: 413 },
+  {
+    name: "oversize body (streamed, no Content-Length)",
+    req: () =>
+      new Request("http://reflex.test/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        body: new ReadableStream({
+          start(c) {
+            for (let i = 0; i < 4; i++) c.enqueue(enc.encode("x".repeat(4096)));
+            c.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit),
+    status: 413,
+  },
+  { name: "wrong content type", req: () => ev(json(tick), { "content-type": "text/plain" }), status: 415, at: { header: "content-type" } },
+  { name: "form content type", req: () => ev("a=1", { "content-type": "application/x-www-form-urlencoded" }), status: 415, at: { header: "content-type" } },
+  { name: "JSON in another charset", req: () => ev(json(tick), { "content-type": "application/json; charset=iso-8859-1" }), status: 415, at: { header: "content-type" } },
+  {
+    name: "missing content type",
+    req: () => new Request("http://reflex.test/events", { method: "POST", headers: { authorization: `Bearer ${API_KEY}` }, body: new Uint8Array(enc.encode(json(tick))) }),
+    status: 415,
+    at: { header: "content-type" },
+  },
+  // --- keys ---
+  { name: "missing API key", req: () => post("/events", tick), status: 401, at: { header: "authorization" } },
+  { name: "wrong API key", req: () => post("/events", tick, { authorization: "Bearer not-a-key" }), status: 401, at: { header: "authorization" } },
+  { name: "API key with a wrong last character", req: () => post("/events", tick, { authorization: `Bearer ${API_KEY.slice(0, -1)}X` }), status: 401, at: { header: "authorization" } },
+  { name: "not a Bearer credential", req: () => post("/events", tick, { authorization: `Basic ${btoa(`u:${API_KEY}`)}` }), status: 401, at: { header: "authorization" } },
+  { name: "wrong key on a batch", req: () => post("/events/batch", { events: [tick] }, { authorization: "Bearer nope" }), status: 401, at: { header: "authorization" } },
+  // --- webhooks ---
+  { name: "unknown webhook source", req: () => hook("nosuch", "{}", {}), status: 404, at: { param: "source" } },
+  {
+    name: "standard-webhooks: tampered body",
+    req: () => hook("svix", '{"amount":1000}', standardHeaders('{"amount":10}')),
+    status: 401,
+    at: { header: "webhook-signature" },
+  },
+  {
+    name: "standard-webhooks: truncated signature",
+    req: () => {
+      const h = standardHeaders("{}");
+      return hook("svix", "{}", { ...h, "webhook-signature": h["webhook-signature"]!.slice(0, 20) });
+    },
+    status: 401,
+    at: { header: "webhook-signature" },
+  },
+  {
+    name: "standard-webhooks: stale timestamp",
+    req: () => hook("svix", "{}", standardHeaders("{}", "msg_stale", new Date(Date.now() - 10 * 60_000))),
+    status: 401,
+    at: { header: "webhook-timestamp" },
+  },
+  {
+    name: "standard-webhooks: timestamp in the future",
+    req: () => hook("svix", "{}", standardHeaders("{}", "msg_future", new Date(Date.now() + 10 * 60_000))),
+    status: 401,
+    at: { header: "webhook-timestamp" },
+  },
+  {
+    name: "standard-webhooks: reused signature under another message id",
+    req: () => hook("svix", "{}", { ...standardHeaders("{}", "msg_original"), "webhook-id": "msg_replayed" }),
+    status: 401,
+    at: { header: "webhook-signature" },
+  },
+  {
+    name: "standard-webhooks: signed with another secret",
+    req: () => hook("svix", "{}", standardHeaders("{}", "msg_other", new Date(), SECRETS.standardOther)),
+    status: 401,
+    at: { header: "webhook-signature" },
+  },
+  { name: "standard-webhooks: missing signature headers", req: () => hook("svix", "{}", {}), status: 401, at: { header: "webhook-id" } },
+  {
+    name: "github: tampered body",
+    req: async () => hook("gh", '{"ref":"refs/heads/evil"}', await githubHeaders('{"ref":"refs/heads/main"}')),
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "github: wrong secret",
+    req: async () => hook("gh", "{}", await githubHeaders("{}", undefined, "push", "not-the-secret")),
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "github: missing signature",
+    req: async () => {
+      const { "x-hub-signature-256": _s, ...rest } = await githubHeaders("{}");
+      void _s;
+      return hook("gh", "{}", rest);
+    },
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "github: SHA-1 signature only",
+    req: () => hook("gh", "{}", { "x-hub-signature": "sha1=0000000000000000000000000000000000000000", "x-github-delivery": "d" }),
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "github: signed, but without X-GitHub-Delivery",
+    req: async () => {
+      const { "x-github-delivery": _d, ...rest } = await githubHeaders("{}");
+      void _d;
+      return hook("gh", "{}", rest);
+    },
+    status: 422,
+    at: { header: "x-github-delivery" },
+  },
+  {
+    name: "stripe: stale timestamp",
+    req: async () => {
+      const body = stripeEvent();
+      return hook("billing", body, await stripeHeaders(body, Math.floor(Date.now() / 1000) - 3600));
+    },
+    status: 401,
+    at: { header: "stripe-signature" },
+  },
+  {
+    name: "stripe: tampered body",
+    req: async () => hook("billing", stripeEvent("evt_b"), await stripeHeaders(stripeEvent("evt_a"))),
+    status: 401,
+    at: { header: "stripe-signature" },
+  },
+  {
+    name: "stripe: signature re-used with a new timestamp",
+    req: async () => {
+      const body = stripeEvent();
+      const h = (await stripeHeaders(body, Math.floor(Date.now() / 1000) - 100))["stripe-signature"]!;
+      return hook("billing", body, { "stripe-signature": h.replace(/t=\d+/, `t=${Math.floor(Date.now() / 1000)}`) });
+    },
+    status: 401,
+    at: { header: "stripe-signature" },
+  },
+  {
+    name: "stripe: signed, but the event has no id",
+    req: async () => {
+      const body = json({ object: "event", type: "invoice.paid" });
+      return hook("billing", body, await stripeHeaders(body));
+    },
+    status: 422,
+    at: { path: "/id" },
+  },
+  {
+    name: "hmac-sha256: hex digest where base64 is configured",
+    req: () => hook("shop", "{}", { "x-shop-hmac": hmacDigest("{}", "hex").slice(0, 10) + "!" }),
+    status: 401,
+    at: { header: "x-shop-hmac" },
+  },
+  {
+    name: "hmac-sha256: signature of another body",
+    req: () => hook("plain", '{"a":2}', { "x-signature": `sha256=${hmacDigest('{"a":1}', "hex")}` }),
+    status: 401,
+    at: { header: "x-signature" },
+  },
+  {
+    name: "webhook: correctly signed, malformed JSON",
+    req: () => hook("plain", '{"a":', { "x-signature": `sha256=${hmacDigest('{"a":', "hex")}` }),
+    status: 400,
+    at: { path: "" },
+  },
+  {
+    name: "webhook: correctly signed, escaped NUL in the payload",
+    req: () => hook("plain", '{"a":"\\u0000"}', { "x-signature": `sha256=${hmacDigest('{"a":"\\u0000"}', "hex")}` }),
+    status: 422,
+    at: { path: "/a" },
+  },
+  { name: "webhook: wrong content type", req: () => hook("lab", "a=1", {}, "application/x-www-form-urlencoded"), status: 415, at: { header: "content-type" } },
+  { name: "webhook: invalid UTF-8", req: () => hook("lab", bytes('{"a":"', [0xff], '"}'), {}), status: 400, at: { path: "" } },
+  { name: "webhook: oversize body", req: () => hook("lab", json({ a: "x".repeat(MAX_BODY) }), {}), status: 413 },
+];
+
+describe("bad-request corpus", () => {
+  it(`has at least 30 cases (${cases.length})`, () => {
+    expect(cases.length).toBeGreaterThanOrEqual(30);
+    expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
+  });
+
+  let env: TestEnv;
+  it.each(cases)("$name -> $status", async (c) => {
+    env ??= await ingestEnv({ WEBHOOK_SOURCES, MAX_BODY_BYTES: String(MAX_BODY), MAX_BATCH_EVENTS: "5" });
+    const r = await call(env, await c.req());
+    expect(r.status, r.text).toBe(c.status);
+    expect(r.res.headers.get("content-type")).toBe("application/problem+json");
+    expect(r.json).toMatchObject({ type: expect.stringMatching(/^urn:reflex:problem:/), title: expect.any(String), status: c.status, detail: expect.any(String) });
+    if (c.at) {
+      expect(r.json.errors, r.text).toEqual(expect.arrayContaining([expect.objectContaining(c.at)]));
+      for (const e of r.json.errors) expect(typeof e.message).toBe("string");
+    }
+    if (c.status === 401) expect(r.json.errors?.[0]?.header).toBeTruthy();
+    // Nothing reached Redis: no stream entry, and no key of any kind under the prefix.
+    expect(await streamLength(env)).toBe(0);
+    expect(await keysOf(env)).toEqual([]);
+  });
+});
