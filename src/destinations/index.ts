@@ -1,0 +1,45 @@
+/**
+ * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (./config.ts),
+ * run as triggers beside the code triggers (./runtime.ts), signed with Standard Webhooks and
+ * recorded per attempt (./deliver.ts, src/db/deliveries.ts), behind a circuit breaker per
+ * destination (./breaker.ts).
+ */
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { readBreakers, type BreakerState } from "../db/deliveries";
+
+export { openDestinations, type DestinationRuntime } from "./runtime";
+export { parseDestinations, type Destination } from "./config";
+export { deliveryAttemptsFor, type DeliveryAttempt } from "../db/deliveries";
+
+export interface BreakerStatus {
+  destination: string;
+  state: BreakerState;
+  /** Consecutive failed deliveries. */
+  failures: number;
+  opened_at: string | null;
+  /** When the next probe may go (open), or when the running probe's claim runs out (half-open). */
+  next_probe_at: string | null;
+}
+
+/**
+ * The circuit breaker of every configured destination, for health (issue 8) and the admin
+ * API. A destination never used, or one removed from the table, reads closed. An open
+ * breaker whose cool-down is over reads half-open: the next matching event is its probe.
+ */
+export async function breakerStates(db: Db, cfg: Pick<Config, "DESTINATIONS">, now: Date = new Date()): Promise<BreakerStatus[]> {
+  const names = cfg.DESTINATIONS.map((d) => d.name);
+  const rows = new Map((await readBreakers(db, names)).map((r) => [r.destination, r]));
+  return names.map((name) => {
+    const r = rows.get(name);
+    if (!r) return { destination: name, state: "closed", failures: 0, opened_at: null, next_probe_at: null };
+    const due = r.state === "open" && r.nextProbeAt !== null && r.nextProbeAt.getTime() <= now.getTime();
+    return {
+      destination: name,
+      state: due ? "half-open" : r.state,
+      failures: r.failures,
+      opened_at: r.openedAt?.toISOString() ?? null,
+      next_probe_at: r.nextProbeAt?.toISOString() ?? null,
+    };
+  });
+}

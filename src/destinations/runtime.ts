@@ -1,0 +1,178 @@
+/**
+ * Destinations as triggers: each configured destination becomes a trigger ("destination
+ * <name>") in the consumer's registry, next to the code triggers, so filters, scope locks,
+ * retries, backoff and the DLQ apply unchanged; an event matching both kinds runs both and
+ * fails if either fails. Its handler POSTs the event (./deliver.ts) and throws on failure:
+ * "destination orders: HTTP 500" in the event's errors.
+ *
+ * The dispatch hooks add what a code trigger does not need:
+ *  - admit: before an event's handlers run, each matching destination's circuit breaker
+ *    (./breaker.ts) is asked; an open one defers the whole event, untried, to the breaker's
+ *    next probe time (pending again, the attempt given back). A failed probe defers its event
+ *    too: the breaker already knew the endpoint was down, so probing must not walk events
+ *    into the DLQ however long the outage.
+ *  - flush: after the batch, every attempt is recorded and every breaker updated in one
+ *    statement (src/db/deliveries.ts).
+ * The breaker rows are read once per batch, when the batch first needs them.
+ */
+import type { Config } from "../config";
+import { systemClock, type Clock } from "../consume/clock";
+import { DeferAttempt, type DispatchHooks } from "../consume/dispatch";
+import type { Logger } from "../consume/log";
+import type { Db } from "../db/client";
+import { claimProbe, flushDeliveries, loadBreakers, type AttemptRow, type BreakerPolicy } from "../db/deliveries";
+import type { EventEnvelope } from "../events/envelope";
+import type { Filter } from "../triggers/filters";
+import { TriggerRegistry, type HandlerContext, type Match } from "../triggers/registry";
+import { BatchBreaker } from "./breaker";
+import type { Destination } from "./config";
+import { deliver } from "./deliver";
+
+export const TRIGGER_PREFIX = "destination ";
+
+/** Extra time a prober holds the half-open breaker beyond its request timeout. */
+const PROBE_LEASE_MARGIN_MS = 30_000;
+
+export function breakerPolicy(cfg: Config): BreakerPolicy {
+  return {
+    threshold: cfg.DESTINATION_BREAKER_FAILURES,
+    cooldownMs: cfg.DESTINATION_BREAKER_COOLDOWN_S * 1000,
+    maxCooldownMs: cfg.DESTINATION_BREAKER_MAX_COOLDOWN_S * 1000,
+  };
+}
+
+function globs(list: string[]): RegExp[] {
+  return list.map((g) => new RegExp(`^${g.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`));
+}
+
+/** types AND sources, each a list of globs; an empty list matches anything. */
+function destinationFilter(d: Destination): Filter {
+  const types = globs(d.filter.types);
+  const sources = globs(d.filter.sources);
+  return {
+    describe: `destination(${d.name})`,
+    test: (e) =>
+      (types.length === 0 || types.some((r) => r.test(e.type))) &&
+      (sources.length === 0 || sources.some((r) => r.test(e.source))),
+  };
+}
+
+/** The value at `path` (dotted) in the envelope, as a scope key; the source when missing. */
+function scopeOf(path: string): (e: EventEnvelope) => string {
+  const parts = path.split(".");
+  return (e) => {
+    let v: unknown = e;
+    for (const p of parts) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
+    if (v === undefined || v === null || v === "") return e.source;
+    return typeof v === "string" ? v : JSON.stringify(v);
+  };
+}
+
+export interface DestinationOptions {
+  config: Config;
+  db: Db;
+  /** The code triggers; the result holds them and the destinations. */
+  base: TriggerRegistry;
+  /** The consumer's clock (breaker times, retry times). */
+  clock?: Clock;
+  log?: Logger;
+  /** Identifies this invocation as a breaker prober; default "d-<uuid>". */
+  owner?: string;
+}
+
+export interface DestinationRuntime {
+  /** Code triggers plus one trigger per destination. */
+  triggers: TriggerRegistry;
+  /** Pass to the consumer with `triggers`; undefined when no destination is configured. */
+  hooks: DispatchHooks | undefined;
+}
+
+export function openDestinations(o: DestinationOptions): DestinationRuntime {
+  const list = o.config.DESTINATIONS;
+  if (list.length === 0) return { triggers: o.base, hooks: undefined };
+  const clock = o.clock ?? systemClock;
+  const owner = o.owner ?? `d-${crypto.randomUUID()}`;
+  const policy = breakerPolicy(o.config);
+  const byTrigger = new Map(list.map((d) => [TRIGGER_PREFIX + d.name, d]));
+
+  // Per-batch state, reset by flush().
+  let attempts: AttemptRow[] = [];
+  let breakers: Promise<Map<string, BatchBreaker>> | null = null;
+  const loadBatch = () =>
+    (breakers ??= loadBreakers(o.db, list.map((d) => d.name)).then((rows) => {
+      const m = new Map<string, BatchBreaker>();
+      for (const d of list) {
+        const row = rows.find((r) => r.destination === d.name) ?? {
+          destination: d.name, state: "closed" as const, failures: 0, openedAt: null, nextProbeAt: null, cooldownMs: 0, probeOwner: null,
+        };
+        m.set(d.name, new BatchBreaker(row, policy, () => claimProbe(o.db, d.name, owner, new Date(clock.now()), leaseFor(d))));
+      }
+      return m;
+    }));
+  const leaseFor = (d: Destination) => new Date(clock.now() + d.timeoutMs + PROBE_LEASE_MARGIN_MS);
+
+  const handler = (d: Destination) => async (ctx: HandlerContext) => {
+    const b = (await loadBatch()).get(d.name)!;
+    const probe = b.isProbe(ctx.event.id);
+    const r = await deliver(d, ctx.event);
+    const now = clock.now();
+    attempts.push({
+      eventId: ctx.event.id, destination: d.name, attempt: ctx.attempt, statusCode: r.statusCode, error: r.error,
+      durationMs: r.durationMs, responseBody: r.responseBody, probe, at: new Date(now),
+    });
+    const openUntil = b.record(ctx.event.id, r.ok, now);
+    if (r.ok) return;
+    if (probe && openUntil) {
+      throw new DeferAttempt(`${TRIGGER_PREFIX}${d.name}: ${r.error} (breaker probe; next probe ${openUntil.toISOString()})`, openUntil);
+    }
+    throw new Error(r.error ?? "delivery failed");
+  };
+
+  const triggers = new TriggerRegistry();
+  for (const t of o.base.list()) triggers.register(t);
+  for (const d of list) {
+    triggers.register({ name: TRIGGER_PREFIX + d.name, filter: destinationFilter(d), scope: scopeOf(d.scope), handler: handler(d) });
+  }
+
+  const hooks: DispatchHooks = {
+    async admit(c, matches: Match[]) {
+      const dests = matches.map((m) => byTrigger.get(m.trigger.name)).filter((d): d is Destination => !!d);
+      if (dests.length === 0) return null;
+      const bs = await loadBatch();
+      const now = clock.now();
+      const deferral = (d: Destination, until: Date, why: string) =>
+        new DeferAttempt(`${TRIGGER_PREFIX}${d.name}: ${why} until ${until.toISOString()}`, until);
+      // First what needs no claim, so no probe is claimed for an event that waits anyway.
+      for (const d of dests) {
+        const p = bs.get(d.name)!.peek(now);
+        if (p && !p.ok) return deferral(d, p.until, p.why);
+      }
+      const admitted: Destination[] = [];
+      for (const d of dests) {
+        const a = await bs.get(d.name)!.admit(c.event.id, now);
+        if (!a.ok) {
+          for (const x of admitted) bs.get(x.name)!.abandon(c.event.id, leaseFor(x));
+          return deferral(d, a.until, a.why);
+        }
+        admitted.push(d);
+      }
+      return null;
+    },
+    async flush() {
+      const batch = attempts;
+      const bs = breakers ? await breakers.catch(() => null) : null;
+      attempts = [];
+      breakers = null;
+      const tallies = bs ? [...bs.entries()].filter(([, b]) => b.touched).map(([name, b]) => b.tally(name)) : [];
+      if (batch.length === 0 && tallies.length === 0) return;
+      try {
+        await flushDeliveries(o.db, owner, batch, tallies, new Date(clock.now()), policy);
+      } catch (e) {
+        // The deliveries happened; failing the batch would only send them again. Their
+        // outcomes (and errors) are still settled in history.
+        o.log?.error("could not record destination attempts", { error: e instanceof Error ? e.message : String(e), attempts: batch.length });
+      }
+    },
+  };
+  return { triggers, hooks };
+}
