@@ -10,6 +10,8 @@ import { redisKeys } from "../store/keys";
 import { openRedis } from "../store/redis";
 import { openStore } from "../store/index";
 import { RedisFilterState } from "../triggers/filter-state";
+import { PgFilterState } from "../triggers/filter-state-pg";
+import type { FilterState } from "../triggers/filters";
 import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../triggers/locks";
 import { defaultTriggers } from "../triggers/registry";
 import { runConsumer, type RunReport } from "./consumer";
@@ -32,16 +34,20 @@ export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: 
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
   const db = openDb(cfg);
   const store = openStore(cfg, db.db);
-  const redis = openRedis(cfg);
+  // EVENT_BACKEND=postgres with LOCK_BACKEND=postgres needs no Redis at all: Redis is opened
+  // only for what uses it. Filter state lives with the events (Redis or Postgres).
   const keys = redisKeys(cfg.REDIS_PREFIX);
+  const redis = cfg.EVENT_BACKEND === "redis" || cfg.LOCK_BACKEND === "redis" ? openRedis(cfg) : undefined;
   const locks: ScopeLocks =
-    cfg.LOCK_BACKEND === "postgres" ? new PgScopeLocks(db.pool) : new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+    cfg.LOCK_BACKEND === "postgres" ? new PgScopeLocks(db.pool) : new RedisScopeLocks(redis!, keys.lock, cfg.LOCK_LEASE_MS);
+  const filterState: FilterState =
+    cfg.EVENT_BACKEND === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(redis!, keys.filterState);
   try {
     const report = await runConsumer({
       store,
       triggers: defaultTriggers,
       locks,
-      filterState: new RedisFilterState(redis, keys.filterState),
+      filterState,
       config: cfg,
       env,
       log,

@@ -1,0 +1,202 @@
+/**
+ * The queue half of EVENT_BACKEND=postgres (src/store/postgres.ts): publishing into the
+ * events table and claiming fresh events from it. Retries, expired claims, settling and
+ * counts are shared with the Redis backend (./history.ts).
+ *
+ * A published event is 'pending' with next_retry_at NULL - "fresh": due now, whatever the
+ * clocks say. claimFresh() takes those in arrival order; claimDue() (history.ts) takes the
+ * rest (retries and deferrals, which carry a due time on the consumer's clock, and expired
+ * claims). Keeping fresh events out of the due-time comparison means no clock skew between
+ * a publisher, the database and a consumer (or a test's injected clock) can hold a new
+ * event back, and each claim is a range scan of its own partial index.
+ *
+ * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
+ */
+import { sql, type SQL } from "drizzle-orm";
+import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
+import type { Db } from "./client";
+
+/** The single row of wake_gate (one deployment per database). */
+const GATE = "consumers";
+
+export interface GateAnswer {
+  /** This statement opened a new wake-up window. */
+  opened: boolean;
+  /** Time left in the current window, ms (0 when unknown or closed). */
+  leftMs: number;
+}
+
+/** unnest() of the events' columns, as `v(id, type, source, ts, payload, meta)`. */
+function eventRows(events: EventEnvelope[]): SQL {
+  const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
+  return sql`unnest(
+      ${col((e) => e.id)}::uuid[], ${col((e) => e.type)}::text[], ${col((e) => e.source)}::text[],
+      ${col((e) => e.timestamp)}::timestamptz[], ${col((e) => JSON.stringify(payloadOf(e)))}::text[],
+      ${col((e) => JSON.stringify(e.meta))}::text[]
+    ) WITH ORDINALITY AS v(id, type, source, ts, payload, meta, ord)`;
+}
+
+/**
+ * The wake gate as a CTE: moves open_until forward only if the window is closed (the
+ * ON CONFLICT ... WHERE sees the latest committed row, so concurrent publishers open one
+ * window between them). `when` restricts it (publishOnce: only if the event was new).
+ */
+function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
+  return sql`gate AS (
+      INSERT INTO wake_gate (name, open_until)
+      SELECT ${GATE}, now() + ${windowMs}::float8 * interval '1 millisecond' WHERE ${when}
+      ON CONFLICT (name) DO UPDATE SET open_until = EXCLUDED.open_until
+        WHERE wake_gate.open_until <= now()
+      RETURNING open_until)`;
+}
+
+/** The gate's answer columns (the plain SELECT sees the row as of the statement's start). */
+const gateAnswer = sql`(SELECT count(*) FROM gate)::int AS opened,
+      greatest(0, extract(epoch FROM (coalesce((SELECT open_until FROM gate),
+        (SELECT open_until FROM wake_gate WHERE name = ${GATE})) - now())) * 1000)::float8 AS left_ms`;
+
+function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): GateAnswer {
+  return { opened: Number(row?.opened ?? 0) > 0, leftMs: Math.max(0, Number(row?.left_ms ?? 0)) };
+}
+
+/**
+ * created_at of a published row: the statement's time plus the row's position in the batch,
+ * in microseconds, so that created_at alone orders arrivals (now() is one value per
+ * statement, and envelope timestamps tie or come from clients). A batch of 1,000 spans 1 ms.
+ */
+const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
+
+/**
+ * Inserts the events as fresh 'pending' rows, one statement; ids already stored are left
+ * alone (a client retrying with its own ids). With `wakeWindowMs`, the wake gate rides in
+ * the same statement.
+ */
+export async function insertPending(db: Db, events: EventEnvelope[], wakeWindowMs?: number): Promise<GateAnswer> {
+  const insert = sql`INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at)
+      SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
+        FROM ${eventRows(events)}
+      ON CONFLICT (id) DO NOTHING`;
+  if (!wakeWindowMs) {
+    await db.execute(insert);
+    return { opened: false, leftMs: 0 };
+  }
+  const r = await db.execute<{ opened: number; left_ms: number }>(
+    sql`WITH ins AS (${insert}), ${gateCte(wakeWindowMs)} SELECT ${gateAnswer}`,
+  );
+  return gateFrom(r.rows[0]);
+}
+
+export type OnceAnswer = GateAnswer & ({ duplicate: false } | { duplicate: true; firstId: string });
+
+/**
+ * Inserts one event unless `key` was recorded within its window, atomically (one
+ * statement): the delivery row is written if and only if the event row is. An expired
+ * delivery row is taken over; a couple of other expired rows are deleted on the way, so
+ * the table stays about as big as one window's deliveries without a sweeper.
+ */
+export async function insertOnce(
+  db: Db,
+  event: EventEnvelope,
+  key: string,
+  windowS: number,
+  wakeWindowMs?: number,
+): Promise<OnceAnswer> {
+  const fresh = sql`EXISTS (SELECT 1 FROM d)`;
+  const q = sql`WITH d AS (
+        INSERT INTO webhook_deliveries (key, event_id, expires_at)
+        VALUES (${key}, ${event.id}::uuid, now() + ${windowS}::float8 * interval '1 second')
+        ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
+          WHERE webhook_deliveries.expires_at <= now()
+        RETURNING event_id),
+      ins AS (
+        INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at)
+        SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
+          FROM ${eventRows([event])} WHERE ${fresh}
+        ON CONFLICT (id) DO NOTHING),
+      gc AS (
+        DELETE FROM webhook_deliveries WHERE key IN (
+          SELECT key FROM webhook_deliveries WHERE expires_at < now() AND key <> ${key}
+           ORDER BY expires_at LIMIT 2 FOR UPDATE SKIP LOCKED)),
+      ${wakeWindowMs ? gateCte(wakeWindowMs, fresh) : sql`gate AS (SELECT NULL::timestamptz AS open_until WHERE false)`}
+    SELECT ${fresh} AS fresh, (SELECT event_id FROM webhook_deliveries WHERE key = ${key})::text AS first_id, ${gateAnswer}`;
+  const r = await db.execute<{ fresh: boolean; first_id: string | null; opened: number; left_ms: number }>(q);
+  const row = r.rows[0];
+  if (row?.fresh) return { duplicate: false, ...(wakeWindowMs ? gateFrom(row) : { opened: false, leftMs: 0 }) };
+  // Duplicate. The row that made it one may have been committed after this statement's
+  // snapshot (a concurrent first delivery), so it can be invisible above: read it again.
+  let firstId = row?.first_id ?? null;
+  if (!firstId) {
+    const again = await db.execute<{ event_id: string }>(
+      sql`SELECT event_id::text FROM webhook_deliveries WHERE key = ${key}`,
+    );
+    firstId = again.rows[0]?.event_id ?? event.id;
+  }
+  return { duplicate: true, firstId, opened: false, leftMs: 0 };
+}
+
+type ClaimedRow = Record<string, unknown> & {
+  id: string;
+  type: string;
+  source: string;
+  timestamp: string | Date;
+  payload: Record<string, unknown>;
+  meta: Record<string, unknown>;
+  attempts: number;
+  /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
+  arrival_us: string;
+};
+
+/**
+ * Claims up to `max` fresh events for `consumer` in arrival order: 'processing', attempts
+ * + 1, leased until `leaseUntil` (after which claimDue() lets another consumer take them
+ * over: the visibility timeout). FOR UPDATE SKIP LOCKED: concurrent claimers never get the
+ * same row, and never wait for each other.
+ */
+export async function claimFresh(
+  db: Db,
+  req: { consumer: string; max: number; leaseUntil: Date },
+): Promise<Array<{ event: EventEnvelope; attempts: number }>> {
+  const r = await db.execute<ClaimedRow>(sql`
+    UPDATE events AS e
+       SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
+           lease_until = ${req.leaseUntil.toISOString()}::timestamptz, updated_at = now()
+     WHERE e.id IN (
+       SELECT id FROM events
+        WHERE status = 'pending' AND next_retry_at IS NULL
+        ORDER BY created_at, "timestamp"
+        LIMIT ${req.max}::int
+        FOR UPDATE SKIP LOCKED)
+    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts,
+              (extract(epoch FROM e.created_at) * 1000000)::bigint::text AS arrival_us`);
+  // RETURNING has no order: restore arrival order, which the dispatcher keeps per scope.
+  const rows = r.rows
+    .map((x) => ({ x, at: BigInt(x.arrival_us) }))
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  return rows.map(({ x }) => ({
+    event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }),
+    attempts: Number(x.attempts),
+  }));
+}
+
+export interface QueueStats {
+  /** Events not yet final: pending (fresh or waiting for a retry) plus processing. */
+  open: number;
+  /** Claimed, not yet settled. */
+  processing: number;
+  /** Fresh events never handed out. */
+  fresh: number;
+  /** Consumers holding claims now. */
+  consumers: number;
+}
+
+/** Counts of the queue, one statement (partial indexes keep it off the completed history). */
+export async function queueStats(db: Db): Promise<QueueStats> {
+  const r = await db.execute<Record<string, number | string>>(sql`
+    SELECT count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS open,
+           count(*) FILTER (WHERE status = 'processing')::int AS processing,
+           count(*) FILTER (WHERE status = 'pending' AND next_retry_at IS NULL)::int AS fresh,
+           count(DISTINCT claimed_by) FILTER (WHERE status = 'processing')::int AS consumers
+      FROM events WHERE status IN ('pending', 'processing')`);
+  const x = r.rows[0] ?? {};
+  return { open: Number(x.open ?? 0), processing: Number(x.processing ?? 0), fresh: Number(x.fresh ?? 0), consumers: Number(x.consumers ?? 0) };
+}

@@ -1,0 +1,144 @@
+/**
+ * EventStore on Postgres alone (EVENT_BACKEND=postgres): the events table is both the
+ * queue and the history, as in the original Reflex. For teams that want one managed
+ * service; Redis Streams (./redis-streams.ts) is the throughput option.
+ *
+ *  - publish: one multi-row INSERT of fresh 'pending' rows (src/db/pg-queue.ts); the wake
+ *    gate rides in the same statement, and ingest sends the same Cloudflare Queue nudge as
+ *    with Redis. No NOTIFY: Workers hold no long-lived LISTEN connection to hear it, and
+ *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
+ *  - claim: one lane, "pg:events". Mode "new" is one UPDATE ... WHERE id IN (SELECT ... FOR
+ *    UPDATE SKIP LOCKED LIMIT n) RETURNING of fresh events, leased for the request's
+ *    reclaimIdleMs (VISIBILITY_TIMEOUT_MS). Mode "reclaim" has nothing to do: expired leases
+ *    (a consumer that died) are taken over by claimDue(), which also takes due retries -
+ *    the shared history.ts statement, unchanged.
+ *  - settle: the shared settle statement; there is no transport to acknowledge, and the
+ *    DLQ is the 'dlq' status (no DLQ stream).
+ *
+ * Round trips per batch: one claim, one settle (plus lock calls when triggers match).
+ */
+import type { Config } from "../config";
+import { openDb, type Db } from "../db/client";
+import { claimDue, historyCounts, settleOutcomes, type SettleRow } from "../db/history";
+import { claimFresh, insertOnce, insertPending, queueStats } from "../db/pg-queue";
+import type { EventEnvelope } from "../events/envelope";
+import type {
+  ClaimRequest,
+  ClaimResult,
+  Dedupe,
+  DedupedReceipt,
+  DueRequest,
+  EventStore,
+  HistoryCounts,
+  LaneStats,
+  PublishOptions,
+  PublishReceipt,
+  SettleRequest,
+  SettleResult,
+} from "./types";
+
+/** The one logical lane of the Postgres backend. */
+export const PG_LANE = "pg:events";
+
+type DbConfig = Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">;
+
+export class PostgresEventStore implements EventStore {
+  readonly backend = "postgres" as const;
+
+  constructor(
+    private readonly cfg: DbConfig,
+    /**
+     * The invocation's database. Without it (ingest opens the store per request), each
+     * publish opens a pool and ends it before answering: in Workers a connection must not
+     * outlive its request.
+     */
+    private readonly db?: Db,
+  ) {}
+
+  private async withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    if (this.db) return fn(this.db);
+    const h = openDb(this.cfg);
+    try {
+      return await fn(h.db);
+    } finally {
+      await h.close();
+    }
+  }
+
+  async publish(events: EventEnvelope[], opts: PublishOptions = {}): Promise<PublishReceipt> {
+    if (events.length === 0) return { wake: false, wakeWindowLeftMs: 0 };
+    const ask = opts.wakeWindowMs !== undefined && opts.wakeWindowMs > 0 ? opts.wakeWindowMs : undefined;
+    const g = await this.withDb((db) => insertPending(db, events, ask));
+    return { wake: g.opened, wakeWindowLeftMs: g.leftMs };
+  }
+
+  async publishOnce(event: EventEnvelope, dedupe: Dedupe, opts: PublishOptions = {}): Promise<DedupedReceipt> {
+    const ask = opts.wakeWindowMs !== undefined && opts.wakeWindowMs > 0 ? opts.wakeWindowMs : undefined;
+    const r = await this.withDb((db) => insertOnce(db, event, dedupe.key, Math.max(1, Math.ceil(dedupe.windowS)), ask));
+    if (r.duplicate) return { duplicate: true, firstId: r.firstId, wake: false, wakeWindowLeftMs: 0 };
+    return { duplicate: false, wake: r.opened, wakeWindowLeftMs: r.leftMs };
+  }
+
+  lanes(): string[] {
+    return [PG_LANE];
+  }
+
+  async claim(req: ClaimRequest): Promise<ClaimResult> {
+    if (req.lane !== PG_LANE) throw new Error(`PostgresEventStore: unknown lane "${req.lane}" (the only lane is "${PG_LANE}")`);
+    // Expired claims are claimDue()'s job here; say "nothing to reclaim" without a round trip.
+    if (req.mode === "reclaim") return { events: [], skipped: [], read: 0, cursor: "0-0" };
+    // The lease is on the system clock, as ClaimRequest carries no consumer clock; claimDue()
+    // compares it with the consumer's (equal to the system clock outside tests).
+    const rows = await this.withDb((db) =>
+      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs) }),
+    );
+    return {
+      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: PG_LANE, entryId: null } })),
+      skipped: [],
+      read: rows.length,
+    };
+  }
+
+  async claimDue(req: DueRequest): Promise<ClaimResult> {
+    const rows = await this.withDb((db) => claimDue(db, req));
+    return {
+      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: null, entryId: null } })),
+      skipped: [],
+      read: rows.length,
+    };
+  }
+
+  async settle(req: SettleRequest): Promise<SettleResult> {
+    const rows: SettleRow[] = req.outcomes.map((o) => {
+      switch (o.status) {
+        case "completed":
+          return { id: o.receipt.eventId, status: "completed" };
+        case "retry":
+          return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
+        case "defer":
+          return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
+        case "dlq":
+          return { id: o.receipt.eventId, status: "dlq", error: o.error };
+      }
+    });
+    const recorded = await this.withDb((db) => settleOutcomes(db, req.consumer, rows, req.now));
+    // Kept for parity with the Redis backend's crash tests: here nothing follows the write.
+    req.failpoints?.hit("after-persist-before-ack");
+    return { recorded: recorded.length };
+  }
+
+  async laneStats(lane: string): Promise<LaneStats> {
+    const s = await this.withDb(queueStats);
+    // length: events not yet final; pending: claimed, unsettled; lag: fresh, never handed out.
+    return { lane, length: s.open, pending: s.processing, lag: s.fresh, consumers: s.consumers };
+  }
+
+  historyCounts(now: Date): Promise<HistoryCounts> {
+    return this.withDb((db) => historyCounts(db, now));
+  }
+
+  /** Consumers are not registered anywhere in Postgres: nothing to prune. */
+  async pruneConsumers(): Promise<string[]> {
+    return [];
+  }
+}
