@@ -98,7 +98,7 @@ export function adminReplayRoutes() {
       return withDb(c, "write", async (db, cfg) => {
         const errors: ProblemError[] = [];
         if (Date.parse(to) <= Date.parse(b.from)) errors.push({ path: "/to", message: "must be after `from`" });
-        const rate = b.rate ?? cfg.REPLAY_DEFAULT_RATE;
+        const rate = b.rate ?? Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE);
         if (rate > cfg.REPLAY_MAX_RATE) errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
         if (errors.length) throw invalidFields(errors);
         const job = await createReplay(db, {
