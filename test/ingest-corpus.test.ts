@@ -4,7 +4,7 @@
  * entry, no dedupe key, no rate-limit or wake-up key.
  */
 import { describe, expect, it } from "vitest";
-import { API_KEY, authed, call, ingestEnv, keysOf, post, streamLength } from "./fixtures/ingest";
+import { API_KEY, authed, call, ingestEnv, ingestKeysOf, post, streamLength } from "./fixtures/ingest";
 import { SECRETS, WEBHOOK_SOURCES, githubHeaders, hmacDigest, hook, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
 
@@ -257,8 +257,8 @@ describe("bad-request corpus", () => {
       for (const e of r.json.errors) expect(typeof e.message).toBe("string");
     }
     if (c.status === 401) expect(r.json.errors?.[0]?.header).toBeTruthy();
-    // Nothing reached Redis: no stream entry, and no key of any kind under the prefix.
+    // Nothing reached Redis: no stream entry, no dedupe, rate-limit or wake-up key.
     expect(await streamLength(env)).toBe(0);
-    expect(await keysOf(env)).toEqual([]);
+    expect(await ingestKeysOf(env)).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
 import type { Dedupe, EventStore } from "../store/types";
-import { afterPublish, wakeOptions } from "./wake";
+import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 2;
@@ -35,10 +35,12 @@ export interface IngestContext {
 
 export async function publishEvents(ctx: IngestContext, events: EventEnvelope[]): Promise<void> {
   const now = Date.now();
+  const opts = wakeOptions(ctx.cfg, now);
   let receipt;
   try {
-    receipt = await ctx.store.publish(events, wakeOptions(ctx.cfg, now));
+    receipt = await ctx.store.publish(events, opts);
   } catch (err) {
+    wakeAskFailed(ctx.cfg, opts);
     throw storeUnavailable(err, ctx.cfg);
   }
   afterPublish(ctx.env, ctx.cfg, receipt, ctx.waitUntil, now);
@@ -51,12 +53,16 @@ export async function publishDelivery(
   dedupe: Dedupe,
 ): Promise<{ id: string; duplicate: boolean }> {
   const now = Date.now();
+  const opts = wakeOptions(ctx.cfg, now);
   let r;
   try {
-    r = await ctx.store.publishOnce(event, dedupe, wakeOptions(ctx.cfg, now));
+    r = await ctx.store.publishOnce(event, dedupe, opts);
   } catch (err) {
+    wakeAskFailed(ctx.cfg, opts);
     throw storeUnavailable(err, ctx.cfg);
   }
+  // A duplicate ran no wake-up gate: let the next request ask.
+  if (r.duplicate) wakeAskFailed(ctx.cfg, opts);
   afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
   return r.duplicate ? { id: r.firstId, duplicate: true } : { id: event.id, duplicate: false };
 }

@@ -23,10 +23,23 @@ import type { PublishOptions, PublishReceipt } from "../store/types";
 /** Per REDIS_PREFIX (several deployments or tests may share an isolate): when its window closes. */
 const windowClosesAt = new Map<string, number>();
 
-/** Publish options: ask the store about the gate unless this isolate knows the window is open. */
+/**
+ * Publish options: ask the store about the gate unless this isolate knows the window is
+ * open. The request that asks closes the local gate at once (provisionally, for a whole
+ * window), so the requests running beside it in this isolate do not all ask too; its
+ * answer then sets the real closing time (afterPublish), or reopens the gate if the
+ * publish failed (wakeAskFailed).
+ */
 export function wakeOptions(cfg: Config, now = Date.now()): PublishOptions {
   const closes = windowClosesAt.get(cfg.REDIS_PREFIX) ?? 0;
-  return now < closes ? {} : { wakeWindowMs: cfg.WAKE_DEBOUNCE_MS };
+  if (now < closes) return {};
+  windowClosesAt.set(cfg.REDIS_PREFIX, now + cfg.WAKE_DEBOUNCE_MS);
+  return { wakeWindowMs: cfg.WAKE_DEBOUNCE_MS };
+}
+
+/** The publish that asked failed: its answer never came, so let the next request ask. */
+export function wakeAskFailed(cfg: Config, opts: PublishOptions): void {
+  if (opts.wakeWindowMs) windowClosesAt.delete(cfg.REDIS_PREFIX);
 }
 
 /** After a successful publish: remember the window, send the wake-up if this publish opened it. */
@@ -38,6 +51,7 @@ export function afterPublish(
   now = Date.now(),
 ): void {
   if (receipt.wakeWindowLeftMs > 0) windowClosesAt.set(cfg.REDIS_PREFIX, now + receipt.wakeWindowLeftMs);
+  else if (receipt.wake) windowClosesAt.delete(cfg.REDIS_PREFIX); // asked but no TTL came back: ask again next time
   if (!receipt.wake || !env.WAKE_QUEUE) return;
   const body: WakeMessage = { kind: "wake", at: now };
   const trailingDelayS = Math.max(1, Math.ceil(cfg.WAKE_DEBOUNCE_MS / 1000));

@@ -1,0 +1,338 @@
+/**
+ * Ingest benchmark against `wrangler dev`:
+ *
+ *   npx tsx bench/ingest.ts                          # 5 s per phase, 32 connections
+ *   npx tsx bench/ingest.ts --seconds 10 --connections 64 --batch 500
+ *
+ * Starts its own Redis (redis-server on a free port, so INFO commandstats counts only this
+ * run; falls back to 127.0.0.1:6379 with a warning), the Upstash REST gateway and Neon
+ * proxy stand-ins, a throwaway database, and `wrangler dev` with the worker, all removed
+ * at the end. Then, in one run, with rate limiting off:
+ *
+ *   GET  /health                 baseline requests/s, p50, p99
+ *   POST /events                 one event per request        -> ratio to /health
+ *   POST /webhooks/bench         signed (standard-webhooks)   -> ratio to /health
+ *   POST /events/batch           --batch events per request   -> events/s
+ *
+ * and Redis commands per accepted event from INFO commandstats deltas (server-executed,
+ * commands run inside scripts included; for webhooks the client sends one EVALSHA and the
+ * script runs GET/XADD/SET inside it). A last short phase repeats /events with rate
+ * limiting on, to show its cost.
+ *
+ * The consumer is configured to do almost nothing (one tiny batch per wake-up) so that it
+ * does not compete with ingest for workerd's thread; wake-ups are still sent.
+ * Numbers come from one machine where the load generator, workerd, the gateway and Redis
+ * share the cores: read the ratios, not the absolutes. No target is asserted.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import net from "node:net";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { Webhook } from "standardwebhooks";
+import { startNeonProxy } from "../local/neon-proxy";
+import { startUpstashGateway } from "../local/upstash-gateway";
+import { migrateDatabase } from "../local/migrate";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    connections: { type: "string", default: "32" },
+    batch: { type: "string", default: "500" },
+    "batch-connections": { type: "string", default: "8" },
+  },
+});
+const SECONDS = Number(args.seconds);
+const CONNECTIONS = Number(args.connections);
+const BATCH = Number(args.batch);
+const BATCH_CONNECTIONS = Number(args["batch-connections"]);
+
+const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+const API_KEY = `bench-${randomBytes(12).toString("hex")}`;
+const WH_SECRET = `whsec_${randomBytes(24).toString("base64")}`;
+const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// --- a dedicated Redis, so commandstats deltas are this run's alone ----------------------
+async function startRedis(): Promise<{ port: number; stop: () => void; dedicated: boolean }> {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const failed = await new Promise<boolean>((resolve) => {
+    child.once("error", () => resolve(true));
+    setTimeout(() => resolve(false), 300);
+  });
+  if (failed) {
+    console.warn("redis-server not found: using 127.0.0.1:6379 (commandstats may include other clients' commands)");
+    return { port: 6379, stop: () => {}, dedicated: false };
+  }
+  await waitFor(() => redisCommand(port, "PING").then((r) => r.includes("PONG")), "redis-server");
+  return { port, stop: () => child.kill("SIGTERM"), dedicated: true };
+}
+
+function redisCommand(port: number, ...cmd: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1");
+    let out = "";
+    s.on("data", (d) => {
+      out += d.toString();
+      const m = /^\$(\d+)\r\n/.exec(out);
+      if ((m && out.length >= m[0].length + Number(m[1]) + 2) || /^[+\-:]/.test(out)) s.end();
+    });
+    s.on("end", () => resolve(out));
+    s.on("error", reject);
+    s.write(`*${cmd.length}\r\n${cmd.map((c) => `$${Buffer.byteLength(c)}\r\n${c}\r\n`).join("")}`);
+  });
+}
+
+async function commandStats(port: number): Promise<Map<string, number>> {
+  const info = await redisCommand(port, "INFO", "commandstats");
+  const out = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+function delta(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of b) {
+    const d = v - (a.get(k) ?? 0) - (k === "info" ? 1 : 0);
+    if (d > 0) out.set(k, d);
+  }
+  return out;
+}
+
+// --- load generator: N keep-alive connections, each sending back to back -----------------
+interface Phase {
+  name: string;
+  requests: number;
+  ok: number;
+  failed: number;
+  statuses: Map<number, number>;
+  seconds: number;
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+type RequestSpec = { method: string; path: string; headers?: Record<string, string>; body?: string };
+
+async function load(base: URL, name: string, next: (i: number) => RequestSpec, connections: number, seconds: number, okStatus: number): Promise<Phase> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const lat: number[] = [];
+  const statuses = new Map<number, number>();
+  let i = 0;
+  let ok = 0;
+  let failed = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const one = (spec: RequestSpec) =>
+    new Promise<number>((resolve) => {
+      const req = http.request(
+        { host: base.hostname, port: base.port, method: spec.method, path: spec.path, agent, headers: { ...spec.headers, ...(spec.body ? { "content-length": Buffer.byteLength(spec.body) } : {}) } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", () => resolve(0));
+      if (spec.body) req.write(spec.body);
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        const spec = next(i++);
+        const t0 = performance.now();
+        const status = await one(spec);
+        lat.push(performance.now() - t0);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status === okStatus) ok++;
+        else failed++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
+  return { name, requests: lat.length, ok, failed, statuses, seconds: elapsed, p50: pct(50), p99: pct(99), rps: ok / elapsed };
+}
+
+// --- request bodies ----------------------------------------------------------------------
+const eventBody = (i: number) =>
+  JSON.stringify({ type: "ws.message", source: `client-${i % 100}`, connection_id: `c${i % 100}`, content: `message ${i}: a small chat-sized payload` });
+
+const hook = new Webhook(WH_SECRET);
+function webhookRequest(i: number): RequestSpec {
+  const body = JSON.stringify({ type: "invoice.paid", data: { id: `in_${i}`, amount: 4200 + i, customer: "cus_123" } });
+  const id = `msg_${i}_${randomBytes(4).toString("hex")}`;
+  const now = new Date();
+  return {
+    method: "POST",
+    path: "/webhooks/bench",
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": hook.sign(id, now, body),
+    },
+    body,
+  };
+}
+
+function batchBody(i: number): string {
+  const events = Array.from({ length: BATCH }, (_, k) => ({ type: "timer.tick", source: `timer-${(i * BATCH + k) % 100}`, timer_name: "bench", tick_count: i * BATCH + k }));
+  return JSON.stringify({ events });
+}
+
+// --- main --------------------------------------------------------------------------------
+async function main() {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+  };
+  process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+  try {
+    const redis = await startRedis();
+    cleanups.push(redis.stop);
+    const token = randomBytes(16).toString("hex");
+    const gateway = await startUpstashGateway({ token, redisPort: redis.port, maxConnections: 128 });
+    cleanups.push(() => gateway.close());
+    const proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
+    cleanups.push(() => proxy.close());
+
+    const dbName = `reflex_bench_ingest_${randomBytes(4).toString("hex")}`;
+    const admin = new pg.Client({ ...PG, database: "postgres" });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    cleanups.push(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    });
+    const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
+    await migrateDatabase(dbUrl, proxy.address);
+
+    const port = await freePort();
+    const prefix = `bench:${randomBytes(3).toString("hex")}`;
+    const vars: Record<string, string> = {
+      UPSTASH_REDIS_REST_URL: gateway.url,
+      UPSTASH_REDIS_REST_TOKEN: token,
+      DATABASE_URL: dbUrl,
+      NEON_WS_PROXY: proxy.address,
+      REDIS_PREFIX: prefix,
+      API_KEYS: API_KEY,
+      WEBHOOK_SOURCES: JSON.stringify({ bench: { scheme: "standard-webhooks", secret: WH_SECRET } }),
+      RATE_LIMIT_KEY_EVENTS: "0",
+      RATE_LIMIT_SOURCE_REQUESTS: "0",
+      LOG_LEVEL: "error",
+      // The consumer does (almost) nothing: ingest is what is measured.
+      CONSUMER_BATCH_SIZE: "1",
+      CONSUMER_MAX_BATCHES: "1",
+      CONSUMER_TIME_BUDGET_MS: "100",
+    };
+    const wrangler = startWrangler(port, vars);
+    cleanups.push(() => stopProcess(wrangler));
+    const base = new URL(`http://127.0.0.1:${port}`);
+    await waitFor(async () => (await fetch(new URL("/health", base))).ok, "wrangler dev", 90_000);
+    console.log(`wrangler dev on ${base.href}, Redis ${redis.dedicated ? `dedicated :${redis.port}` : "shared :6379"}, ${SECONDS} s per phase, ${CONNECTIONS} connections\n`);
+
+    const auth = { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" };
+    const single = (i: number): RequestSpec => ({ method: "POST", path: "/events", headers: auth, body: eventBody(i) });
+    // Warm-up: JIT, connection pools, scripts loaded (EVALSHA hits).
+    await load(base, "warm-up", () => ({ method: "GET", path: "/health" }), 8, 1, 200);
+    await load(base, "warm-up", single, 8, 1, 202);
+    await load(base, "warm-up", webhookRequest, 8, 1, 202);
+
+    const results: Array<Phase & { cmds?: Map<string, number>; events: number }> = [];
+    const run = async (name: string, next: (i: number) => RequestSpec, ok: number, eventsPerRequest: number, conns = CONNECTIONS) => {
+      const before = await commandStats(redis.port);
+      const r = await load(base, name, next, conns, SECONDS, ok);
+      await new Promise((res) => setTimeout(res, 300)); // background work (wake-up sends) settles
+      const cmds = delta(before, await commandStats(redis.port));
+      results.push({ ...r, cmds, events: r.ok * eventsPerRequest });
+      return r;
+    };
+
+    const health = await run("GET /health", () => ({ method: "GET", path: "/health" }), 200, 0);
+    await run("POST /events", single, 202, 1);
+    await run("POST /webhooks/:source (signed)", webhookRequest, 202, 1);
+    await run(`POST /events/batch (${BATCH}/request)`, (i) => ({ method: "POST", path: "/events/batch", headers: auth, body: batchBody(i) }), 202, BATCH, BATCH_CONNECTIONS);
+
+    console.log("route                                 req/s   ratio    p50 ms   p99 ms    events/s   non-2xx");
+    for (const r of results) {
+      const ratio = r.name === "GET /health" ? "" : `${fmt((100 * r.rps) / health.rps)}%`;
+      console.log(
+        `${r.name.padEnd(34)} ${fmt(r.rps).padStart(8)} ${ratio.padStart(7)} ${fmt(r.p50, 2).padStart(9)} ${fmt(r.p99, 2).padStart(8)} ${(r.events ? fmt(r.events / r.seconds) : "-").padStart(11)} ${String(r.failed).padStart(9)}`,
+      );
+    }
+    console.log("\nRedis commands per accepted event (INFO commandstats deltas, server-executed; scripts' inner commands included)");
+    for (const r of results) {
+      if (!r.events || !r.cmds) continue;
+      const total = [...r.cmds.values()].reduce((a, b) => a + b, 0);
+      const parts = [...r.cmds].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt(v / r.events, 3)}`).join(", ");
+      const scripts = (r.cmds.get("evalsha") ?? 0) + (r.cmds.get("eval") ?? 0);
+      const sent = scripts ? ` | client-sent (scripts count once): ${fmt(scripts / r.events, 3)}` : "";
+      console.log(`  ${r.name.padEnd(34)} ${fmt(total / r.events, 3)}  (${parts})${sent}`);
+    }
+    const bad = results.filter((r) => r.failed);
+    if (bad.length) {
+      console.log("\nnon-2xx statuses:");
+      for (const r of bad) console.log(`  ${r.name}: ${[...r.statuses].filter(([s]) => s !== 200 && s !== 202).map(([s, n]) => `${s || "conn error"} x${n}`).join(", ")}`);
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+function startWrangler(port: number, vars: Record<string, string>): ChildProcess {
+  const argv = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--log-level", "error"];
+  for (const [k, v] of Object.entries(vars)) argv.push("--var", `${k}:${v}`);
+  const child = spawn("npx", argv, {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    detached: true,
+  });
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    process.kill(-child.pid, "SIGINT"); // the process group: npx and the workerd it started
+  } catch {
+    child.kill("SIGINT");
+  }
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (child.exitCode === null) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
