@@ -29,8 +29,17 @@ function wakeScheduler(env: Env) {
   };
 }
 
-export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: string): Promise<RunReport> {
-  const cfg: Config = loadConfig(env);
+/** A run on other lanes than the live shards: the replay runner drains the replay lane with it. */
+export interface LaneRun {
+  lanes: string[];
+  /** Leave due retries to the live consumer. */
+  skipDue: boolean;
+  timeBudgetMs: number;
+}
+
+export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: string, laneRun?: LaneRun): Promise<RunReport> {
+  const base: Config = loadConfig(env);
+  const cfg: Config = laneRun ? { ...base, CONSUMER_TIME_BUDGET_MS: laneRun.timeBudgetMs } : base;
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
   const db = openDb(cfg);
   const store = openStore(cfg, db.db);
@@ -52,6 +61,7 @@ export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: 
       env,
       log,
       scheduleWake: wakeScheduler(env),
+      ...(laneRun ? { lanes: laneRun.lanes, skipDue: laneRun.skipDue } : {}),
     });
     log.info("consumer run", { ...report });
     return report;
