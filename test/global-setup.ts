@@ -12,6 +12,7 @@ import type { TestProject } from "vitest/node";
 import { startUpstashGateway } from "../local/upstash-gateway";
 import { startNeonProxy } from "../local/neon-proxy";
 import { migrateDatabase } from "../local/migrate";
+import { startReceiver } from "./support/receiver";
 
 const PG_HOST = process.env.PGHOST_TEST ?? "127.0.0.1";
 const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
@@ -25,6 +26,8 @@ declare module "vitest" {
     pgAdminUrl: string;
     templateDb: string;
     runId: string;
+    /** test/support/receiver.ts: controllable HTTP receiver for destination tests. */
+    receiverUrl: string;
   }
 }
 
@@ -55,8 +58,11 @@ export default async function setup(project: TestProject) {
   project.provide("pgAdminUrl", `${base}/postgres`);
   project.provide("templateDb", templateDb);
   project.provide("runId", runId);
+  const receiver = await startReceiver();
+  project.provide("receiverUrl", receiver.url);
 
   return async () => {
+    await receiver.close();
     await gateway.close();
     await proxy.close();
     await admin(async (c) => {

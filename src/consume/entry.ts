@@ -14,6 +14,7 @@ import { PgFilterState } from "../triggers/filter-state-pg";
 import type { FilterState } from "../triggers/filters";
 import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../triggers/locks";
 import { defaultTriggers } from "../triggers/registry";
+import { openDestinations } from "../destinations";
 import { runConsumer, type RunReport } from "./consumer";
 import { createLogger } from "./log";
 
@@ -51,10 +52,13 @@ export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: 
     cfg.LOCK_BACKEND === "postgres" ? new PgScopeLocks(db.pool) : new RedisScopeLocks(redis!, keys.lock, cfg.LOCK_LEASE_MS);
   const filterState: FilterState =
     cfg.EVENT_BACKEND === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(redis!, keys.filterState);
+  // DESTINATIONS become triggers beside the code triggers, with their breaker/attempt hooks.
+  const destinations = openDestinations({ config: cfg, db: db.db, base: defaultTriggers, log });
   try {
     const report = await runConsumer({
       store,
-      triggers: defaultTriggers,
+      triggers: destinations.triggers,
+      hooks: destinations.hooks,
       locks,
       filterState,
       config: cfg,

@@ -159,7 +159,7 @@ export async function flushDeliveries(
     v AS (
       SELECT * FROM unnest(${t((x) => x.destination)}::text[], ${t((x) => x.successes)}::int[],
                            ${t((x) => x.trailingFailures)}::int[], ${t((x) => x.probe)}::text[])
-        AS v(destination, successes, trailing, probe)
+        AS v(destination, successes, trail, probe)
     ),
     -- FOR UPDATE returns each row's latest committed version (after waiting for a concurrent
     -- flush): the tallies are folded into fresh counts, never into a stale snapshot.
@@ -171,7 +171,7 @@ export async function flushDeliveries(
              CASE WHEN m.mine AND v.probe = 'ok' THEN 'closed'
                   WHEN m.mine AND v.probe = 'failed' THEN 'open'
                   ELSE c.state END AS st,
-             CASE WHEN v.successes > 0 THEN v.trailing ELSE c.failures + v.trailing END AS nf,
+             CASE WHEN v.successes > 0 THEN v.trail ELSE c.failures + v.trail END AS nf,
              least(greatest(c.cooldown_ms, ${p.cooldownMs}::int) * 2, ${p.maxCooldownMs}::int) AS doubled
         FROM cur c JOIN v USING (destination),
              LATERAL (SELECT v.probe IS NOT NULL AND c.state = 'half-open' AND c.probe_owner = ${owner} AS mine) m

@@ -42,6 +42,7 @@ const RESERVED = new Set([
   "webhook-id", "webhook-timestamp", "webhook-signature",
 ]);
 
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const glob = z.string().min(1, "must not be empty").max(256);
 const itemSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, '_', '.', '-'"),
@@ -52,17 +53,18 @@ const itemSchema = z.strictObject({
   }),
   timeout_ms: z.number().int().min(100).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
   headers: z
-    .record(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "must be an HTTP header name")
-        .refine((h) => !RESERVED.has(h.toLowerCase()), "is set by the deliverer and cannot be overridden"),
-      z.string().max(8192).regex(/^[^\r\n\0]*$/, "must not contain line breaks"),
-    )
+    .record(z.string(), z.string().max(8192).regex(/^[^\r\n\0]*$/, "must not contain line breaks"))
+    // Checked here rather than as a key schema, so that the problem names the header.
+    .superRefine((h, ctx) => {
+      for (const k of Object.keys(h)) {
+        if (!HEADER_NAME.test(k)) ctx.addIssue({ code: "custom", path: [k], message: "must be an HTTP header name" });
+        else if (RESERVED.has(k.toLowerCase())) ctx.addIssue({ code: "custom", path: [k], message: "is set by the deliverer and cannot be overridden" });
+      }
+    })
     .default({}),
   secret: z
     .string()
-    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "must be a Standard Webhooks secret: whsec_ then base64")
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { message: "must be a Standard Webhooks secret: whsec_ then base64", abort: true })
     .refine((s) => {
       const n = base64Length(s.slice(6));
       return n >= 24 && n <= 64;

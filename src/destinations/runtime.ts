@@ -18,7 +18,7 @@
 import type { Config } from "../config";
 import { systemClock, type Clock } from "../consume/clock";
 import { DeferAttempt, type DispatchHooks } from "../consume/dispatch";
-import type { Logger } from "../consume/log";
+import { createLogger, type Logger } from "../consume/log";
 import type { Db } from "../db/client";
 import { claimProbe, flushDeliveries, loadBreakers, type AttemptRow, type BreakerPolicy } from "../db/deliveries";
 import type { EventEnvelope } from "../events/envelope";
@@ -91,6 +91,7 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
   const list = o.config.DESTINATIONS;
   if (list.length === 0) return { triggers: o.base, hooks: undefined };
   const clock = o.clock ?? systemClock;
+  const log = o.log ?? createLogger(o.config.LOG_LEVEL);
   const owner = o.owner ?? `d-${crypto.randomUUID()}`;
   const policy = breakerPolicy(o.config);
   const byTrigger = new Map(list.map((d) => [TRIGGER_PREFIX + d.name, d]));
@@ -170,7 +171,9 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
       } catch (e) {
         // The deliveries happened; failing the batch would only send them again. Their
         // outcomes (and errors) are still settled in history.
-        o.log?.error("could not record destination attempts", { error: e instanceof Error ? e.message : String(e), attempts: batch.length });
+        // Drizzle wraps the driver's error, whose message is the useful part.
+        const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
+        log.error("could not record destination attempts", { error: cause instanceof Error ? cause.message : String(cause), attempts: batch.length });
       }
     },
   };
