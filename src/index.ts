@@ -5,11 +5,16 @@
 import { app } from "./app";
 import type { Env, WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
+import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {
   // Consumer safety net: drains the streams and picks up due retries even with no traffic.
   "* * * * *": (env, ctx) => consumeInWorker(env, ctx, "cron"),
+  // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/ops).
+  "*/2 * * * *": runReplayRunner,
+  // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/ops).
+  "*/5 * * * *": runDlqSweeper,
 };
 
 export default {

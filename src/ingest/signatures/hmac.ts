@@ -1,7 +1,7 @@
 /**
  * Generic "hmac-sha256": the hex or base64 HMAC-SHA256 of the raw body in a configurable
  * header (optionally after a prefix such as "sha256="), for providers without a library
- * of their own (Shopify-, Twilio-, Slack-less simple senders). No timestamp, so no
+ * of their own (Shopify-style senders and the like). No timestamp, so no
  * tolerance; deduplication only when the source names an `id_header`.
  */
 import type { WebhookSource } from "../sources";
