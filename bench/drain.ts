@@ -16,6 +16,11 @@
  * simulated Cloudflare Queue (max_batch_size / max_batch_timeout from wrangler.toml) whose
  * deliveries run the consumer.
  *
+ * Then the same workload with EVENT_BACKEND=postgres (no Redis: Postgres store, advisory
+ * locks, Postgres filter state), per batch size next to the Redis figure, and pg-boss
+ * processing the same number of no-op jobs as the Postgres-queue baseline
+ * (bench/drain-postgres.ts). --skip-postgres leaves that part out.
+ *
  * Numbers are from one machine, with Redis, Postgres, the stand-ins and the consumer sharing
  * its cores: compare ratios, not absolutes, with production.
  */
@@ -41,6 +46,7 @@ import { RedisFilterState } from "../src/triggers/filter-state";
 import { RedisScopeLocks } from "../src/triggers/locks";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { filters as f } from "../src/triggers";
+import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,6 +55,9 @@ const { values: args } = parseArgs({
     consumers: { type: "string", default: "1" },
     sources: { type: "string", default: "100" },
     "bullmq-concurrency": { type: "string", default: "100" },
+    "pgboss-workers": { type: "string", default: "4" },
+    "pgboss-batch": { type: "string" },
+    "skip-postgres": { type: "boolean", default: false },
     "latency-rate": { type: "string", default: "2000" },
     "latency-seconds": { type: "string", default: "5" },
     "queue-batch-timeout": { type: "string", default: "1" },
@@ -126,6 +135,7 @@ async function main() {
   const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
   const results: string[] = [];
   let ours = 0;
+  const redisRates = new Map<number, number>();
 
   try {
     // --- drain throughput per batch size ------------------------------------------------
@@ -168,6 +178,7 @@ async function main() {
       if (completed !== N) throw new Error(`batch ${size}: ${completed} of ${N} completed`);
       const rate = N / secs;
       ours = Math.max(ours, rate);
+      redisRates.set(size, rate);
       results.push(
         `batch ${String(size).padStart(5)}: ${fmt(rate).padStart(7)} events/s | Redis cmds/event: ${fmt(sent / N, 4)} sent, ` +
           `${fmt((s1 - s0) / N, 4)} executed | Postgres round trips/batch: ${fmt(pgQueries / batches, 2)} (${batches} batches)`,
@@ -207,6 +218,33 @@ async function main() {
     );
     results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
     console.log(results.slice(-2).join("\n"));
+
+    // --- EVENT_BACKEND=postgres, and pg-boss as the Postgres-queue baseline ----------------
+    if (!args["skip-postgres"]) {
+      let pgBest = 0;
+      for (const size of SIZES) {
+        const r = await drainPostgres({
+          env: envFor(`${prefixBase}:pg${size}`, { CONSUMER_BATCH_SIZE: String(size) }),
+          events: Array.from({ length: N }, (_, i) => event(i)),
+          consumers: CONSUMERS,
+          triggers: noop,
+        });
+        pgBest = Math.max(pgBest, r.rate);
+        results.push(
+          `postgres batch ${String(size).padStart(5)}: ${fmt(r.rate).padStart(7)} events/s (redis ${fmt(redisRates.get(size) ?? NaN)}, ` +
+            `postgres/redis ${fmt(r.rate / (redisRates.get(size) ?? NaN), 2)}x) | Postgres round trips/batch: ` +
+            `${fmt(r.storeTripsPerBatch, 2)} store + ${fmt(r.lockTripsPerBatch, 2)} lock (${r.batches} batches), Redis: none`,
+        );
+        console.log(results[results.length - 1]);
+      }
+      const pgbBatch = Number(args["pgboss-batch"] ?? Math.max(...SIZES));
+      const pgb = await pgBossBaseline({
+        connectionString: dbUrl, n: N, batchSize: pgbBatch, workers: Number(args["pgboss-workers"]), data: (i) => event(i),
+      });
+      results.push(`pg-boss (${args["pgboss-workers"]} workers, batchSize ${pgbBatch}, polling 0.5 s): ${fmt(pgb.rate)} jobs/s`);
+      results.push(`ratio (best postgres backend / pg-boss): ${fmt(pgBest / pgb.rate, 2)}x; (best postgres / best redis): ${fmt(pgBest / ours, 2)}x`);
+      console.log(results.slice(-2).join("\n"));
+    }
 
     // --- publish-to-completed latency, queue nudge only ----------------------------------
     results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));

@@ -1,0 +1,131 @@
+/**
+ * The Postgres half of bench/drain.ts (issue 5): the same workload drained with
+ * EVENT_BACKEND=postgres (PostgresEventStore, LOCK_BACKEND=postgres advisory locks, the
+ * Postgres filter state - no Redis involved), and pg-boss processing the same number of
+ * no-op jobs as the Postgres-queue baseline.
+ *
+ * bench/drain.ts calls these after its Redis runs, so both backends print in one run. Our
+ * store reaches Postgres through the Neon WebSocket stand-in (as the worker does); pg-boss
+ * uses the `pg` driver over plain TCP (as it does in production): the comparison favours
+ * pg-boss by that hop.
+ */
+import { randomBytes } from "node:crypto";
+import PgBoss from "pg-boss";
+import { loadConfig, type Env } from "../src/config";
+import { runConsumer } from "../src/consume/consumer";
+import { openDb } from "../src/db/client";
+import type { EventEnvelope } from "../src/events/envelope";
+import { PostgresEventStore } from "../src/store/postgres";
+import { PgFilterState } from "../src/triggers/filter-state-pg";
+import { PgScopeLocks } from "../src/triggers/locks";
+import type { TriggerRegistry } from "../src/triggers/registry";
+
+export interface PgDrainResult {
+  rate: number;
+  batches: number;
+  /** Store statements (claim, claimDue, settle) per batch. */
+  storeTripsPerBatch: number;
+  /** Scope-lock round trips per batch (advisory locks on the invocation's lock connection). */
+  lockTripsPerBatch: number;
+}
+
+/** Drains N pre-published events with `consumers` concurrent consumer runs on Postgres alone. */
+export async function drainPostgres(o: {
+  env: Env;
+  events: EventEnvelope[];
+  consumers: number;
+  triggers: TriggerRegistry;
+}): Promise<PgDrainResult> {
+  const env: Env = { ...o.env, EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres" };
+  delete env.UPSTASH_REDIS_REST_URL;
+  delete env.UPSTASH_REDIS_REST_TOKEN;
+  const cfg = loadConfig(env);
+  const db = openDb(cfg);
+  let trips = 0;
+  const q = db.pool.query.bind(db.pool);
+  (db.pool as unknown as { query: unknown }).query = (...a: unknown[]) => {
+    trips++;
+    return (q as (...x: unknown[]) => unknown)(...a);
+  };
+  const lockDbs = Array.from({ length: o.consumers }, () => openDb(cfg));
+  try {
+    const store = new PostgresEventStore(cfg, db.db);
+    await db.db.execute("TRUNCATE events");
+    for (let i = 0; i < o.events.length; i += 1000) await store.publish(o.events.slice(i, i + 1000));
+    await db.db.execute("VACUUM ANALYZE events");
+
+    trips = 0;
+    const t0 = performance.now();
+    const reports = await Promise.all(
+      lockDbs.map(async (l) => {
+        const locks = new PgScopeLocks(l.pool);
+        try {
+          return await runConsumer({
+            store, triggers: o.triggers, config: cfg, env, locks, filterState: new PgFilterState(db.db),
+          });
+        } finally {
+          await locks.close();
+        }
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
+    if (Number(r.rows[0]?.n) !== o.events.length) throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
+    const batches = reports.reduce((a, x) => a + x.batches, 0);
+    const lockCalls = reports.reduce((a, x) => a + x.lockCalls, 0);
+    return {
+      rate: o.events.length / secs,
+      batches,
+      storeTripsPerBatch: (trips - 1) / batches, // minus the count above
+      lockTripsPerBatch: lockCalls / batches,
+    };
+  } finally {
+    for (const l of lockDbs) await l.close();
+    await db.close();
+  }
+}
+
+/**
+ * pg-boss (v10) processing `n` no-op jobs: inserted in bulk first (like our pre-filled
+ * queue), then `workers` polling workers fetching `batchSize` jobs at a time, at pg-boss's
+ * shortest polling interval (0.5 s). Its own schema in the bench database.
+ */
+export async function pgBossBaseline(o: {
+  connectionString: string;
+  n: number;
+  batchSize: number;
+  workers: number;
+  data: (i: number) => object;
+}): Promise<{ rate: number }> {
+  const schema = `pgboss_${randomBytes(3).toString("hex")}`;
+  const boss = new PgBoss({ connectionString: o.connectionString, schema, max: o.workers + 2, supervise: false, schedule: false });
+  boss.on("error", (e) => console.error("pg-boss:", e));
+  await boss.start();
+  const queue = "noop";
+  await boss.createQueue(queue);
+  for (let i = 0; i < o.n; i += 1000) {
+    await boss.insert(Array.from({ length: Math.min(1000, o.n - i) }, (_, k) => ({ name: queue, data: o.data(i + k) })));
+  }
+  let done = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const t0 = performance.now();
+  for (let w = 0; w < o.workers; w++) {
+    await boss.work(queue, { batchSize: o.batchSize, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+      // The batch is completed by pg-boss when the handler resolves; counted here first.
+      done += jobs.length;
+      if (done >= o.n) setImmediate(finish);
+    });
+  }
+  await finished;
+  // Wait for the last batch's completion to be written, as our drain waits for settle.
+  for (;;) {
+    const left = await boss.getQueueSize(queue, { before: "completed" });
+    if (left === 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await boss.offWork(queue);
+  await boss.stop({ graceful: false, wait: true });
+  return { rate: o.n / secs };
+}
