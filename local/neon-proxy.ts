@@ -79,6 +79,13 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
     tcp.on("error", end);
   }
 
+  // Every socket, upgraded ones included, so close() never waits on a client's keep-alive.
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -93,6 +100,7 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
         for (const p of live) { p.tcp.destroy(); p.ws.terminate(); }
         wss.close();
         server.closeAllConnections();
+        for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
   };

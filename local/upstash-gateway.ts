@@ -306,6 +306,13 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
   });
   server.keepAliveTimeout = 30_000;
 
+  // Every socket, upgraded ones included, so close() never waits on a client's keep-alive.
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -319,6 +326,7 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
       new Promise<void>((resolve) => {
         for (const r of hanging) r.destroy();
         server.closeAllConnections();
+        for (const s of sockets) s.destroy();
         server.close(() => resolve());
         pool.close();
       }),

@@ -13,6 +13,9 @@ import { notFound, onError, validationHook } from "./http/errors";
 import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
 import { adminRoutes } from "./ops/admin-routes";
+import { healthRoutes } from "./health/routes";
+import { httpMetrics } from "./obs/http-metrics";
+import { metricsRoutes } from "./obs/routes";
 
 export type AppEnv = { Bindings: Env };
 
@@ -20,7 +23,9 @@ export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
-  app.get("/health", (c) => c.json({ status: "healthy" }));
+  app.use("*", httpMetrics); // counts ingest outcomes; flushes counters now and then
+  app.route("/", healthRoutes()); // /health, /ready, /health/detailed
+  app.route("/", metricsRoutes()); // /metrics (admin token)
   app.route("/", eventsRouter);
   app.route("/", webhooksRouter);
   app.route("/", adminRoutes()); // GET /events, /events/{id}, /events/dlq..., /replays... (admin token)

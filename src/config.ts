@@ -73,7 +73,9 @@ const schema = z.object({
   DEDUPE_WINDOW_S: int(1).default(259_200),
   /**
    * Rate limit per API key: events per RATE_LIMIT_WINDOW_S (a batch counts each event).
-   * 0 turns it off (and saves the one Redis command per request it costs).
+   * 0 turns it off (and saves the one Redis command per request it costs). Both ingest limits
+   * need Upstash: without UPSTASH_* (a Postgres-only deployment) they are off - a Postgres
+   * limiter would write per request to the database that is also the queue.
    */
   RATE_LIMIT_KEY_EVENTS: int(0).default(10_000),
   /** Rate limit per webhook source: deliveries per RATE_LIMIT_WINDOW_S; 0 turns it off. */

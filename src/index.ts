@@ -3,14 +3,16 @@
  * Each cron string in wrangler.toml is routed to its own module here.
  */
 import { app } from "./app";
-import type { Env, WakeMessage } from "./config";
+import { loadConfig, type Env, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
 import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
+import { recordConsumerRun } from "./obs/run-metrics";
+import { flushMetrics } from "./obs/sink";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {
   // Consumer safety net: drains the streams and picks up due retries even with no traffic.
-  "* * * * *": (env, ctx) => consumeInWorker(env, ctx, "cron"),
+  "* * * * *": async (env, ctx) => recordConsumerRun("cron", await consumeInWorker(env, ctx, "cron")),
   // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/ops).
   "*/2 * * * *": runReplayRunner,
   // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/ops).
@@ -26,7 +28,11 @@ export default {
       console.warn(JSON.stringify({ level: "warn", msg: "no scheduled function for cron", cron: controller.cron }));
       return;
     }
-    await run(env, ctx);
+    try {
+      await run(env, ctx);
+    } finally {
+      ctx.waitUntil(flushMetrics(loadConfig(env)));
+    }
   },
 
   /**
@@ -35,7 +41,11 @@ export default {
    * remains the safety net.
    */
   async queue(batch: MessageBatch<WakeMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
-    await consumeInWorker(env, ctx, "queue");
+    try {
+      recordConsumerRun("queue", await consumeInWorker(env, ctx, "queue"));
+    } finally {
+      ctx.waitUntil(flushMetrics(loadConfig(env)));
+    }
     batch.ackAll();
   },
 } satisfies ExportedHandler<Env, WakeMessage>;

@@ -13,6 +13,7 @@ import { startUpstashGateway } from "../local/upstash-gateway";
 import { startNeonProxy } from "../local/neon-proxy";
 import { migrateDatabase } from "../local/migrate";
 import { startReceiver } from "./support/receiver";
+import { startFaultControl } from "./support/fault-control";
 
 const PG_HOST = process.env.PGHOST_TEST ?? "127.0.0.1";
 const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
@@ -28,6 +29,8 @@ declare module "vitest" {
     runId: string;
     /** test/support/receiver.ts: controllable HTTP receiver for destination tests. */
     receiverUrl: string;
+    /** test/support/fault-control.ts: private stand-in pairs with switchable faults. */
+    faultControlUrl: string;
   }
 }
 
@@ -60,9 +63,12 @@ export default async function setup(project: TestProject) {
   project.provide("runId", runId);
   const receiver = await startReceiver();
   project.provide("receiverUrl", receiver.url);
+  const faultControl = await startFaultControl({ host: PG_HOST, port: PG_PORT });
+  project.provide("faultControlUrl", faultControl.url);
 
   return async () => {
     await receiver.close();
+    await faultControl.close();
     await gateway.close();
     await proxy.close();
     await admin(async (c) => {

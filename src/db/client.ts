@@ -5,10 +5,11 @@
  * invocation with `openDb()` and end it with `close()` (in `ctx.waitUntil`).
  * Locally, NEON_WS_PROXY points the unchanged driver at local/neon-proxy.ts.
  */
-import { Pool, neonConfig } from "@neondatabase/serverless";
+import { Client, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { Config } from "../config";
 import * as schema from "./schema";
+import { countPgRoundTrip } from "../obs/usage";
 
 export type Db = NeonDatabase<typeof schema>;
 
@@ -18,21 +19,40 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
-let proxyConfigured: string | undefined;
+/**
+ * Settings that point one Neon client at a plain-WebSocket proxy (local development and
+ * tests). Applied per client, not to the global `neonConfig`, so pools aimed at different
+ * proxies (a test's private, fault-injected one beside the shared one) never cross.
+ */
+export function applyLocalProxy(client: Client, address: string): Client {
+  client.neonConfig.wsProxy = (host, port) => `${address}/v1?address=${host}:${port}`;
+  client.neonConfig.useSecureWebSocket = false;
+  client.neonConfig.pipelineTLS = false;
+  client.neonConfig.pipelineConnect = false;
+  return client;
+}
 
-/** Points the Neon driver at a plain-WebSocket proxy (local development and tests). */
-export function useLocalNeonProxy(address: string) {
-  if (proxyConfigured === address) return;
-  neonConfig.wsProxy = (host, port) => `${address}/v1?address=${host}:${port}`;
-  neonConfig.useSecureWebSocket = false;
-  neonConfig.pipelineTLS = false;
-  neonConfig.pipelineConnect = false;
-  proxyConfigured = address;
+function newPool(url: string, max: number, proxy: string | undefined): Pool {
+  const pool = new Pool({ connectionString: url, max });
+  // The Neon Pool builds its connections with its `Client` class. A subclass counts round
+  // trips for the metrics and, locally, applies the proxy settings per client, which keeps
+  // them local to this pool.
+  (pool as unknown as { Client: typeof Client }).Client = class ReflexClient extends Client {
+    constructor(config?: ConstructorParameters<typeof Client>[0]) {
+      super(config);
+      if (proxy !== undefined) applyLocalProxy(this, proxy);
+      const query = this.query.bind(this) as (...a: unknown[]) => unknown;
+      this.query = ((...a: unknown[]) => {
+        countPgRoundTrip();
+        return query(...a);
+      }) as Client["query"];
+    }
+  };
+  return pool;
 }
 
 export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">, url = cfg.DATABASE_URL): DbHandle {
-  if (cfg.NEON_WS_PROXY) useLocalNeonProxy(cfg.NEON_WS_PROXY);
-  const pool = new Pool({ connectionString: url, max: cfg.DB_POOL_MAX });
+  const pool = newPool(url, cfg.DB_POOL_MAX, cfg.NEON_WS_PROXY);
   // An idle client that loses its socket emits 'error' on the pool; the next query reconnects.
   pool.on("error", () => {});
   let closed: Promise<void> | undefined;
@@ -49,4 +69,9 @@ export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_
  */
 export function openReadDb(cfg: Pick<Config, "DATABASE_URL" | "DATABASE_READ_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">): DbHandle {
   return openDb(cfg, cfg.DATABASE_READ_URL ?? cfg.DATABASE_URL);
+}
+
+/** One round trip to Postgres (SELECT 1), for readiness and health checks. */
+export async function pingDb(h: DbHandle): Promise<void> {
+  await h.pool.query("select 1");
 }

@@ -26,6 +26,10 @@ export function redisKeys(prefix: string) {
     dedupe: (key: string) => `${prefix}:dedupe:${key}`,
     /** Prefix of @upstash/ratelimit's keys (ingest, per API key and per webhook source). */
     ratelimit: `${prefix}:ratelimit`,
+    /** Hot-data cache (src/store/cache.ts): `name` is e.g. "health" or "event:<id>". */
+    cache: (name: string) => `${prefix}:cache:${name}`,
+    /** Metrics counters (src/obs/metrics.ts): one hash, field = series. */
+    metrics: `${prefix}:metrics`,
   };
 }
 

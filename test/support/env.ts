@@ -8,7 +8,7 @@
 import { env as bindings } from "cloudflare:workers";
 import { inject } from "vitest";
 import { Client } from "@neondatabase/serverless";
-import { useLocalNeonProxy } from "../../src/db/client";
+import { applyLocalProxy } from "../../src/db/client";
 import type { Env } from "../../src/config";
 
 let counter = 0;
@@ -19,8 +19,7 @@ function uid(): string {
 
 /** Runs one statement against the server's `postgres` database (CREATE/DROP DATABASE). */
 async function adminQuery(sql: string): Promise<void> {
-  useLocalNeonProxy(inject("neonProxy"));
-  const c = new Client(inject("pgAdminUrl"));
+  const c = applyLocalProxy(new Client(inject("pgAdminUrl")), inject("neonProxy"));
   await c.connect();
   try {
     await c.query(sql);

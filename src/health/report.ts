@@ -1,0 +1,88 @@
+/**
+ * The figures behind GET /ready and GET /health/detailed.
+ *
+ * ready: can we reach what serving needs (Postgres; Redis when the backend uses it)?
+ * detailed: dependency latency, per-lane stream length and consumer-group lag, pending
+ * (claimed, unacknowledged) count and oldest pending age, retry backlog, DLQ size, each
+ * judged against its configured threshold.
+ */
+import type { Config } from "../config";
+import { pingDb, type DbHandle } from "../db/client";
+import { pingRedis, type Redis } from "../store/redis";
+import type { EventStore } from "../store/types";
+import { probe, threshold, worst, type Indicator, type Level } from "./checks";
+
+export interface Deps {
+  db: DbHandle;
+  /** Present when the deployment uses Redis. */
+  redis?: Redis;
+  store: EventStore;
+}
+
+export interface ReadyReport {
+  status: "ready" | "unavailable";
+  checks: Record<string, Indicator>;
+}
+
+export async function readiness(cfg: Config, d: Deps): Promise<ReadyReport> {
+  const checks: Record<string, Indicator> = {};
+  const jobs: Promise<void>[] = [
+    probe(() => pingDb(d.db), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then((i) => void (checks.postgres = i)),
+  ];
+  if (d.redis) {
+    const redis = d.redis;
+    jobs.push(probe(() => pingRedis(redis), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then((i) => void (checks.redis = i)));
+  }
+  await Promise.all(jobs);
+  const down = Object.values(checks).some((c) => c.status === "unhealthy");
+  return { status: down ? "unavailable" : "ready", checks };
+}
+
+export interface DetailedReport {
+  status: Level;
+  backend: Config["EVENT_BACKEND"];
+  checked_at: string;
+  indicators: Record<string, Indicator | Indicator[]>;
+}
+
+export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Promise<DetailedReport> {
+  const ready = await readiness(cfg, d);
+  const indicators: DetailedReport["indicators"] = { ...ready.checks };
+
+  const [lanes, counts] = await Promise.all([
+    d.store.backend === "redis" && ready.checks.redis?.status !== "unhealthy"
+      ? Promise.all(d.store.lanes().map((l) => d.store.laneStats(l))).catch((e: Error) => e)
+      : Promise.resolve(null),
+    ready.checks.postgres.status !== "unhealthy" ? d.store.historyCounts(now).catch((e: Error) => e) : Promise.resolve(null),
+  ]);
+
+  let pendingClaimed: number | null = null;
+  if (lanes instanceof Error) {
+    indicators.lanes = { status: "unhealthy", error: lanes.message.slice(0, 200) };
+  } else if (lanes) {
+    indicators.lanes = lanes.map((l) => ({
+      ...threshold(l.lag ?? 0, cfg.HEALTH_LAG_DEGRADED),
+      lane: l.lane,
+      length: l.length,
+      lag: l.lag,
+      pending: l.pending,
+      consumers: l.consumers,
+    }));
+    pendingClaimed = lanes.reduce((n, l) => n + l.pending, 0);
+  }
+
+  if (counts instanceof Error) {
+    indicators.history = { status: "unhealthy", error: counts.message.slice(0, 200) };
+  } else if (counts) {
+    // Claimed and unacknowledged: stream entries delivered but not acknowledged (Redis), or
+    // events in 'processing' (Postgres backend, and due retries on either).
+    const pending = (pendingClaimed ?? 0) + counts.processing;
+    indicators.pending = threshold(pending, cfg.HEALTH_PENDING_DEGRADED);
+    indicators.oldest_pending_age_s = threshold(Math.round(counts.oldestPendingAgeSeconds), cfg.HEALTH_OLDEST_PENDING_DEGRADED_S);
+    indicators.retry_backlog = { status: "healthy", value: counts.retryBacklog };
+    indicators.dlq = threshold(counts.dlq, cfg.HEALTH_DLQ_DEGRADED);
+  }
+
+  const levels = Object.values(indicators).flatMap((i) => (Array.isArray(i) ? i : [i])).map((i) => i.status);
+  return { status: worst(levels), backend: cfg.EVENT_BACKEND, checked_at: now.toISOString(), indicators };
+}

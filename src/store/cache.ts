@@ -1,0 +1,51 @@
+/**
+ * Hot-data cache in Redis with short TTLs (the scaling page's "caching layer for hot
+ * data"). Values are JSON. Disabled (every call a miss / no-op) when CACHE_ENABLED=false
+ * or when the deployment has no Redis (EVENT_BACKEND=postgres without Upstash).
+ *
+ * A cache failure never fails the request: reads fall through to the source, writes are
+ * dropped.
+ */
+import type { Config } from "../config";
+import { redisKeys } from "./keys";
+import { openRedis, type Redis } from "./redis";
+
+export class HotCache {
+  private keys: ReturnType<typeof redisKeys>;
+  constructor(
+    private redis: Redis | null,
+    prefix: string,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
+
+  get enabled(): boolean {
+    return this.redis !== null;
+  }
+
+  async get<T>(name: string): Promise<T | undefined> {
+    if (!this.redis) return undefined;
+    try {
+      const v = await this.redis.get<string>(this.keys.cache(name));
+      return typeof v === "string" ? (JSON.parse(v) as T) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async set(name: string, value: unknown, ttlSeconds: number): Promise<void> {
+    if (!this.redis) return;
+    await this.redis.set(this.keys.cache(name), JSON.stringify(value), { ex: ttlSeconds }).catch(() => {});
+  }
+
+  /** Drops entries (one DEL for all of them). */
+  async invalidate(names: string[]): Promise<void> {
+    if (!this.redis || names.length === 0) return;
+    await this.redis.del(...names.map((n) => this.keys.cache(n))).catch(() => {});
+  }
+}
+
+export function openCache(cfg: Config): HotCache {
+  const usable = cfg.CACHE_ENABLED && cfg.UPSTASH_REDIS_REST_URL && cfg.UPSTASH_REDIS_REST_TOKEN;
+  return new HotCache(usable ? openRedis(cfg) : null, cfg.REDIS_PREFIX);
+}

@@ -1,0 +1,32 @@
+/** Metrics counters in one Redis hash: a flush is ONE command (a script of HINCRBYFLOAT). */
+import type { MetricsSink } from "../obs/metrics";
+import { redisKeys } from "./keys";
+import type { Redis } from "./redis";
+
+const ADD = `
+for i = 1, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2`;
+
+export class RedisMetricsSink implements MetricsSink {
+  private key: string;
+  constructor(
+    private redis: Redis,
+    prefix: string,
+  ) {
+    this.key = redisKeys(prefix).metrics;
+  }
+
+  async add(deltas: Array<[string, number]>): Promise<void> {
+    if (deltas.length === 0) return;
+    await this.redis.eval(ADD, [this.key], deltas.flatMap(([k, v]) => [k, String(v)]));
+  }
+
+  async read(): Promise<Array<[string, number]>> {
+    const flat = (await this.redis.hgetall(this.key)) as unknown as string[] | null;
+    const out: Array<[string, number]> = [];
+    for (let i = 0; flat && i < flat.length; i += 2) out.push([flat[i], Number(flat[i + 1])]);
+    return out;
+  }
+}

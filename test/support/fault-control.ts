@@ -1,0 +1,68 @@
+/**
+ * Node side (global setup): a small control server that starts *private* stand-in pairs
+ * (Upstash gateway + Neon proxy) on demand and switches their faults. Tests that break a
+ * dependency on purpose use their own pair, so files running in parallel are unaffected.
+ *
+ *   POST   /pairs                 -> {id, upstashUrl, upstashToken, neonProxy}
+ *   POST   /pairs/:id/gateway     {"fault": 503 | "hang" | null}
+ *   POST   /pairs/:id/proxy       {"down": true | false}
+ *   DELETE /pairs/:id
+ *
+ * It listens on 127.0.0.1 only and is reachable only for the duration of a test run.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
+import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
+import { startNeonProxy, type NeonProxy } from "../../local/neon-proxy";
+
+export async function startFaultControl(pg: { host: string; port: number }) {
+  const pairs = new Map<string, { gateway: Gateway; proxy: NeonProxy }>();
+  const server = http.createServer(async (req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      let text = "";
+      for await (const c of req) text += c;
+      const body = text ? JSON.parse(text) : {};
+      const parts = (req.url ?? "/").split("/").filter(Boolean);
+      if (req.method === "POST" && parts.length === 1 && parts[0] === "pairs") {
+        const id = randomBytes(6).toString("hex");
+        const token = randomBytes(16).toString("hex");
+        const gateway = await startUpstashGateway({ token });
+        const proxy = await startNeonProxy({ pgHost: pg.host, pgPort: pg.port });
+        pairs.set(id, { gateway, proxy });
+        return send(201, { id, upstashUrl: gateway.url, upstashToken: token, neonProxy: proxy.address });
+      }
+      const pair = pairs.get(parts[1] ?? "");
+      if (parts[0] !== "pairs" || !pair) return send(404, { error: "no such pair" });
+      if (req.method === "DELETE" && parts.length === 2) {
+        pairs.delete(parts[1]);
+        await Promise.all([pair.gateway.close(), pair.proxy.close()]);
+        return send(200, { ok: true });
+      }
+      if (req.method === "POST" && parts[2] === "gateway") {
+        pair.gateway.setFault(body.fault ?? null);
+        return send(200, { ok: true });
+      }
+      if (req.method === "POST" && parts[2] === "proxy") {
+        pair.proxy.setDown(Boolean(body.down));
+        return send(200, { ok: true });
+      }
+      return send(404, { error: "unknown control path" });
+    } catch (e) {
+      return send(500, { error: (e as Error).message });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      for (const p of pairs.values()) await Promise.all([p.gateway.close(), p.proxy.close()]);
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
