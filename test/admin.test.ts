@@ -125,7 +125,8 @@ describe("DLQ lifecycle", () => {
     expect(detail.body.meta.trace_id).toBe(e.meta.trace_id);
     // The errors of the attempts before the redrive are kept.
     expect(detail.body.errors).toHaveLength(2);
-    expect(detail.body.delivery_attempts.at(-1)).toMatchObject({ outcome: "completed" });
+    expect(detail.body.attempt_history.at(-1)).toMatchObject({ outcome: "completed" });
+    expect(detail.body.delivery_attempts).toEqual([]); // no destinations configured
     expect(detail.body.derived).toEqual([]);
   });
 

@@ -5,13 +5,15 @@
  *   POST   /events/dlq/retry   {type?, source?}  {count}      (no body: every DLQ event)
  *   POST   /events/dlq/{id}/retry                {id, status, next_retry_at}; 404 when not in the DLQ
  *   DELETE /events/dlq/{id}    {reason}          the event, status 'discarded'; 404 when not in the DLQ
- *   GET    /events/{id}                          envelope + status, attempts, errors, delivery attempts, derived events
+ *   GET    /events/{id}                          envelope + status, attempts, errors, attempt_history,
+ *                                                 delivery_attempts (HTTP deliveries to destinations), derived events
  *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=   {events, next_cursor}
  *
  * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent, listEvents, type EventView } from "../db/admin-queries";
+import { deliveryAttemptsFor } from "../db/deliveries";
 import { eventStatus } from "../db/schema";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
@@ -35,10 +37,11 @@ const Filter = {
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
 
 /**
- * What the attempts did, from the history row: every failed attempt with its error (attempt
- * numbers restart after a DLQ redrive), then the outcome of the latest one when it did not fail.
+ * What the handling attempts did, from the history row: every failed attempt with its error
+ * (attempt numbers restart after a DLQ redrive), then the outcome of the latest one when it
+ * did not fail. (HTTP deliveries to destinations are listed apart, in delivery_attempts.)
  */
-function deliveryAttempts(e: EventView) {
+function attemptHistory(e: EventView) {
   const out: Array<{ attempt: number; outcome: string; error?: string; at?: string | null }> = e.errors.map((x) => ({
     attempt: x.attempt,
     outcome: "failed",
@@ -127,9 +130,15 @@ export function adminEventRoutes() {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const e = UUID_RE.test(id) ? await withDb(c, "read", (db) => getEvent(db, id)) : null;
-      if (!e) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
-      return c.json({ ...e, delivery_attempts: deliveryAttempts(e) } as unknown as Record<string, unknown>, 200);
+      const found = UUID_RE.test(id)
+        ? await withDb(c, "read", async (db) => {
+            const e = await getEvent(db, id);
+            return e ? { e, deliveries: await deliveryAttemptsFor(db, id) } : null;
+          })
+        : null;
+      if (!found) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
+      const { e, deliveries } = found;
+      return c.json({ ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<string, unknown>, 200);
     },
   );
 

@@ -69,6 +69,9 @@ export interface Match {
 
 const bySource = (e: EventEnvelope) => e.source;
 
+/** A replay target names a trigger, or a destination (whose trigger is "destination <name>", src/destinations/runtime.ts). */
+const targets = (trigger: string, target: string) => trigger === target || trigger === `destination ${target}`;
+
 export class TriggerRegistry {
   private readonly triggers: Trigger[] = [];
 
@@ -102,9 +105,12 @@ export class TriggerRegistry {
           const results = await Promise.all(
             this.triggers.map((t) => t.filter.test(e, { ...ctx, trigger: t.name }, "f")),
           );
+          // A replay aimed at one trigger or destination (src/ops/replay-runner.ts) runs only that one.
+          const only = typeof e.meta?.replay_target === "string" ? e.meta.replay_target : undefined;
           const out: Match[] = [];
           results.forEach((ok, i) => {
-            if (ok) out.push({ trigger: this.triggers[i]!, scope: this.triggers[i]!.scope(e) });
+            const t = this.triggers[i]!;
+            if (ok && (only === undefined || targets(t.name, only))) out.push({ trigger: t, scope: t.scope(e) });
           });
           return out;
         } catch (err) {

@@ -1,0 +1,54 @@
+/**
+ * The operations crons as the worker runs them (src/index.ts routes the cron strings here):
+ *   "*\/2 * * * *"  replay runner: advance jobs, then drain the replay lane with its own group
+ *   "*\/5 * * * *"  DLQ sweeper
+ * Each opens its own connections for the invocation and closes them in waitUntil.
+ */
+import { loadConfig, type Env } from "../config";
+import { openDb } from "../db/client";
+import { consumeInWorker } from "../consume/entry";
+import { createLogger } from "../obs/log";
+import { openStore } from "../store/index";
+import { RedisLanes } from "../store/lanes";
+import { openRedis } from "../store/redis";
+import { advanceReplays } from "./replay-runner";
+import { sweep } from "./dlq-sweeper";
+
+export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
+  const cfg = loadConfig(env);
+  const log = createLogger(cfg.LOG_LEVEL, { run: "replay-runner" });
+  if (cfg.EVENT_BACKEND !== "redis") {
+    // The replay lane is a Redis stream; a Postgres-only lane is not built yet.
+    log.warn("replay runner skipped: replay jobs need EVENT_BACKEND=redis");
+    return;
+  }
+  const started = Date.now();
+  const db = openDb(cfg);
+  const lanes = new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX);
+  try {
+    // Half the budget to publish, the rest (at least that) to drain what was published.
+    const report = await advanceReplays({ db: db.db, lanes, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
+    log.info("replay runner", { ...report, jobs: report.jobs.length });
+  } finally {
+    ctx.waitUntil(db.close());
+  }
+  const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - started));
+  return consumeInWorker(env, ctx, "replay-lane", { lanes: [lanes.keys.replayLane], skipDue: true, timeBudgetMs: left });
+}
+
+export async function runDlqSweeper(env: Env, ctx: ExecutionContext) {
+  const cfg = loadConfig(env);
+  const log = createLogger(cfg.LOG_LEVEL, { run: "dlq-sweeper" });
+  const db = openDb(cfg);
+  try {
+    const store = openStore(cfg, db.db);
+    const lanes = cfg.EVENT_BACKEND === "redis" ? new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX) : undefined;
+    const report = await sweep({ db: db.db, store, lanes, config: cfg, log });
+    log.info("dlq sweeper", { ...report });
+    // A failed step fails the invocation, so it shows in the cron's history.
+    if (report.errors.length) throw new Error(`DLQ sweeper: ${report.errors.join("; ")}`);
+    return report;
+  } finally {
+    ctx.waitUntil(db.close());
+  }
+}
