@@ -168,7 +168,9 @@ export function buildProgram(): Command {
       }
       out(json(), r, () =>
         `replay ${r.id}: ${r.status}\n  scanned ${r.scanned ?? 0} of ~${r.total_estimate ?? "?"}, republished ${r.republished ?? 0}` +
-        (Array.isArray(r.errors) && r.errors.length ? `\n  errors: ${(r.errors as unknown[]).map(String).join("; ")}` : ""),
+        (Array.isArray(r.errors) && r.errors.length
+          ? `\n  errors: ${(r.errors as unknown[]).map((e) => (e && typeof e === "object" ? String((e as { error?: unknown }).error) : String(e))).join("; ")}`
+          : ""),
       );
       if (r.status === "failed") process.exitCode = 1;
     });
