@@ -15,6 +15,10 @@ for (const f of fs.readdirSync(dir, { recursive: true })) {
   raw += b.length;
   gz += zlib.gzipSync(b, { level: 9 }).length;
 }
+if (raw === 0) {
+  console.error(`no bundle in ${dir}: did the build fail?`);
+  process.exit(1);
+}
 const mib = (n) => (n / 1024 / 1024).toFixed(2);
 console.log(`bundle: ${mib(raw)} MiB raw, ${mib(gz)} MiB gzip (limit ${mib(LIMIT)} MiB gzip)`);
 if (gz > LIMIT) {

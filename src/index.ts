@@ -2,12 +2,14 @@
  * Worker entry: HTTP (`fetch`), cron (`scheduled`) and the wake-up queue (`queue`).
  * Each cron string in wrangler.toml is routed to its own module here.
  */
+import { instrument } from "@microlabs/otel-cf-workers";
 import { app } from "./app";
 import { loadConfig, type Env, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
 import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 import { recordConsumerRun } from "./obs/run-metrics";
 import { flushMetrics } from "./obs/sink";
+import { traceConfig, tracingEnabled } from "./obs/trace";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {
@@ -19,7 +21,7 @@ const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown
   "*/5 * * * *": runDlqSweeper,
 };
 
-export default {
+const worker = {
   fetch: app.fetch,
 
   async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
@@ -48,4 +50,25 @@ export default {
     }
     batch.ackAll();
   },
+} satisfies ExportedHandler<Env, WakeMessage>;
+
+/**
+ * With OTEL_EXPORTER_OTLP_ENDPOINT set, every invocation runs under the OpenTelemetry
+ * wrapper (spans exported over OTLP/HTTP in waitUntil); without it, the plain handlers run
+ * and the spans in src/obs/trace.ts are no-ops.
+ */
+const traced = instrument(worker, (env: Env) => traceConfig(loadConfig(env)));
+
+function wantsTracing(env: Env): boolean {
+  try {
+    return tracingEnabled(loadConfig(env));
+  } catch {
+    return false; // a configuration error surfaces from the handler itself
+  }
+}
+
+export default {
+  fetch: (req, env, ctx) => (wantsTracing(env) ? traced.fetch!(req, env, ctx) : worker.fetch(req, env, ctx)),
+  scheduled: (c, env, ctx) => (wantsTracing(env) ? traced.scheduled!(c, env, ctx) : worker.scheduled(c, env, ctx)),
+  queue: (b, env, ctx) => (wantsTracing(env) ? traced.queue!(b, env, ctx) : worker.queue(b, env, ctx)),
 } satisfies ExportedHandler<Env, WakeMessage>;

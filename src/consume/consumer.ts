@@ -19,6 +19,7 @@
  * sweeper (src/ops) calls: a consumer must never delete itself while it might still have
  * entries pending.
  */
+import { withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
 import type { ClaimResult, EventStore } from "../store/types";
 import type { FilterState } from "../triggers/filters";
@@ -94,9 +95,11 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
     report.claimed += claim.events.length;
     report.skipped += claim.skipped.length;
     o.failpoints?.hit("after-persist-before-dispatch");
-    const r = await dispatch(claim.events, {
-      triggers: o.triggers, hooks: o.hooks, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
-    });
+    const r = await withSpan("dispatch", { "reflex.events": claim.events.length }, () =>
+      dispatch(claim.events, {
+        triggers: o.triggers, hooks: o.hooks, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
+      }),
+    );
     report.lockCalls += r.lockCalls;
     // Derived events first: once the parent is settled it is never handled again, so its
     // children must already be durable. (A crash in between republishes the same ids.)
@@ -105,7 +108,9 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       report.derived += r.derived.length;
     }
     const now = new Date(clock.now());
-    const s = await o.store.settle({ consumer: name, outcomes: r.outcomes, skipped: claim.skipped, now, failpoints: o.failpoints });
+    const s = await withSpan("settle", { "reflex.outcomes": r.outcomes.length, "reflex.skipped": claim.skipped.length }, () =>
+      o.store.settle({ consumer: name, outcomes: r.outcomes, skipped: claim.skipped, now, failpoints: o.failpoints }),
+    );
     report.lost += r.outcomes.length - s.recorded;
     for (const x of r.outcomes) {
       if (x.status === "completed") report.completed++;
@@ -128,9 +133,11 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
 
       if (Date.now() >= nextDueCheck) {
         lookedForDue = true;
-        const due = await o.store.claimDue({
-          consumer: name, max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS,
-        });
+        const due = await withSpan("claim_due", { "reflex.consumer": name }, () =>
+          o.store.claimDue({
+            consumer: name, max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS,
+          }),
+        );
         // A full batch means more may be due: look again next round.
         nextDueCheck = due.read >= cfg.CONSUMER_BATCH_SIZE ? 0 : Date.now() + DUE_POLL_MS;
         if (due.events.length) {
@@ -141,10 +148,14 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
 
       for (const l of lanes) {
         if (l.mode === "drained" || report.batches >= cfg.CONSUMER_MAX_BATCHES || outOfTime()) continue;
-        const claim = await o.store.claim({
-          lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode: l.mode,
-          reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
-        });
+        const mode = l.mode;
+        // claim = read from the lane and persist the batch to history as 'processing'
+        const claim = await withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
+          o.store.claim({
+            lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
+            reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
+          }),
+        );
         if (l.mode === "reclaim") {
           l.cursor = claim.cursor ?? "0-0";
           if (l.cursor === "0-0") l.mode = "new";

@@ -17,6 +17,7 @@
  *    breaker defers an event before any of its handlers run, and a handler throwing
  *    DeferAttempt (a failed breaker probe) defers it unless another handler failed.
  */
+import { eventTraceContext, withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import type { ClaimedEvent, Outcome } from "../store/types";
@@ -169,7 +170,14 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
         },
       };
       try {
-        await m.trigger.handler(ctx);
+        await withSpan(
+          `trigger ${m.trigger.name}`,
+          { "reflex.event_id": c.event.id, "reflex.event_type": c.event.type, "reflex.scope": m.scope, "reflex.attempt": c.attempts },
+          async () => {
+            await m.trigger.handler(ctx);
+          },
+          eventTraceContext(c.event.meta?.trace_id),
+        );
       } catch (e) {
         if (e instanceof DeferAttempt) deferrals.push(e);
         else errors.push(`${m.trigger.name}: ${message(e)}`);

@@ -3,6 +3,7 @@
  * wake the consumer, and turn any store failure into 503 + Retry-After - never a 2xx for
  * an event the store has not confirmed.
  */
+import { withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
@@ -38,7 +39,9 @@ export async function publishEvents(ctx: IngestContext, events: EventEnvelope[])
   const opts = wakeOptions(ctx.cfg, now);
   let receipt;
   try {
-    receipt = await ctx.store.publish(events, opts);
+    receipt = await withSpan("publish", { "reflex.events": events.length, "reflex.backend": ctx.store.backend }, () =>
+      ctx.store.publish(events, opts),
+    );
   } catch (err) {
     wakeAskFailed(ctx.cfg, opts);
     throw storeUnavailable(err, ctx.cfg);
@@ -56,7 +59,9 @@ export async function publishDelivery(
   const opts = wakeOptions(ctx.cfg, now);
   let r;
   try {
-    r = await ctx.store.publishOnce(event, dedupe, opts);
+    r = await withSpan("publish", { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true }, () =>
+      ctx.store.publishOnce(event, dedupe, opts),
+    );
   } catch (err) {
     wakeAskFailed(ctx.cfg, opts);
     throw storeUnavailable(err, ctx.cfg);
