@@ -57,7 +57,9 @@ const worker = {
  * wrapper (spans exported over OTLP/HTTP in waitUntil); without it, the plain handlers run
  * and the spans in src/obs/trace.ts are no-ops.
  */
-const traced = instrument(worker, (env: Env) => traceConfig(loadConfig(env)));
+let tracedWorker: ExportedHandler<Env, WakeMessage> | undefined;
+/** Built on first use: instrument() patches globals, which an untraced deployment must not pay for. */
+const traced = () => (tracedWorker ??= instrument(worker, (env: Env) => traceConfig(loadConfig(env))));
 
 function wantsTracing(env: Env): boolean {
   try {
@@ -68,7 +70,7 @@ function wantsTracing(env: Env): boolean {
 }
 
 export default {
-  fetch: (req, env, ctx) => (wantsTracing(env) ? traced.fetch!(req, env, ctx) : worker.fetch(req, env, ctx)),
-  scheduled: (c, env, ctx) => (wantsTracing(env) ? traced.scheduled!(c, env, ctx) : worker.scheduled(c, env, ctx)),
-  queue: (b, env, ctx) => (wantsTracing(env) ? traced.queue!(b, env, ctx) : worker.queue(b, env, ctx)),
+  fetch: (req, env, ctx) => (wantsTracing(env) ? traced().fetch!(req, env, ctx) : worker.fetch(req, env, ctx)),
+  scheduled: (c, env, ctx) => (wantsTracing(env) ? traced().scheduled!(c, env, ctx) : worker.scheduled(c, env, ctx)),
+  queue: (b, env, ctx) => (wantsTracing(env) ? traced().queue!(b, env, ctx) : worker.queue(b, env, ctx)),
 } satisfies ExportedHandler<Env, WakeMessage>;

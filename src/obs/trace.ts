@@ -16,7 +16,10 @@ import type { Config } from "../config";
 const tracer = () => trace.getTracer("reflex-edge");
 
 /** Runs `fn` in a span; an exception marks the span as an error and is rethrown. */
-export async function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+export async function withSpan<T>(name: string, attributes: Attributes, fn: (span?: Span) => Promise<T>, parent?: Context): Promise<T> {
+  // Outside a traced invocation there is no active span: run untraced. (An isolate that
+  // once ran traced keeps a registered provider; untraced invocations must not feed it.)
+  if (!trace.getActiveSpan()) return fn();
   return tracer().startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
@@ -58,5 +61,8 @@ export function traceConfig(cfg: Config): TraceConfig {
   return {
     exporter: { url: cfg.OTEL_EXPORTER_OTLP_ENDPOINT!, headers: parseOtlpHeaders(cfg.OTEL_EXPORTER_OTLP_HEADERS) },
     service: { name: cfg.OTEL_SERVICE_NAME, version: "0.1.0" },
+    // Global fetch/cache patching would also trace invocations that run untraced in the
+    // same isolate; our own spans cover publish, claim, triggers and settle.
+    instrumentation: { instrumentGlobalFetch: false, instrumentGlobalCache: false },
   };
 }
