@@ -233,13 +233,15 @@ export async function run(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
     return Number(process.exitCode ?? 0);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      // --help and --version exit 0; usage errors were already printed by commander.
-      return e.exitCode === 0 ? 0 : 2;
-    }
+    // Before CommanderError, which it extends: thrown from an action, commander has not
+    // printed it (option parsers' errors arrive as plain CommanderErrors, already printed).
     if (e instanceof InvalidArgumentError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
+    }
+    if (e instanceof CommanderError) {
+      // --help and --version exit 0; usage errors were already printed by commander.
+      return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof UnreachableError) {
       process.stderr.write(`error: ${e.message}\n`);
