@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/replay-runner";
 import { replayId } from "../src/ops/replay-ids";
+import { type as typeFilter } from "../src/triggers/filters";
 import { RedisLanes } from "../src/store/lanes";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { rig, type Rig } from "./support/consume";
@@ -155,6 +156,30 @@ describe("replay", () => {
 
     const list = await call(r.env, "GET", "/replays");
     expect(list.body.replays.map((x: { id: string }) => x.id)).toEqual([later.body.id, dry.body.id]);
+  });
+
+  it("a job with a target runs only that trigger for its copies; without one, every matching trigger", async () => {
+    const { r, lanes, advance } = await replayRig();
+    const handled = { "sync-billing": [] as string[], "notify-ops": [] as string[] };
+    for (const name of ["sync-billing", "notify-ops"] as const) {
+      r.triggers.register({ name, filter: typeFilter("invoice.*"), handler: (ctx) => void handled[name].push(String(ctx.event.meta.replay)) });
+    }
+    await seed(r, 40, "invoice.paid");
+    const replayAll = async (body: Record<string, unknown>) => {
+      const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000, ...body } });
+      expect((await advance()).scanned).toBe(40);
+      await r.run({ lanes: [lanes.keys.replayLane], skipDue: true });
+      expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(40);
+      return job.id as string;
+    };
+
+    const targeted = await replayAll({ target: "sync-billing" });
+    expect(handled["sync-billing"]).toEqual(Array(40).fill(targeted));
+    expect(handled["notify-ops"]).toEqual([]);
+
+    const everyone = await replayAll({});
+    expect(handled["sync-billing"].filter((j) => j === everyone)).toHaveLength(40);
+    expect(handled["notify-ops"]).toEqual(Array(40).fill(everyone));
   });
 
   it("rejects bad replay requests with 422 naming the field", async () => {
