@@ -10,6 +10,7 @@ import type { Config } from "../config";
 import { pingDb, type DbHandle } from "../db/client";
 import { pingRedis, type Redis } from "../store/redis";
 import type { EventStore } from "../store/types";
+import { breakerStates } from "../destinations";
 import { probe, threshold, worst, type Indicator, type Level } from "./checks";
 
 export interface Deps {
@@ -81,6 +82,15 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
     indicators.oldest_pending_age_s = threshold(Math.round(counts.oldestPendingAgeSeconds), cfg.HEALTH_OLDEST_PENDING_DEGRADED_S);
     indicators.retry_backlog = { status: "healthy", value: counts.retryBacklog };
     indicators.dlq = threshold(counts.dlq, cfg.HEALTH_DLQ_DEGRADED);
+  }
+
+  // Circuit breakers of the destinations: an open (or probing) breaker means deliveries wait.
+  if (cfg.DESTINATIONS.length && ready.checks.postgres.status !== "unhealthy") {
+    const breakers = await breakerStates(d.db.db, cfg, now).catch((e: Error) => e);
+    indicators.destinations =
+      breakers instanceof Error
+        ? { status: "unhealthy", error: breakers.message.slice(0, 200) }
+        : breakers.map((b) => ({ status: b.state === "closed" ? "healthy" : "degraded", ...b }));
   }
 
   const levels = Object.values(indicators).flatMap((i) => (Array.isArray(i) ? i : [i])).map((i) => i.status);

@@ -19,9 +19,13 @@ import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { adminAuth } from "./auth";
+import { loadConfig } from "../config";
+import { openCache } from "../store/cache";
 import { UUID_RE, withDb } from "./db-scope";
 
 const security = [{ adminToken: [] }];
+/** Statuses nothing moves an event out of (see the event-detail cache below). */
+const FINAL = new Set(["completed", "discarded"]);
 const Json = z.record(z.string(), z.unknown());
 const jsonOk = (description: string) => ({ description, content: { "application/json": { schema: Json } } });
 const authResponses = {
@@ -130,15 +134,22 @@ export function adminEventRoutes() {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const found = UUID_RE.test(id)
-        ? await withDb(c, "read", async (db) => {
-            const e = await getEvent(db, id);
-            return e ? { e, deliveries: await deliveryAttemptsFor(db, id) } : null;
-          })
-        : null;
+      if (!UUID_RE.test(id)) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
+      const cfg = loadConfig(c.env);
+      const cache = openCache(cfg);
+      const cached = await cache.get<Record<string, unknown>>(`event:${id}`);
+      if (cached) return c.json({ ...cached, cached: true }, 200);
+      const found = await withDb(c, "read", async (db) => {
+        const e = await getEvent(db, id);
+        return e ? { e, deliveries: await deliveryAttemptsFor(db, id) } : null;
+      });
       if (!found) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
       const { e, deliveries } = found;
-      return c.json({ ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<string, unknown>, 200);
+      const view = { ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<string, unknown>;
+      // Only final states are cached: nothing changes a completed or discarded event's status,
+      // so a cached detail can never show a stale status (pending, processing and dlq all move).
+      if (FINAL.has(String(e.status))) await cache.set(`event:${id}`, view, cfg.CACHE_EVENT_TTL_S);
+      return c.json({ ...view, cached: false }, 200);
     },
   );
 

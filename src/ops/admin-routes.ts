@@ -5,6 +5,7 @@
 import { createRouter } from "../http/router";
 import { adminEventRoutes } from "./admin-events";
 import { adminReplayRoutes } from "./admin-replays";
+import { adminDestinationRoutes } from "./admin-destinations";
 
 export function adminRoutes() {
   const r = createRouter();
@@ -15,5 +16,6 @@ export function adminRoutes() {
   });
   r.route("/", adminEventRoutes());
   r.route("/", adminReplayRoutes());
+  r.route("/", adminDestinationRoutes());
   return r;
 }
