@@ -28,7 +28,7 @@ import type { TriggerRegistry } from "../triggers/registry";
 import { systemClock, type Clock } from "./clock";
 import { dispatch, type DispatchHooks } from "./dispatch";
 import type { Failpoints } from "./failpoints";
-import { createLogger, type Logger } from "./log";
+import { createLogger, type Logger } from "../obs/log";
 
 export interface ConsumerOptions {
   store: EventStore;

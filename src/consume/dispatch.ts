@@ -26,7 +26,7 @@ import type { ScopeLocks } from "../triggers/locks";
 import type { HandlerContext, Match, TriggerRegistry } from "../triggers/registry";
 import type { Clock } from "./clock";
 import { deriveEvent } from "./derive";
-import type { Logger } from "./log";
+import type { Logger } from "../obs/log";
 import { onFailure } from "./retry";
 import { ScopeGate } from "./scope-gate";
 

@@ -16,7 +16,7 @@ import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../triggers/lock
 import { defaultTriggers } from "../triggers/registry";
 import { openDestinations } from "../destinations";
 import { runConsumer, type RunReport } from "./consumer";
-import { createLogger } from "./log";
+import { createLogger } from "../obs/log";
 
 /** Sends delayed wake-up messages so that retries run when due, not at the next cron tick. */
 function wakeScheduler(env: Env) {

@@ -18,7 +18,7 @@
 import type { Config } from "../config";
 import { systemClock, type Clock } from "../consume/clock";
 import { DeferAttempt, type DispatchHooks } from "../consume/dispatch";
-import { createLogger, type Logger } from "../consume/log";
+import { createLogger, type Logger } from "../obs/log";
 import type { Db } from "../db/client";
 import { claimProbe, flushDeliveries, loadBreakers, type AttemptRow, type BreakerPolicy } from "../db/deliveries";
 import type { EventEnvelope } from "../events/envelope";

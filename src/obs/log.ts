@@ -43,11 +43,18 @@ function clean(fields: LogFields): LogFields {
   return out;
 }
 
-export function createLogger(level: LogLevel = "info", base: LogFields = {}, sink: (line: string) => void = console.log): Logger {
+/** Console method by level, so Workers Logs and `wrangler tail` show the level too. */
+function consoleSink(line: string, level: LogLevel) {
+  if (level === "error") console.error(line);
+  else if (level === "warn") console.warn(line);
+  else console.log(line);
+}
+
+export function createLogger(level: LogLevel = "info", base: LogFields = {}, sink: (line: string, level: LogLevel) => void = consoleSink): Logger {
   const min = RANK[level];
   const write = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
-    sink(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...clean(base), ...(fields ? clean(fields) : {}) }));
+    sink(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...clean(base), ...(fields ? clean(fields) : {}) }), lvl);
   };
   return {
     debug: (m, f) => write("debug", m, f),

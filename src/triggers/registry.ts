@@ -8,7 +8,7 @@
  */
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
-import type { Logger } from "../consume/log";
+import type { Logger } from "../obs/log";
 import type { Filter, FilterContext } from "./filters";
 
 /** What ctx.publish() accepts: a type plus fields; the rest is filled in from the parent. */
