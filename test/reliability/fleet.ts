@@ -1,0 +1,231 @@
+/**
+ * The consumer fleet: what Cloudflare would run while traffic flows - a cron trigger on a
+ * (compressed) schedule and wake-up queue deliveries, several at once, overlapping.
+ *
+ * Two ways in, both the real consumer code:
+ *  - "consumer": runConsumer() built exactly as src/consume/entry.ts builds it (its own
+ *    Postgres pool, Redis client, scope locks and consumer name per invocation), with the
+ *    run's trigger registry and, on some runs, crash failpoints armed;
+ *  - "entry": the worker's own `scheduled` / `queue` handlers (consumeInWorker with
+ *    defaultTriggers, where the test registered the same trigger), no failpoints.
+ *
+ * A run that crashes (CrashInjected) is abandoned as a dead isolate would be: no lock
+ * release, no settle; what it held is recovered by other runs after VISIBILITY_TIMEOUT_MS /
+ * LOCK_LEASE_MS. Runs failing because Redis or Postgres is down are counted for the fault
+ * report; the fleet just keeps scheduling runs, as the platform would.
+ */
+import { createExecutionContext, createMessageBatch, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import worker from "../../src/index";
+import type { Config, Env, WakeMessage } from "../../src/config";
+import { runConsumer } from "../../src/consume/consumer";
+import { CrashInjected, Failpoints, type Failpoint } from "../../src/consume/failpoints";
+import { openDb } from "../../src/db/client";
+import { openStore } from "../../src/store/index";
+import { redisKeys } from "../../src/store/keys";
+import { openRedis } from "../../src/store/redis";
+import { RedisFilterState } from "../../src/triggers/filter-state";
+import { RedisScopeLocks } from "../../src/triggers/locks";
+import type { TriggerRegistry } from "../../src/triggers/registry";
+
+export const FAILPOINTS: Failpoint[] = ["after-claim-before-persist", "after-persist-before-dispatch", "after-persist-before-ack"];
+
+export interface RunRecord {
+  role: "cron" | "queue";
+  via: "consumer" | "entry";
+  started: number;
+  ended?: number;
+  crashed?: Failpoint;
+  error?: string;
+}
+
+export interface FleetOptions {
+  triggers: TriggerRegistry;
+  /** Cron period (compressed: Cloudflare's is a minute), ms. */
+  cronEveryMs: number;
+  /** Queue deliveries running at once, at most. */
+  queueConcurrency: number;
+  /** Each point crashes at least this many runs before arming becomes rare. */
+  minCrashesPerPoint: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Fleet {
+  readonly runs: RunRecord[] = [];
+  readonly crashes = new Map<Failpoint, number>(FAILPOINTS.map((p) => [p, 0]));
+  /** Runs started while another was running, and the most at once. */
+  overlapping = 0;
+  maxAtOnce = 0;
+  /** Wake-up messages the worker sent (ingest nudges and retry wake-ups). */
+  wakeMessages = 0;
+  private active = new Set<Promise<void>>();
+  private activeRecords = new Set<RunRecord>();
+  private inbox: WakeMessage[] = [];
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private stopped = false;
+  private loops: Promise<void>[] = [];
+  private seq = 0;
+  private paused = false;
+
+  private env!: Env;
+  private cfg!: Config;
+
+  constructor(private readonly o: FleetOptions) {}
+
+  /** The environment the runs use (made after the fleet, since it holds the fleet's queue). */
+  attach(env: Env, cfg: Config): void {
+    this.env = env;
+    this.cfg = cfg;
+  }
+
+  /** The WAKE_QUEUE binding handed to the worker: messages become queue deliveries here. */
+  readonly queue = {
+    send: async (body: WakeMessage, opts?: { delaySeconds?: number }) => this.enqueue([{ body, ...opts }]),
+    sendBatch: async (messages: Iterable<MessageSendRequest<WakeMessage>>) => this.enqueue([...messages]),
+  } as unknown as Queue<WakeMessage>;
+
+  private enqueue(messages: Array<{ body: WakeMessage; delaySeconds?: number }>): void {
+    for (const m of messages) {
+      this.wakeMessages++;
+      const delay = (m.delaySeconds ?? 0) * 1000;
+      if (delay === 0) this.inbox.push(m.body);
+      else {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          this.inbox.push(m.body);
+        }, delay);
+        this.timers.add(t);
+      }
+    }
+  }
+
+  start(): void {
+    this.loops.push(this.cronLoop(), this.queueLoop());
+  }
+
+  /** While paused no new run starts (runs in progress finish). */
+  pause(p: boolean): void {
+    this.paused = p;
+  }
+
+  /** Runs in progress right now. */
+  inFlight(): number {
+    return this.activeRecords.size;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all(this.loops);
+    await Promise.all([...this.active]);
+  }
+
+  /** Starts one cron run now and waits for it (the final drain uses it). */
+  async runOnce(): Promise<RunRecord> {
+    return this.launch("cron", "consumer", [], false);
+  }
+
+  private async cronLoop(): Promise<void> {
+    let tick = 0;
+    while (!this.stopped) {
+      // A slow cron run does not stop the next one: Cloudflare fires on schedule.
+      if (!this.paused && [...this.activeRecords].filter((r) => r.role === "cron").length < 2) {
+        void this.launch("cron", tick++ % 4 === 3 ? "entry" : "consumer", [], true);
+      }
+      await sleep(this.o.cronEveryMs);
+    }
+  }
+
+  private async queueLoop(): Promise<void> {
+    let n = 0;
+    while (!this.stopped) {
+      while (!this.paused && this.inbox.length && [...this.activeRecords].filter((r) => r.role === "queue").length < this.o.queueConcurrency) {
+        const batch = this.inbox.splice(0, 100);
+        void this.launch("queue", n++ % 3 === 2 ? "entry" : "consumer", batch, true);
+      }
+      await sleep(25);
+    }
+  }
+
+  /** Failpoints for a run: the point that crashed least so far, often until each has its share. */
+  private arm(): Failpoints | undefined {
+    const least = FAILPOINTS.reduce((a, b) => (this.crashes.get(a)! <= this.crashes.get(b)! ? a : b));
+    const short = this.crashes.get(least)! < this.o.minCrashesPerPoint;
+    if (Math.random() >= (short ? 0.4 : 0.08)) return undefined;
+    return new Failpoints({ [least]: Math.random() < 0.5 ? 1 : 2 });
+  }
+
+  private launch(role: RunRecord["role"], via: RunRecord["via"], messages: WakeMessage[], armed: boolean): Promise<RunRecord> {
+    const rec: RunRecord = { role, via, started: Date.now() };
+    if (this.activeRecords.size > 0) this.overlapping++;
+    this.activeRecords.add(rec);
+    this.maxAtOnce = Math.max(this.maxAtOnce, this.activeRecords.size);
+    this.runs.push(rec);
+    const p = (async () => {
+      try {
+        if (via === "entry") await this.viaEntry(role, messages);
+        else await this.viaConsumer(armed ? this.arm() : undefined);
+      } catch (e) {
+        if (e instanceof CrashInjected) {
+          rec.crashed = e.point;
+          this.crashes.set(e.point, this.crashes.get(e.point)! + 1);
+        } else rec.error = e instanceof Error ? `${e.name}: ${e.message}`.slice(0, 300) : String(e);
+      } finally {
+        rec.ended = Date.now();
+        this.activeRecords.delete(rec);
+      }
+    })();
+    this.active.add(p);
+    void p.then(() => this.active.delete(p));
+    return p.then(() => rec);
+  }
+
+  /** src/consume/entry.ts consumeInWorker, with the run's registry and optional failpoints. */
+  private async viaConsumer(failpoints: Failpoints | undefined): Promise<void> {
+    const cfg = this.cfg;
+    const db = openDb(cfg);
+    const redis = openRedis(cfg);
+    const keys = redisKeys(cfg.REDIS_PREFIX);
+    const locks = new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+    let crashed = false;
+    try {
+      await runConsumer({
+        store: openStore(cfg, db.db),
+        triggers: this.o.triggers,
+        locks,
+        filterState: new RedisFilterState(redis, keys.filterState),
+        config: cfg,
+        env: this.env,
+        name: `c-rel-${this.seq++}-${crypto.randomUUID().slice(0, 8)}`,
+        ...(failpoints ? { failpoints } : {}),
+        // Retries wake the consumer through the queue, as in the worker.
+        scheduleWake: async (delays) => this.enqueue(delays.map((d) => ({ body: { kind: "wake", at: Date.now() + d * 1000 }, delaySeconds: d }))),
+      });
+    } catch (e) {
+      crashed = e instanceof CrashInjected;
+      throw e;
+    } finally {
+      // A crashed isolate releases nothing: its scope locks run out by their lease.
+      if (!crashed) await locks.close().catch(() => {});
+      await db.close();
+    }
+  }
+
+  /** The worker's own scheduled / queue handler (src/index.ts). */
+  private async viaEntry(role: RunRecord["role"], messages: WakeMessage[]): Promise<void> {
+    const ctx = createExecutionContext();
+    try {
+      if (role === "cron") {
+        await worker.scheduled!(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), this.env, ctx);
+      } else {
+        const batch = createMessageBatch<WakeMessage>(
+          "reflex-wake",
+          messages.map((body, i) => ({ id: `m-${Date.now()}-${i}`, timestamp: new Date(), attempts: 1, body })),
+        );
+        await worker.queue!(batch, this.env, ctx);
+      }
+    } finally {
+      await waitOnExecutionContext(ctx).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * How big a reliability run is. The default (what `npm test` and CI run) sends at least
+ * 20,000 events with every fault kind; the long profile is the same run at 200,000:
+ *
+ *   RELIABILITY_EVENTS=200000 npm run test:reliability
+ *
+ * The variable reaches workerd as VITE_RELIABILITY_EVENTS (the npm script maps it): Vite
+ * exposes VITE_* variables to test code through import.meta.env, and the workers pool has
+ * no other way in for a process environment variable.
+ */
+export interface Profile {
+  name: string;
+  /** Events the harness tries to get accepted (rejected requests and redeliveries come on top). */
+  events: number;
+  /** Seed of every random choice of the traffic plan (same seed, same plan). */
+  seed: number;
+  /** Longest the final drain may take once every fault is over, ms (a stuck event fails the run). */
+  drainTimeoutMs: number;
+}
+
+export function profile(): Profile {
+  const vars = (import.meta as ImportMeta & { env?: Record<string, string | undefined> }).env ?? {};
+  const raw = vars.VITE_RELIABILITY_EVENTS?.trim();
+  const events = raw ? Number(raw) : 20_000;
+  if (!Number.isInteger(events) || events < 1_000) {
+    throw new Error(`RELIABILITY_EVENTS must be an integer of at least 1000 (got ${JSON.stringify(raw)})`);
+  }
+  const seed = Number(vars.VITE_RELIABILITY_SEED?.trim() || 9);
+  return {
+    name: events >= 200_000 ? "long" : events === 20_000 ? "default" : "custom",
+    events,
+    seed,
+    drainTimeoutMs: 120_000 + events,
+  };
+}
+
+/** A small seeded PRNG (mulberry32): the plan is reproducible from the seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a of a string, 32 bits: picks an event's handler fate from its id. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
