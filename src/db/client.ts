@@ -64,8 +64,10 @@ export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_
 }
 
 /**
- * A handle for reads that tolerate replica lag (history listing, event detail, replay
- * scans): DATABASE_READ_URL when set, else the primary.
+ * A handle for reads that tolerate replica lag (history listing, event detail, the DLQ
+ * list): DATABASE_READ_URL when set, else the primary. Replay scans stay on the primary on
+ * purpose: a lagging replica would silently leave the newest events of a range out of a
+ * replay, while a listing that is a second behind only shows them on the next page load.
  */
 export function openReadDb(cfg: Pick<Config, "DATABASE_URL" | "DATABASE_READ_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">): DbHandle {
   return openDb(cfg, cfg.DATABASE_READ_URL ?? cfg.DATABASE_URL);
