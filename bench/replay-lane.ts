@@ -37,10 +37,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import os from "node:os";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
+import { sql } from "drizzle-orm";
 import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
@@ -241,7 +243,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
   const windowEnd = Date.now();
 
   const completed = async () =>
-    Number((await w.db.db.execute<{ n: number }>(`select count(*)::int as n from events where type = '${s.type}' and status = 'completed'`)).rows[0]?.n);
+    Number((await w.db.db.execute<{ n: number }>(sql`select count(*)::int as n from events where type = ${s.type} and status = 'completed'`)).rows[0]?.n);
   while ((await completed()) < total) {
     if (Date.now() - windowEnd > 90_000) throw new Error(`live events not completed within 90 s of the window (${await completed()} of ${total})`);
     await sleep(100);
@@ -252,7 +254,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
   await Promise.all(runs);
 
   const r = await w.db.db.execute<{ ms: number }>(
-    `select extract(epoch from (processed_at - "timestamp")) * 1000 as ms from events where type = '${s.type}' order by 1`,
+    sql`select extract(epoch from (processed_at - "timestamp")) * 1000 as ms from events where type = ${s.type} order by 1`,
   );
   const ms = r.rows.map((x) => Number(x.ms));
   const out: LiveResult = { events: ms.length, p50: pct(ms, 50), p99: pct(ms, 99), max: ms[ms.length - 1] ?? NaN, invocations, windowStart, windowEnd };
@@ -302,7 +304,7 @@ async function replayRole(s: ChildSettings): Promise<void> {
   }
   const endedAt = Date.now();
   const copies = Number(
-    (await w.db.db.execute<{ n: number }>(`select count(*)::int as n from events where meta ->> 'replay' = '${job.id}' and status = 'completed'`)).rows[0]?.n,
+    (await w.db.db.execute<{ n: number }>(sql`select count(*)::int as n from events where meta ->> 'replay' = ${job.id} and status = 'completed'`)).rows[0]?.n,
   );
   const out: ReplayResult = { jobId: job.id, status, copies, invocations, startedAt, endedAt };
   await w.close();
@@ -375,6 +377,8 @@ async function main() {
     );
     await db.query("ANALYZE events");
     console.log(`seeded ${fmt(history)} history rows in ${fmt((Date.now() - t0) / 1000, 1)} s; live load ${fmt(s0.rate)} events/s for ${s0.seconds} s, wake path: ${s0.wake}`);
+    // The machine is part of the result: here the replay process takes CPU from the live one.
+    const loadAtStart = os.loadavg()[0]!;
 
     // Phase 1: live load alone.
     const alone = startChild("live", settings({ type: "live.alone" }));
@@ -419,7 +423,8 @@ replay: ${fmt(history)} history rows, job rate ${fmt(s0.replayRate)}/s x REPLAY_
         `in ${fmt(replayS, 1)} s (${fmt(rep.copies / replayS)} copies/s, ${rep.invocations} runner invocation(s) back to back)
   during the ${fmt(windowS, 1)} s live window: ${fmt(appended)} copies appended to the replay lane, ` +
         `${fmt(overlap.rows[0]!.n)} completed from it; ` +
-        `replay ${rep.endedAt >= withReplay.windowEnd ? "still running when the window closed" : `ended ${fmt((withReplay.windowEnd - rep.endedAt) / 1000, 1)} s before the window closed`}`);
+        `replay ${rep.endedAt >= withReplay.windowEnd ? "still running when the window closed" : `ended ${fmt((withReplay.windowEnd - rep.endedAt) / 1000, 1)} s before the window closed`}
+machine: ${os.cpus().length} cores shared by both loads, Redis, Postgres and the stand-ins; load average ${fmt(loadAtStart, 1)} at the start, ${fmt(os.loadavg()[0]!, 1)} at the end`);
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await db.end().catch(() => {});
