@@ -151,8 +151,9 @@ export class Fleet {
   private arm(): Failpoints | undefined {
     const least = FAILPOINTS.reduce((a, b) => (this.crashes.get(a)! <= this.crashes.get(b)! ? a : b));
     const short = this.crashes.get(least)! < this.o.minCrashesPerPoint;
-    if (Math.random() >= (short ? 0.4 : 0.08)) return undefined;
-    return new Failpoints({ [least]: Math.random() < 0.5 ? 1 : 2 });
+    // Until each point has its share, most runs are armed (runs that find no work never reach one).
+    if (Math.random() >= (short ? 0.7 : 0.08)) return undefined;
+    return new Failpoints({ [least]: short || Math.random() < 0.5 ? 1 : 2 });
   }
 
   private launch(role: RunRecord["role"], via: RunRecord["via"], messages: WakeMessage[], armed: boolean): Promise<RunRecord> {

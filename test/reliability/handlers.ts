@@ -9,7 +9,9 @@
  * a crash can use up a planned failure: the fate is about attempts, not about calls.
  *
  * It records every call and every success per event id: a completed event must have had at
- * least one successful handler call (completed means handled, not just acknowledged).
+ * least one successful handler call (completed means handled, not just acknowledged). And it
+ * watches scopes: every run shares this isolate, so two handlers of one scope running at the
+ * same time - in one invocation or in two overlapping ones - show up as an overlap.
  */
 import { filters as f } from "../../src/triggers";
 import type { TriggerSpec } from "../../src/triggers/registry";
@@ -30,6 +32,9 @@ export class HandlerStats {
   calls = 0;
   failuresInjected = 0;
   readonly successes = new Map<string, number>();
+  /** Handler calls that started while another call of the same scope was running (must be 0). */
+  scopeOverlaps = 0;
+  readonly running = new Map<string, number>();
 }
 
 export const TRIGGER_NAME = "reliability-flaky";
@@ -41,9 +46,14 @@ export function flakyTrigger(stats: HandlerStats): TriggerSpec {
     filter: f.source(new RegExp(`^${SOURCE_PREFIX}`)),
     handler: async (ctx) => {
       stats.calls++;
+      const n = (stats.running.get(ctx.scope) ?? 0) + 1;
+      stats.running.set(ctx.scope, n);
+      if (n > 1) stats.scopeOverlaps++;
       const fate = fateOf(ctx.event.id);
       const fails = fate === "always" || (fate === "fail-first" && ctx.attempt <= 1) || (fate === "fail-twice" && ctx.attempt <= 2);
-      await Promise.resolve(); // let other handlers interleave, as real I/O would
+      // Yield to the event loop, as real I/O would: a missing scope lock would show as an overlap.
+      await new Promise((r) => setTimeout(r, 0));
+      stats.running.set(ctx.scope, stats.running.get(ctx.scope)! - 1);
       if (fails) {
         stats.failuresInjected++;
         throw new Error(`injected handler failure (${fate}, attempt ${ctx.attempt})`);

@@ -61,6 +61,8 @@ export interface Reconciliation {
   alwaysFailingNotDead: string[];
   /** Stream entries not acknowledged at the end. */
   unacknowledged: number;
+  /** Dead-lettered events by why: the handler's planned fate, or deliveries without outcome (crashes, takeovers). */
+  dlqWhy: Map<string, number>;
   rows: number;
 }
 
@@ -85,12 +87,17 @@ export function reconcile(history: HistoryRow[], ledger: Ledger, stats: HandlerS
   const lost: string[] = [];
   const completedUnhandled: string[] = [];
   const alwaysFailingNotDead: string[] = [];
+  const dlqWhy = new Map<string, number>();
   for (const id of ledger.accepted) {
     const row = byId.get(id);
     if (row?.status === "completed") {
       completed++;
       if (!stats.successes.has(id)) completedUnhandled.push(id);
-    } else if (row?.status === "dlq" && row.last_error) deadLettered++;
+    } else if (row?.status === "dlq" && row.last_error) {
+      deadLettered++;
+      const why = /no outcome after/.test(row.last_error) ? "deliveries without an outcome" : `handler failed (${fateOf(id)})`;
+      dlqWhy.set(why, (dlqWhy.get(why) ?? 0) + 1);
+    }
     else lost.push(`${id}: ${row ? `${row.status}${row.status === "dlq" ? " without a reason" : ""}` : "not in history"}`);
     if (row && fateOf(id) === "always" && row.status !== "dlq") alwaysFailingNotDead.push(id);
   }
@@ -102,7 +109,7 @@ export function reconcile(history: HistoryRow[], ledger: Ledger, stats: HandlerS
   }
   return {
     accepted: ledger.accepted.size, completed, deadLettered, lost, duplicated, unexpected, completedUnhandled, alwaysFailingNotDead,
-    unacknowledged, rows: history.length,
+    unacknowledged, dlqWhy, rows: history.length,
   };
 }
 

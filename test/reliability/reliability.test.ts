@@ -177,9 +177,11 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
               ...[...ledger.rejectedByStatus.entries()].map(([s, n]) => [`rejected ${s} (requests)`, n] as [string, number]),
               ["completed", r.completed],
               ["dead-lettered (with a reason)", r.deadLettered],
+              ...[...r.dlqWhy.entries()].sort().map(([k, n]) => [`  ${k}`, n] as [string, number]),
               ["lost (must be 0)", r.lost.length],
               ["duplicated (must be 0)", r.duplicated.length],
               ["in history, never accepted (must be 0)", r.unexpected.length],
+              ["same-scope handlers at once (must be 0)", stats.scopeOverlaps],
               ["stream entries unacknowledged (must be 0)", r.unacknowledged],
               ["history rows", r.rows],
             ]),
@@ -217,6 +219,7 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         expect(r.duplicated.slice(0, 10)).toEqual([]);
         expect(r.unexpected.slice(0, 10)).toEqual([]);
         expect(r.unacknowledged).toBe(0);
+        expect(stats.scopeOverlaps).toBe(0);
         expect(r.completedUnhandled.slice(0, 10)).toEqual([]);
         expect(r.alwaysFailingNotDead.slice(0, 10)).toEqual([]);
         expect(r.accepted).toBe(plan.acceptable);
