@@ -131,6 +131,27 @@ describe("consumer: claim, persist, settle", () => {
     expect((await r.rows(sql`select id from events`)).length).toBe(1);
     expect(await pendingEntries(r)).toBe(0);
   });
+
+  it("an entry repeated in the next batch is handled once, even while the first is still in hand (claims run one batch ahead)", async () => {
+    const r = await make({ CONSUMER_BATCH_SIZE: "1" });
+    let calls = 0;
+    r.triggers.register({
+      name: "slow-once",
+      filter: f.any(),
+      // slow enough that the next batch (the repeat) is claimed while this one is in hand
+      handler: async () => {
+        calls++;
+        await sleep(50);
+      },
+    });
+    const e = event();
+    await r.store.publish([e, e]);
+    const rep = await r.run();
+    expect(rep).toMatchObject({ claimed: 1, completed: 1, skipped: 1, lost: 0 });
+    expect(calls).toBe(1);
+    expect(await row(r, e.id)).toMatchObject({ status: "completed", attempts: 1 });
+    expect(await pendingEntries(r)).toBe(0);
+  });
 });
 
 describe("consumer: retries, backoff and the DLQ", () => {

@@ -90,7 +90,8 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   const wakeDelays = new Set<number>();
   let nextDueCheck = o.skipDue ? Infinity : 0;
 
-  const handleBatch = async (claim: ClaimResult) => {
+  /** Dispatches and settles one claimed batch; returns how many derived events it published. */
+  const handleBatch = async (claim: ClaimResult): Promise<number> => {
     report.batches++;
     report.claimed += claim.events.length;
     report.skipped += claim.skipped.length;
@@ -121,13 +122,30 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
         wakeDelays.add(Math.max(1, Math.ceil((x.retryAt.getTime() - now.getTime()) / 1000)));
       }
     }
+    return r.derived.length;
   };
 
   const outOfTime = () => Date.now() - started >= cfg.CONSUMER_TIME_BUDGET_MS;
-  try {
+
+  // The batch being handled (dispatch, derived events, settle), if any; resolves to the number
+  // of derived events it published, and never rejects (the main loop sees its error).
+  let inFlight: Promise<number> | undefined;
+  // Set when a batch failed: the run ends, so no further claim is started.
+  let stopping = false;
+
+  /**
+   * The claims of the run, in order: due retries, then each lane (reclaim, then new entries).
+   * An async generator, so the main loop can ask for the next batch while it still handles
+   * the current one (see below); the decisions (lane modes, due polling, budget, batch cap)
+   * are taken here, in one place.
+   */
+  async function* claims(): AsyncGenerator<ClaimResult> {
+    // Batches handed out (the cap counts claims, which run one ahead of report.batches).
+    let taken = 0;
     for (;;) {
-      if (report.batches >= cfg.CONSUMER_MAX_BATCHES) { report.stoppedBy = "max-batches"; break; }
-      if (outOfTime()) { report.stoppedBy = "budget"; break; }
+      if (stopping) return;
+      if (taken >= cfg.CONSUMER_MAX_BATCHES) { report.stoppedBy = "max-batches"; return; }
+      if (outOfTime()) { report.stoppedBy = "budget"; return; }
       let progressed = false;
       let lookedForDue = false;
 
@@ -141,35 +159,77 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
         // A full batch means more may be due: look again next round.
         nextDueCheck = due.read >= cfg.CONSUMER_BATCH_SIZE ? 0 : Date.now() + DUE_POLL_MS;
         if (due.events.length) {
-          await handleBatch(due);
+          taken++;
+          yield due;
           progressed = true;
         }
       }
 
       for (const l of lanes) {
-        if (l.mode === "drained" || report.batches >= cfg.CONSUMER_MAX_BATCHES || outOfTime()) continue;
+        if (stopping) return;
+        if (l.mode === "drained" || taken >= cfg.CONSUMER_MAX_BATCHES || outOfTime()) continue;
         const mode = l.mode;
         // claim = read from the lane and persist the batch to history as 'processing'
-        const claim = await withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
-          o.store.claim({
-            lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
-            reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
-          }),
-        );
+        const claimLane = () =>
+          withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
+            o.store.claim({
+              lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
+              reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
+            }),
+          );
+        let claim = await claimLane();
+        // An empty read while a batch is still being handled may only mean that its derived
+        // events are not published yet: wait for it, and read again if it published any
+        // (sequentially, the read came after the publish and would have seen them).
+        if (claim.read === 0 && mode === "new" && inFlight && (await inFlight) > 0) claim = await claimLane();
         if (l.mode === "reclaim") {
           l.cursor = claim.cursor ?? "0-0";
           if (l.cursor === "0-0") l.mode = "new";
         } else if (claim.read === 0) l.mode = "drained";
         if (claim.read > 0) {
-          await handleBatch(claim);
+          taken++;
+          yield claim;
           progressed = true;
         }
       }
 
       if (!progressed && lanes.every((l) => l.mode === "drained")) {
         // Streams drained: stop once a look for due retries also came back empty.
-        if (lookedForDue || o.skipDue) break;
+        if (lookedForDue || o.skipDue) return;
         nextDueCheck = 0;
+      }
+    }
+  }
+
+  // Pipelined: the next claim (stream read + persist, or claimDue) is under way while the
+  // current batch is dispatched and settled, so those round trips overlap instead of adding
+  // up. Handling itself stays strictly one batch at a time, in claim order: a batch's
+  // handlers start only after the previous batch settled and released its scope locks, so
+  // scope exclusivity and per-scope order are as before. Claims hand out only events this
+  // consumer does not already hold (persistClaimed), so an entry repeated in the next batch
+  // is acknowledged, not handled twice. The budget and the batch cap are checked before each
+  // claim, as before - a claim is now made one batch earlier, so a run may end up to one
+  // batch later than the budget.
+  const gen = claims();
+  let next = gen.next();
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) break;
+      const handling = handleBatch(r.value);
+      inFlight = handling.then((derived) => derived, () => 0);
+      next = gen.next();
+      // Handled now, awaited after the batch: a claim failing meanwhile is not "unhandled".
+      next.catch(() => {});
+      try {
+        await handling;
+      } catch (e) {
+        // A failed batch ends the run; let the claim under way finish first, so that nothing
+        // of this run is still running after it returned (its events are reclaimed later).
+        stopping = true;
+        await next.catch(() => {});
+        await gen.return(undefined).catch(() => {});
+        throw e;
       }
     }
   } finally {

@@ -26,8 +26,13 @@ export interface PersistedClaim {
  *  - a new id is inserted (attempts 1);
  *  - an id already 'processing' under a stream claim (its consumer died before settling; the
  *    entry was reclaimed) is taken over (attempts + 1);
- *  - anything else (completed, dlq, pending a retry, or held by a live Postgres-side claim)
- *    is left alone and NOT returned: the caller acknowledges it without handling it.
+ *  - anything else (completed, dlq, pending a retry, held by a live Postgres-side claim, or
+ *    held by `consumer` itself) is left alone and NOT returned: the caller acknowledges it
+ *    without handling it. The last case: the consumer claims its next batch while the
+ *    current one is still being handled (src/consume/consumer.ts), so an entry repeated in
+ *    the stream (a republish) can reach it while it still holds the first one; taking that
+ *    over would hand the same event out twice. (A consumer name is one invocation: its own
+ *    claim is never that of a dead consumer.)
  * Callers pass each id once (ON CONFLICT DO UPDATE cannot touch a row twice in one statement).
  */
 export async function persistClaimed(db: Db, consumer: string, events: EventEnvelope[]): Promise<PersistedClaim[]> {
@@ -44,6 +49,7 @@ export async function persistClaimed(db: Db, consumer: string, events: EventEnve
     ON CONFLICT (id) DO UPDATE
       SET attempts = events.attempts + 1, claimed_by = EXCLUDED.claimed_by, updated_at = now()
       WHERE events.status = 'processing' AND events.lease_until IS NULL
+        AND events.claimed_by IS DISTINCT FROM EXCLUDED.claimed_by
     RETURNING id, attempts`);
   return r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) }));
 }
