@@ -133,6 +133,21 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
   return r.rows.map((x) => x.id);
 }
 
+/**
+ * settleOutcomes() for the common batch in which every outcome is 'completed': the same
+ * effect on those rows, as a plain UPDATE by id. Cheaper than the generic statement - one
+ * array parameter instead of four, no unnest() join, no per-row CASEs - and it answers with
+ * the count of rows updated (the command tag) instead of sending every id back.
+ */
+export async function settleCompleted(db: Db, consumer: string, ids: string[], now: Date): Promise<number> {
+  if (ids.length === 0) return 0;
+  const r = await db.execute(sql`
+    UPDATE events SET status = 'completed', next_retry_at = NULL, processed_at = ${now.toISOString()}::timestamptz,
+      claimed_by = NULL, lease_until = NULL, updated_at = now()
+    WHERE id = ANY(${sql.param(ids)}::uuid[]) AND status = 'processing' AND claimed_by = ${consumer}`);
+  return r.rowCount ?? 0;
+}
+
 /** Counts for health and metrics, in one statement. */
 export async function historyCounts(db: Db, now: Date) {
   const r = await db.execute<Record<string, number | string | null>>(sql`

@@ -8,7 +8,7 @@
 import type { Config } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import type { Db } from "../db/client";
-import { claimDue, historyCounts, persistClaimed, settleOutcomes, type SettleRow } from "../db/history";
+import { claimDue, historyCounts, persistClaimed, settleCompleted, settleOutcomes, type SettleRow } from "../db/history";
 import { redisKeys, shardOf } from "./keys";
 import type { Redis } from "./redis";
 import type {
@@ -21,6 +21,7 @@ import type {
   EventStore,
   HistoryCounts,
   LaneStats,
+  Outcome,
   PublishOptions,
   PublishReceipt,
   Receipt,
@@ -207,6 +208,13 @@ export class RedisStreamStore implements EventStore {
 
   /** Outcomes into Postgres (one statement), then DLQ entries and XACKs in one pipeline. */
   async settle(req: SettleRequest): Promise<SettleResult> {
+    // Every outcome 'completed' (the usual batch): the cheaper statement, and no DLQ entries.
+    if (req.outcomes.every((o) => o.status === "completed")) {
+      const recorded = await settleCompleted(this.history(), req.consumer, req.outcomes.map((o) => o.receipt.eventId), req.now);
+      req.failpoints?.hit("after-persist-before-ack");
+      await this.ack([...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])], req.now);
+      return { recorded };
+    }
     const rows: SettleRow[] = req.outcomes.map((o) => {
       switch (o.status) {
         case "completed":
@@ -222,29 +230,34 @@ export class RedisStreamStore implements EventStore {
     const recorded = await settleOutcomes(this.history(), req.consumer, rows, req.now);
     req.failpoints?.hit("after-persist-before-ack");
 
+    const recordedSet = new Set(recorded);
+    const dead = req.outcomes.filter((o) => o.status === "dlq" && recordedSet.has(o.receipt.eventId));
+    await this.ack([...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])], req.now, dead);
+    return { recorded: recorded.length };
+  }
+
+  /** XACKs the receipts' stream entries, after appending DLQ entries for `dead` (at `now`): one pipeline. */
+  private async ack(receipts: Receipt[], now: Date, dead: Outcome[] = []): Promise<void> {
     const acks = new Map<string, string[]>();
-    for (const r of [...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])]) {
+    for (const r of receipts) {
       if (r.lane === null || r.entryId === null) continue;
       const list = acks.get(r.lane) ?? [];
       list.push(r.entryId);
       acks.set(r.lane, list);
     }
-    const recordedSet = new Set(recorded);
-    const dead = req.outcomes.filter((o) => o.status === "dlq" && recordedSet.has(o.receipt.eventId));
-    if (acks.size === 0 && dead.length === 0) return { recorded: recorded.length };
+    if (acks.size === 0 && dead.length === 0) return;
     const p = this.redis.pipeline();
     for (const o of dead) {
       if (o.status !== "dlq") continue;
       p.xadd(
         this.keys.dlq,
         "*",
-        { [ENTRY_FIELD]: JSON.stringify(o.event), id: o.event.id, error: o.error, attempts: String(o.attempts), at: req.now.toISOString() },
+        { [ENTRY_FIELD]: JSON.stringify(o.event), id: o.event.id, error: o.error, attempts: String(o.attempts), at: now.toISOString() },
         { trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN } },
       );
     }
     for (const [lane, ids] of acks) p.xack(lane, this.keys.group, ids);
     await p.exec();
-    return { recorded: recorded.length };
   }
 
   async laneStats(lane: string): Promise<LaneStats> {
