@@ -109,9 +109,14 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       report.derived += r.derived.length;
     }
     const now = new Date(clock.now());
-    const s = await withSpan("settle", { "reflex.outcomes": r.outcomes.length, "reflex.skipped": claim.skipped.length }, () =>
-      o.store.settle({ consumer: name, outcomes: r.outcomes, skipped: claim.skipped, now, failpoints: o.failpoints }),
-    );
+    // The scope locks are released while the outcomes are recorded (the handlers are done),
+    // and both are complete before the next batch is dispatched.
+    const [s] = await Promise.all([
+      withSpan("settle", { "reflex.outcomes": r.outcomes.length, "reflex.skipped": claim.skipped.length }, () =>
+        o.store.settle({ consumer: name, outcomes: r.outcomes, skipped: claim.skipped, now, failpoints: o.failpoints }),
+      ),
+      r.released,
+    ]);
     report.lost += r.outcomes.length - s.recorded;
     for (const x of r.outcomes) {
       if (x.status === "completed") report.completed++;

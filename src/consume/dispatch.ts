@@ -74,6 +74,13 @@ export interface DispatchResult {
   derived: EventEnvelope[];
   /** Scope-lock calls made (for measurement). */
   lockCalls: number;
+  /**
+   * Resolves once the batch's scope locks are released. Every handler is done when dispatch
+   * returns; only the release (one lock call) may still be under way, so that the caller can
+   * overlap it with settling. The caller must await it before dispatching another batch
+   * (with the same ScopeLocks, a release still in flight could undo the next acquire).
+   */
+  released: Promise<void>;
 }
 
 function message(e: unknown): string {
@@ -134,7 +141,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     else if (m.length === 0) outcomes[i] = { receipt: batch[i]!.receipt, status: "completed" };
     else work.push({ i, matches: m, scopes: [...new Set(m.map((x) => x.scope))] });
   });
-  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0 };
+  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, released: Promise.resolve() };
 
   // A failed renew or poll is logged; waiters it leaves behind are deferred. The handlers'
   // outcomes stand - aborting the batch would only run them again.
@@ -200,6 +207,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     }
   };
 
+  let released: Promise<void> = Promise.resolve();
   try {
     await gate.start();
     const tails = new Map<string, Promise<unknown>>();
@@ -229,8 +237,11 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
   } finally {
-    await gate.close();
+    // Not awaited here: see DispatchResult.released. (Marked handled at once, so that an
+    // error is seen where it is awaited, not reported as unhandled meanwhile.)
+    released = gate.close();
+    released.catch(() => {});
     await d.hooks?.flush();
   }
-  return { outcomes, derived: derived.flat(), lockCalls: gate.calls };
+  return { outcomes, derived: derived.flat(), lockCalls: gate.calls, released };
 }
