@@ -17,6 +17,7 @@
  *    breaker defers an event before any of its handlers run, and a handler throwing
  *    DeferAttempt (a failed breaker probe) defers it unless another handler failed.
  */
+import { trace } from "@opentelemetry/api";
 import { eventTraceContext, withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
@@ -149,6 +150,10 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     d.log.error("scope lock call failed", { error: message(e) }),
   );
   const sem = new Semaphore(cfg.HANDLER_CONCURRENCY);
+  // withSpan traces only inside a traced invocation (an active span, src/obs/trace.ts). Asked
+  // once per batch, so that untraced batches skip the per-handler span arguments - the
+  // event's trace context costs a random span id and two regex tests per call.
+  const traced = trace.getActiveSpan() !== undefined;
 
   const runHandlers = async (w: (typeof work)[number]) => {
     const c = batch[w.i]!;
@@ -182,14 +187,17 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
         },
       };
       try {
-        await withSpan(
-          `trigger ${m.trigger.name}`,
-          { "reflex.event_id": c.event.id, "reflex.event_type": c.event.type, "reflex.scope": m.scope, "reflex.attempt": c.attempts },
-          async () => {
-            await m.trigger.handler(ctx);
-          },
-          eventTraceContext(c.event.meta?.trace_id),
-        );
+        if (!traced) await m.trigger.handler(ctx);
+        else {
+          await withSpan(
+            `trigger ${m.trigger.name}`,
+            { "reflex.event_id": c.event.id, "reflex.event_type": c.event.type, "reflex.scope": m.scope, "reflex.attempt": c.attempts },
+            async () => {
+              await m.trigger.handler(ctx);
+            },
+            eventTraceContext(c.event.meta?.trace_id),
+          );
+        }
       } catch (e) {
         if (e instanceof DeferAttempt) deferrals.push(e);
         else errors.push(`${m.trigger.name}: ${message(e)}`);
