@@ -12,6 +12,8 @@
  *      (XAUTOCLAIM), then new ones (XREADGROUP), CONSUMER_BATCH_SIZE at a time;
  *   3. each batch: claim (recorded as 'processing' in history) -> dispatch (triggers)
  *      -> publish derived events -> settle (outcomes durable in Postgres, then XACK);
+ *      the next batch is claimed while this one is dispatched and settled, but batches are
+ *      handled one after another, in claim order;
  * until everything is drained, CONSUMER_TIME_BUDGET_MS has passed, or CONSUMER_MAX_BATCHES
  * batches ran (Workers' subrequest limit).
  *
