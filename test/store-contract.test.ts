@@ -211,6 +211,23 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(await h.count("status = 'completed' and attempts = 2")).toBe(5);
   });
 
+  it("a late settle by the consumer that lost its events does not strand them if the new holder dies too", async () => {
+    const h = await harness(backend);
+    const evs = Array.from({ length: 3 }, () => event());
+    await h.store.publish(evs);
+    const dead = await claimNew(h.store, "c-dead");
+    await sleep(1_200);
+    expect(await takeOver(h.store, "c-second", 1_000)).toHaveLength(3);
+    // The first consumer wakes up and settles: nothing applies, and nothing must be acknowledged.
+    expect((await h.store.settle({ consumer: "c-dead", outcomes: completed(dead.events), now: new Date() })).recorded).toBe(0);
+    // The second holder dies without settling: a third consumer still gets every event.
+    await sleep(1_200);
+    const third = await takeOver(h.store, "c-third", 1_000);
+    expect(third.map((c) => c.event.id).sort()).toEqual(evs.map((e) => e.id).sort());
+    expect((await h.store.settle({ consumer: "c-third", outcomes: completed(third), now: new Date() })).recorded).toBe(3);
+    expect(await h.count("status = 'completed'")).toBe(3);
+  });
+
   it("retry: pending again with the error recorded, due at its retry time on the consumer's clock, not before", async () => {
     const h = await harness(backend);
     const clock = new ManualClock(Date.now());

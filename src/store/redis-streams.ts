@@ -212,7 +212,11 @@ export class RedisStreamStore implements EventStore {
     if (req.outcomes.every((o) => o.status === "completed")) {
       const recorded = await settleCompleted(this.history(), req.consumer, req.outcomes.map((o) => o.receipt.eventId), req.now);
       req.failpoints?.hit("after-persist-before-ack");
-      await this.ack([...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])], req.now);
+      // Acknowledge only what this consumer recorded (see below). The cheap statement counts
+      // rows, not ids: if any event was taken over, acknowledge none of the batch's entries;
+      // the recorded ones are reclaimed later and skipped as final, which is harmless.
+      const mine = recorded === req.outcomes.length ? req.outcomes.map((o) => o.receipt) : [];
+      await this.ack([...mine, ...(req.skipped ?? [])], req.now);
       return { recorded };
     }
     const rows: SettleRow[] = req.outcomes.map((o) => {
@@ -230,9 +234,14 @@ export class RedisStreamStore implements EventStore {
     const recorded = await settleOutcomes(this.history(), req.consumer, rows, req.now);
     req.failpoints?.hit("after-persist-before-ack");
 
+    // An outcome that did not apply belongs to an event another consumer took over (our claim
+    // outlived VISIBILITY_TIMEOUT_MS). Its stream entry is that consumer's now: XACK (which
+    // acts for the whole group) would drop it from the pending list, and if that consumer then
+    // died the event would wait for the sweeper instead of being reclaimed.
     const recordedSet = new Set(recorded);
-    const dead = req.outcomes.filter((o) => o.status === "dlq" && recordedSet.has(o.receipt.eventId));
-    await this.ack([...req.outcomes.map((o) => o.receipt), ...(req.skipped ?? [])], req.now, dead);
+    const mine = req.outcomes.filter((o) => recordedSet.has(o.receipt.eventId));
+    const dead = mine.filter((o) => o.status === "dlq");
+    await this.ack([...mine.map((o) => o.receipt), ...(req.skipped ?? [])], req.now, dead);
     return { recorded: recorded.length };
   }
 
