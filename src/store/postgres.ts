@@ -19,7 +19,8 @@
  */
 import type { Config } from "../config";
 import { openDb, type Db } from "../db/client";
-import { claimDue, historyCounts, settleCompleted, settleOutcomes, type SettleRow } from "../db/history";
+import { historyCounts, settleCompleted, settleOutcomes } from "../db/history";
+import { claimDueFromHistory, settleRows } from "./shared";
 import { claimFresh, insertOnce, insertPending, queueStats } from "../db/pg-queue";
 import type { EventEnvelope } from "../events/envelope";
 import type {
@@ -100,12 +101,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async claimDue(req: DueRequest): Promise<ClaimResult> {
-    const rows = await this.withDb((db) => claimDue(db, req));
-    return {
-      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: null, entryId: null } })),
-      skipped: [],
-      read: rows.length,
-    };
+    return this.withDb((db) => claimDueFromHistory(db, req));
   }
 
   async settle(req: SettleRequest): Promise<SettleResult> {
@@ -116,18 +112,7 @@ export class PostgresEventStore implements EventStore {
       req.failpoints?.hit("after-persist-before-ack");
       return { recorded };
     }
-    const rows: SettleRow[] = req.outcomes.map((o) => {
-      switch (o.status) {
-        case "completed":
-          return { id: o.receipt.eventId, status: "completed" };
-        case "retry":
-          return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
-        case "defer":
-          return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
-        case "dlq":
-          return { id: o.receipt.eventId, status: "dlq", error: o.error };
-      }
-    });
+    const rows = settleRows(req.outcomes);
     const recorded = await this.withDb((db) => settleOutcomes(db, req.consumer, rows, req.now));
     // Kept for parity with the Redis backend's crash tests: here nothing follows the write.
     req.failpoints?.hit("after-persist-before-ack");

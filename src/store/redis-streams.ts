@@ -8,7 +8,8 @@
 import type { Config } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import type { Db } from "../db/client";
-import { claimDue, historyCounts, persistClaimed, settleCompleted, settleOutcomes, type SettleRow } from "../db/history";
+import { historyCounts, persistClaimed, settleCompleted, settleOutcomes } from "../db/history";
+import { claimDueFromHistory, settleRows } from "./shared";
 import { redisKeys, shardOf } from "./keys";
 import type { Redis } from "./redis";
 import type {
@@ -198,12 +199,7 @@ export class RedisStreamStore implements EventStore {
   }
 
   async claimDue(req: DueRequest): Promise<ClaimResult> {
-    const rows = await claimDue(this.history(), req);
-    return {
-      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: null, entryId: null } })),
-      skipped: [],
-      read: rows.length,
-    };
+    return claimDueFromHistory(this.history(), req);
   }
 
   /** Outcomes into Postgres (one statement), then DLQ entries and XACKs in one pipeline. */
@@ -219,18 +215,7 @@ export class RedisStreamStore implements EventStore {
       await this.ack([...mine, ...(req.skipped ?? [])], req.now);
       return { recorded };
     }
-    const rows: SettleRow[] = req.outcomes.map((o) => {
-      switch (o.status) {
-        case "completed":
-          return { id: o.receipt.eventId, status: "completed" };
-        case "retry":
-          return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
-        case "defer":
-          return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
-        case "dlq":
-          return { id: o.receipt.eventId, status: "dlq", error: o.error };
-      }
-    });
+    const rows = settleRows(req.outcomes);
     const recorded = await settleOutcomes(this.history(), req.consumer, rows, req.now);
     req.failpoints?.hit("after-persist-before-ack");
 
