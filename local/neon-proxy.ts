@@ -12,6 +12,7 @@
 import net from "node:net";
 import http from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
+import { trackSockets } from "./sockets";
 
 export interface NeonProxyOptions {
   port?: number;
@@ -79,12 +80,7 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
     tcp.on("error", end);
   }
 
-  // Every socket, upgraded ones included, so close() never waits on a client's keep-alive.
-  const sockets = new Set<net.Socket>();
-  server.on("connection", (s: net.Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
+  const sockets = trackSockets(server);
 
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;

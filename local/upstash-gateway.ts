@@ -21,6 +21,7 @@ import http from "node:http";
 import net from "node:net";
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
+import { trackSockets } from "./sockets";
 
 const require = createRequire(import.meta.url);
 const RedisParser = require("redis-parser") as new (opts: {
@@ -306,12 +307,7 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
   });
   server.keepAliveTimeout = 30_000;
 
-  // Every socket, upgraded ones included, so close() never waits on a client's keep-alive.
-  const sockets = new Set<net.Socket>();
-  server.on("connection", (s: net.Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
+  const sockets = trackSockets(server);
 
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
