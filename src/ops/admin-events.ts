@@ -19,21 +19,13 @@ import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { adminAuth } from "./auth";
+import { IdParam, authResponses, jsonOk, security } from "./route-kit";
 import { loadConfig } from "../config";
 import { openCache } from "../store/cache";
 import { UUID_RE, withDb } from "./db-scope";
 
-const security = [{ adminToken: [] }];
 /** Statuses nothing moves an event out of (see the event-detail cache below). */
 const FINAL = new Set(["completed", "discarded"]);
-const Json = z.record(z.string(), z.unknown());
-const jsonOk = (description: string) => ({ description, content: { "application/json": { schema: Json } } });
-const authResponses = {
-  401: problemResponse("No admin token"),
-  403: problemResponse("Wrong admin token"),
-  503: problemResponse("Admin API disabled, or a dependency is down"),
-};
-const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0b9c5b3e-4f5c-4c55-9a57-6d2c7b9f0e11" }) });
 const Filter = {
   type: z.string().min(1).max(128).optional(),
   source: z.string().min(1).max(256).optional(),

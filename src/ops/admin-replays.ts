@@ -14,17 +14,9 @@ import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { adminAuth } from "./auth";
+import { IdParam, authResponses, jsonOk, security } from "./route-kit";
 import { UUID_RE, withDb } from "./db-scope";
 
-const security = [{ adminToken: [] }];
-const Json = z.record(z.string(), z.unknown());
-const jsonOk = (description: string) => ({ description, content: { "application/json": { schema: Json } } });
-const authResponses = {
-  401: problemResponse("No admin token"),
-  403: problemResponse("Wrong admin token"),
-  503: problemResponse("Admin API disabled, or a dependency is down"),
-};
-const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
 const when = z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a time zone" });
 const names = (max: number) => z.array(z.string().min(1).max(max)).min(1).max(100);
 
