@@ -30,7 +30,9 @@ export function profile(): Profile {
     name: events >= 200_000 ? "long" : events === 20_000 ? "default" : "custom",
     events,
     seed,
-    drainTimeoutMs: 120_000 + events,
+    // A ceiling, not a target: under the injected faults a 2-core machine drained the long
+    // profile at about 600 events/s (1 ms per event was too tight for it).
+    drainTimeoutMs: 120_000 + 3 * events,
   };
 }
 
