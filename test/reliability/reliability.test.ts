@@ -98,6 +98,8 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
       const started = Date.now();
       const phases: Array<[string, number]> = [];
       let drained = false;
+      // What the drain loop saw last: printed if the deadline passes, to tell what stayed open.
+      let lastCheck: Record<string, number> = {};
       try {
         fleet.start();
 
@@ -147,7 +149,8 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         while (Date.now() < deadline && quiet < 2) {
           await sleep(500);
           const w = await openWork(observerDb, observerStore);
-          quiet = w.open === 0 && w.pending === 0 && w.lag === 0 && fleet.inFlight() === 0 ? quiet + 1 : 0;
+          lastCheck = { ...w, inFlight: fleet.inFlight() };
+          quiet = w.open === 0 && w.pending === 0 && w.lag === 0 && lastCheck.inFlight === 0 ? quiet + 1 : 0;
         }
         drained = quiet >= 2;
         await fleet.stop();
@@ -214,7 +217,7 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
 
         // --- what must hold ------------------------------------------------------------
         expect(ledger.problems.slice(0, 10)).toEqual([]);
-        expect(drained, "the fleet drained everything before the deadline").toBe(true);
+        expect(drained, `the fleet drained everything before the deadline (last check: ${JSON.stringify(lastCheck)})`).toBe(true);
         expect(r.lost.slice(0, 10)).toEqual([]);
         expect(r.duplicated.slice(0, 10)).toEqual([]);
         expect(r.unexpected.slice(0, 10)).toEqual([]);
