@@ -48,6 +48,8 @@ const schema = z.object({
    * src/ingest/sources.ts (a bad value answers 500 "Server misconfigured" naming the field).
    */
   WEBHOOK_SOURCES: z.string().default("{}"),
+  /** Deadline of one Redis (Upstash REST) request, ms: a request that hangs fails after it. */
+  REDIS_TIMEOUT_MS: int(100).default(10_000),
   /** Prefix of every Redis key (lets several deployments, or tests, share one Redis). */
   REDIS_PREFIX: z.string().min(1).default("reflex"),
   /** Number of stream shards; events are assigned by a hash of their scope key. */

@@ -9,7 +9,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "../config";
 import { countRedisRequest } from "../obs/usage";
 
-export function openRedis(cfg: Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN">): Redis {
+export function openRedis(cfg: Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN"> & Partial<Pick<Config, "REDIS_TIMEOUT_MS">>): Redis {
   if (!cfg.UPSTASH_REDIS_REST_URL || !cfg.UPSTASH_REDIS_REST_TOKEN) {
     throw new Error("Redis is not configured (UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN)");
   }
@@ -19,6 +19,9 @@ export function openRedis(cfg: Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_
     automaticDeserialization: false,
     // Fail fast: ingest answers 503 rather than holding the request through long backoffs.
     retry: { retries: 2, backoff: (n) => 25 * 2 ** n },
+    // A request that never answers must not hold an invocation (and its scope locks) forever:
+    // each request gets its own deadline (a function, so every request starts a fresh one).
+    signal: () => AbortSignal.timeout(cfg.REDIS_TIMEOUT_MS ?? 10_000),
   });
   // Every request passes here: count commands for the metrics (what Upstash bills).
   redis.use((req, next) => {
