@@ -54,7 +54,8 @@ export async function persistClaimed(db: Db, consumer: string, events: EventEnve
   return r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) }));
 }
 
-type EventRowLite = Record<string, unknown> & {
+/** A history row as the claim queries return it (before it becomes an envelope). */
+export type EventRowLite = Record<string, unknown> & {
   id: string;
   type: string;
   source: string;

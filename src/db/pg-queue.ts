@@ -12,6 +12,7 @@
  *
  * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
  */
+import type { EventRowLite } from "./history";
 import { sql, type SQL } from "drizzle-orm";
 import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
 import type { Db } from "./client";
@@ -134,14 +135,7 @@ export async function insertOnce(
   return { duplicate: true, firstId, opened: false, leftMs: 0 };
 }
 
-type ClaimedRow = Record<string, unknown> & {
-  id: string;
-  type: string;
-  source: string;
-  timestamp: string | Date;
-  payload: Record<string, unknown>;
-  meta: Record<string, unknown>;
-  attempts: number;
+type ClaimedRow = EventRowLite & {
   /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
   arrival_us: string;
 };
