@@ -39,6 +39,11 @@ const schema = z.object({
   EVENT_RETRY_BASE_DELAY: seconds.default(1),
   EVENT_RETRY_MAX_DELAY: seconds.default(60),
   DB_POOL_MAX: int(1).default(5),
+  /**
+   * Deadline of one Postgres connect or query, ms (client side): a query on a connection that
+   * went silent fails after it instead of holding the invocation, its pool and its scope locks.
+   */
+  DB_TIMEOUT_MS: int(100).default(10_000),
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /** Bearer keys accepted by POST /events and /events/batch, comma-separated. None: those routes answer 401. */
   API_KEYS: csv.default([]),

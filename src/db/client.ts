@@ -32,8 +32,16 @@ export function applyLocalProxy(client: Client, address: string): Client {
   return client;
 }
 
-function newPool(url: string, max: number, proxy: string | undefined): Pool {
-  const pool = new Pool({ connectionString: url, max });
+function newPool(url: string, max: number, timeoutMs: number, proxy: string | undefined): Pool {
+  const pool = new Pool({
+    connectionString: url,
+    max,
+    // Every wait gets a deadline: getting a connection (pool slot and handshake) and each
+    // query's answer. Without them a socket cut mid-query can leave a run waiting forever,
+    // and pool.end() (which waits for checked-out clients) with it.
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+  });
   // The Neon Pool builds its connections with its `Client` class. A subclass counts round
   // trips for the metrics and, locally, applies the proxy settings per client, which keeps
   // them local to this pool.
@@ -51,8 +59,10 @@ function newPool(url: string, max: number, proxy: string | undefined): Pool {
   return pool;
 }
 
-export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">, url = cfg.DATABASE_URL): DbHandle {
-  const pool = newPool(url, cfg.DB_POOL_MAX, cfg.NEON_WS_PROXY);
+type DbConfig = Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY"> & Partial<Pick<Config, "DB_TIMEOUT_MS">>;
+
+export function openDb(cfg: DbConfig, url = cfg.DATABASE_URL): DbHandle {
+  const pool = newPool(url, cfg.DB_POOL_MAX, cfg.DB_TIMEOUT_MS ?? 10_000, cfg.NEON_WS_PROXY);
   // An idle client that loses its socket emits 'error' on the pool; the next query reconnects.
   pool.on("error", () => {});
   let closed: Promise<void> | undefined;
@@ -69,7 +79,7 @@ export function openDb(cfg: Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_
  * purpose: a lagging replica would silently leave the newest events of a range out of a
  * replay, while a listing that is a second behind only shows them on the next page load.
  */
-export function openReadDb(cfg: Pick<Config, "DATABASE_URL" | "DATABASE_READ_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">): DbHandle {
+export function openReadDb(cfg: DbConfig & Pick<Config, "DATABASE_READ_URL">): DbHandle {
   return openDb(cfg, cfg.DATABASE_READ_URL ?? cfg.DATABASE_URL);
 }
 

@@ -36,6 +36,8 @@ export interface RunRecord {
   ended?: number;
   crashed?: Failpoint;
   error?: string;
+  /** Calls under way right now (store, locks, filter state, pool close): what a slow run waits on. */
+  waiting: Map<string, number>;
 }
 
 export interface FleetOptions {
@@ -113,6 +115,14 @@ export class Fleet {
     return this.activeRecords.size;
   }
 
+  /** The runs in progress, how long they have run and the calls they wait on (for diagnostics). */
+  describeInFlight(now = Date.now()): string[] {
+    return [...this.activeRecords].map((r) => {
+      const calls = [...r.waiting.entries()].map(([k, t]) => `${k} ${((now - t) / 1000).toFixed(1)}s`);
+      return `${r.role}/${r.via} ${((now - r.started) / 1000).toFixed(1)}s [${calls.join(", ") || "no tracked call"}]`;
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
@@ -157,15 +167,15 @@ export class Fleet {
   }
 
   private launch(role: RunRecord["role"], via: RunRecord["via"], messages: WakeMessage[], armed: boolean): Promise<RunRecord> {
-    const rec: RunRecord = { role, via, started: Date.now() };
+    const rec: RunRecord = { role, via, started: Date.now(), waiting: new Map() };
     if (this.activeRecords.size > 0) this.overlapping++;
     this.activeRecords.add(rec);
     this.maxAtOnce = Math.max(this.maxAtOnce, this.activeRecords.size);
     this.runs.push(rec);
     const p = (async () => {
       try {
-        if (via === "entry") await this.viaEntry(role, messages);
-        else await this.viaConsumer(armed ? this.arm() : undefined);
+        if (via === "entry") await tracked(rec, "entry", () => this.viaEntry(role, messages));
+        else await this.viaConsumer(rec, armed ? this.arm() : undefined);
       } catch (e) {
         if (e instanceof CrashInjected) {
           rec.crashed = e.point;
@@ -182,19 +192,19 @@ export class Fleet {
   }
 
   /** src/consume/entry.ts consumeInWorker, with the run's registry and optional failpoints. */
-  private async viaConsumer(failpoints: Failpoints | undefined): Promise<void> {
+  private async viaConsumer(rec: RunRecord, failpoints: Failpoints | undefined): Promise<void> {
     const cfg = this.cfg;
     const db = openDb(cfg);
     const redis = openRedis(cfg);
     const keys = redisKeys(cfg.REDIS_PREFIX);
-    const locks = new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+    const locks = track(rec, "locks", new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS));
     let crashed = false;
     try {
       await runConsumer({
-        store: openStore(cfg, db.db),
+        store: track(rec, "store", openStore(cfg, db.db)),
         triggers: this.o.triggers,
         locks,
-        filterState: new RedisFilterState(redis, keys.filterState),
+        filterState: track(rec, "filterState", new RedisFilterState(redis, keys.filterState)),
         config: cfg,
         env: this.env,
         name: `c-rel-${this.seq++}-${crypto.randomUUID().slice(0, 8)}`,
@@ -208,7 +218,7 @@ export class Fleet {
     } finally {
       // A crashed isolate releases nothing: its scope locks run out by their lease.
       if (!crashed) await locks.close().catch(() => {});
-      await db.close();
+      await tracked(rec, "db.close", () => db.close());
     }
   }
 
@@ -229,4 +239,29 @@ export class Fleet {
       await waitOnExecutionContext(ctx).catch(() => {});
     }
   }
+}
+
+/** Runs `f`, listing `what` among the calls `rec` waits on until it settles. */
+async function tracked<T>(rec: RunRecord, what: string, f: () => Promise<T>): Promise<T> {
+  const key = rec.waiting.has(what) ? `${what}#${rec.waiting.size}` : what;
+  rec.waiting.set(key, Date.now());
+  try {
+    return await f();
+  } finally {
+    rec.waiting.delete(key);
+  }
+}
+
+/** `obj` with every method call tracked as `<label>.<method>` (see tracked). */
+function track<T extends object>(rec: RunRecord, label: string, obj: T): T {
+  return new Proxy(obj, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function" || typeof prop !== "string") return v;
+      return (...args: unknown[]) => {
+        const out = (v as (...a: unknown[]) => unknown).apply(target, args);
+        return out instanceof Promise ? tracked(rec, `${label}.${prop}`, () => out) : out;
+      };
+    },
+  });
 }

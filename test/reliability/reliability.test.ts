@@ -99,7 +99,7 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
       const phases: Array<[string, number]> = [];
       let drained = false;
       // What the drain loop saw last: printed if the deadline passes, to tell what stayed open.
-      let lastCheck: Record<string, number> = {};
+      let lastCheck: Record<string, number | string[]> = {};
       try {
         fleet.start();
 
@@ -149,8 +149,8 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         while (Date.now() < deadline && quiet < 2) {
           await sleep(500);
           const w = await openWork(observerDb, observerStore);
-          lastCheck = { ...w, inFlight: fleet.inFlight() };
-          quiet = w.open === 0 && w.pending === 0 && w.lag === 0 && lastCheck.inFlight === 0 ? quiet + 1 : 0;
+          lastCheck = { ...w, inFlight: fleet.inFlight(), runs: fleet.describeInFlight() };
+          quiet = w.open === 0 && w.pending === 0 && w.lag === 0 && fleet.inFlight() === 0 ? quiet + 1 : 0;
         }
         drained = quiet >= 2;
         await fleet.stop();
