@@ -148,9 +148,17 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         let quiet = 0;
         while (Date.now() < deadline && quiet < 2) {
           await sleep(500);
-          const w = await openWork(observerDb, observerStore);
+          const nothingOpen = (w: Awaited<ReturnType<typeof openWork>>) => w.open === 0 && w.pending === 0 && w.lag === 0;
+          let w = await openWork(observerDb, observerStore);
+          if (nothingOpen(w)) {
+            // Runs under way may still add work (derived events, retries): let them finish,
+            // start none meanwhile, and look again.
+            await fleet.quiesce(Math.max(0, deadline - Date.now()));
+            w = await openWork(observerDb, observerStore);
+          }
           lastCheck = { ...w, inFlight: fleet.inFlight(), runs: fleet.describeInFlight() };
-          quiet = w.open === 0 && w.pending === 0 && w.lag === 0 && fleet.inFlight() === 0 ? quiet + 1 : 0;
+          quiet = nothingOpen(w) && fleet.inFlight() === 0 ? quiet + 1 : 0;
+          if (quiet === 1 && !phases.some(([k]) => k === "first quiet check")) phases.push(["first quiet check", Date.now() - started]);
         }
         drained = quiet >= 2;
         await fleet.stop();
