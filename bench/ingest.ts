@@ -31,8 +31,7 @@ import net from "node:net";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { Webhook } from "standardwebhooks";
-import { startNeonProxy } from "../local/neon-proxy";
-import { startUpstashGateway } from "../local/upstash-gateway";
+import { spawnStandIns } from "../local/standins-process";
 import { migrateDatabase } from "../local/migrate";
 
 const { values: args } = parseArgs({
@@ -215,10 +214,9 @@ async function main() {
     const redis = await startRedis();
     cleanups.push(redis.stop);
     const token = randomBytes(16).toString("hex");
-    const gateway = await startUpstashGateway({ token, redisPort: redis.port, maxConnections: 128 });
-    cleanups.push(() => gateway.close());
-    const proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
-    cleanups.push(() => proxy.close());
+    // Their own process: the load generator must not share an event loop with "Upstash".
+    const standIns = await spawnStandIns({ token, redisPort: redis.port, maxConnections: 128, pgHost: PG.host, pgPort: PG.port });
+    cleanups.push(() => standIns.stop());
 
     const dbName = `reflex_bench_ingest_${randomBytes(4).toString("hex")}`;
     const admin = new pg.Client({ ...PG, database: "postgres" });
@@ -229,15 +227,15 @@ async function main() {
       await admin.end();
     });
     const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-    await migrateDatabase(dbUrl, proxy.address);
+    await migrateDatabase(dbUrl, standIns.proxyAddress);
 
     const port = await freePort();
     const prefix = `bench:${randomBytes(3).toString("hex")}`;
     const vars: Record<string, string> = {
-      UPSTASH_REDIS_REST_URL: gateway.url,
+      UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
       UPSTASH_REDIS_REST_TOKEN: token,
       DATABASE_URL: dbUrl,
-      NEON_WS_PROXY: proxy.address,
+      NEON_WS_PROXY: standIns.proxyAddress,
       REDIS_PREFIX: prefix,
       API_KEYS: API_KEY,
       WEBHOOK_SOURCES: JSON.stringify({ bench: { scheme: "standard-webhooks", secret: WH_SECRET } }),
