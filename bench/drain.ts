@@ -5,7 +5,8 @@
  *   npx tsx bench/drain.ts --events 50000 --consumers 4 --sizes 500,1000
  *
  * Runs the real consumer code in Node against the local Redis and Postgres through the same
- * stand-ins the tests use (Upstash REST gateway, Neon WebSocket proxy), on a throwaway
+ * stand-ins the tests use (Upstash REST gateway, Neon WebSocket proxy; in a process of their
+ * own, local/standins-process.ts), on a throwaway
  * database and a unique Redis prefix, all removed at the end. Prints, per batch size:
  * events/s, Redis commands per event - both as sent by the client (what Upstash bills; a
  * script is one command) and as executed by the server (INFO commandstats; commands inside
@@ -31,8 +32,7 @@ import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
-import { startNeonProxy } from "../local/neon-proxy";
-import { startUpstashGateway } from "../local/upstash-gateway";
+import { spawnStandIns } from "../local/standins-process";
 import { migrateDatabase } from "../local/migrate";
 import { loadConfig, type Env, type WakeMessage } from "../src/config";
 import { openDb } from "../src/db/client";
@@ -108,23 +108,24 @@ const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDig
 
 async function main() {
   const token = randomBytes(16).toString("hex");
-  const gateway = await startUpstashGateway({ token });
-  gatewayUrl = gateway.url;
-  const proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
+  // Their own process, as Upstash and Neon are remote: the consumer measured here must not
+  // share its event loop with them.
+  const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
+  gatewayUrl = standIns.gatewayUrl;
   const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ ...PG, database: "postgres" });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
   const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-  await migrateDatabase(dbUrl, proxy.address);
+  await migrateDatabase(dbUrl, standIns.proxyAddress);
   const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
   const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
 
   const envFor = (prefix: string, extra: Record<string, string> = {}): Env => ({
-    UPSTASH_REDIS_REST_URL: gateway.url,
+    UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
     UPSTASH_REDIS_REST_TOKEN: token,
     DATABASE_URL: dbUrl,
-    NEON_WS_PROXY: proxy.address,
+    NEON_WS_PROXY: standIns.proxyAddress,
     REDIS_PREFIX: prefix,
     CONSUMER_TIME_BUDGET_MS: "120000",
     CONSUMER_MAX_BATCHES: "100000",
@@ -258,8 +259,7 @@ async function main() {
     ioredis.disconnect();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
-    await gateway.close();
-    await proxy.close();
+    await standIns.stop();
   }
   console.log(`\n${N} events per run, ${CONSUMERS} concurrent consumer(s), ${SOURCES} sources (scopes)`);
   console.log(results.join("\n"));
