@@ -14,10 +14,12 @@
  *   POST /webhooks/bench         signed (standard-webhooks)   -> ratio to /health
  *   POST /events/batch           --batch events per request   -> events/s
  *
- * and Redis commands per accepted event from INFO commandstats deltas (server-executed,
+ * then, in a second `wrangler dev`, the floor: a bare worker (bench/floor/worker.ts) that
+ * does only the one Upstash request a single event needs. /events is printed against it too:
+ * locally a subrequest from workerd to the gateway costs more than a whole /health.
+ * And Redis commands per accepted event from INFO commandstats deltas (server-executed,
  * commands run inside scripts included; for webhooks the client sends one EVALSHA and the
- * script runs GET/XADD/SET inside it). A last short phase repeats /events with rate
- * limiting on, to show its cost.
+ * script runs GET/XADD/SET inside it).
  *
  * The consumer is configured to do almost nothing (one tiny batch per wake-up) so that it
  * does not compete with ingest for workerd's thread; wake-ups are still sent.
@@ -275,6 +277,23 @@ async function main() {
     await run("POST /webhooks/:source (signed)", webhookRequest, 202, 1);
     await run(`POST /events/batch (${BATCH}/request)`, (i) => ({ method: "POST", path: "/events/batch", headers: auth, body: batchBody(i) }), 202, BATCH, BATCH_CONNECTIONS);
 
+    // The floor: a bare worker doing only the one Upstash round trip (bench/floor/worker.ts),
+    // in its own `wrangler dev`, started once the app's phases are over.
+    await stopProcess(wrangler);
+    const floorPort = await freePort();
+    const floorWrangler = startWrangler(floorPort, {
+      UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
+      UPSTASH_REDIS_REST_TOKEN: token,
+      STREAM: `${prefix}:floor`,
+    }, "bench/floor/wrangler.toml");
+    cleanups.push(() => stopProcess(floorWrangler));
+    const floorBase = new URL(`http://127.0.0.1:${floorPort}`);
+    const floorRequest = (i: number): RequestSpec => ({ method: "POST", path: "/", headers: { "content-type": "application/json" }, body: eventBody(i) });
+    await waitFor(async () => (await fetch(floorBase, { method: "POST", body: "{}" })).status === 202, "the floor worker", 90_000);
+    await load(floorBase, "warm-up", floorRequest, 8, 1, 202);
+    const floor = await load(floorBase, "floor: bare worker, 1 XADD", floorRequest, CONNECTIONS, SECONDS, 202);
+    results.push({ ...floor, events: 0 });
+
     console.log("route                                 req/s   ratio    p50 ms   p99 ms    events/s   non-2xx");
     for (const r of results) {
       const ratio = r.name === "GET /health" ? "" : `${fmt((100 * r.rps) / health.rps)}%`;
@@ -282,6 +301,11 @@ async function main() {
         `${r.name.padEnd(34)} ${fmt(r.rps).padStart(8)} ${ratio.padStart(7)} ${fmt(r.p50, 2).padStart(9)} ${fmt(r.p99, 2).padStart(8)} ${(r.events ? fmt(r.events / r.seconds) : "-").padStart(11)} ${String(r.failed).padStart(9)}`,
       );
     }
+    const events = results.find((r) => r.name === "POST /events")!;
+    console.log(
+      `\nPOST /events reaches ${fmt((100 * events.rps) / floor.rps)}% of the floor: a worker that does nothing but its one ` +
+        `Upstash round trip runs at ${fmt((100 * floor.rps) / health.rps)}% of /health here.`,
+    );
     console.log("\nRedis commands per accepted event (INFO commandstats deltas, server-executed; scripts' inner commands included)");
     for (const r of results) {
       if (!r.events || !r.cmds) continue;
@@ -303,8 +327,9 @@ async function main() {
   }
 }
 
-function startWrangler(port: number, vars: Record<string, string>): ChildProcess {
+function startWrangler(port: number, vars: Record<string, string>, config?: string): ChildProcess {
   const argv = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--log-level", "error"];
+  if (config) argv.push("--config", config);
   for (const [k, v] of Object.entries(vars)) argv.push("--var", `${k}:${v}`);
   const child = spawn("npx", argv, {
     stdio: ["ignore", "ignore", "inherit"],
