@@ -47,8 +47,7 @@ import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
 import { migrateDatabase } from "../local/migrate";
-import { startNeonProxy } from "../local/neon-proxy";
-import { startUpstashGateway } from "../local/upstash-gateway";
+import { spawnStandIns } from "../local/standins-process";
 import { loadConfig, type Env, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
@@ -125,14 +124,13 @@ interface ReplayResult {
 
 async function openWorld(s: ChildSettings) {
   const token = randomBytes(16).toString("hex");
-  const gateway = await startUpstashGateway({ token });
   const u = new URL(s.dbUrl);
-  const proxy = await startNeonProxy({ pgHost: u.hostname, pgPort: Number(u.port || 5432) });
+  const standIns = await spawnStandIns({ token, pgHost: u.hostname, pgPort: Number(u.port || 5432) });
   const env: Env = {
-    UPSTASH_REDIS_REST_URL: gateway.url,
+    UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
     UPSTASH_REDIS_REST_TOKEN: token,
     DATABASE_URL: s.dbUrl,
-    NEON_WS_PROXY: proxy.address,
+    NEON_WS_PROXY: standIns.proxyAddress,
     REDIS_PREFIX: s.prefix,
     LOG_LEVEL: "error",
     REPLAY_MAX_RATE: String(Math.max(5000, s.replayRate)),
@@ -154,8 +152,7 @@ async function openWorld(s: ChildSettings) {
     env, cfg, db, redis, store, keys, consumerParts,
     async close() {
       await db.close();
-      await gateway.close();
-      await proxy.close();
+      await standIns.stop();
     },
   };
 }
