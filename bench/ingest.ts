@@ -26,7 +26,7 @@
  * Numbers come from one machine where the load generator, workerd, the gateway and Redis
  * share the cores: read the ratios, not the absolutes. No target is asserted.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
@@ -34,6 +34,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { Webhook } from "standardwebhooks";
 import { spawnStandIns } from "../local/standins-process";
+import { freePort, startWranglerDev } from "../local/wrangler-dev";
 import { migrateDatabase } from "../local/migrate";
 
 const { values: args } = parseArgs({
@@ -53,17 +54,6 @@ const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.
 const API_KEY = `bench-${randomBytes(12).toString("hex")}`;
 const WH_SECRET = `whsec_${randomBytes(24).toString("base64")}`;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -231,7 +221,6 @@ async function main() {
     const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
     await migrateDatabase(dbUrl, standIns.proxyAddress);
 
-    const port = await freePort();
     const prefix = `bench:${randomBytes(3).toString("hex")}`;
     const vars: Record<string, string> = {
       UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
@@ -249,10 +238,9 @@ async function main() {
       CONSUMER_MAX_BATCHES: "1",
       CONSUMER_TIME_BUDGET_MS: "100",
     };
-    const wrangler = startWrangler(port, vars);
-    cleanups.push(() => stopProcess(wrangler));
-    const base = new URL(`http://127.0.0.1:${port}`);
-    await waitFor(async () => (await fetch(new URL("/health", base))).ok, "wrangler dev", 90_000);
+    const wrangler = await startWranglerDev({ vars, ready: "/health" });
+    cleanups.push(() => wrangler.stop());
+    const base = new URL(wrangler.url);
     console.log(`wrangler dev on ${base.href}, Redis ${redis.dedicated ? `dedicated :${redis.port}` : "shared :6379"}, ${SECONDS} s per phase, ${CONNECTIONS} connections\n`);
 
     const auth = { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" };
@@ -279,17 +267,15 @@ async function main() {
 
     // The floor: a bare worker doing only the one Upstash round trip (bench/floor/worker.ts),
     // in its own `wrangler dev`, started once the app's phases are over.
-    await stopProcess(wrangler);
-    const floorPort = await freePort();
-    const floorWrangler = startWrangler(floorPort, {
-      UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
-      UPSTASH_REDIS_REST_TOKEN: token,
-      STREAM: `${prefix}:floor`,
-    }, "bench/floor/wrangler.toml");
-    cleanups.push(() => stopProcess(floorWrangler));
-    const floorBase = new URL(`http://127.0.0.1:${floorPort}`);
+    await wrangler.stop();
+    const floorWrangler = await startWranglerDev({
+      vars: { UPSTASH_REDIS_REST_URL: standIns.gatewayUrl, UPSTASH_REDIS_REST_TOKEN: token, STREAM: `${prefix}:floor` },
+      config: "bench/floor/wrangler.toml",
+      ready: (u) => fetch(u, { method: "POST", body: "{}" }).then((r) => r.status === 202),
+    });
+    cleanups.push(() => floorWrangler.stop());
+    const floorBase = new URL(floorWrangler.url);
     const floorRequest = (i: number): RequestSpec => ({ method: "POST", path: "/", headers: { "content-type": "application/json" }, body: eventBody(i) });
-    await waitFor(async () => (await fetch(floorBase, { method: "POST", body: "{}" })).status === 202, "the floor worker", 90_000);
     await load(floorBase, "warm-up", floorRequest, 8, 1, 202);
     const floor = await load(floorBase, "floor: bare worker, 1 XADD", floorRequest, CONNECTIONS, SECONDS, 202);
     results.push({ ...floor, events: 0 });
@@ -327,35 +313,6 @@ async function main() {
   }
 }
 
-function startWrangler(port: number, vars: Record<string, string>, config?: string): ChildProcess {
-  const argv = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", "--log-level", "error"];
-  if (config) argv.push("--config", config);
-  for (const [k, v] of Object.entries(vars)) argv.push("--var", `${k}:${v}`);
-  const child = spawn("npx", argv, {
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-    detached: true,
-  });
-  return child;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  try {
-    process.kill(-child.pid, "SIGINT"); // the process group: npx and the workerd it started
-  } catch {
-    child.kill("SIGINT");
-  }
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-  if (child.exitCode === null) {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
 
 main().catch((e) => {
   console.error(e);

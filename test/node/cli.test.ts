@@ -8,11 +8,8 @@
  * API reads history, not streams); the replay runner is driven through wrangler dev's
  * scheduled-event endpoint, as the worker's "*\/2" cron would run it.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -20,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase } from "../../local/migrate";
 import { startNeonProxy, type NeonProxy } from "../../local/neon-proxy";
 import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
+import { freePort, startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
@@ -32,37 +30,8 @@ let redisToken = "";
 let proxy: NeonProxy | undefined;
 let admin: pg.Client | undefined;
 let db: pg.Client | undefined;
-let wrangler: ChildProcess | undefined;
-let wranglerLog = "";
-let tmpDir: string | undefined;
+let wrangler: WranglerDev | undefined;
 let baseUrl = "";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** Stops wrangler and the workerd it started: it runs in its own process group (detached). */
-async function stopWrangler(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      /* already gone */
-    }
-  };
-  signal("SIGINT");
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-  if (child.exitCode === null && child.signalCode === null) signal("SIGKILL");
-}
 
 interface Run {
   code: number;
@@ -124,56 +93,28 @@ beforeAll(async () => {
   db = new pg.Client({ ...PG, database: DB_NAME });
   await db.connect();
 
-  // An env file rather than --var: the secrets stay out of the process list, and with
-  // --env-file wrangler does not read a developer's .dev.vars either.
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "reflex-cli-"));
-  const envFile = path.join(tmpDir, "cli.env");
-  const vars: Record<string, string> = {
-    UPSTASH_REDIS_REST_URL: gateway.url,
-    UPSTASH_REDIS_REST_TOKEN: redisToken,
-    DATABASE_URL: dbUrl,
-    NEON_WS_PROXY: proxy.address,
-    ADMIN_TOKEN,
-    API_KEYS: `cli-key-${randomBytes(8).toString("hex")}`,
-    REDIS_PREFIX: PREFIX,
-    EVENT_MAX_ATTEMPTS: "1",
-    LOG_LEVEL: "error",
-  };
-  fs.writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""));
-
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  wrangler = spawn(
-    "npx",
-    ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--test-scheduled", "--show-interactive-dev-session=false",
-      "--env-file", envFile, "--log-level", "error"],
-    {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-      detached: true, // its own process group, so afterAll stops workerd with it
+  wrangler = await startWranglerDev({
+    testScheduled: true,
+    ready: "/health",
+    vars: {
+      UPSTASH_REDIS_REST_URL: gateway.url,
+      UPSTASH_REDIS_REST_TOKEN: redisToken,
+      DATABASE_URL: dbUrl,
+      NEON_WS_PROXY: proxy.address,
+      ADMIN_TOKEN,
+      API_KEYS: `cli-key-${randomBytes(8).toString("hex")}`,
+      REDIS_PREFIX: PREFIX,
+      EVENT_MAX_ATTEMPTS: "1",
+      LOG_LEVEL: "error",
     },
-  );
-  const keep = (d: Buffer) => {
-    wranglerLog = (wranglerLog + d.toString()).slice(-8000);
-  };
-  wrangler.stdout!.on("data", keep);
-  wrangler.stderr!.on("data", keep);
-
-  const until = Date.now() + 90_000;
-  for (;;) {
-    if (wrangler.exitCode !== null) throw new Error(`wrangler dev exited (${wrangler.exitCode}):\n${wranglerLog}`);
-    const ok = await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > until) throw new Error(`wrangler dev did not answer /health within 90 s:\n${wranglerLog}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  });
+  baseUrl = wrangler.url;
 }, 150_000);
 
 afterAll(async () => {
   // Each step on its own, so one failure does not leave the others running.
   const steps: Array<() => Promise<unknown> | undefined> = [
-    () => wrangler && stopWrangler(wrangler),
+    () => wrangler?.stop(),
     () => db?.end(),
     () =>
       gateway &&
@@ -188,7 +129,6 @@ afterAll(async () => {
     () => admin?.end(),
   ];
   for (const step of steps) await Promise.resolve().then(step).catch(() => {});
-  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
 }, 30_000);
 
 describe("reflex CLI against wrangler dev", () => {
