@@ -22,19 +22,8 @@
  */
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import type { Check } from "./filter-state";
 import type { FilterState } from "./filters";
-
-interface Check {
-  op: "r" | "d";
-  key: string;
-  /** r: max; d: now (consumer clock, ms). */
-  a: number;
-  /** r: key ttl ms; d: window ms. */
-  b: number;
-  member: string;
-  resolve: (ok: boolean) => void;
-  reject: (e: unknown) => void;
-}
 
 interface Group {
   key: string;

@@ -9,10 +9,14 @@
 import type { Redis } from "../store/redis";
 import type { FilterState } from "./filters";
 
-interface Check {
+/** One queued check of a stateful filter (both FilterState backends queue these). */
+export interface Check {
+  /** r: rate limit; d: dedupe. */
   op: "r" | "d";
   key: string;
+  /** r: max; d: now (consumer clock, ms). */
   a: number;
+  /** r: key ttl ms; d: window ms. */
   b: number;
   member: string;
   resolve: (ok: boolean) => void;
