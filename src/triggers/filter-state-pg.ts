@@ -2,8 +2,7 @@
  * FilterState in Postgres (table filter_state), for EVENT_BACKEND=postgres: the same
  * semantics as the Redis script (./filter-state.ts), with no Redis.
  *
- * Like the Redis variant, the checks of one batch are queued (a microtask) and sent as ONE
- * statement. Checks on the same key are grouped into one row: INSERT ... ON CONFLICT DO
+ * Each round of checks (./filter-batch.ts) is ONE statement. Checks on the same key are grouped into one row: INSERT ... ON CONFLICT DO
  * UPDATE computes the new state from the row's latest committed version while holding its
  * lock, so concurrent consumers sharing a key serialise on the row and a limit is never
  * overshot - the atomicity the Redis script gets from running alone.
@@ -22,8 +21,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import type { Check } from "./filter-state";
-import type { FilterState } from "./filters";
+import { BatchedFilterState, type Check } from "./filter-batch";
 
 interface Group {
   key: string;
@@ -42,44 +40,21 @@ function group(checks: Check[]): Group[] {
   return [...by.values()];
 }
 
-export class PgFilterState implements FilterState {
-  private queue: Check[] = [];
-  /** Statements sent (for tests and the bench). */
-  calls = 0;
-
-  constructor(private readonly db: Db) {}
-
-  rateLimit(key: string, max: number, windowMs: number, eventId: string): Promise<boolean> {
-    return this.enqueue("r", `rl|${key}`, max, windowMs, eventId);
+export class PgFilterState extends BatchedFilterState {
+  constructor(private readonly db: Db) {
+    super();
   }
 
-  dedupe(key: string, windowMs: number, eventId: string, nowMs: number): Promise<boolean> {
-    return this.enqueue("d", `dd|${key}`, nowMs, windowMs, eventId);
+  protected stateKey(op: Check["op"], key: string): string {
+    return `${op === "r" ? "rl" : "dd"}|${key}`;
   }
 
-  private enqueue(op: Check["op"], key: string, a: number, b: number, member: string): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) queueMicrotask(() => void this.flush());
-      this.queue.push({ op, key, a: Math.floor(a), b: Math.ceil(b), member, resolve, reject });
+  protected async send(batch: Check[]): Promise<boolean[]> {
+    const state = await this.exec(group(batch.filter((c) => c.op === "r")), group(batch.filter((c) => c.op === "d")));
+    return batch.map((c) => {
+      const s = state.get(c.key);
+      return c.op === "r" ? (s?.members ?? []).includes(c.member) : s?.first === c.member;
     });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    this.calls++;
-    try {
-      const rl = group(batch.filter((c) => c.op === "r"));
-      const dd = group(batch.filter((c) => c.op === "d"));
-      const state = await this.exec(rl, dd);
-      for (const c of batch) {
-        const s = state.get(c.key);
-        c.resolve(c.op === "r" ? (s?.members ?? []).includes(c.member) : s?.first === c.member);
-      }
-    } catch (e) {
-      for (const c of batch) c.reject(e);
-    }
   }
 
   private async exec(rl: Group[], dd: Group[]): Promise<Map<string, { members?: string[]; first?: string }>> {

@@ -1,27 +1,12 @@
 /**
- * FilterState in Redis. Every check made while a batch is matched is queued and sent in ONE
- * script call per round (a microtask), so stateful filters cost one command per batch, not
- * per event. Checks run in the order they were queued - the batch's order - so a rate limit
- * admits the earliest events of the batch.
+ * FilterState in Redis: each round of checks (./filter-batch.ts) is ONE script call, so
+ * stateful filters cost one command per batch, not per event. The script runs the checks in
+ * the order they were queued.
  *
  * Keys start with REDIS_PREFIX (src/store/keys.ts) and expire on their own.
  */
 import type { Redis } from "../store/redis";
-import type { FilterState } from "./filters";
-
-/** One queued check of a stateful filter (both FilterState backends queue these). */
-export interface Check {
-  /** r: rate limit; d: dedupe. */
-  op: "r" | "d";
-  key: string;
-  /** r: max; d: now (consumer clock, ms). */
-  a: number;
-  /** r: key ttl ms; d: window ms. */
-  b: number;
-  member: string;
-  resolve: (ok: boolean) => void;
-  reject: (e: unknown) => void;
-}
+import { BatchedFilterState, type Check } from "./filter-batch";
 
 // KEYS[i] = state key; ARGV = op, member, a, b for each key, in order.
 // r (rate limit): a = max, b = ttl ms; the key is a set of the event ids admitted in its window.
@@ -55,42 +40,21 @@ end
 return out
 `;
 
-export class RedisFilterState implements FilterState {
-  private queue: Check[] = [];
-  /** Script calls made (for tests and the bench). */
-  calls = 0;
-
+export class RedisFilterState extends BatchedFilterState {
   constructor(
     private readonly redis: Redis,
     private readonly keyOf: (name: string) => string,
-  ) {}
-
-  rateLimit(key: string, max: number, windowMs: number, eventId: string): Promise<boolean> {
-    return this.enqueue("r", key, max, windowMs, eventId);
+  ) {
+    super();
   }
 
-  dedupe(key: string, windowMs: number, eventId: string, nowMs: number): Promise<boolean> {
-    return this.enqueue("d", key, nowMs, windowMs, eventId);
+  protected stateKey(_op: Check["op"], key: string): string {
+    return this.keyOf(key);
   }
 
-  private enqueue(op: Check["op"], key: string, a: number, b: number, member: string): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) queueMicrotask(() => void this.flush());
-      this.queue.push({ op, key: this.keyOf(key), a: Math.floor(a), b: Math.ceil(b), member, resolve, reject });
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    this.calls++;
-    try {
-      const args = batch.flatMap((c) => [c.op, c.member, String(c.a), String(c.b)]);
-      const r = (await this.redis.eval(SCRIPT, batch.map((c) => c.key), args)) as number[];
-      batch.forEach((c, i) => c.resolve(Number(r[i]) === 1));
-    } catch (e) {
-      for (const c of batch) c.reject(e);
-    }
+  protected async send(batch: Check[]): Promise<boolean[]> {
+    const args = batch.flatMap((c) => [c.op, c.member, String(c.a), String(c.b)]);
+    const r = (await this.redis.eval(SCRIPT, batch.map((c) => c.key), args)) as number[];
+    return batch.map((_, i) => Number(r[i]) === 1);
   }
 }
