@@ -4,8 +4,9 @@
  *
  * Each round of checks (./filter-batch.ts) is ONE statement. Checks on the same key are
  * grouped into one row: INSERT ... ON CONFLICT DO UPDATE computes the new state from the
- * row's latest committed version while holding its lock, so concurrent consumers sharing a key serialise on the row and a limit is never
- * overshot - the atomicity the Redis script gets from running alone.
+ * row's latest committed version while holding its lock, so concurrent consumers sharing a
+ * key serialise on the row and a limit is never overshot - the atomicity the Redis script
+ * gets from running alone.
  *
  *  - rate limit: `members` holds the ids admitted in the window (idempotent per event);
  *    new ids are appended in batch order while fewer than the limit (kept in
