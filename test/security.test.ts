@@ -14,13 +14,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import worker from "../src/index";
 import type { Env } from "../src/config";
 import { filters as f } from "../src/triggers";
 import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
 import { rig, type Rig } from "./support/consume";
 import { freshEnv } from "./support/env";
+import { fetchThrough } from "./support/fetch";
 import { streamEvents, streamLength } from "./fixtures/ingest";
 import { SECRETS, SOURCES, githubHeaders, hmacDigest, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
 
@@ -34,17 +33,8 @@ interface Reply {
 
 /** One request through the worker's fetch handler. */
 async function send(env: Env, req: Request): Promise<Reply> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch!(req as Request<unknown, IncomingRequestCfProperties>, env, ctx);
-  const text = await res.text();
-  await waitOnExecutionContext(ctx);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json, headers: res.headers };
+  const { res, text, json } = await fetchThrough(env, req);
+  return { status: res.status, json: json === undefined ? text : json, headers: res.headers };
 }
 
 function post(path: string, body: string, headers: Record<string, string> = {}): Request {
