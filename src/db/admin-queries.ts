@@ -12,6 +12,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { envelopeFrom, type EventEnvelope } from "../events/envelope";
 import type { Db } from "./client";
+import type { HistoryRow } from "./history";
 import type { EventStatus } from "./schema";
 
 /** ISO 8601 UTC with microseconds, from a timestamptz column. */
@@ -29,13 +30,7 @@ export interface EventView extends EventEnvelope {
   discard_reason: string | null;
 }
 
-type Row = {
-  id: string;
-  type: string;
-  source: string;
-  ts: string;
-  payload: Record<string, unknown>;
-  meta: Record<string, unknown>;
+type Row = HistoryRow & {
   status: EventStatus;
   attempts: number;
   last_error: string | null;

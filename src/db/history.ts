@@ -65,6 +65,17 @@ export type EventRowLite = Record<string, unknown> & {
   attempts: number;
 };
 
+/** A history row as the keyset scans (admin listing, replay chunks) return it. */
+export type HistoryRow = {
+  id: string;
+  type: string;
+  source: string;
+  /** µs-precision ISO text: the next cursor. */
+  ts: string;
+  payload: Record<string, unknown>;
+  meta: Record<string, unknown>;
+};
+
 /**
  * Claims up to `max` events that are due in Postgres: pending with next_retry_at <= now, or
  * 'processing' under a Postgres-side claim whose lease expired (its consumer died). They

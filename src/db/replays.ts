@@ -11,6 +11,7 @@
 import { sql } from "drizzle-orm";
 import { isoMicros } from "./admin-queries";
 import type { Db } from "./client";
+import type { HistoryRow } from "./history";
 import type { EventStatus, ReplayStatus } from "./schema";
 
 /** Db or a transaction on it: both execute(). */
@@ -147,16 +148,6 @@ export async function lockJob(tx: Exec, id: string, now: Date): Promise<ReplayJo
      FOR UPDATE SKIP LOCKED`);
   return r.rows[0] ? job(r.rows[0]) : null;
 }
-
-export type HistoryRow = {
-  id: string;
-  type: string;
-  source: string;
-  /** µs-precision ISO text: the next cursor. */
-  ts: string;
-  payload: Record<string, unknown>;
-  meta: Record<string, unknown>;
-};
 
 /**
  * The job's filter as SQL. Replay copies (meta.replay set) and what they derived are never

@@ -19,7 +19,8 @@
 import type { Config } from "../config";
 import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { Db } from "../db/client";
-import { countJob, lockJob, readChunk, recordReplayError, runnableReplays, saveChunk, type HistoryRow, type ReplayJob } from "../db/replays";
+import type { HistoryRow } from "../db/history";
+import { countJob, lockJob, readChunk, recordReplayError, runnableReplays, saveChunk, type ReplayJob } from "../db/replays";
 import type { RedisLanes } from "../store/lanes";
 import type { Logger } from "../obs/log";
 import { replayId } from "./replay-ids";
