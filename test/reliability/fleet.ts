@@ -256,9 +256,12 @@ export class Fleet {
   }
 }
 
+let trackedSeq = 0;
+
 /** Runs `f`, listing `what` among the calls `rec` waits on until it settles. */
 async function tracked<T>(rec: RunRecord, what: string, f: () => Promise<T>): Promise<T> {
-  const key = rec.waiting.has(what) ? `${what}#${rec.waiting.size}` : what;
+  // Two calls of one kind at once get distinct keys (a size-based suffix could repeat).
+  const key = rec.waiting.has(what) ? `${what}#${++trackedSeq}` : what;
   rec.waiting.set(key, Date.now());
   try {
     return await f();

@@ -146,9 +146,9 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         // Drain until nothing is open, twice in a row (a run in flight may still add work).
         const deadline = Date.now() + P.drainTimeoutMs;
         let quiet = 0;
+        const nothingOpen = (w: Awaited<ReturnType<typeof openWork>>) => w.open === 0 && w.pending === 0 && w.lag === 0;
         while (Date.now() < deadline && quiet < 2) {
           await sleep(500);
-          const nothingOpen = (w: Awaited<ReturnType<typeof openWork>>) => w.open === 0 && w.pending === 0 && w.lag === 0;
           let w = await openWork(observerDb, observerStore);
           if (nothingOpen(w)) {
             // Runs under way may still add work (derived events, retries): let them finish,
