@@ -34,7 +34,8 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { Webhook } from "standardwebhooks";
 import { spawnStandIns } from "../local/standins-process";
-import { freePort, startWranglerDev } from "../local/wrangler-dev";
+import { freePort } from "../local/sockets";
+import { startWranglerDev } from "../local/wrangler-dev";
 import { migrateDatabase } from "../local/migrate";
 
 const { values: args } = parseArgs({

@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase } from "../../local/migrate";
 import { startNeonProxy, type NeonProxy } from "../../local/neon-proxy";
 import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
-import { freePort, startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
+import { freePort } from "../../local/sockets";
+import { startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
