@@ -20,7 +20,7 @@ import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
 import { rig, type Rig } from "./support/consume";
 import { freshEnv } from "./support/env";
 import { fetchThrough } from "./support/fetch";
-import { streamEvents, streamLength } from "./fixtures/ingest";
+import { post, streamEvents, streamLength } from "./fixtures/ingest";
 import { SECRETS, SOURCES, githubHeaders, hmacDigest, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
 
 const API_KEY = "security-test-key-0123456789";
@@ -35,10 +35,6 @@ interface Reply {
 async function send(env: Env, req: Request): Promise<Reply> {
   const { res, text, json } = await fetchThrough(env, req);
   return { status: res.status, json: json === undefined ? text : json, headers: res.headers };
-}
-
-function post(path: string, body: string, headers: Record<string, string> = {}): Request {
-  return new Request(`http://reflex.test${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
 }
 
 // ---------------------------------------------------------------------------------------
