@@ -251,6 +251,44 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(await h.row(e.id)).toMatchObject({ status: "completed", attempts: 2 });
   });
 
+  it("a lane claim that asks for due events claims them in the same statement, ahead of its batch, and only once", async () => {
+    const h = await harness(backend);
+    const clock = new ManualClock(Date.now());
+    const [retried, fresh] = [event(), event()];
+    await h.store.publish([retried]);
+    const [c] = (await claimNew(h.store, "c-1")).events;
+    await h.store.settle({
+      consumer: "c-1",
+      outcomes: [{ receipt: c!.receipt, status: "retry", error: "boom", retryAt: new Date(clock.now() + 1_000) }],
+      now: new Date(clock.now()),
+    });
+    await h.store.publish([fresh]);
+    clock.advance(1_000);
+
+    let statements = 0;
+    const query = h.db.pool.query.bind(h.db.pool);
+    (h.db.pool as unknown as { query: unknown }).query = (...a: unknown[]) => {
+      statements++;
+      return (query as (...x: unknown[]) => unknown)(...a);
+    };
+    const due = { max: 10, now: new Date(clock.now()), leaseMs: 60_000 };
+    const [lane] = h.store.lanes();
+    const claim = await h.store.claim({ lane: lane!, consumer: "c-2", max: 10, mode: "new", reclaimIdleMs: 60_000, due });
+    expect(statements).toBe(1);
+    expect(claim.due).toBe(1);
+    expect(claim.read).toBe(1);
+    expect(claim.events.map((x) => [x.event.id, x.attempts, x.receipt.lane])).toEqual([
+      [retried.id, 2, null],
+      [fresh.id, 1, lane],
+    ]);
+    expect(claim.events[0]!.event).toEqual(retried);
+    // Claimed once: neither another consumer's due look nor its next claim gets either event.
+    expect((await h.store.claimDue({ consumer: "c-3", ...due })).events).toEqual([]);
+    expect((await h.store.claim({ lane: lane!, consumer: "c-3", max: 10, mode: "new", reclaimIdleMs: 60_000, due })).events).toEqual([]);
+    expect((await h.store.settle({ consumer: "c-2", outcomes: completed(claim.events), now: new Date(clock.now()) })).recorded).toBe(2);
+    expect(await h.count("status = 'completed'")).toBe(2);
+  });
+
   it("defer: pending again at its time without burning the attempt or recording an error", async () => {
     const h = await harness(backend);
     const clock = new ManualClock(Date.now());

@@ -5,11 +5,13 @@
  * consumer that holds the event.
  *
  * One run, under a unique consumer name ("c-<uuid>"):
- *   1. due retries from Postgres (claimDue) - at the start, then at most once a second
- *      while draining, and whenever the streams are empty; this is how retries happen on
- *      time with no new traffic;
- *   2. for every lane: first entries whose consumer went silent for VISIBILITY_TIMEOUT_MS
+ *   1. for every lane: first entries whose consumer went silent for VISIBILITY_TIMEOUT_MS
  *      (XAUTOCLAIM), then new ones (XREADGROUP), CONSUMER_BATCH_SIZE at a time;
+ *   2. due events from Postgres (retries whose time came, expired Postgres-side claims):
+ *      every claim that records a batch in history claims them in the same statement (no
+ *      round trip of its own), and once the lanes are drained the run looks once more on
+ *      its own unless the last look is fresh (DUE_POLL_MS). This is how retries happen on
+ *      time with no new traffic;
  *   3. each batch: claim (recorded as 'processing' in history) -> dispatch (triggers)
  *      -> publish derived events -> settle (outcomes durable in Postgres, then XACK);
  *      the next batch is claimed while this one is dispatched and settled, but batches are
@@ -73,7 +75,10 @@ export interface RunReport {
   ms: number;
 }
 
-/** How often a busy run looks for due retries in Postgres. */
+/**
+ * A drained run ends only after a look for due events in Postgres at most this old found
+ * less than a full batch; older, it looks once more (a statement of its own).
+ */
 const DUE_POLL_MS = 1_000;
 
 type LaneState = { lane: string; mode: "reclaim" | "new" | "drained"; cursor: string };
@@ -90,7 +95,6 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   };
   const lanes: LaneState[] = (o.lanes ?? o.store.lanes()).map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
   const wakeDelays = new Set<number>();
-  let nextDueCheck = o.skipDue ? Infinity : 0;
 
   /** Dispatches and settles one claimed batch; returns how many derived events it published. */
   const handleBatch = async (claim: ClaimResult): Promise<number> => {
@@ -141,7 +145,8 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   let stopping = false;
 
   /**
-   * The claims of the run, in order: due retries, then each lane (reclaim, then new entries).
+   * The claims of the run, in order: each lane (reclaim, then new entries; due events ride along),
+   * then due events on their own once the lanes are drained.
    * An async generator, so the main loop can ask for the next batch while it still handles
    * the current one (see below); the decisions (lane modes, due polling, budget, batch cap)
    * are taken here, in one place.
@@ -149,51 +154,47 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   async function* claims(): AsyncGenerator<ClaimResult> {
     // Batches handed out (the cap counts claims, which run one ahead of report.batches).
     let taken = 0;
+    // The last look for due events: when, and whether it came back full (more may be due).
+    let dueLook = { at: -Infinity, full: false };
+    const lookedAtDue = (claimed: number) => {
+      dueLook = { at: Date.now(), full: claimed >= cfg.CONSUMER_BATCH_SIZE };
+    };
+    const dueLookIsFresh = () => !dueLook.full && Date.now() - dueLook.at < DUE_POLL_MS;
+    const dueLookFor = () => ({ max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS });
+
     for (;;) {
       if (stopping) return;
       if (taken >= cfg.CONSUMER_MAX_BATCHES) { report.stoppedBy = "max-batches"; return; }
       if (outOfTime()) { report.stoppedBy = "budget"; return; }
       let progressed = false;
-      let lookedForDue = false;
-
-      if (Date.now() >= nextDueCheck) {
-        lookedForDue = true;
-        const due = await withSpan("claim_due", { "reflex.consumer": name }, () =>
-          o.store.claimDue({
-            consumer: name, max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS,
-          }),
-        );
-        // A full batch means more may be due: look again next round.
-        nextDueCheck = due.read >= cfg.CONSUMER_BATCH_SIZE ? 0 : Date.now() + DUE_POLL_MS;
-        if (due.events.length) {
-          taken++;
-          yield due;
-          progressed = true;
-        }
-      }
 
       for (const l of lanes) {
         if (stopping) return;
         if (l.mode === "drained" || taken >= cfg.CONSUMER_MAX_BATCHES || outOfTime()) continue;
         const mode = l.mode;
-        // claim = read from the lane and persist the batch to history as 'processing'
+        // claim = read from the lane and persist the batch to history as 'processing', with
+        // due events claimed in the same statement
         const claimLane = () =>
           withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
             o.store.claim({
               lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
               reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
+              ...(o.skipDue ? {} : { due: dueLookFor() }),
             }),
           );
         let claim = await claimLane();
         // An empty read while a batch is still being handled may only mean that its derived
         // events are not published yet: wait for it, and read again if it published any
         // (sequentially, the read came after the publish and would have seen them).
-        if (claim.read === 0 && mode === "new" && inFlight && (await inFlight) > 0) claim = await claimLane();
+        if (claim.read === 0 && claim.events.length === 0 && mode === "new" && inFlight && (await inFlight) > 0) {
+          claim = await claimLane();
+        }
+        if (claim.due !== undefined) lookedAtDue(claim.due);
         if (l.mode === "reclaim") {
           l.cursor = claim.cursor ?? "0-0";
           if (l.cursor === "0-0") l.mode = "new";
         } else if (claim.read === 0) l.mode = "drained";
-        if (claim.read > 0) {
+        if (claim.read > 0 || claim.events.length > 0) {
           taken++;
           yield claim;
           progressed = true;
@@ -201,9 +202,19 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       }
 
       if (!progressed && lanes.every((l) => l.mode === "drained")) {
-        // Streams drained: stop once a look for due retries also came back empty.
-        if (lookedForDue || o.skipDue) return;
-        nextDueCheck = 0;
+        // Streams drained: stop once a recent look for due events (with the last claims, or
+        // on its own here) found less than a full batch.
+        if (o.skipDue || dueLookIsFresh()) return;
+        const due = await withSpan("claim_due", { "reflex.consumer": name }, () =>
+          o.store.claimDue({ consumer: name, ...dueLookFor() }),
+        );
+        lookedAtDue(due.read);
+        if (due.events.length) {
+          taken++;
+          yield due;
+          // Their handlers may publish derived events: read the lanes again.
+          for (const l of lanes) l.mode = "new";
+        }
       }
     }
   }

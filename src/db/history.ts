@@ -11,12 +11,27 @@
  * holding it, and settle() applies only for that consumer. A consumer that was presumed
  * dead and lost its claim therefore cannot overwrite the newer owner's outcome.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
 import type { Db } from "./client";
 
 export interface PersistedClaim {
   id: string;
+  /** Deliveries so far, this one included. */
+  attempts: number;
+}
+
+/** Ask to claim due events too, in the same statement as a lane's batch (see claimDue). */
+export interface DueLook {
+  max: number;
+  /** The consumer's clock: retries due at or before it are claimed. */
+  now: Date;
+  /** The Postgres-side claim's lease, ms. */
+  leaseMs: number;
+}
+
+export interface ClaimedRow {
+  event: EventEnvelope;
   /** Deliveries so far, this one included. */
   attempts: number;
 }
@@ -33,12 +48,19 @@ export interface PersistedClaim {
  *    the stream (a republish) can reach it while it still holds the first one; taking that
  *    over would hand the same event out twice. (A consumer name is one invocation: its own
  *    claim is never that of a dead consumer.)
+ * With `due`, the same statement also claims due events (claimDue), other than this batch's
+ * ids: the due-retry look costs no round trip of its own.
  * Callers pass each id once (ON CONFLICT DO UPDATE cannot touch a row twice in one statement).
  */
-export async function persistClaimed(db: Db, consumer: string, events: EventEnvelope[]): Promise<PersistedClaim[]> {
-  if (events.length === 0) return [];
+export async function persistClaimed(
+  db: Db,
+  consumer: string,
+  events: EventEnvelope[],
+  due?: DueLook,
+): Promise<{ owned: PersistedClaim[]; due: ClaimedRow[] }> {
+  if (events.length === 0) return { owned: [], due: due ? await claimDue(db, { consumer, ...due }) : [] };
   const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
-  const r = await db.execute<{ id: string; attempts: number }>(sql`
+  const insert = sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, claimed_by)
     SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', 1, ${consumer}
     FROM unnest(
@@ -50,8 +72,27 @@ export async function persistClaimed(db: Db, consumer: string, events: EventEnve
       SET attempts = events.attempts + 1, claimed_by = EXCLUDED.claimed_by, updated_at = now()
       WHERE events.status = 'processing' AND events.lease_until IS NULL
         AND events.claimed_by IS DISTINCT FROM EXCLUDED.claimed_by
-    RETURNING id, attempts`);
-  return r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) }));
+    RETURNING id, attempts`;
+  if (!due) {
+    const r = await db.execute<{ id: string; attempts: number }>(insert);
+    return { owned: r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) })), due: [] };
+  }
+  // The two parts touch disjoint rows (the due part skips this batch's ids), as one statement
+  // must not modify a row twice.
+  const r = await db.execute<Partial<EventRowLite> & { id: string; attempts: number; is_due: boolean }>(sql`
+    WITH lane AS (${insert}),
+         due AS (${dueUpdate({ consumer, ...due }, events.map((e) => e.id))})
+    SELECT id, attempts, false AS is_due, NULL::text AS type, NULL::text AS source, NULL::timestamptz AS "timestamp",
+           NULL::jsonb AS payload, NULL::jsonb AS meta FROM lane
+    UNION ALL
+    SELECT id, attempts, true, type, source, "timestamp", payload, meta FROM due`);
+  const owned: PersistedClaim[] = [];
+  const claimed: EventRowLite[] = [];
+  for (const x of r.rows) {
+    if (x.is_due) claimed.push(x as EventRowLite);
+    else owned.push({ id: x.id, attempts: Number(x.attempts) });
+  }
+  return { owned, due: claimed.map(claimedRow) };
 }
 
 /** A history row as the claim queries return it (before it becomes an envelope). */
@@ -82,28 +123,35 @@ export type HistoryRow = {
  * become 'processing' for `consumer` with a lease of `leaseMs`, attempts + 1.
  * FOR UPDATE SKIP LOCKED: overlapping consumers never claim the same row.
  */
-export async function claimDue(
-  db: Db,
-  req: { consumer: string; max: number; now: Date; leaseMs: number },
-): Promise<Array<{ event: EventEnvelope; attempts: number }>> {
+export async function claimDue(db: Db, req: DueLook & { consumer: string }): Promise<ClaimedRow[]> {
+  const r = await db.execute<EventRowLite>(dueUpdate(req));
+  return r.rows.map(claimedRow);
+}
+
+/**
+ * claimDue's statement, also run as a CTE beside a lane claim (persistClaimed, and the
+ * Postgres backend's claimFresh). `except`: ids the rest of that statement touches.
+ */
+export function dueUpdate(req: DueLook & { consumer: string }, except: string[] = []): SQL {
   const now = req.now.toISOString();
   const leaseUntil = new Date(req.now.getTime() + req.leaseMs).toISOString();
-  const r = await db.execute<EventRowLite>(sql`
+  return sql`
     UPDATE events AS e
        SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
            lease_until = ${leaseUntil}::timestamptz, updated_at = now()
      WHERE e.id IN (
        SELECT id FROM events
-        WHERE (status = 'pending' AND next_retry_at <= ${now}::timestamptz)
-           OR (status = 'processing' AND lease_until < ${now}::timestamptz)
+        WHERE ((status = 'pending' AND next_retry_at <= ${now}::timestamptz)
+           OR (status = 'processing' AND lease_until < ${now}::timestamptz))
+          ${except.length ? sql`AND id <> ALL(${sql.param(except)}::uuid[])` : sql``}
         ORDER BY next_retry_at NULLS FIRST
         LIMIT ${req.max}
         FOR UPDATE SKIP LOCKED)
-    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts`);
-  return r.rows.map((x) => ({
-    event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }),
-    attempts: Number(x.attempts),
-  }));
+    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts`;
+}
+
+export function claimedRow(x: EventRowLite): ClaimedRow {
+  return { event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }), attempts: Number(x.attempts) };
 }
 
 export type SettleStatus = "completed" | "retry" | "defer" | "dlq";

@@ -12,9 +12,9 @@
  *
  * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
  */
-import type { EventRowLite } from "./history";
+import { claimedRow, dueUpdate, type ClaimedRow, type DueLook, type EventRowLite } from "./history";
 import { sql, type SQL } from "drizzle-orm";
-import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
+import { payloadOf, type EventEnvelope } from "../events/envelope";
 import type { Db } from "./client";
 
 /** The single row of wake_gate (one deployment per database). */
@@ -135,22 +135,20 @@ export async function insertOnce(
   return { duplicate: true, firstId, opened: false, leftMs: 0 };
 }
 
-type ClaimedRow = EventRowLite & {
-  /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
-  arrival_us: string;
-};
-
 /**
  * Claims up to `max` fresh events for `consumer` in arrival order: 'processing', attempts
  * + 1, leased until `leaseUntil` (after which claimDue() lets another consumer take them
  * over: the visibility timeout). FOR UPDATE SKIP LOCKED: concurrent claimers never get the
- * same row, and never wait for each other.
+ * same row, and never wait for each other. With `due`, the same statement also claims due
+ * events (history.ts claimDue: retries, expired claims; never a fresh row, so the two parts
+ * touch disjoint rows); they come first in the answer.
  */
 export async function claimFresh(
   db: Db,
   req: { consumer: string; max: number; leaseUntil: Date },
-): Promise<Array<{ event: EventEnvelope; attempts: number }>> {
-  const r = await db.execute<ClaimedRow>(sql`
+  due?: DueLook,
+): Promise<{ fresh: ClaimedRow[]; due: ClaimedRow[] }> {
+  const fresh = sql`
     UPDATE events AS e
        SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
            lease_until = ${req.leaseUntil.toISOString()}::timestamptz, updated_at = now()
@@ -161,15 +159,25 @@ export async function claimFresh(
         LIMIT ${req.max}::int
         FOR UPDATE SKIP LOCKED)
     RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts,
-              (extract(epoch FROM e.created_at) * 1000000)::bigint::text AS arrival_us`);
+              (extract(epoch FROM e.created_at) * 1000000)::bigint::text AS arrival_us`;
+  type Row = EventRowLite & {
+    /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
+    arrival_us: string;
+    is_due?: boolean;
+  };
+  const r = await db.execute<Row>(
+    due
+      ? sql`WITH fresh AS (${fresh}), due AS (${dueUpdate({ consumer: req.consumer, ...due })})
+        SELECT *, false AS is_due FROM fresh
+        UNION ALL SELECT *, NULL::text, true FROM due`
+      : fresh,
+  );
   // RETURNING has no order: restore arrival order, which the dispatcher keeps per scope.
   const rows = r.rows
+    .filter((x) => !x.is_due)
     .map((x) => ({ x, at: BigInt(x.arrival_us) }))
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  return rows.map(({ x }) => ({
-    event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }),
-    attempts: Number(x.attempts),
-  }));
+  return { fresh: rows.map(({ x }) => claimedRow(x)), due: r.rows.filter((x) => x.is_due).map(claimedRow) };
 }
 
 export interface QueueStats {

@@ -9,7 +9,8 @@
  *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
  *  - claim: one lane, "pg:events". Mode "new" is one UPDATE ... WHERE id IN (SELECT ... FOR
  *    UPDATE SKIP LOCKED LIMIT n) RETURNING of fresh events, leased for the request's
- *    reclaimIdleMs (VISIBILITY_TIMEOUT_MS). Mode "reclaim" has nothing to do: expired leases
+ *    reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due, claimDue's UPDATE rides
+ *    in the same statement. Mode "reclaim" has nothing to do: expired leases
  *    (a consumer that died) are taken over by claimDue(), which also takes due retries -
  *    the shared history.ts statement, unchanged.
  *  - settle: the shared settle statement; there is no transport to acknowledge, and the
@@ -20,7 +21,7 @@
 import type { Config } from "../config";
 import { openDb, type Db } from "../db/client";
 import { historyCounts, settleCompleted, settleOutcomes } from "../db/history";
-import { claimDueFromHistory, settleRows } from "./shared";
+import { claimDueFromHistory, dueEvent, settleRows } from "./shared";
 import { claimFresh, insertOnce, insertPending, queueStats } from "../db/pg-queue";
 import type { EventEnvelope } from "../events/envelope";
 import type {
@@ -90,13 +91,15 @@ export class PostgresEventStore implements EventStore {
     if (req.mode === "reclaim") return { events: [], skipped: [], read: 0, cursor: "0-0" };
     // The lease is on the system clock, as ClaimRequest carries no consumer clock; claimDue()
     // compares it with the consumer's (equal to the system clock outside tests).
-    const rows = await this.withDb((db) =>
-      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs) }),
+    const r = await this.withDb((db) =>
+      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs) }, req.due),
     );
+    const fresh = r.fresh.map((x) => ({ event: x.event, attempts: x.attempts, receipt: { eventId: x.event.id, lane: PG_LANE, entryId: null } }));
     return {
-      events: rows.map((r) => ({ event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: PG_LANE, entryId: null } })),
+      events: [...r.due.map(dueEvent), ...fresh],
       skipped: [],
-      read: rows.length,
+      read: fresh.length,
+      ...(req.due ? { due: r.due.length } : {}),
     };
   }
 

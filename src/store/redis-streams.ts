@@ -9,7 +9,7 @@ import type { Config } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import type { Db } from "../db/client";
 import { historyCounts, persistClaimed, settleCompleted, settleOutcomes } from "../db/history";
-import { claimDueFromHistory, settleRows } from "./shared";
+import { claimDueFromHistory, dueEvent, settleRows } from "./shared";
 import { redisKeys, shardOf } from "./keys";
 import type { Redis } from "./redis";
 import type {
@@ -124,7 +124,7 @@ export class RedisStreamStore implements EventStore {
 
   /**
    * Reads one batch (XREADGROUP > or XAUTOCLAIM), then records it in history in one
-   * statement before returning it. The group is created on first use (NOGROUP), from id 0
+   * statement before returning it (claiming due events in the same statement when asked). The group is created on first use (NOGROUP), from id 0
    * so that events published before any consumer ran are not skipped.
    */
   async claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -149,15 +149,21 @@ export class RedisStreamStore implements EventStore {
     }
     if (poison.length) await this.quarantine(req.lane, poison);
 
-    const owned = await persistClaimed(db, req.consumer, [...byId.values()].map((x) => x.event));
-    const events: ClaimedEvent[] = [];
-    const ownedIds = new Map(owned.map((o) => [o.id, o.attempts]));
+    // Nothing read: no history statement to make, so no look for due events either.
+    const due = entries.length ? req.due : undefined;
+    const persisted = await persistClaimed(db, req.consumer, [...byId.values()].map((x) => x.event), due);
+    const events: ClaimedEvent[] = persisted.due.map(dueEvent);
+    const ownedIds = new Map(persisted.owned.map((o) => [o.id, o.attempts]));
     for (const [id, x] of byId) {
       const attempts = ownedIds.get(id);
       if (attempts === undefined) skipped.push(x.receipt); // already final in history
       else events.push({ ...x, attempts });
     }
-    return { events, skipped, read: entries.length, ...(cursor !== undefined ? { cursor } : {}) };
+    return {
+      events, skipped, read: entries.length,
+      ...(cursor !== undefined ? { cursor } : {}),
+      ...(due ? { due: persisted.due.length } : {}),
+    };
   }
 
   private async read(req: ClaimRequest): Promise<{ entries: StreamEntry[]; cursor?: string }> {

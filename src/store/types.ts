@@ -13,8 +13,9 @@
  *    receipts come back in `skipped`, for settle() to acknowledge.
  *  - claimDue() takes events whose retry is due (status 'pending', next_retry_at <= now)
  *    or whose Postgres-side claim expired, straight from history. This is what makes
- *    retries happen on time with no new traffic, and it is the whole claim path of the
- *    Postgres backend.
+ *    retries happen on time with no new traffic. A lane claim can carry the same look
+ *    (ClaimRequest.due) in its own statement, so that a busy consumer looks for due
+ *    retries with every batch at no extra round trip.
  *  - settle() records every outcome durably in Postgres (one statement) and only then
  *    acknowledges the transport (XACK) and appends DLQ entries. A crash anywhere before
  *    the acknowledgement means redelivery, and history's "already final" check makes the
@@ -25,6 +26,7 @@
  */
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../consume/failpoints";
+import type { DueLook } from "../db/history";
 
 /** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
 export interface Receipt {
@@ -52,6 +54,11 @@ export interface ClaimResult {
    */
   read: number;
   cursor?: string;
+  /**
+   * Set when this claim also looked for due events (ClaimRequest.due): how many it claimed.
+   * They are in `events`, ahead of the lane's, with receipts of lane null.
+   */
+  due?: number;
 }
 
 export interface ClaimRequest {
@@ -67,18 +74,18 @@ export interface ClaimRequest {
   mode: "new" | "reclaim";
   reclaimIdleMs: number;
   cursor?: string;
+  /**
+   * Also claim due events (what claimDue() takes), in the same history statement: the look
+   * for due retries then costs no round trip of its own. A claim that makes no history
+   * statement (nothing was read) may skip the look; ClaimResult.due says whether it looked.
+   */
+  due?: DueLook;
   /** Crash injection for tests (src/consume/failpoints.ts); absent in production. */
   failpoints?: Failpoints;
 }
 
-export interface DueRequest {
-  consumer: string;
-  max: number;
-  /** The consumer's clock: retries due at or before it are claimed. */
-  now: Date;
-  /** How long the Postgres-side claim lasts before another consumer may take the event over, ms. */
-  leaseMs: number;
-}
+/** claimDue(): `max` due events for `consumer`, on its clock `now`, leased for `leaseMs`. */
+export type DueRequest = DueLook & { consumer: string };
 
 /**
  * What happened to a claimed event. `attempts` was already counted at claim time, so:
