@@ -69,6 +69,7 @@ export async function drainPostgres(o: {
       }),
     );
     const secs = (performance.now() - t0) / 1000;
+    const storeTrips = trips; // before the check below adds its own
     const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
     if (Number(r.rows[0]?.n) !== o.events.length) throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
     const batches = reports.reduce((a, x) => a + x.batches, 0);
@@ -76,7 +77,7 @@ export async function drainPostgres(o: {
     return {
       rate: o.events.length / secs,
       batches,
-      storeTripsPerBatch: (trips - 1) / batches, // minus the count above
+      storeTripsPerBatch: storeTrips / batches,
       lockTripsPerBatch: lockCalls / batches,
     };
   } finally {
