@@ -118,6 +118,27 @@ async function takeOver(store: EventStore, consumer: string, idleMs: number, now
   return out;
 }
 
+/**
+ * Counts the Redis commands sent from now on (a pipeline's commands each count; a script is
+ * one), by watching the requests to the Upstash endpoint; stops counting at the first read.
+ */
+function counter(upstashUrl: string): () => number {
+  const realFetch = globalThis.fetch;
+  let n = 0;
+  globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(upstashUrl)) {
+      const body = typeof init?.body === "string" ? (JSON.parse(init.body) as unknown[]) : [];
+      n += Array.isArray(body[0]) ? body.length : 1;
+    }
+    return realFetch(input, init);
+  }) as typeof fetch;
+  return () => {
+    globalThis.fetch = realFetch;
+    return n;
+  };
+}
+
 const completed = (c: ClaimedEvent[]): Outcome[] => c.map((x) => ({ receipt: x.receipt, status: "completed" as const }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -289,6 +310,26 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(await h.count("status = 'completed'")).toBe(2);
   });
 
+  it.runIf(backend === "redis")("settled entries are acknowledged by the next read, in the same command, or by flush()", async () => {
+    const h = await harness(backend);
+    const [lane] = h.store.lanes();
+    const pendingNow = async () => (await h.store.laneStats(lane!)).pending;
+    await h.store.publish([event(), event()]);
+    const first = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
+    await h.store.settle({ consumer: "c-1", outcomes: completed(first.events), now: new Date() });
+    expect(await pendingNow()).toBe(1); // owed, not yet sent
+
+    const commands = counter(h.cfg.UPSTASH_REDIS_REST_URL!);
+    const second = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
+    expect(commands()).toBe(1);
+    expect(second.events).toHaveLength(1);
+    expect(await pendingNow()).toBe(1); // the first acknowledged, the second delivered
+
+    await h.store.settle({ consumer: "c-1", outcomes: completed(second.events), now: new Date() });
+    await h.store.flush();
+    expect(await pendingNow()).toBe(0);
+  });
+
   it("defer: pending again at its time without burning the attempt or recording an error", async () => {
     const h = await harness(backend);
     const clock = new ManualClock(Date.now());
@@ -337,6 +378,7 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
       ],
       now,
     });
+    await h.store.flush(); // acknowledgements owed go out with the next read, or now
     const counts = await h.store.historyCounts(now);
     // Redis: events not yet read are only in the stream; history knows what was claimed.
     expect(counts).toMatchObject({ completed: 1, processing: rest.length, dlq: 0, retryBacklog: 1 });

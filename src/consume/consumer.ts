@@ -251,6 +251,9 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       }
     }
   } finally {
+    // Acknowledgements the store still owes (outcomes already durable), also after a failed
+    // batch; if this fails, the entries are reclaimed later and only acknowledged then.
+    await o.store.flush().catch((e) => log.warn("could not acknowledge the last batches; they will be reclaimed", { error: String(e) }));
     report.ms = Date.now() - started;
   }
   if (wakeDelays.size && o.scheduleWake) {

@@ -122,6 +122,9 @@ export class PostgresEventStore implements EventStore {
     return { recorded: recorded.length };
   }
 
+  /** Nothing is ever owed: there is no transport to acknowledge. */
+  async flush(): Promise<void> {}
+
   async laneStats(lane: string): Promise<LaneStats> {
     const s = await this.withDb(queueStats);
     // length: events not yet final; pending: claimed, unsettled; lag: fresh, never handed out.

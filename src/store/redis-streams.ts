@@ -36,6 +36,18 @@ export class RedisStreamStore implements EventStore {
   readonly backend = "redis" as const;
   readonly keys: ReturnType<typeof redisKeys>;
 
+  /**
+   * Stream entries whose outcome is durable in Postgres but not yet acknowledged, by lane.
+   * settle() leaves its XACKs here; the next read of new entries sends them in the same
+   * script (ACK_THEN_READ), and flush() at the end of a run sends what is left. A batch thus
+   * costs one Redis command (the read) instead of two. Deferring an XACK is safe: until it is
+   * sent the entry stays pending, and a consumer that reclaims it (a crash in between) finds
+   * its history final and only acknowledges it.
+   */
+  private readonly unacked = new Map<string, string[]>();
+  /** EVALSHA, falling back to EVAL on NOSCRIPT (the SDK's Script); one per store. */
+  private readonly ackThenRead: ReturnType<Redis["createScript"]>;
+
   constructor(
     readonly redis: Redis,
     readonly cfg: Pick<Config, "REDIS_PREFIX" | "STREAM_SHARDS" | "STREAM_MAXLEN"> & Partial<Pick<Config, "STREAM_RETENTION_S">>,
@@ -43,6 +55,7 @@ export class RedisStreamStore implements EventStore {
     readonly db?: Db,
   ) {
     this.keys = redisKeys(cfg.REDIS_PREFIX);
+    this.ackThenRead = redis.createScript(ACK_THEN_READ);
   }
 
   streamFor(e: EventEnvelope): string {
@@ -177,10 +190,20 @@ export class RedisStreamStore implements EventStore {
       // sweeper's concern (rows stuck in 'processing').
       return { entries: (r[1] ?? []).filter((x): x is StreamEntry => Array.isArray(x)), cursor: String(r[0]) };
     }
-    const r = (await this.redis.xreadgroup(group, req.consumer, req.lane, ">", { count: req.max })) as
-      | Array<[string, StreamEntry[]]>
-      | null;
-    return { entries: r?.[0]?.[1] ?? [] };
+    // XREADGROUP, with the acknowledgements deferred by settle() in the same script.
+    const acks = [...this.unacked];
+    this.unacked.clear();
+    try {
+      const r = (await this.ackThenRead.exec(
+        [req.lane, ...acks.map(([lane]) => lane)],
+        [group, req.consumer, String(req.max), ...acks.flatMap(([, ids]) => [String(ids.length), ...ids])],
+      )) as Array<[string, StreamEntry[]]> | null;
+      return { entries: r?.[0]?.[1] ?? [] };
+    } catch (e) {
+      // Not sent (or not known to be): keep them for the next read or flush(). XACK twice is harmless.
+      for (const [lane, ids] of acks) this.deferAck(lane, ids);
+      throw e;
+    }
   }
 
   private async withGroup<T>(lane: string, fn: () => Promise<T>): Promise<T> {
@@ -213,7 +236,7 @@ export class RedisStreamStore implements EventStore {
     return claimDueFromHistory(this.history(), req);
   }
 
-  /** Outcomes into Postgres (one statement), then DLQ entries and XACKs in one pipeline. */
+  /** Outcomes into Postgres (one statement), then DLQ entries (now) and XACKs (owed: see `unacked`). */
   async settle(req: SettleRequest): Promise<SettleResult> {
     // Every outcome 'completed' (the usual batch): the cheaper statement, and no DLQ entries.
     if (req.outcomes.every((o) => o.status === "completed")) {
@@ -241,16 +264,14 @@ export class RedisStreamStore implements EventStore {
     return { recorded: recorded.length };
   }
 
-  /** XACKs the receipts' stream entries, after appending DLQ entries for `dead` (at `now`): one pipeline. */
+  /**
+   * Acknowledges the receipts' stream entries: deferred to the next read (see `unacked`),
+   * unless DLQ entries are to be appended for `dead` (at `now`); then those and every
+   * acknowledgement still owed go out now, in one pipeline.
+   */
   private async ack(receipts: Receipt[], now: Date, dead: Outcome[] = []): Promise<void> {
-    const acks = new Map<string, string[]>();
-    for (const r of receipts) {
-      if (r.lane === null || r.entryId === null) continue;
-      const list = acks.get(r.lane) ?? [];
-      list.push(r.entryId);
-      acks.set(r.lane, list);
-    }
-    if (acks.size === 0 && dead.length === 0) return;
+    for (const r of receipts) if (r.lane !== null && r.entryId !== null) this.deferAck(r.lane, [r.entryId]);
+    if (dead.length === 0) return;
     const p = this.redis.pipeline();
     for (const o of dead) {
       if (o.status !== "dlq") continue;
@@ -261,8 +282,31 @@ export class RedisStreamStore implements EventStore {
         { trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN } },
       );
     }
+    await this.sendAcks(p);
+  }
+
+  private deferAck(lane: string, ids: string[]): void {
+    const list = this.unacked.get(lane);
+    if (list) list.push(...ids);
+    else this.unacked.set(lane, [...ids]);
+  }
+
+  /** Sends the acknowledgements still owed (settle() defers them): the consumer calls it when its run ends. */
+  async flush(): Promise<void> {
+    if (this.unacked.size) await this.sendAcks(this.redis.pipeline());
+  }
+
+  /** Adds an XACK per lane owed to `p` and executes it; on failure the acks stay owed. */
+  private async sendAcks(p: ReturnType<Redis["pipeline"]>): Promise<void> {
+    const acks = [...this.unacked];
+    this.unacked.clear();
     for (const [lane, ids] of acks) p.xack(lane, this.keys.group, ids);
-    await p.exec();
+    try {
+      await p.exec();
+    } catch (e) {
+      for (const [lane, ids] of acks) this.deferAck(lane, ids);
+      throw e;
+    }
   }
 
   async laneStats(lane: string): Promise<LaneStats> {
@@ -325,6 +369,24 @@ function pairs(a: unknown[]): Record<string, unknown> {
   for (let i = 0; i + 1 < a.length; i += 2) o[String(a[i])] = a[i + 1];
   return o;
 }
+
+/**
+ * KEYS[1]: the lane to read; KEYS[2..]: lanes with acknowledgements owed. ARGV: group,
+ * consumer, count, then for each of KEYS[2..] the number of entry ids and the ids.
+ * XACKs (in chunks: unpack() has a stack limit), then XREADGROUP ... > (no BLOCK in a script).
+ */
+const ACK_THEN_READ = `
+local group = ARGV[1]
+local a = 4
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  for i = a + 1, a + n, 500 do
+    redis.call('XACK', KEYS[k], group, unpack(ARGV, i, math.min(i + 499, a + n)))
+  end
+  a = a + n + 1
+end
+return redis.call('XREADGROUP', 'GROUP', group, ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+`;
 
 /**
  * KEYS: dedupe key, stream, wake gate. ARGV: event id, dedupe window s, envelope JSON,

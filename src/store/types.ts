@@ -17,9 +17,9 @@
  *    (ClaimRequest.due) in its own statement, so that a busy consumer looks for due
  *    retries with every batch at no extra round trip.
  *  - settle() records every outcome durably in Postgres (one statement) and only then
- *    acknowledges the transport (XACK) and appends DLQ entries. A crash anywhere before
- *    the acknowledgement means redelivery, and history's "already final" check makes the
- *    redelivery harmless: never a loss, never a second row.
+ *    acknowledges the transport (XACK: with the next read, or flush()) and appends DLQ
+ *    entries. A crash anywhere before the acknowledgement means redelivery, and history's
+ *    "already final" check makes the redelivery harmless: never a loss, never a second row.
  *
  * Postgres is the system of record for attempts, errors and retry times; a stream is only
  * the transport. Both backends share that history code (src/db/history.ts).
@@ -182,6 +182,11 @@ export interface EventStore {
   claim(req: ClaimRequest): Promise<ClaimResult>;
   claimDue(req: DueRequest): Promise<ClaimResult>;
   settle(req: SettleRequest): Promise<SettleResult>;
+  /**
+   * Sends what settle() left owed: a backend may defer acknowledging the transport (the
+   * Redis one sends its XACKs with the next read). The consumer calls it when its run ends.
+   */
+  flush(): Promise<void>;
 
   laneStats(lane: string): Promise<LaneStats>;
   historyCounts(now: Date): Promise<HistoryCounts>;
