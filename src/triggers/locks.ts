@@ -70,9 +70,9 @@ return out
  * scopes (the same few sources, say). So release() does not call Redis: the scopes are let
  * go by the next tryAcquire, in the same script that takes that batch's scopes - unless
  * that batch wants them again, in which case they are simply kept. A scope we took is known
- * to be ours until its lease ends (no one else can take it before), so one whose lease has
- * more than half left costs no call at all: in steady state a batch takes its locks with
- * no Redis command, and otherwise with one. Released scopes are never kept past the next
+ * to be ours until its lease ends (no one else can take it before), so one taken or
+ * extended very recently (see fresh()) costs no call at all: batch after batch takes its
+ * locks with no Redis command, and otherwise with one. Released scopes are never kept past the next
  * tryAcquire or close(); the consumer closes the locks when its run ends.
  */
 export class RedisScopeLocks implements ScopeLocks {
@@ -89,9 +89,13 @@ export class RedisScopeLocks implements ScopeLocks {
     private readonly leaseMs: number,
   ) {}
 
-  /** Held, released or not, with more than half its lease left. */
+  /**
+   * Held, released or not, and taken or extended less than a tenth of the lease ago: a batch
+   * that starts with it has nearly the whole lease left, as after a fresh acquire, so the
+   * scope gate's renewals (every third of the lease) keep the margin they were sized for.
+   */
   private fresh(scope: string, now: number): boolean {
-    return (this.held.get(scope) ?? 0) - now > this.leaseMs / 2;
+    return (this.held.get(scope) ?? 0) - now > this.leaseMs * 0.9;
   }
 
   async tryAcquire(scopes: string[]): Promise<Set<string>> {
@@ -100,12 +104,14 @@ export class RedisScopeLocks implements ScopeLocks {
     const drop = [...this.releasing].filter((s) => !wanted.has(s));
     const take = [...wanted].filter((s) => !this.fresh(s, now));
     if (drop.length || take.length) {
-      this.calls++;
-      const r = (await this.redis.eval(SWAP, [...drop, ...take].map(this.keyOf), [this.token, String(this.leaseMs), String(drop.length)])) as number[];
+      // Forgotten before the call: if it fails after Redis let them go, we must not go on
+      // believing we hold them (until their lease ends, others merely wait for them).
       for (const s of drop) {
         this.held.delete(s);
         this.releasing.delete(s);
       }
+      this.calls++;
+      const r = (await this.redis.eval(SWAP, [...drop, ...take].map(this.keyOf), [this.token, String(this.leaseMs), String(drop.length)])) as number[];
       take.forEach((s, i) => {
         if (Number(r[i]) === 1) this.held.set(s, now + this.leaseMs);
         else this.held.delete(s);
