@@ -95,7 +95,6 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   };
   const lanes: LaneState[] = (o.lanes ?? o.store.lanes()).map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
   const wakeDelays = new Set<number>();
-  const lockCallsBefore = o.locks.calls;
 
   /** Dispatches and settles one claimed batch; returns how many derived events it published. */
   const handleBatch = async (claim: ClaimResult): Promise<number> => {
@@ -108,6 +107,7 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
         triggers: o.triggers, hooks: o.hooks, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
       }),
     );
+    report.lockCalls += r.lockCalls;
     // Derived events first: once the parent is settled it is never handled again, so its
     // children must already be durable. (A crash in between republishes the same ids.)
     if (r.derived.length) {
@@ -251,7 +251,6 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       }
     }
   } finally {
-    report.lockCalls = o.locks.calls - lockCallsBefore;
     // Acknowledgements the store still owes (outcomes already durable), also after a failed
     // batch; if this fails, the entries are reclaimed later and only acknowledged then.
     await o.store.flush().catch((e) => log.warn("could not acknowledge the last batches; they will be reclaimed", { error: String(e) }));

@@ -73,9 +73,11 @@ export interface DispatchResult {
   outcomes: Outcome[];
   /** Derived events of the completed events, to publish before settling. */
   derived: EventEnvelope[];
+  /** Scope-lock calls made (for measurement). */
+  lockCalls: number;
   /**
    * Resolves once the batch's scope locks are released. Every handler is done when dispatch
-   * returns; only the release (at most one lock call) may still be under way, so that the caller can
+   * returns; only the release (one lock call) may still be under way, so that the caller can
    * overlap it with settling. The caller must await it before dispatching another batch
    * (with the same ScopeLocks, a release still in flight could undo the next acquire).
    */
@@ -140,7 +142,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     else if (m.length === 0) outcomes[i] = { receipt: batch[i]!.receipt, status: "completed" };
     else work.push({ i, matches: m, scopes: [...new Set(m.map((x) => x.scope))] });
   });
-  if (work.length === 0) return { outcomes, derived: [], released: Promise.resolve() };
+  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, released: Promise.resolve() };
 
   // A failed renew or poll is logged; waiters it leaves behind are deferred. The handlers'
   // outcomes stand - aborting the batch would only run them again.
@@ -249,5 +251,5 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     released.catch(() => {});
     await d.hooks?.flush();
   }
-  return { outcomes, derived: derived.flat(), released };
+  return { outcomes, derived: derived.flat(), lockCalls: gate.calls, released };
 }

@@ -22,66 +22,43 @@ import type { Redis } from "../store/redis";
 export interface ScopeLocks {
   /** Takes every free scope of `scopes` without waiting; returns the ones now held by us. */
   tryAcquire(scopes: string[]): Promise<Set<string>>;
-  /**
-   * Lets go of scopes. A backend may keep them until its next call (tryAcquire, close): the
-   * Redis one does, and keeps those that call wants again (see RedisScopeLocks).
-   */
   release(scopes: string[]): Promise<void>;
   /** Extends the lease of scopes we hold (Redis); Postgres locks need none. */
   renew(scopes: string[]): Promise<void>;
   /** Releases everything still held and frees resources. */
   close(): Promise<void>;
-  /** Calls made to the lock backend so far (the consumer reports them; benches count them). */
-  readonly calls: number;
 }
 
-// KEYS: the first ARGV[3] are keys to let go, the rest keys to take. ARGV[1] token, ARGV[2]
-// lease ms. Lets go of the first (only where the key still holds our token), then takes or
-// re-takes the rest; returns 1/0 per key taken.
-const SWAP = `
-local drop = tonumber(ARGV[3])
-for i = 1, drop do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
-end
-local out = {}
-for i = drop + 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then out[#out + 1] = 1
-  elseif redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    out[#out + 1] = 1
-  else out[#out + 1] = 0 end
-end
-return out
-`;
-// KEYS: lock keys. ARGV[1] token, ARGV[2] lease ms. Returns 1/0 per key (still ours, extended).
-const RENEW = `
+// KEYS: lock keys. ARGV[1] token, ARGV[2] lease ms. Returns 1/0 per key.
+const ACQUIRE = `
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then out[i] = redis.call('PEXPIRE', KEYS[i], ARGV[2]) else out[i] = 0 end
+  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1
+  elseif redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    out[i] = 1
+  else out[i] = 0 end
 end
 return out
 `;
+const RELEASE = `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+end
+return n
+`;
+const RENEW = `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+end
+return n
+`;
 
-/**
- * Token-owned, expiring locks in Redis, many keys per call (the @upstash/lock algorithm;
- * see the top of this file).
- *
- * A consumer run handles batch after batch, and consecutive batches mostly need the same
- * scopes (the same few sources, say). So release() does not call Redis: the scopes are let
- * go by the next tryAcquire, in the same script that takes that batch's scopes - unless
- * that batch wants them again, in which case they are simply kept. A scope we took is known
- * to be ours until its lease ends (no one else can take it before), so one taken or
- * extended very recently (see fresh()) costs no call at all: batch after batch takes its
- * locks with no Redis command, and otherwise with one. Released scopes are never kept past the next
- * tryAcquire or close(); the consumer closes the locks when its run ends.
- */
 export class RedisScopeLocks implements ScopeLocks {
-  /** Scopes we hold -> when our lease ends at the latest (measured from before the call that set it). */
-  private readonly held = new Map<string, number>();
-  /** Held scopes released by the caller, let go with the next call. */
-  private readonly releasing = new Set<string>();
+  private readonly held = new Set<string>();
   readonly token = `lk-${crypto.randomUUID()}`;
-  calls = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -89,68 +66,37 @@ export class RedisScopeLocks implements ScopeLocks {
     private readonly leaseMs: number,
   ) {}
 
-  /**
-   * Held, released or not, and taken or extended less than a tenth of the lease ago: a batch
-   * that starts with it has nearly the whole lease left, as after a fresh acquire, so the
-   * scope gate's renewals (every third of the lease) keep the margin they were sized for.
-   */
-  private fresh(scope: string, now: number): boolean {
-    return (this.held.get(scope) ?? 0) - now > this.leaseMs * 0.9;
-  }
-
   async tryAcquire(scopes: string[]): Promise<Set<string>> {
-    const now = Date.now();
-    const wanted = new Set(scopes);
-    const drop = [...this.releasing].filter((s) => !wanted.has(s));
-    const take = [...wanted].filter((s) => !this.fresh(s, now));
-    if (drop.length || take.length) {
-      // Forgotten before the call: if it fails after Redis let them go, we must not go on
-      // believing we hold them (until their lease ends, others merely wait for them).
-      for (const s of drop) {
-        this.held.delete(s);
-        this.releasing.delete(s);
-      }
-      this.calls++;
-      const r = (await this.redis.eval(SWAP, [...drop, ...take].map(this.keyOf), [this.token, String(this.leaseMs), String(drop.length)])) as number[];
-      take.forEach((s, i) => {
-        if (Number(r[i]) === 1) this.held.set(s, now + this.leaseMs);
-        else this.held.delete(s);
+    const want = scopes.filter((s) => !this.held.has(s));
+    if (want.length) {
+      const r = (await this.redis.eval(ACQUIRE, want.map(this.keyOf), [this.token, String(this.leaseMs)])) as number[];
+      want.forEach((s, i) => {
+        if (Number(r[i]) === 1) this.held.add(s);
       });
     }
-    for (const s of wanted) this.releasing.delete(s);
     return new Set(scopes.filter((s) => this.held.has(s)));
   }
 
   async release(scopes: string[]): Promise<void> {
-    for (const s of scopes) if (this.held.has(s)) this.releasing.add(s);
+    const mine = scopes.filter((s) => this.held.has(s));
+    if (!mine.length) return;
+    for (const s of mine) this.held.delete(s);
+    await this.redis.eval(RELEASE, mine.map(this.keyOf), [this.token]);
   }
 
   async renew(scopes: string[]): Promise<void> {
     const mine = scopes.filter((s) => this.held.has(s));
-    if (!mine.length) return;
-    const now = Date.now();
-    this.calls++;
-    const r = (await this.redis.eval(RENEW, mine.map(this.keyOf), [this.token, String(this.leaseMs)])) as number[];
-    mine.forEach((s, i) => {
-      // Not if a tryAcquire let it go meanwhile (this renew may have run before that).
-      if (Number(r[i]) === 1 && this.held.has(s)) this.held.set(s, now + this.leaseMs);
-    });
+    if (mine.length) await this.redis.eval(RENEW, mine.map(this.keyOf), [this.token, String(this.leaseMs)]);
   }
 
   async close(): Promise<void> {
-    const all = [...this.held.keys()];
-    this.held.clear();
-    this.releasing.clear();
-    if (!all.length) return;
-    this.calls++;
-    await this.redis.eval(SWAP, all.map(this.keyOf), [this.token, String(this.leaseMs), String(all.length)]);
+    await this.release([...this.held]);
   }
 }
 
 export class PgScopeLocks implements ScopeLocks {
   private readonly held = new Set<string>();
   private client?: Promise<PoolClient>;
-  calls = 0;
 
   constructor(private readonly pool: Pool) {}
 
@@ -162,7 +108,6 @@ export class PgScopeLocks implements ScopeLocks {
     const want = scopes.filter((s) => !this.held.has(s));
     if (want.length) {
       const c = await this.conn();
-      this.calls++;
       // 64-bit keys (hashtextextended) make collisions between scopes negligible; a collision
       // would only serialise two scopes, never let two holders in.
       const r = await c.query<{ k: string }>(
@@ -179,7 +124,6 @@ export class PgScopeLocks implements ScopeLocks {
     if (!mine.length) return;
     for (const s of mine) this.held.delete(s);
     const c = await this.conn();
-    this.calls++;
     await c.query("SELECT pg_advisory_unlock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k", [mine]);
   }
 
