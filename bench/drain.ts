@@ -37,10 +37,10 @@ import { migrateDatabase } from "../local/migrate";
 import { loadConfig, type Env, type WakeMessage } from "../src/config";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { runConsumer, type ConsumerOptions } from "../src/consume/consumer";
+import { runConsumer } from "../src/consume/consumer";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { redisKeys } from "../src/store/keys";
-import { openRedis, type Redis } from "../src/store/redis";
+import { openRedis } from "../src/store/redis";
 import { RedisStreamStore } from "../src/store/redis-streams";
 import { RedisFilterState } from "../src/triggers/filter-state";
 import { RedisScopeLocks } from "../src/triggers/locks";
@@ -103,17 +103,6 @@ function event(i: number, t = Date.now()): EventEnvelope {
   };
 }
 
-/** One consumer run as an invocation: its own scope locks, closed when it ends (as src/consume/entry.ts does). */
-async function consume({ redis, ...o }: Pick<ConsumerOptions, "store" | "triggers" | "config" | "env"> & { redis: Redis }) {
-  const keys = redisKeys(o.config.REDIS_PREFIX);
-  const locks = new RedisScopeLocks(redis, keys.lock, o.config.LOCK_LEASE_MS);
-  try {
-    return await runConsumer({ ...o, locks, filterState: new RedisFilterState(redis, keys.filterState) });
-  } finally {
-    await locks.close().catch(() => {});
-  }
-}
-
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -163,6 +152,7 @@ async function main() {
       };
       const redis = openRedis(cfg);
       const store = new RedisStreamStore(redis, cfg, db.db);
+      const keys = redisKeys(cfg.REDIS_PREFIX);
       await db.db.execute("TRUNCATE events");
       const evs = Array.from({ length: N }, (_, i) => event(i));
       for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
@@ -173,7 +163,11 @@ async function main() {
       const t0 = performance.now();
       const reports = await Promise.all(
         Array.from({ length: CONSUMERS }, () =>
-          consume({ store, triggers: noop, config: cfg, env, redis }),
+          runConsumer({
+            store, triggers: noop, config: cfg, env,
+            locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+            filterState: new RedisFilterState(redis, keys.filterState),
+          }),
         ),
       );
       const secs = (performance.now() - t0) / 1000;
@@ -282,6 +276,7 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
   const db = openDb(cfg, dbUrl);
   const redis = openRedis(cfg);
   const store = new RedisStreamStore(redis, cfg, db.db);
+  const keys = redisKeys(cfg.REDIS_PREFIX);
   await db.db.execute("TRUNCATE events");
   const batchTimeoutMs = Number(args["queue-batch-timeout"]) * 1000;
   const maxBatch = 100;
@@ -298,7 +293,11 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
     waiting = 0;
     invocations++;
     runs.push(
-      consume({ store, triggers, config: cfg, env, redis }),
+      runConsumer({
+        store, triggers, config: cfg, env,
+        locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+        filterState: new RedisFilterState(redis, keys.filterState),
+      }),
     );
   };
   const enqueue = () => {

@@ -49,7 +49,7 @@ import ws from "ws";
 import { migrateDatabase } from "../local/migrate";
 import { spawnStandIns } from "../local/standins-process";
 import { loadConfig, type Env, type WakeMessage } from "../src/config";
-import { runConsumer, type ConsumerOptions } from "../src/consume/consumer";
+import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
 import type { EventEnvelope } from "../src/events/envelope";
@@ -143,17 +143,13 @@ async function openWorld(s: ChildSettings) {
   const keys = redisKeys(cfg.REDIS_PREFIX);
   // One no-op trigger for live events and replay copies alike: dispatch runs, handlers cost nothing.
   const triggers = new TriggerRegistry().register({ name: "noop", filter: f.type("live.*", "history.*"), handler: () => {} });
-  /** One consumer run as an invocation: its own scope locks, closed when it ends (as src/consume/entry.ts does). */
-  const consume = async (o: Partial<ConsumerOptions> = {}) => {
-    const locks = new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
-    try {
-      return await runConsumer({ store, triggers, env, config: cfg, locks, filterState: new RedisFilterState(redis, keys.filterState), ...o });
-    } finally {
-      await locks.close().catch(() => {});
-    }
-  };
+  const consumerParts = () => ({
+    store, triggers, env,
+    locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+    filterState: new RedisFilterState(redis, keys.filterState),
+  });
   return {
-    env, cfg, db, redis, store, keys, consume,
+    env, cfg, db, redis, store, keys, consumerParts,
     async close() {
       await db.close();
       await standIns.stop();
@@ -181,7 +177,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
   let invocations = 0;
   const invoke = () => {
     invocations++;
-    const p = w.consume().catch((e) => console.error("live consumer:", e));
+    const p = runConsumer({ ...w.consumerParts(), config: cfg }).catch((e) => console.error("live consumer:", e));
     runs.add(p);
     void p.finally(() => runs.delete(p));
   };
@@ -222,7 +218,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
     poller = (async () => {
       while (!stopped) {
         invocations++;
-        await w.consume();
+        await runConsumer({ ...w.consumerParts(), config: cfg });
         await sleep(50);
       }
     })();
@@ -230,7 +226,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
 
   // Warm-up, not measured: JIT, connection pools, scripts loaded, consumer group created.
   await w.store.publish(Array.from({ length: 100 }, (_, i) => liveEvent("live.warmup", i)));
-  await w.consume();
+  await runConsumer({ ...w.consumerParts(), config: cfg });
 
   const total = s.rate * s.seconds;
   const windowStart = Date.now();
@@ -293,7 +289,8 @@ async function replayRole(s: ChildSettings): Promise<void> {
     invocations++;
     await advanceReplays({ db: w.db.db, lanes, config: cfg, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
     const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - t0));
-    await w.consume({
+    await runConsumer({
+      ...w.consumerParts(),
       config: { ...cfg, CONSUMER_TIME_BUDGET_MS: left },
       lanes: [lanes.keys.replayLane],
       skipDue: true,

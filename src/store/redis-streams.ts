@@ -137,8 +137,9 @@ export class RedisStreamStore implements EventStore {
 
   /**
    * Reads one batch (XREADGROUP > or XAUTOCLAIM), then records it in history in one
-   * statement before returning it (claiming due events in the same statement when asked). The group is created on first use (NOGROUP), from id 0
-   * so that events published before any consumer ran are not skipped.
+   * statement before returning it (claiming due events in the same statement when asked).
+   * The group is created on first use (NOGROUP), from id 0 so that events published before
+   * any consumer ran are not skipped.
    */
   async claim(req: ClaimRequest): Promise<ClaimResult> {
     const db = this.history();
