@@ -287,7 +287,7 @@ async function replayRole(s: ChildSettings): Promise<void> {
   for (;;) {
     const t0 = Date.now();
     invocations++;
-    await advanceReplays({ db: w.db.db, lanes, config: cfg, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
+    await advanceReplays({ db: w.db.db, lane: lanes.replayLane(), config: cfg, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
     const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - t0));
     await runConsumer({
       ...w.consumerParts(),

@@ -9,8 +9,10 @@ import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/r
 import { replayId } from "../src/ops/replay-ids";
 import { type as typeFilter } from "../src/triggers/filters";
 import { RedisLanes } from "../src/store/lanes";
+import { PG_LANE, PostgresEventStore } from "../src/store/postgres";
+import { PgFilterState } from "../src/triggers/filter-state-pg";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { rig, type Rig } from "./support/consume";
+import { event, rig, type Rig } from "./support/consume";
 
 const open: Rig[] = [];
 afterEach(async () => {
@@ -24,7 +26,7 @@ async function replayRig(overrides: Record<string, unknown> = {}) {
   const r = await rig({ ADMIN_TOKEN, CONSUMER_BATCH_SIZE: "1000", ...overrides });
   open.push(r);
   const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
-  const advance = (o: Partial<ReplayRunOptions> = {}) => advanceReplays({ db: r.db.db, lanes, config: r.cfg, ...o });
+  const advance = (o: Partial<ReplayRunOptions> = {}) => advanceReplays({ db: r.db.db, lane: lanes.replayLane(), config: r.cfg, ...o });
   return { r, lanes, advance };
 }
 
@@ -180,6 +182,42 @@ describe("replay", () => {
     const everyone = await replayAll({});
     expect(handled["sync-billing"].filter((j) => j === everyone)).toHaveLength(40);
     expect(handled["notify-ops"]).toEqual(Array(40).fill(everyone));
+  });
+
+  it("EVENT_BACKEND=postgres: copies wait in a replay lane of the events table, written with the cursor (exactly once), behind live traffic", async () => {
+    const { r } = await replayRig({ EVENT_BACKEND: "postgres" });
+    const store = new PostgresEventStore(r.cfg, r.db.db);
+    const lane = store.replayLane();
+    const advance = (o: Partial<ReplayRunOptions> = {}) => advanceReplays({ db: r.db.db, lane, config: r.cfg, ...o });
+    const drain = () => r.run({ store, filterState: new PgFilterState(r.db.db), lanes: [lane.name], skipDue: true });
+    await seed(r, 3000, "order.paid");
+    const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000 } });
+
+    // A chunk whose transaction dies after the append leaves nothing behind: the copies are
+    // rows written in that transaction.
+    await expect(advance({ maxEvents: 1000, crashAfterPublish: 1 })).rejects.toBeInstanceOf(ReplayCrash);
+    expect(await lane.backlog()).toBe(0);
+    expect((await advance({ maxEvents: 1000 })).republished).toBe(1000);
+    expect(await lane.backlog()).toBe(1000);
+
+    // Live events are claimed from the live lane, never behind (or together with) the copies.
+    const live = event({ type: "order.paid" });
+    await store.publish([live]);
+    const claimed = await store.claim({ lane: PG_LANE, consumer: "c-live", max: 5000, mode: "new", reclaimIdleMs: 60_000 });
+    expect(claimed.events.map((c) => c.event.id)).toEqual([live.id]);
+    await store.settle({ consumer: "c-live", outcomes: [{ receipt: claimed.events[0]!.receipt, status: "completed" }], now: new Date() });
+    expect((await store.laneStats(PG_LANE)).lag).toBe(0);
+    expect((await store.laneStats(lane.name)).lag).toBe(1000);
+
+    for (let i = 0; i < 5 && (await call(r.env, "GET", `/replays/${job.id}`)).body.status !== "done"; i++) {
+      await advance();
+      await drain();
+    }
+    await drain();
+    expect((await call(r.env, "GET", `/replays/${job.id}`)).body).toMatchObject({ status: "done", scanned: 3000, republished: 3000 });
+    expect(await lane.backlog()).toBe(0);
+    expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(3000);
+    expect(await count(r, sql`SELECT count(DISTINCT meta ->> 'causation_id')::int AS n FROM events WHERE meta ->> 'replay' = ${job.id}`)).toBe(3000);
   });
 
   it("rejects bad replay requests with 422 naming the field", async () => {

@@ -68,13 +68,18 @@ function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): Gat
 const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
 
 /**
- * Inserts the events as fresh 'pending' rows, one statement; ids already stored are left
- * alone (a client retrying with its own ids). With `wakeWindowMs`, the wake gate rides in
- * the same statement.
+ * Inserts the events as fresh 'pending' rows of `lane` (null: live traffic), one statement;
+ * ids already stored are left alone (a client retrying with its own ids, a replay chunk
+ * redone). With `wakeWindowMs`, the wake gate rides in the same statement.
  */
-export async function insertPending(db: Db, events: EventEnvelope[], wakeWindowMs?: number): Promise<GateAnswer> {
-  const insert = sql`INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at)
-      SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
+export async function insertPending(
+  db: Pick<Db, "execute">,
+  events: EventEnvelope[],
+  wakeWindowMs?: number,
+  lane: string | null = null,
+): Promise<GateAnswer> {
+  const insert = sql`INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at, lane)
+      SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}, ${lane}::text
         FROM ${eventRows(events)}
       ON CONFLICT (id) DO NOTHING`;
   if (!wakeWindowMs) {
@@ -136,7 +141,7 @@ export async function insertOnce(
 }
 
 /**
- * Claims up to `max` fresh events for `consumer` in arrival order: 'processing', attempts
+ * Claims up to `max` fresh events of `lane` for `consumer` in arrival order: 'processing', attempts
  * + 1, leased until `leaseUntil` (after which claimDue() lets another consumer take them
  * over: the visibility timeout). FOR UPDATE SKIP LOCKED: concurrent claimers never get the
  * same row, and never wait for each other. With `due`, the same statement also claims due
@@ -145,7 +150,7 @@ export async function insertOnce(
  */
 export async function claimFresh(
   db: Db,
-  req: { consumer: string; max: number; leaseUntil: Date },
+  req: { consumer: string; max: number; leaseUntil: Date; lane: string | null },
   due?: DueLook,
 ): Promise<{ fresh: ClaimedRow[]; due: ClaimedRow[] }> {
   const fresh = sql`
@@ -154,7 +159,7 @@ export async function claimFresh(
            lease_until = ${req.leaseUntil.toISOString()}::timestamptz, updated_at = now()
      WHERE e.id IN (
        SELECT id FROM events
-        WHERE status = 'pending' AND next_retry_at IS NULL
+        WHERE status = 'pending' AND next_retry_at IS NULL AND ${laneIs(req.lane)}
         ORDER BY created_at, "timestamp"
         LIMIT ${req.max}::int
         FOR UPDATE SKIP LOCKED)
@@ -180,6 +185,11 @@ export async function claimFresh(
   return { fresh: rows.map(({ x }) => claimedRow(x)), due: r.rows.filter((x) => x.is_due).map(claimedRow) };
 }
 
+/** The lane condition; the two forms match the two partial indexes of fresh events. */
+function laneIs(lane: string | null): SQL {
+  return lane === null ? sql`lane IS NULL` : sql`lane = ${lane}`;
+}
+
 export interface QueueStats {
   /** Events not yet final: pending (fresh or waiting for a retry) plus processing. */
   open: number;
@@ -191,14 +201,17 @@ export interface QueueStats {
   consumers: number;
 }
 
-/** Counts of the queue, one statement (partial indexes keep it off the completed history). */
-export async function queueStats(db: Db): Promise<QueueStats> {
+/**
+ * Counts of one lane of the queue (null: live traffic), one statement (partial indexes keep
+ * it off the completed history). A claimed event keeps its lane until it is final.
+ */
+export async function queueStats(db: Db, lane: string | null): Promise<QueueStats> {
   const r = await db.execute<Record<string, number | string>>(sql`
     SELECT count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS open,
            count(*) FILTER (WHERE status = 'processing')::int AS processing,
            count(*) FILTER (WHERE status = 'pending' AND next_retry_at IS NULL)::int AS fresh,
            count(DISTINCT claimed_by) FILTER (WHERE status = 'processing')::int AS consumers
-      FROM events WHERE status IN ('pending', 'processing')`);
+      FROM events WHERE status IN ('pending', 'processing') AND ${laneIs(lane)}`);
   const x = r.rows[0] ?? {};
   return { open: Number(x.open ?? 0), processing: Number(x.processing ?? 0), fresh: Number(x.fresh ?? 0), consumers: Number(x.consumers ?? 0) };
 }

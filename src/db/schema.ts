@@ -41,6 +41,12 @@ export const events = pgTable(
     processedAt: timestamp("processed_at", { withTimezone: true, mode: "date" }),
     /** Why an operator discarded the event from the DLQ (status 'discarded'). */
     discardReason: text("discard_reason"),
+    /**
+     * EVENT_BACKEND=postgres: the lane a published event waits in until claimed - NULL for
+     * live traffic, 'replay' for replay copies (drained by the replay runner, never in front
+     * of live events). Unused with Redis, whose lanes are streams.
+     */
+    lane: text("lane"),
   },
   (t) => [
     // claims and retries: "pending and due", "processing for too long". Partial: only open
@@ -53,9 +59,11 @@ export const events = pgTable(
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
     // expired Postgres-side claims (a consumer died while handling a due retry)
     index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
-    // EVENT_BACKEND=postgres: fresh events (published, never claimed) in arrival order; the
-    // claim of new events is an index range scan of this, whatever the size of the history
-    index("events_fresh_idx").on(t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL`),
+    // EVENT_BACKEND=postgres: fresh events (published, never claimed) in arrival order, live
+    // and replay lanes apart; the claim of new events is an index range scan of one of them,
+    // whatever the size of the history
+    index("events_fresh_idx").on(t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NULL`),
+    index("events_fresh_lane_idx").on(t.lane, t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NOT NULL`),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
     // derived events of an event (GET /events/:id), replay copies of an original

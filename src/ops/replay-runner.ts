@@ -5,7 +5,8 @@
  * skips it), read the next REPLAY_CHUNK_SIZE events after the keyset cursor (timestamp, id),
  * append copies to the replay lane, move the cursor, commit. Interrupted anywhere, the
  * transaction rolls back and the chunk is redone with the same copy ids (./replay-ids.ts):
- * at-least-once into the lane, exactly once in history.
+ * at-least-once into a stream lane (Redis), exactly once into a Postgres lane (the copies
+ * are written in the same transaction), exactly once in history either way.
  *
  * Copies get a new id, causation_id = the original's id, meta.replay = the job id, and
  * meta.replay_target when the job targets one trigger or destination. They keep the
@@ -21,13 +22,14 @@ import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { Db } from "../db/client";
 import type { HistoryRow } from "../db/history";
 import { countJob, lockJob, readChunk, recordReplayError, runnableReplays, saveChunk, type ReplayJob } from "../db/replays";
-import type { RedisLanes } from "../store/lanes";
+import type { ReplayLane } from "../store/types";
 import type { Logger } from "../obs/log";
 import { replayId } from "./replay-ids";
 
 export interface ReplayRunOptions {
   db: Db;
-  lanes: RedisLanes;
+  /** Where copies go: a stream (EVENT_BACKEND=redis) or rows of the replay lane (postgres). */
+  lane: ReplayLane;
   config: Config;
   log?: Logger;
   now?: () => Date;
@@ -85,7 +87,6 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
   const started = Date.now();
   const budget = o.timeBudgetMs ?? cfg.REPLAY_TIME_BUDGET_MS;
   const chunkSize = o.chunkSize ?? cfg.REPLAY_CHUNK_SIZE;
-  const lane = o.lanes.keys.replayLane;
   const report: ReplayRunReport = { jobs: [], scanned: 0, republished: 0, stoppedBy: "idle" };
   const outOfTime = () => Date.now() - started >= budget;
   let chunksPublished = 0;
@@ -106,7 +107,7 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           if (quota === Number.POSITIVE_INFINITY) {
             quota = job.rate * cfg.REPLAY_INTERVAL_S;
             // Back-pressure: the lane still holds a full round of unhandled work.
-            if (!job.dryRun && (await o.lanes.backlog(lane)) >= quota) {
+            if (!job.dryRun && (await o.lane.backlog()) >= quota) {
               return { stop: true, heldBack: true, scanned: 0, republished: 0, done: false };
             }
           }
@@ -117,7 +118,7 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           let republished = 0;
           if (!job.dryRun && rows.length) {
             const copies = await Promise.all(rows.map(async (row) => replayCopy(job, row, await replayId(job.id, row.id))));
-            await o.lanes.append(lane, copies);
+            await o.lane.append(copies, tx);
             republished = copies.length;
             if (o.crashAfterPublish !== undefined && ++chunksPublished === o.crashAfterPublish) throw new ReplayCrash();
           }

@@ -10,6 +10,7 @@ import { consumeInWorker } from "../consume/entry";
 import { createLogger } from "../obs/log";
 import { openStore } from "../store/index";
 import { RedisLanes } from "../store/lanes";
+import { PostgresEventStore } from "../store/postgres";
 import { openRedis } from "../store/redis";
 import { advanceReplays } from "./replay-runner";
 import { sweep } from "./dlq-sweeper";
@@ -17,23 +18,20 @@ import { sweep } from "./dlq-sweeper";
 export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   const cfg = loadConfig(env);
   const log = createLogger(cfg.LOG_LEVEL, { run: "replay-runner" });
-  if (cfg.EVENT_BACKEND !== "redis") {
-    // The replay lane is a Redis stream; a Postgres-only lane is not built yet.
-    log.warn("replay runner skipped: replay jobs need EVENT_BACKEND=redis");
-    return;
-  }
   const started = Date.now();
   const db = openDb(cfg);
-  const lanes = new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX);
+  // A stream of its own with Redis; rows of lane 'replay' in the events table with Postgres.
+  const lane =
+    cfg.EVENT_BACKEND === "redis" ? new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX).replayLane() : new PostgresEventStore(cfg, db.db).replayLane();
   try {
     // Half the budget to publish, the rest (at least that) to drain what was published.
-    const report = await advanceReplays({ db: db.db, lanes, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
+    const report = await advanceReplays({ db: db.db, lane, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
     log.info("replay runner", { ...report, jobs: report.jobs.length });
   } finally {
     ctx.waitUntil(db.close());
   }
   const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - started));
-  return consumeInWorker(env, ctx, "replay-lane", { lanes: [lanes.keys.replayLane], skipDue: true, timeBudgetMs: left });
+  return consumeInWorker(env, ctx, "replay-lane", { lanes: [lane.name], skipDue: true, timeBudgetMs: left });
 }
 
 export async function runDlqSweeper(env: Env, ctx: ExecutionContext) {

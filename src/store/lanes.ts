@@ -7,6 +7,7 @@ import { ENTRY_FIELD } from "./redis-streams";
 import { redisKeys } from "./keys";
 import type { Redis } from "./redis";
 import type { EventEnvelope } from "../events/envelope";
+import type { ReplayLane } from "./types";
 
 export class RedisLanes {
   readonly keys: ReturnType<typeof redisKeys>;
@@ -28,6 +29,12 @@ export class RedisLanes {
     const p = this.redis.pipeline();
     for (const e of events) p.xadd(lane, "*", { [ENTRY_FIELD]: JSON.stringify(e) });
     await p.exec();
+  }
+
+  /** The replay lane (a stream of its own) as the replay runner uses it. */
+  replayLane(): ReplayLane {
+    const name = this.keys.replayLane;
+    return { name, backlog: () => this.backlog(name), append: (events) => this.append(name, events) };
   }
 
   /**

@@ -7,7 +7,8 @@
  *    gate rides in the same statement, and ingest sends the same Cloudflare Queue nudge as
  *    with Redis. No NOTIFY: Workers hold no long-lived LISTEN connection to hear it, and
  *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
- *  - claim: one lane, "pg:events". Mode "new" is one UPDATE ... WHERE id IN (SELECT ... FOR
+ *  - claim: lane "pg:events" (live traffic), or "pg:replay" (replay copies, appended by the
+ *    replay runner: src/ops/replay-runner.ts). Mode "new" is one UPDATE ... WHERE id IN (SELECT ... FOR
  *    UPDATE SKIP LOCKED LIMIT n) RETURNING of fresh events, leased for the request's
  *    reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due, claimDue's UPDATE rides
  *    in the same statement. Mode "reclaim" has nothing to do: expired leases
@@ -35,12 +36,22 @@ import type {
   LaneStats,
   PublishOptions,
   PublishReceipt,
+  ReplayLane,
   SettleRequest,
   SettleResult,
 } from "./types";
 
-/** The one logical lane of the Postgres backend. */
+/** The live lane of the Postgres backend: published events (column `lane` NULL). */
 export const PG_LANE = "pg:events";
+/** The replay lane: replay copies (column `lane` = 'replay'), drained by the replay runner. */
+export const PG_REPLAY_LANE = "pg:replay";
+
+/** The `lane` column's value for a lane name; throws on a name that is not a lane here. */
+function laneColumn(lane: string): string | null {
+  if (lane === PG_LANE) return null;
+  if (lane === PG_REPLAY_LANE) return "replay";
+  throw new Error(`PostgresEventStore: unknown lane "${lane}" (lanes: "${PG_LANE}", "${PG_REPLAY_LANE}")`);
+}
 
 type DbConfig = Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY">;
 
@@ -86,15 +97,15 @@ export class PostgresEventStore implements EventStore {
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
-    if (req.lane !== PG_LANE) throw new Error(`PostgresEventStore: unknown lane "${req.lane}" (the only lane is "${PG_LANE}")`);
+    const lane = laneColumn(req.lane);
     // Expired claims are claimDue()'s job here; say "nothing to reclaim" without a round trip.
     if (req.mode === "reclaim") return { events: [], skipped: [], read: 0, cursor: "0-0" };
     // The lease is on the system clock, as ClaimRequest carries no consumer clock; claimDue()
     // compares it with the consumer's (equal to the system clock outside tests).
     const r = await this.withDb((db) =>
-      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs) }, req.due),
+      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs), lane }, req.due),
     );
-    const fresh = r.fresh.map((x) => ({ event: x.event, attempts: x.attempts, receipt: { eventId: x.event.id, lane: PG_LANE, entryId: null } }));
+    const fresh = r.fresh.map((x) => ({ event: x.event, attempts: x.attempts, receipt: { eventId: x.event.id, lane: req.lane, entryId: null } }));
     return {
       events: [...r.due.map(dueEvent), ...fresh],
       skipped: [],
@@ -125,8 +136,23 @@ export class PostgresEventStore implements EventStore {
   /** Nothing is ever owed: there is no transport to acknowledge. */
   async flush(): Promise<void> {}
 
+  /** The replay lane: copies are fresh rows of lane 'replay', written in the runner's chunk transaction. */
+  replayLane(): ReplayLane {
+    const lane = laneColumn(PG_REPLAY_LANE);
+    return {
+      name: PG_REPLAY_LANE,
+      backlog: async () => {
+        const s = await this.withDb((db) => queueStats(db, lane));
+        return s.fresh + s.processing;
+      },
+      append: async (events, tx) => {
+        if (events.length) await insertPending(tx, events, undefined, lane);
+      },
+    };
+  }
+
   async laneStats(lane: string): Promise<LaneStats> {
-    const s = await this.withDb(queueStats);
+    const s = await this.withDb((db) => queueStats(db, laneColumn(lane)));
     // length: events not yet final; pending: claimed, unsettled; lag: fresh, never handed out.
     return { lane, length: s.open, pending: s.processing, lag: s.fresh, consumers: s.consumers };
   }

@@ -26,6 +26,7 @@
  */
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../consume/failpoints";
+import type { Db } from "../db/client";
 import type { DueLook } from "../db/history";
 
 /** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
@@ -161,6 +162,24 @@ export interface Dedupe {
 }
 
 export type DedupedReceipt = PublishReceipt & ({ duplicate: false } | { duplicate: true; firstId: string });
+
+/**
+ * Where a replay job's copies wait to be handled: a lane of its own, drained by the replay
+ * runner's consumer (src/ops), so that a replay never queues in front of live traffic.
+ */
+export interface ReplayLane {
+  /** The lane's name, as the consumer drains it (ClaimRequest.lane). */
+  readonly name: string;
+  /** Copies appended and not handled yet (back-pressure for the runner). */
+  backlog(): Promise<number>;
+  /**
+   * Appends copies, in order. `tx` is the runner's chunk transaction: a lane in Postgres
+   * writes in it (the copies exist if and only if the job's cursor moved past them); a
+   * stream cannot, and gets a chunk again when the transaction rolls back (copy ids are
+   * deterministic, so history still holds each once).
+   */
+  append(events: EventEnvelope[], tx: Pick<Db, "execute">): Promise<void>;
+}
 
 export interface EventStore {
   readonly backend: "redis" | "postgres";
