@@ -3,7 +3,9 @@
  * several invocations (one of them crashing between publish and cursor move), drained from
  * the replay lane by the real consumer, checked in Postgres.
  */
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import worker from "../src/index";
 import { sql } from "drizzle-orm";
 import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/replay-runner";
 import { replayId } from "../src/ops/replay-ids";
@@ -218,6 +220,20 @@ describe("replay", () => {
     expect(await lane.backlog()).toBe(0);
     expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(3000);
     expect(await count(r, sql`SELECT count(DISTINCT meta ->> 'causation_id')::int AS n FROM events WHERE meta ->> 'replay' = ${job.id}`)).toBe(3000);
+  });
+
+  it("EVENT_BACKEND=postgres: the */2 cron advances a job and drains its lane through the worker", async () => {
+    const { r } = await replayRig({ EVENT_BACKEND: "postgres" });
+    await seed(r, 500, "order.paid");
+    const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000 } });
+    const status = async () => (await call(r.env, "GET", `/replays/${job.id}`)).body.status as string;
+    for (let i = 0; i < 5 && (await status()) !== "done"; i++) {
+      const ctx = createExecutionContext();
+      await worker.scheduled!(createScheduledController({ cron: "*/2 * * * *", scheduledTime: Date.now() }), r.env, ctx);
+      await waitOnExecutionContext(ctx);
+    }
+    expect(await status()).toBe("done");
+    expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(500);
   });
 
   it("rejects bad replay requests with 422 naming the field", async () => {
