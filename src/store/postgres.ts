@@ -8,10 +8,10 @@
  *    with Redis. No NOTIFY: Workers hold no long-lived LISTEN connection to hear it, and
  *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
  *  - claim: lane "pg:events" (live traffic), or "pg:replay" (replay copies, appended by the
- *    replay runner: src/ops/replay-runner.ts). Mode "new" is one UPDATE ... WHERE id IN (SELECT ... FOR
- *    UPDATE SKIP LOCKED LIMIT n) RETURNING of fresh events, leased for the request's
- *    reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due, claimDue's UPDATE rides
- *    in the same statement. Mode "reclaim" has nothing to do: expired leases
+ *    replay runner: src/ops/replay-runner.ts). Mode "new" is one UPDATE ... WHERE id IN
+ *    (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING of the lane's fresh events,
+ *    leased for the request's reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due,
+ *    claimDue's UPDATE rides in the same statement. Mode "reclaim" has nothing to do: expired leases
  *    (a consumer that died) are taken over by claimDue(), which also takes due retries -
  *    the shared history.ts statement, unchanged.
  *  - settle: the shared settle statement; there is no transport to acknowledge, and the
