@@ -198,9 +198,9 @@ describe("replay", () => {
     // A chunk whose transaction dies after the append leaves nothing behind: the copies are
     // rows written in that transaction.
     await expect(advance({ maxEvents: 1000, crashAfterPublish: 1 })).rejects.toBeInstanceOf(ReplayCrash);
-    expect(await lane.backlog()).toBe(0);
+    expect(await lane.backlog(r.db.db)).toBe(0);
     expect((await advance({ maxEvents: 1000 })).republished).toBe(1000);
-    expect(await lane.backlog()).toBe(1000);
+    expect(await lane.backlog(r.db.db)).toBe(1000);
 
     // Live events are claimed from the live lane, never behind (or together with) the copies.
     const live = event({ type: "order.paid" });
@@ -217,7 +217,7 @@ describe("replay", () => {
     }
     await drain();
     expect((await call(r.env, "GET", `/replays/${job.id}`)).body).toMatchObject({ status: "done", scanned: 3000, republished: 3000 });
-    expect(await lane.backlog()).toBe(0);
+    expect(await lane.backlog(r.db.db)).toBe(0);
     expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(3000);
     expect(await count(r, sql`SELECT count(DISTINCT meta ->> 'causation_id')::int AS n FROM events WHERE meta ->> 'replay' = ${job.id}`)).toBe(3000);
   });

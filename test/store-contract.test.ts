@@ -331,6 +331,30 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(await pendingNow()).toBe(0);
   });
 
+  it("a retry's derived events are handled in the same run as the retry", async () => {
+    const h = await harness(backend);
+    const clock = new ManualClock(Date.now());
+    let attempts = 0;
+    const derivedSeen: string[] = [];
+    h.triggers.register({
+      name: "derive-then-fail-once",
+      filter: f.type("a"),
+      handler: async (ctx) => {
+        await ctx.publish({ type: "b" });
+        if (++attempts === 1) throw new Error("first attempt fails");
+      },
+    });
+    h.triggers.register({ name: "b-seen", filter: f.type("b"), handler: (ctx) => void derivedSeen.push(ctx.event.id) });
+    await h.store.publish([event({ type: "a" })]);
+    await h.run({ clock });
+    expect(derivedSeen).toEqual([]);
+    clock.advance(60_000);
+    await h.run({ clock });
+    expect(attempts).toBe(2);
+    expect(derivedSeen).toHaveLength(1);
+    expect(await h.count("type = 'b' AND status = 'completed'")).toBe(1);
+  });
+
   it("defer: pending again at its time without burning the attempt or recording an error", async () => {
     const h = await harness(backend);
     const clock = new ManualClock(Date.now());

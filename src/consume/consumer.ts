@@ -81,7 +81,13 @@ export interface RunReport {
  */
 const DUE_POLL_MS = 1_000;
 
-type LaneState = { lane: string; mode: "reclaim" | "new" | "drained"; cursor: string };
+type LaneState = {
+  lane: string;
+  mode: "reclaim" | "new" | "drained";
+  cursor: string;
+  /** The in-flight batch whose derived events this lane last waited for. */
+  seen?: Promise<number>;
+};
 
 export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   const cfg = o.config;
@@ -161,6 +167,13 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
     };
     const dueLookIsFresh = () => !dueLook.full && Date.now() - dueLook.at < DUE_POLL_MS;
     const dueLookFor = () => ({ max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS });
+    // How many derived events the batch in flight published, once per batch and lane, so
+    // that a lane is not read again and again for the same batch.
+    const derivedInFlight = async (l: LaneState): Promise<number> => {
+      if (!inFlight || l.seen === inFlight) return 0;
+      l.seen = inFlight;
+      return inFlight;
+    };
 
     for (;;) {
       if (stopping) return;
@@ -182,18 +195,18 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
               ...(o.skipDue ? {} : { due: dueLookFor() }),
             }),
           );
-        let claim = await claimLane();
-        // An empty read while a batch is still being handled may only mean that its derived
-        // events are not published yet: wait for it, and read again if it published any
-        // (sequentially, the read came after the publish and would have seen them).
-        if (claim.read === 0 && claim.events.length === 0 && mode === "new" && inFlight && (await inFlight) > 0) {
-          claim = await claimLane();
-        }
+        const claim = await claimLane();
         if (claim.due !== undefined) lookedAtDue(claim.due);
         if (l.mode === "reclaim") {
           l.cursor = claim.cursor ?? "0-0";
           if (l.cursor === "0-0") l.mode = "new";
-        } else if (claim.read === 0) l.mode = "drained";
+        } else if (claim.read === 0 && claim.events.length === 0 && (await derivedInFlight(l)) === 0) {
+          // Drained - unless this claim brought due events, or the batch being handled
+          // published derived events meanwhile: an empty read then may only mean they were not
+          // published yet, and the lane is read again (sequentially, the read came after the
+          // publish and would have seen them).
+          l.mode = "drained";
+        }
         if (claim.read > 0 || claim.events.length > 0) {
           taken++;
           yield claim;

@@ -205,7 +205,7 @@ export interface QueueStats {
  * Counts of one lane of the queue (null: live traffic), one statement (partial indexes keep
  * it off the completed history). A claimed event keeps its lane until it is final.
  */
-export async function queueStats(db: Db, lane: string | null): Promise<QueueStats> {
+export async function queueStats(db: Pick<Db, "execute">, lane: string | null): Promise<QueueStats> {
   const r = await db.execute<Record<string, number | string>>(sql`
     SELECT count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS open,
            count(*) FILTER (WHERE status = 'processing')::int AS processing,

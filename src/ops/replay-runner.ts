@@ -107,7 +107,7 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           if (quota === Number.POSITIVE_INFINITY) {
             quota = job.rate * cfg.REPLAY_INTERVAL_S;
             // Back-pressure: the lane still holds a full round of unhandled work.
-            if (!job.dryRun && (await o.lane.backlog()) >= quota) {
+            if (!job.dryRun && (await o.lane.backlog(tx)) >= quota) {
               return { stop: true, heldBack: true, scanned: 0, republished: 0, done: false };
             }
           }

@@ -141,8 +141,9 @@ export class PostgresEventStore implements EventStore {
     const lane = laneColumn(PG_REPLAY_LANE);
     return {
       name: PG_REPLAY_LANE,
-      backlog: async () => {
-        const s = await this.withDb((db) => queueStats(db, lane));
+      // In the runner's transaction: a second pool connection could wait forever with DB_POOL_MAX=1.
+      backlog: async (tx) => {
+        const s = await queueStats(tx, lane);
         return s.fresh + s.processing;
       },
       append: async (events, tx) => {

@@ -170,8 +170,8 @@ export type DedupedReceipt = PublishReceipt & ({ duplicate: false } | { duplicat
 export interface ReplayLane {
   /** The lane's name, as the consumer drains it (ClaimRequest.lane). */
   readonly name: string;
-  /** Copies appended and not handled yet (back-pressure for the runner). */
-  backlog(): Promise<number>;
+  /** Copies appended and not handled yet (back-pressure for the runner), read in `tx` where it matters. */
+  backlog(tx: Pick<Db, "execute">): Promise<number>;
   /**
    * Appends copies, in order. `tx` is the runner's chunk transaction: a lane in Postgres
    * writes in it (the copies exist if and only if the job's cursor moved past them); a
