@@ -51,6 +51,13 @@ const SETTINGS = {
   // Short invocations, so that there are many of them (and many overlaps).
   CONSUMER_TIME_BUDGET_MS: "4000",
   DB_POOL_MAX: "3",
+  // Every simulated request runs inside this test's one request context, and workerd caps a
+  // context's active timers at 10,000. Each Redis request holds a REDIS_TIMEOUT_MS deadline
+  // timer until it runs out (AbortSignal.timeout), so the default 10 s deadline hits the cap
+  // above 1,000 Redis requests/s - the long profile's ingest on a fast machine. A real
+  // request makes a handful of Redis calls; a shorter deadline here keeps the timers down.
+  // Longer than the client's 2.5 s timeout, so that a hung gateway shows as client timeouts.
+  REDIS_TIMEOUT_MS: "4000",
   // Rate limits would turn load into 429s; they have their own tests.
   RATE_LIMIT_KEY_EVENTS: "0",
   RATE_LIMIT_SOURCE_REQUESTS: "0",
