@@ -187,15 +187,13 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
         const mode = l.mode;
         // claim = read from the lane and persist the batch to history as 'processing', with
         // due events claimed in the same statement
-        const claimLane = () =>
-          withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
-            o.store.claim({
-              lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
-              reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
-              ...(o.skipDue ? {} : { due: dueLookFor() }),
-            }),
-          );
-        const claim = await claimLane();
+        const claim = await withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
+          o.store.claim({
+            lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
+            reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
+            ...(o.skipDue ? {} : { due: dueLookFor() }),
+          }),
+        );
         if (claim.due !== undefined) lookedAtDue(claim.due);
         if (l.mode === "reclaim") {
           l.cursor = claim.cursor ?? "0-0";
