@@ -333,26 +333,6 @@ describe("consumer: triggers", () => {
     expect(seen).toHaveLength(2);
   });
 
-  it("a failed attempt publishes no derived events; the successful retry publishes them once", async () => {
-    const r = await make();
-    const clock = new ManualClock();
-    let n = 0;
-    r.triggers.register({
-      name: "derive-then-fail",
-      filter: f.type("a"),
-      handler: async (ctx) => {
-        await ctx.publish({ type: "b" });
-        if (++n === 1) throw new Error("first attempt fails");
-      },
-    });
-    await r.store.publish([event({ type: "a" })]);
-    await r.run({ clock });
-    expect(await r.rows(sql`select id from events where type = 'b'`)).toHaveLength(0);
-    clock.advance(1_000);
-    await r.run({ clock });
-    expect(await r.rows(sql`select id from events where type = 'b'`)).toHaveLength(1);
-  });
-
   it("higher priority runs first; all matching handlers run; errors are joined", async () => {
     const r = await make({ EVENT_MAX_ATTEMPTS: "1" });
     const order: string[] = [];
