@@ -192,19 +192,13 @@ export class RedisStreamStore implements EventStore {
       return { entries: (r[1] ?? []).filter((x): x is StreamEntry => Array.isArray(x)), cursor: String(r[0]) };
     }
     // XREADGROUP, with the acknowledgements deferred by settle() in the same script.
-    const acks = [...this.unacked];
-    this.unacked.clear();
-    try {
-      const r = (await this.ackThenRead.exec(
+    const r = (await this.sendingOwedAcks((acks) =>
+      this.ackThenRead.exec(
         [req.lane, ...acks.map(([lane]) => lane)],
         [group, req.consumer, String(req.max), ...acks.flatMap(([, ids]) => [String(ids.length), ...ids])],
-      )) as Array<[string, StreamEntry[]]> | null;
-      return { entries: r?.[0]?.[1] ?? [] };
-    } catch (e) {
-      // Not sent (or not known to be): keep them for the next read or flush(). XACK twice is harmless.
-      for (const [lane, ids] of acks) this.deferAck(lane, ids);
-      throw e;
-    }
+      ),
+    )) as Array<[string, StreamEntry[]]> | null;
+    return { entries: r?.[0]?.[1] ?? [] };
   }
 
   private async withGroup<T>(lane: string, fn: () => Promise<T>): Promise<T> {
@@ -297,13 +291,24 @@ export class RedisStreamStore implements EventStore {
     if (this.unacked.size) await this.sendAcks(this.redis.pipeline());
   }
 
-  /** Adds an XACK per lane owed to `p` and executes it; on failure the acks stay owed. */
+  /** Adds an XACK per lane owed to `p` and executes it. */
   private async sendAcks(p: ReturnType<Redis["pipeline"]>): Promise<void> {
+    await this.sendingOwedAcks((acks) => {
+      for (const [lane, ids] of acks) p.xack(lane, this.keys.group, ids);
+      return p.exec();
+    });
+  }
+
+  /**
+   * Hands the acknowledgements owed, by lane, to `send`, which sends them with its request.
+   * If it fails they were not sent (or not known to be): they stay owed, for the next read or
+   * flush(). An XACK sent twice is harmless.
+   */
+  private async sendingOwedAcks<T>(send: (acks: Array<[string, string[]]>) => Promise<T>): Promise<T> {
     const acks = [...this.unacked];
     this.unacked.clear();
-    for (const [lane, ids] of acks) p.xack(lane, this.keys.group, ids);
     try {
-      await p.exec();
+      return await send(acks);
     } catch (e) {
       for (const [lane, ids] of acks) this.deferAck(lane, ids);
       throw e;
