@@ -22,7 +22,7 @@
 import type { Config } from "../config";
 import { openDb, type Db } from "../db/client";
 import { historyCounts, settleCompleted, settleOutcomes } from "../db/history";
-import { claimDueFromHistory, dueEvent, settleRows } from "./shared";
+import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "./shared";
 import { claimFresh, insertOnce, insertPending, queueStats } from "../db/pg-queue";
 import type { EventEnvelope } from "../events/envelope";
 import type {
@@ -105,7 +105,7 @@ export class PostgresEventStore implements EventStore {
     const r = await this.withDb((db) =>
       claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs), lane }, req.due),
     );
-    const fresh = r.fresh.map((x) => ({ event: x.event, attempts: x.attempts, receipt: { eventId: x.event.id, lane: req.lane, entryId: null } }));
+    const fresh = r.fresh.map((x) => claimedEvent(x, req.lane));
     return {
       events: [...r.due.map(dueEvent), ...fresh],
       skipped: [],

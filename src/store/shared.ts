@@ -12,10 +12,12 @@ export async function claimDueFromHistory(db: Db, req: DueRequest): Promise<Clai
   return { events: rows.map(dueEvent), skipped: [], read: rows.length };
 }
 
-/** A due event as handed out: no stream entry to acknowledge. */
-export function dueEvent(r: ClaimedRow): ClaimedEvent {
-  return { event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane: null, entryId: null } };
+/** A row claimed in Postgres as handed out: from `lane` (null: a due event), no stream entry to acknowledge. */
+export function claimedEvent(r: ClaimedRow, lane: string | null): ClaimedEvent {
+  return { event: r.event, attempts: r.attempts, receipt: { eventId: r.event.id, lane, entryId: null } };
 }
+
+export const dueEvent = (r: ClaimedRow): ClaimedEvent => claimedEvent(r, null);
 
 /** Outcomes as the rows of the settle statement (src/db/history.ts settleOutcomes). */
 export function settleRows(outcomes: Outcome[]): SettleRow[] {
