@@ -41,6 +41,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { redisKeys } from "../src/store/keys";
 import { openRedis } from "../src/store/redis";
+import { redisCommandsIn } from "../src/obs/usage";
 import { RedisStreamStore } from "../src/store/redis-streams";
 import { RedisFilterState } from "../src/triggers/filter-state";
 import { RedisScopeLocks } from "../src/triggers/locks";
@@ -77,10 +78,7 @@ let clientCommands = 0;
 const realFetch = globalThis.fetch;
 globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-  if (gatewayUrl && url.startsWith(gatewayUrl) && typeof init?.body === "string") {
-    const path = new URL(url).pathname;
-    clientCommands += path === "/pipeline" || path === "/multi-exec" ? (JSON.parse(init.body) as unknown[]).length : 1;
-  }
+  if (gatewayUrl && url.startsWith(gatewayUrl) && typeof init?.body === "string") clientCommands += redisCommandsIn(JSON.parse(init.body));
   return realFetch(input, init);
 }) as typeof fetch;
 

@@ -14,6 +14,7 @@ import { openDb, type DbHandle } from "../src/db/client";
 import { openStore } from "../src/store";
 import { redisKeys } from "../src/store/keys";
 import { openRedis } from "../src/store/redis";
+import { redisCommandsIn } from "../src/obs/usage";
 import type { ClaimedEvent, EventStore, Outcome, Receipt } from "../src/store/types";
 import { filters as f } from "../src/triggers";
 import { RedisFilterState } from "../src/triggers/filter-state";
@@ -127,10 +128,7 @@ function counter(upstashUrl: string): () => number {
   let n = 0;
   globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(upstashUrl)) {
-      const body = typeof init?.body === "string" ? (JSON.parse(init.body) as unknown[]) : [];
-      n += Array.isArray(body[0]) ? body.length : 1;
-    }
+    if (url.startsWith(upstashUrl) && typeof init?.body === "string") n += redisCommandsIn(JSON.parse(init.body));
     return realFetch(input, init);
   }) as typeof fetch;
   return () => {

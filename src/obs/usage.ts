@@ -6,11 +6,15 @@
  */
 import { inc } from "./metrics";
 
-export function countRedisRequest(body: unknown): void {
+/** Commands in one Upstash REST request body (what Upstash bills; a script is one). */
+export function redisCommandsIn(body: unknown): number {
   // A pipeline / transaction body is an array of commands; a single command is an array of strings.
-  const commands = Array.isArray(body) && Array.isArray(body[0]) ? body.length : 1;
+  return Array.isArray(body) && Array.isArray(body[0]) ? body.length : 1;
+}
+
+export function countRedisRequest(body: unknown): void {
   inc("reflex_redis_requests_total");
-  inc("reflex_redis_commands_total", undefined, commands);
+  inc("reflex_redis_commands_total", undefined, redisCommandsIn(body));
 }
 
 export function countPgRoundTrip(): void {
