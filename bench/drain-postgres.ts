@@ -15,9 +15,9 @@ import { loadConfig, type Env } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { PostgresEventStore } from "../src/store/postgres";
-import { PgFilterState } from "../src/triggers/filter-state-pg";
-import { PgScopeLocks } from "../src/triggers/locks";
+import { PostgresEventStore } from "../src/backends/postgres/store";
+import { PgFilterState } from "../src/backends/postgres/filter-state";
+import { PgScopeLocks } from "../src/backends/postgres/locks";
 import type { TriggerRegistry } from "../src/triggers/registry";
 
 export interface PgDrainResult {

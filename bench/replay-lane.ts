@@ -55,13 +55,13 @@ import { createReplay, getReplay } from "../src/db/replays";
 import type { EventEnvelope } from "../src/events/envelope";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
-import { redisKeys } from "../src/store/keys";
-import { RedisLanes } from "../src/store/lanes";
-import { openRedis } from "../src/store/redis";
-import { RedisStreamStore } from "../src/store/redis-streams";
+import { redisKeys } from "../src/backends/redis/keys";
+import { RedisLanes } from "../src/backends/redis/lanes";
+import { openRedis } from "../src/backends/redis/client";
+import { RedisStreamStore } from "../src/backends/redis/store";
 import { filters as f } from "../src/triggers";
-import { RedisFilterState } from "../src/triggers/filter-state";
-import { RedisScopeLocks } from "../src/triggers/locks";
+import { RedisFilterState } from "../src/backends/redis/filter-state";
+import { RedisScopeLocks } from "../src/backends/redis/locks";
 import { TriggerRegistry } from "../src/triggers/registry";
 
 const { values: args } = parseArgs({

@@ -14,7 +14,7 @@ import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
 import { adminRoutes } from "./ops/admin-routes";
 import { healthRoutes } from "./health/routes";
-import { httpMetrics } from "./obs/http-metrics";
+import { httpMetrics } from "./http/metrics";
 import { metricsRoutes } from "./obs/routes";
 
 export type AppEnv = { Bindings: Env };

@@ -7,8 +7,8 @@ import { app } from "./app";
 import { loadConfig, type Env, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
 import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
-import { recordConsumerRun } from "./obs/run-metrics";
-import { flushMetrics } from "./obs/sink";
+import { recordConsumerRun } from "./consume/run-metrics";
+import { flushMetrics } from "./backends";
 import { traceConfig, tracingEnabled } from "./obs/trace";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */

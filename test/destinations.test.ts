@@ -8,7 +8,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { ConfigError, loadConfig } from "../src/config";
-import { ManualClock } from "../src/consume/clock";
+import { ManualClock } from "../src/clock";
 import { breakerStates, deliveryAttemptsFor, openDestinations } from "../src/destinations";
 import { USER_AGENT } from "../src/destinations/deliver";
 import { filters as f } from "../src/triggers";

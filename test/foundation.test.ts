@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { exports } from "cloudflare:workers";
 import { freshEnv } from "./support/env";
-import { openRedis } from "../src/store/redis";
+import { openRedis } from "../src/backends/redis/client";
 import { openDb } from "../src/db/client";
 import { loadConfig } from "../src/config";
 import { sql } from "drizzle-orm";

@@ -9,7 +9,7 @@ import { freshEnv, type TestEnv } from "./support/env";
 import { privateStandIns, type StandInPair } from "./support/faults";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
-import { openStore } from "../src/store/index";
+import { openBackend } from "../src/backends";
 import type { EventEnvelope } from "../src/events/envelope";
 
 const API_KEY = "health-test-key";
@@ -86,7 +86,7 @@ describe("GET /health/detailed", () => {
     const env = await freshEnv({ HEALTH_DLQ_DEGRADED: "2", HEALTH_LAG_DEGRADED: "100", CACHE_ENABLED: "false" });
     const cfg = loadConfig(env);
     // 5 events in the stream, never consumed: lag 5.
-    await openStore(cfg).publish(Array.from({ length: 5 }, (_, i) => event(i)));
+    await openBackend(cfg).store.publish(Array.from({ length: 5 }, (_, i) => event(i)));
     // History: 3 in the DLQ, 2 processing, 4 waiting for a retry an hour from now.
     await sqlOn(env, sql`
       INSERT INTO events (id, type, source, timestamp, payload, meta, scope, status, attempts, next_retry_at)

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { exports } from "cloudflare:workers";
 import { loadConfig } from "../src/config";
-import { redisKeys, shardOf } from "../src/store/keys";
-import { openRedis } from "../src/store/redis";
+import { redisKeys, shardOf } from "../src/backends/redis/keys";
+import { openRedis } from "../src/backends/redis/client";
 import { API_KEY, OTHER_KEY, authed, call, ingestEnv, post, recordingQueue, streamEvents, streamLength } from "./fixtures/ingest";
 
 const tick = (n: number, source = "cron:main") => ({ type: "timer.tick", source, timer_name: "main", tick_count: n });

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
-import { redisKeys } from "../src/store/keys";
-import { openRedis } from "../src/store/redis";
-import { RedisScopeLocks } from "../src/triggers/locks";
+import { redisKeys } from "../src/backends/redis/keys";
+import { openRedis } from "../src/backends/redis/client";
+import { RedisScopeLocks } from "../src/backends/redis/locks";
 import { freshEnv } from "./support/env";
 
 async function owners(leaseMs = 30_000) {

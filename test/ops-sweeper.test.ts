@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import worker from "../src/index";
 import { sweep, type SweepOptions } from "../src/ops/dlq-sweeper";
-import { RedisLanes } from "../src/store/lanes";
+import { RedisLanes } from "../src/backends/redis/lanes";
 import { event, rig, type Rig } from "./support/consume";
 
 const open: Rig[] = [];

@@ -9,14 +9,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../src/config";
-import { ManualClock } from "../src/consume/clock";
+import { ManualClock } from "../src/clock";
 import { consumeInWorker } from "../src/consume/entry";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb, type DbHandle } from "../src/db/client";
-import { openStore } from "../src/store";
+import { openBackend } from "../src/backends";
 import { filters as f } from "../src/triggers";
-import { PgFilterState } from "../src/triggers/filter-state-pg";
-import { PgScopeLocks } from "../src/triggers/locks";
+import { PgFilterState } from "../src/backends/postgres/filter-state";
+import { PgScopeLocks } from "../src/backends/postgres/locks";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { API_KEY, authed, call, post, recordingQueue } from "./fixtures/ingest";
 import { event } from "./support/consume";
@@ -61,7 +61,7 @@ describe("Postgres-only deployment (no Redis configured)", () => {
     const cfg = loadConfig(env);
     expect(cfg).toMatchObject({ EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres" });
     expect(cfg.UPSTASH_REDIS_REST_URL).toBeUndefined();
-    expect(openStore(cfg).backend).toBe("postgres");
+    expect(openBackend(cfg).store.backend).toBe("postgres");
   });
 
   it("POST /events and /events/batch store pending rows (rate limits off: no 503), one wake-up per window; the worker's consumer drains them", async () => {
@@ -112,7 +112,7 @@ describe("Postgres-only deployment (no Redis configured)", () => {
 
   it("an expired delivery key is taken over (a new event), and expired keys are cleaned up by later deliveries", async () => {
     const env = await pgOnlyEnv();
-    const store = openStore(loadConfig(env), db(env).db);
+    const store = openBackend(loadConfig(env), db(env)).store;
     const a = event();
     await store.publishOnce(a, { key: "src:old-1", windowS: 60 });
     await store.publishOnce(event(), { key: "src:old-2", windowS: 60 });
@@ -166,7 +166,7 @@ describe("PgFilterState: trigger rate limits and dedupe in Postgres", () => {
     const env = await pgOnlyEnv();
     const cfg = loadConfig(env);
     const h = db(env);
-    const store = openStore(cfg, h.db);
+    const store = openBackend(cfg, h).store;
     const seen: Record<string, string[]> = { limited: [], deduped: [] };
     const triggers = new TriggerRegistry()
       .register({ name: "limited", filter: f.and(f.type("test.*"), f.rateLimit({ max: 4, windowMs: 3_600_000 })), handler: (c) => void seen.limited!.push(c.event.id) })

@@ -10,9 +10,9 @@ import { sql } from "drizzle-orm";
 import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/replay-runner";
 import { replayId } from "../src/ops/replay-ids";
 import { type as typeFilter } from "../src/triggers/filters";
-import { RedisLanes } from "../src/store/lanes";
-import { PG_LANE, PostgresEventStore } from "../src/store/postgres";
-import { PgFilterState } from "../src/triggers/filter-state-pg";
+import { RedisLanes } from "../src/backends/redis/lanes";
+import { PG_LANE, PostgresEventStore } from "../src/backends/postgres/store";
+import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { event, rig, type Rig } from "./support/consume";
 

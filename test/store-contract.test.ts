@@ -8,19 +8,21 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { loadConfig, type Config } from "../src/config";
-import { ManualClock } from "../src/consume/clock";
+import { ManualClock } from "../src/clock";
 import { runConsumer, type ConsumerOptions, type RunReport } from "../src/consume/consumer";
 import { openDb, type DbHandle } from "../src/db/client";
-import { openStore } from "../src/store";
-import { redisKeys } from "../src/store/keys";
-import { openRedis } from "../src/store/redis";
+import { openBackend } from "../src/backends";
+import { redisKeys } from "../src/backends/redis/keys";
+import { openRedis } from "../src/backends/redis/client";
 import { redisCommandsIn } from "../src/obs/usage";
-import type { ClaimedEvent, EventStore, Outcome, Receipt } from "../src/store/types";
+import type { ClaimedEvent, EventStore, Outcome, Receipt } from "../src/backends/types";
 import { filters as f } from "../src/triggers";
-import { RedisFilterState } from "../src/triggers/filter-state";
-import { PgFilterState } from "../src/triggers/filter-state-pg";
+import { RedisFilterState } from "../src/backends/redis/filter-state";
+import { PgFilterState } from "../src/backends/postgres/filter-state";
 import type { FilterState } from "../src/triggers/filters";
-import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../src/triggers/locks";
+import { PgScopeLocks } from "../src/backends/postgres/locks";
+import { RedisScopeLocks } from "../src/backends/redis/locks";
+import type { ScopeLocks } from "../src/backends/types";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { freshEnv, type TestEnv } from "./support/env";
 import { event } from "./support/consume";
@@ -55,7 +57,7 @@ async function harness(backend: Backend, overrides: Record<string, unknown> = {}
   const cfg = loadConfig(env);
   const db = openDb(cfg);
   open.push(db);
-  const store = openStore(cfg, db.db);
+  const store = openBackend(cfg, db).store;
   const triggers = new TriggerRegistry();
   const keys = redisKeys(cfg.REDIS_PREFIX);
   const newLocks = (): ScopeLocks => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
-import { redisKeys } from "../src/store/keys";
-import { openRedis } from "../src/store/redis";
+import { redisKeys } from "../src/backends/redis/keys";
+import { openRedis } from "../src/backends/redis/client";
 import { call, ingestEnv, keysOf, recordingQueue, streamEvents, streamLength } from "./fixtures/ingest";
 import {
   SECRETS,

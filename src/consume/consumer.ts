@@ -25,13 +25,13 @@
  */
 import { withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
-import type { ClaimResult, EventStore } from "../store/types";
-import type { FilterState } from "../triggers/filters";
-import type { ScopeLocks } from "../triggers/locks";
+import type { ClaimResult, EventStore } from "../backends/types";
+import type { FilterState } from "../backends/types";
+import type { ScopeLocks } from "../backends/types";
 import type { TriggerRegistry } from "../triggers/registry";
-import { systemClock, type Clock } from "./clock";
+import { systemClock, type Clock } from "../clock";
 import { dispatch, type DispatchHooks } from "./dispatch";
-import type { Failpoints } from "./failpoints";
+import type { Failpoints } from "../backends/failpoints";
 import { createLogger, type Logger } from "../obs/log";
 
 export interface ConsumerOptions {

@@ -6,13 +6,7 @@
 import { loadConfig, type Config, type Env } from "../config";
 import { openDb } from "../db/client";
 import "../handlers";
-import { redisKeys } from "../store/keys";
-import { openRedis } from "../store/redis";
-import { openStore } from "../store/index";
-import { RedisFilterState } from "../triggers/filter-state";
-import { PgFilterState } from "../triggers/filter-state-pg";
-import type { FilterState } from "../triggers/filters";
-import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../triggers/locks";
+import { openBackend } from "../backends";
 import { defaultTriggers } from "../triggers/registry";
 import { openDestinations } from "../destinations";
 import { runConsumer, type RunReport } from "./consumer";
@@ -43,24 +37,17 @@ export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: 
   const cfg: Config = laneRun ? { ...base, CONSUMER_TIME_BUDGET_MS: laneRun.timeBudgetMs } : base;
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
   const db = openDb(cfg);
-  const store = openStore(cfg, db.db);
-  // EVENT_BACKEND=postgres with LOCK_BACKEND=postgres needs no Redis at all: Redis is opened
-  // only for what uses it. Filter state lives with the events (Redis or Postgres).
-  const keys = redisKeys(cfg.REDIS_PREFIX);
-  const redis = cfg.EVENT_BACKEND === "redis" || cfg.LOCK_BACKEND === "redis" ? openRedis(cfg) : undefined;
-  const locks: ScopeLocks =
-    cfg.LOCK_BACKEND === "postgres" ? new PgScopeLocks(db.pool) : new RedisScopeLocks(redis!, keys.lock, cfg.LOCK_LEASE_MS);
-  const filterState: FilterState =
-    cfg.EVENT_BACKEND === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(redis!, keys.filterState);
+  const backend = openBackend(cfg, db);
+  const locks = backend.scopeLocks();
   // DESTINATIONS become triggers beside the code triggers, with their breaker/attempt hooks.
   const destinations = openDestinations({ config: cfg, db: db.db, base: defaultTriggers, log });
   try {
     const report = await runConsumer({
-      store,
+      store: backend.store,
       triggers: destinations.triggers,
       hooks: destinations.hooks,
       locks,
-      filterState,
+      filterState: backend.filterState(),
       config: cfg,
       env,
       log,

@@ -8,7 +8,7 @@
  * poller releases scopes this batch has finished with: two invocations that each hold what
  * the other waits for then make progress instead of both timing out.
  */
-import type { ScopeLocks } from "../triggers/locks";
+import type { ScopeLocks } from "../backends/types";
 
 interface Waiter {
   scopes: string[];

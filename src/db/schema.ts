@@ -42,7 +42,7 @@ export const events = pgTable(
     /** Why an operator discarded the event from the DLQ (status 'discarded'). */
     discardReason: text("discard_reason"),
     /**
-     * EVENT_BACKEND=postgres: the lane a published event waits in until claimed - NULL for
+     * Postgres backend: the lane a published event waits in until claimed - NULL for
      * live traffic, 'replay' for replay copies (drained by the replay runner, never in front
      * of live events). Unused with Redis, whose lanes are streams.
      */
@@ -59,7 +59,7 @@ export const events = pgTable(
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
     // expired Postgres-side claims (a consumer died while handling a due retry)
     index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
-    // EVENT_BACKEND=postgres: fresh events (published, never claimed) in arrival order, live
+    // Postgres backend: fresh events (published, never claimed) in arrival order, live
     // and replay lanes apart; the claim of new events is an index range scan of one of them,
     // whatever the size of the history
     index("events_fresh_idx").on(t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NULL`),
@@ -120,7 +120,7 @@ export type ReplayJobRow = typeof replayJobs.$inferSelect;
 
 /**
  * Small durable state of the scheduled functions (e.g. "DLQ alert sent for this crossing"),
- * kept in Postgres so it works with either EVENT_BACKEND.
+ * kept in Postgres so it works with either event backend.
  */
 export const opsState = pgTable("ops_state", {
   key: text("key").primaryKey(),
@@ -128,13 +128,13 @@ export const opsState = pgTable("ops_state", {
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 });
 
-// --- EVENT_BACKEND=postgres: state the Redis backend keeps in Redis keys (issue 5) ---
+// --- Postgres backend: state the Redis backend keeps in Redis keys ---
 
 /**
  * Webhook deliveries seen (publishOnce), for DEDUPE_WINDOW_S: the Postgres form of the
  * `<prefix>:dedupe:<key>` keys. Recorded in the same statement as the event's INSERT, so the
  * key exists if and only if the event was stored. Expired rows are overwritten on reuse and
- * deleted a few at a time by later deliveries (src/db/pg-queue.ts): no sweeper needed.
+ * deleted a few at a time by later deliveries (src/backends/postgres/queue.ts): no sweeper needed.
  */
 export const webhookDeliveries = pgTable(
   "webhook_deliveries",
@@ -147,7 +147,7 @@ export const webhookDeliveries = pgTable(
 );
 
 /**
- * The consumer wake-up debounce gate (src/ingest/wake.ts) for EVENT_BACKEND=postgres: one
+ * The consumer wake-up debounce gate (src/ingest/wake.ts) for the Postgres backend: one
  * row whose open_until is moved forward by the publish that opens a new window, in the same
  * statement as the INSERT of the events (the Postgres form of SET NX PX).
  */
@@ -157,8 +157,8 @@ export const wakeGate = pgTable("wake_gate", {
 });
 
 /**
- * State of stateful trigger filters (rate limit, dedupe) for EVENT_BACKEND=postgres: the
- * Postgres form of `<prefix>:filter:<name>` (src/triggers/filter-state-pg.ts).
+ * State of stateful trigger filters (rate limit, dedupe) for the Postgres backend: the
+ * Postgres form of `<prefix>:filter:<name>` (src/backends/postgres/filter-state.ts).
  * Rate limit rows hold the admitted event ids (and their limit in window_ends_ms); dedupe
  * rows the first event id and the end of its window on the consumer's clock. expires_at
  * (real time) only cleans up.
@@ -207,7 +207,7 @@ export const deliveryAttempts = pgTable(
 
 /**
  * Circuit breaker of each destination, shared by every consumer invocation (and kept in
- * Postgres so that EVENT_BACKEND=postgres needs nothing else). No row: closed, no failures.
+ * Postgres so that the Postgres backend needs nothing else). No row: closed, no failures.
  *  - closed: `failures` counts consecutive failed deliveries;
  *  - open: nothing is delivered until next_probe_at (the cool-down's end);
  *  - half-open: one invocation (probe_owner) sends one probe; next_probe_at is the probe's

@@ -16,7 +16,7 @@
  * The breaker rows are read once per batch, when the batch first needs them.
  */
 import type { Config } from "../config";
-import { systemClock, type Clock } from "../consume/clock";
+import { systemClock, type Clock } from "../clock";
 import { DeferAttempt, type DispatchHooks } from "../consume/dispatch";
 import { createLogger, type Logger } from "../obs/log";
 import type { Db } from "../db/client";

@@ -8,8 +8,8 @@
  */
 import type { Config } from "../config";
 import { pingDb, type DbHandle } from "../db/client";
-import { pingRedis, type Redis } from "../store/redis";
-import type { EventStore } from "../store/types";
+import { pingRedis, type Redis } from "../backends/redis/client";
+import type { EventStore } from "../backends/types";
 import { breakerStates } from "../destinations";
 import { probe, threshold, worst, type Indicator, type Level } from "./checks";
 
@@ -41,7 +41,7 @@ export async function readiness(cfg: Config, d: Deps): Promise<ReadyReport> {
 
 export interface DetailedReport {
   status: Level;
-  backend: Config["EVENT_BACKEND"];
+  backend: EventStore["backend"];
   checked_at: string;
   indicators: Record<string, Indicator | Indicator[]>;
 }
@@ -94,5 +94,5 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
   }
 
   const levels = Object.values(indicators).flatMap((i) => (Array.isArray(i) ? i : [i])).map((i) => i.status);
-  return { status: worst(levels), backend: cfg.EVENT_BACKEND, checked_at: now.toISOString(), indicators };
+  return { status: worst(levels), backend: d.store.backend, checked_at: now.toISOString(), indicators };
 }

@@ -11,17 +11,14 @@ import { loadConfig, type Config } from "../config";
 import { openDb } from "../db/client";
 import { problem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { hasRedis } from "../obs/sink";
-import { openCache } from "../store/cache";
-import { openStore } from "../store/index";
-import { openRedis } from "../store/redis";
+import { openBackend, openCache } from "../backends";
 import { detailedHealth, readiness, type Deps } from "./report";
 
 async function withDeps<T>(c: Context<AppEnv>, cfg: Config, fn: (d: Deps) => Promise<T>): Promise<T> {
   const db = openDb(cfg);
   try {
-    const redis = cfg.EVENT_BACKEND === "redis" || (cfg.LOCK_BACKEND === "redis" && hasRedis(cfg)) ? openRedis(cfg) : undefined;
-    return await fn({ db, redis, store: openStore(cfg, db.db) });
+    const backend = openBackend(cfg, db);
+    return await fn({ db, redis: backend.redis, store: backend.store });
   } finally {
     try {
       c.executionCtx.waitUntil(db.close());

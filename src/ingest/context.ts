@@ -2,8 +2,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig, type Config } from "../config";
-import { openRedis } from "../store/redis";
-import { openStore } from "../store";
+import { openBackend, openUpstash } from "../backends";
 import { HTTPProblem } from "../http/problem";
 import { enforceRateLimit, rateLimitEnabled, type RateLimitSubject } from "./ratelimit";
 import { storeUnavailable, type IngestContext } from "./publish";
@@ -12,7 +11,7 @@ export function ingestContext(c: Context<AppEnv>, cfg: Config = loadConfig(c.env
   return {
     env: c.env,
     cfg,
-    store: openStore(cfg),
+    store: openBackend(cfg).store,
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   };
 }
@@ -21,9 +20,10 @@ export function ingestContext(c: Context<AppEnv>, cfg: Config = loadConfig(c.env
 export async function rateLimit(ctx: IngestContext, subject: RateLimitSubject): Promise<void> {
   if (!rateLimitEnabled(ctx.cfg, subject.kind)) return;
   // @upstash/ratelimit needs Upstash; a Postgres-only deployment without it has no rate limits.
-  if (!ctx.cfg.UPSTASH_REDIS_REST_URL || !ctx.cfg.UPSTASH_REDIS_REST_TOKEN) return;
+  const upstash = openUpstash(ctx.cfg);
+  if (!upstash) return;
   try {
-    await enforceRateLimit(openRedis(ctx.cfg), ctx.cfg, subject, ctx.waitUntil);
+    await enforceRateLimit(upstash, ctx.cfg, subject, ctx.waitUntil);
   } catch (err) {
     if (err instanceof HTTPProblem) throw err;
     throw storeUnavailable(err, ctx.cfg);

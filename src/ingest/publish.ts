@@ -8,7 +8,7 @@ import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
-import type { Dedupe, EventStore } from "../store/types";
+import type { Dedupe, EventStore } from "../backends/types";
 import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */

@@ -13,8 +13,8 @@
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Config } from "../config";
 import { HTTPProblem } from "../http/problem";
-import { redisKeys } from "../store/keys";
-import type { Redis } from "../store/redis";
+import { redisKeys } from "../backends/redis/keys";
+import type { Redis } from "../backends/redis/client";
 
 // Identifiers known to be over their limit until the window resets: answered without a
 // Redis command (the library's "ephemeral cache"), shared by the isolate's requests.

@@ -18,7 +18,7 @@
  * No WAKE_QUEUE binding: nothing is sent; the cron trigger still drains the streams.
  */
 import type { Config, Env, WakeMessage } from "../config";
-import type { PublishOptions, PublishReceipt } from "../store/types";
+import type { PublishOptions, PublishReceipt } from "../backends/types";
 
 /** Per REDIS_PREFIX (several deployments or tests may share an isolate): when its window closes. */
 const windowClosesAt = new Map<string, number>();

@@ -47,7 +47,7 @@ export function inc(name: string, labels?: Labels, by = 1): void {
   buffer.set(k, (buffer.get(k) ?? 0) + by);
 }
 
-/** Where counters accumulate across isolates: Redis (src/store) or Postgres (src/db). */
+/** Where counters accumulate across isolates: a Redis hash or a Postgres table (src/backends). */
 export interface MetricsSink {
   add(deltas: Array<[series: string, by: number]>): Promise<void>;
   read(): Promise<Array<[series: string, value: number]>>;

@@ -8,9 +8,9 @@ import { loadConfig } from "../config";
 import { historyCounts } from "../db/history";
 import { openDb } from "../db/client";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "../ops/auth";
+import { adminAuth } from "../http/auth";
 import { flush, render } from "./metrics";
-import { withMetricsSink } from "./sink";
+import { withMetricsSink } from "../backends";
 
 export function metricsRoutes() {
   const r = createRouter();

@@ -1,6 +1,6 @@
 /**
  * Counts what production bills, from inside the clients: Redis commands (Upstash bills per
- * command) and HTTP requests, and Postgres round trips. src/store/redis.ts and
+ * command) and HTTP requests, and Postgres round trips. src/backends/redis/client.ts and
  * src/db/client.ts report here; the counts become metrics (reflex_redis_commands_total,
  * reflex_pg_round_trips_total).
  */

@@ -5,7 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { breakerStates } from "../destinations";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "./auth";
+import { adminAuth } from "../http/auth";
 import { withDb } from "./db-scope";
 
 export function adminDestinationRoutes() {

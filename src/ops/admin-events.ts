@@ -18,10 +18,10 @@ import { eventStatus } from "../db/schema";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "./auth";
+import { adminAuth } from "../http/auth";
 import { IdParam, authResponses, jsonOk, security } from "./route-kit";
 import { loadConfig } from "../config";
-import { openCache } from "../store/cache";
+import { openCache } from "../backends";
 import { UUID_RE, withDb } from "./db-scope";
 
 /** Statuses nothing moves an event out of (see the event-detail cache below). */

@@ -13,7 +13,7 @@ import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } fr
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "./auth";
+import { adminAuth } from "../http/auth";
 import { IdParam, authResponses, jsonOk, security } from "./route-kit";
 import { UUID_RE, withDb } from "./db-scope";
 

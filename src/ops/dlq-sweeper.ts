@@ -18,15 +18,14 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { dlqSummary } from "../db/admin-queries";
 import { crossedAbove, sweepStuck } from "../db/sweep-queries";
-import type { RedisLanes } from "../store/lanes";
-import type { EventStore } from "../store/types";
+import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Logger } from "../obs/log";
 
 export interface SweepOptions {
   db: Db;
   store: EventStore;
-  /** Redis stream upkeep; absent with EVENT_BACKEND=postgres (no streams to trim). */
-  lanes?: RedisLanes;
+  /** Redis stream upkeep; absent on the Postgres backend (no streams to trim). */
+  lanes?: StreamUpkeep;
   config: Config;
   log?: Logger;
   now?: Date;
@@ -60,7 +59,8 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
     }
   };
   const lanes = o.lanes;
-  const laneList = [...o.store.lanes(), ...(lanes ? [lanes.keys.replayLane] : [])];
+  const replayLane = lanes?.replayLane().name;
+  const laneList = [...o.store.lanes(), ...(replayLane ? [replayLane] : [])];
 
   await step("stuck", async () => {
     const stuckBefore = new Date(now.getTime() - cfg.SWEEP_STUCK_AFTER_MS);
@@ -81,7 +81,7 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
   if (lanes) await step("trim", async () => {
     const retentionMs = (cfg.STREAM_RETENTION_S ?? DAY_S) * 1000;
     for (const lane of o.store.lanes()) report.trimmed += await lanes.trimAcknowledged(lane, now.getTime() - retentionMs);
-    report.trimmed += await lanes.trimAcknowledged(lanes.keys.replayLane, now.getTime());
+    report.trimmed += await lanes.trimAcknowledged(replayLane!, now.getTime());
     report.trimmed += await lanes.trimDlqTrail(now.getTime() - Math.max(retentionMs, 7 * DAY_S * 1000));
   });
 

@@ -22,13 +22,13 @@ import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { Db } from "../db/client";
 import type { HistoryRow } from "../db/history";
 import { countJob, lockJob, readChunk, recordReplayError, runnableReplays, saveChunk, type ReplayJob } from "../db/replays";
-import type { ReplayLane } from "../store/types";
+import type { ReplayLane } from "../backends/types";
 import type { Logger } from "../obs/log";
 import { replayId } from "./replay-ids";
 
 export interface ReplayRunOptions {
   db: Db;
-  /** Where copies go: a stream (EVENT_BACKEND=redis) or rows of the replay lane (postgres). */
+  /** Where copies go: a stream (Redis backend) or rows of the replay lane (Postgres backend). */
   lane: ReplayLane;
   config: Config;
   log?: Logger;

@@ -8,10 +8,7 @@ import { loadConfig, type Env } from "../config";
 import { openDb } from "../db/client";
 import { consumeInWorker } from "../consume/entry";
 import { createLogger } from "../obs/log";
-import { openStore } from "../store/index";
-import { RedisLanes } from "../store/lanes";
-import { PostgresEventStore } from "../store/postgres";
-import { openRedis } from "../store/redis";
+import { openBackend } from "../backends";
 import { advanceReplays } from "./replay-runner";
 import { sweep } from "./dlq-sweeper";
 
@@ -20,9 +17,7 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   const log = createLogger(cfg.LOG_LEVEL, { run: "replay-runner" });
   const started = Date.now();
   const db = openDb(cfg);
-  // A stream of its own with Redis; rows of lane 'replay' in the events table with Postgres.
-  const lane =
-    cfg.EVENT_BACKEND === "redis" ? new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX).replayLane() : new PostgresEventStore(cfg, db.db).replayLane();
+  const lane = openBackend(cfg, db).replayLane();
   try {
     // Half the budget to publish, the rest (at least that) to drain what was published.
     const report = await advanceReplays({ db: db.db, lane, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
@@ -39,9 +34,8 @@ export async function runDlqSweeper(env: Env, ctx: ExecutionContext) {
   const log = createLogger(cfg.LOG_LEVEL, { run: "dlq-sweeper" });
   const db = openDb(cfg);
   try {
-    const store = openStore(cfg, db.db);
-    const lanes = cfg.EVENT_BACKEND === "redis" ? new RedisLanes(openRedis(cfg), cfg.REDIS_PREFIX) : undefined;
-    const report = await sweep({ db: db.db, store, lanes, config: cfg, log });
+    const backend = openBackend(cfg, db);
+    const report = await sweep({ db: db.db, store: backend.store, lanes: backend.streams, config: cfg, log });
     log.info("dlq sweeper", { ...report });
     // A failed step fails the invocation, so it shows in the cron's history.
     if (report.errors.length) throw new Error(`DLQ sweeper: ${report.errors.join("; ")}`);

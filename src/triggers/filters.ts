@@ -13,14 +13,10 @@
  * Stateful checks are idempotent per event: a retried or redelivered event that passed once
  * passes again in the same window instead of counting twice or being its own duplicate.
  */
+import type { FilterState } from "../backends/types";
 import type { EventEnvelope } from "../events/envelope";
 
-export interface FilterState {
-  /** True while fewer than `max` distinct events used `key` in this window (or this event already did). */
-  rateLimit(key: string, max: number, windowMs: number, eventId: string): Promise<boolean>;
-  /** True for the first event with `key` in the window from its first sight at `nowMs` (and for that same event again). */
-  dedupe(key: string, windowMs: number, eventId: string, nowMs: number): Promise<boolean>;
-}
+export type { FilterState };
 
 export interface FilterContext {
   /** Trigger name: stateful filters namespace their keys with it. */

@@ -18,13 +18,13 @@ import { createExecutionContext, createMessageBatch, createScheduledController, 
 import worker from "../../src/index";
 import type { Config, Env, WakeMessage } from "../../src/config";
 import { runConsumer } from "../../src/consume/consumer";
-import { CrashInjected, Failpoints, type Failpoint } from "../../src/consume/failpoints";
+import { CrashInjected, Failpoints, type Failpoint } from "../../src/backends/failpoints";
 import { openDb } from "../../src/db/client";
-import { openStore } from "../../src/store/index";
-import { redisKeys } from "../../src/store/keys";
-import { openRedis } from "../../src/store/redis";
-import { RedisFilterState } from "../../src/triggers/filter-state";
-import { RedisScopeLocks } from "../../src/triggers/locks";
+import { openBackend } from "../../src/backends";
+import { redisKeys } from "../../src/backends/redis/keys";
+import { openRedis } from "../../src/backends/redis/client";
+import { RedisFilterState } from "../../src/backends/redis/filter-state";
+import { RedisScopeLocks } from "../../src/backends/redis/locks";
 import type { TriggerRegistry } from "../../src/triggers/registry";
 
 export const FAILPOINTS: Failpoint[] = ["after-claim-before-persist", "after-persist-before-dispatch", "after-persist-before-ack"];
@@ -216,7 +216,7 @@ export class Fleet {
     let crashed = false;
     try {
       await runConsumer({
-        store: track(rec, "store", openStore(cfg, db.db)),
+        store: track(rec, "store", openBackend(cfg, db).store),
         triggers: this.o.triggers,
         locks,
         filterState: track(rec, "filterState", new RedisFilterState(redis, keys.filterState)),

@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { DbHandle } from "../../src/db/client";
-import type { EventStore } from "../../src/store/types";
+import type { EventStore } from "../../src/backends/types";
 import type { Ledger } from "./client";
 import { fateOf, type HandlerStats } from "./handlers";
 

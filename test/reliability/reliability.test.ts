@@ -18,7 +18,7 @@
 import { describe, expect, inject, it, vi } from "vitest";
 import { loadConfig, type Config } from "../../src/config";
 import { openDb } from "../../src/db/client";
-import { openStore } from "../../src/store/index";
+import { openBackend } from "../../src/backends";
 import { defaultTriggers, TriggerRegistry } from "../../src/triggers/registry";
 import { freshEnv } from "../support/env";
 import { privateStandIns } from "../support/faults";
@@ -95,7 +95,7 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
       // The observer reads history and streams through the shared, healthy stand-ins.
       const observerCfg = loadConfig({ ...env, UPSTASH_REDIS_REST_URL: inject("upstashUrl"), UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"), NEON_WS_PROXY: inject("neonProxy") });
       const observerDb = openDb(observerCfg);
-      const observerStore = openStore(observerCfg, observerDb.db);
+      const observerStore = openBackend(observerCfg, observerDb).store;
 
       const plan = buildPlan(P);
       const ledger = new Ledger();

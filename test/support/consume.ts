@@ -8,11 +8,13 @@ import { loadConfig, type Config } from "../../src/config";
 import { openDb, type DbHandle } from "../../src/db/client";
 import type { EventEnvelope } from "../../src/events/envelope";
 import { runConsumer, type ConsumerOptions, type RunReport } from "../../src/consume/consumer";
-import { redisKeys } from "../../src/store/keys";
-import { openRedis, type Redis } from "../../src/store/redis";
-import { RedisStreamStore } from "../../src/store/redis-streams";
-import { RedisFilterState } from "../../src/triggers/filter-state";
-import { PgScopeLocks, RedisScopeLocks, type ScopeLocks } from "../../src/triggers/locks";
+import { redisKeys } from "../../src/backends/redis/keys";
+import { openRedis, type Redis } from "../../src/backends/redis/client";
+import { RedisStreamStore } from "../../src/backends/redis/store";
+import { RedisFilterState } from "../../src/backends/redis/filter-state";
+import { PgScopeLocks } from "../../src/backends/postgres/locks";
+import { RedisScopeLocks } from "../../src/backends/redis/locks";
+import type { ScopeLocks } from "../../src/backends/types";
 import { TriggerRegistry } from "../../src/triggers/registry";
 import { freshEnv, type TestEnv } from "./env";
 

@@ -1,7 +1,7 @@
 /** Metrics counters in one Redis hash: a flush is ONE command (a script of HINCRBYFLOAT). */
-import type { MetricsSink } from "../obs/metrics";
+import type { MetricsSink } from "../../obs/metrics";
 import { redisKeys } from "./keys";
-import type { Redis } from "./redis";
+import type { Redis } from "./client";
 
 const ADD = `
 for i = 1, #ARGV, 2 do

@@ -1,5 +1,5 @@
 /**
- * What both FilterState backends share (./filter-state.ts on Redis, ./filter-state-pg.ts on
+ * What both FilterState backends share (./redis/filter-state.ts on Redis, ./postgres/filter-state.ts on
  * Postgres): every check made while a batch is matched is queued, and once per microtask
  * round the queue goes out in ONE call - a script, a statement - so stateful filters cost one
  * round trip per batch, not per event. Checks keep the order they were made in (the batch's
@@ -7,7 +7,7 @@
  *
  * A backend supplies the key its state lives under and the call that answers a round.
  */
-import type { FilterState } from "./filters";
+import type { FilterState } from "./types";
 
 /** One check of a stateful filter. */
 export interface Check {

@@ -1,7 +1,7 @@
 /**
  * The EventStore contract: one interface, two backends (Redis Streams, Postgres).
  * Ingestion, consumers, triggers, DLQ and replay depend on this interface only;
- * EVENT_BACKEND picks the implementation (src/store/index.ts).
+ * the configuration picks the implementation (src/backends/index.ts).
  *
  * publish() resolving means the events are durably handed over: only then may ingest
  * answer 2xx.
@@ -25,7 +25,7 @@
  * the transport. Both backends share that history code (src/db/history.ts).
  */
 import type { EventEnvelope } from "../events/envelope";
-import type { Failpoints } from "../consume/failpoints";
+import type { Failpoints } from "./failpoints";
 import type { Db } from "../db/client";
 import type { DueLook } from "../db/history";
 
@@ -81,7 +81,7 @@ export interface ClaimRequest {
    * statement (nothing was read) may skip the look; ClaimResult.due says whether it looked.
    */
   due?: DueLook;
-  /** Crash injection for tests (src/consume/failpoints.ts); absent in production. */
+  /** Crash injection for tests (./failpoints.ts); absent in production. */
   failpoints?: Failpoints;
 }
 
@@ -215,4 +215,49 @@ export interface EventStore {
    * (src/ops, DLQ issue), not by the consumer itself. Returns the names removed.
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
+}
+
+/**
+ * State of the stateful trigger filters (rate limit, dedupe): it must hold across
+ * invocations and isolates, so it lives with the backend (a Redis script, a Postgres row).
+ */
+export interface FilterState {
+  /** True while fewer than `max` distinct events used `key` in this window (or this event already did). */
+  rateLimit(key: string, max: number, windowMs: number, eventId: string): Promise<boolean>;
+  /** True for the first event with `key` in the window from its first sight at `nowMs` (and for that same event again). */
+  dedupe(key: string, windowMs: number, eventId: string, nowMs: number): Promise<boolean>;
+}
+
+/**
+ * Scope locks: events that share a scope key are handled one at a time, also across
+ * concurrent invocations; a batch takes and lets go of its scopes in one call.
+ */
+export interface ScopeLocks {
+  /** Takes every free scope of `scopes` without waiting; returns the ones now held by us. */
+  tryAcquire(scopes: string[]): Promise<Set<string>>;
+  release(scopes: string[]): Promise<void>;
+  /** Extends the lease of scopes we hold (Redis); Postgres locks need none. */
+  renew(scopes: string[]): Promise<void>;
+  /** Releases everything still held and frees resources. */
+  close(): Promise<void>;
+}
+
+/** A DLQ trail entry: the event, why it died, after how many attempts, when. */
+export interface DlqTrailEntry {
+  event: EventEnvelope;
+  error: string;
+  attempts: number;
+  at: string;
+}
+
+/**
+ * Stream upkeep for the scheduled sweeper, where events travel in streams: trimming what
+ * every consumer group has acknowledged, and the DLQ trail.
+ */
+export interface StreamUpkeep {
+  replayLane(): ReplayLane;
+  /** Trims `lane` up to `cutoffMs`, never past an entry a group still needs; returns entries removed. */
+  trimAcknowledged(lane: string, cutoffMs: number): Promise<number>;
+  trimDlqTrail(cutoffMs: number): Promise<number>;
+  appendDlqTrail(entries: DlqTrailEntry[], maxlen: number): Promise<void>;
 }

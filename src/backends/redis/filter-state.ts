@@ -3,10 +3,10 @@
  * stateful filters cost one command per batch, not per event. The script runs the checks in
  * the order they were queued.
  *
- * Keys start with REDIS_PREFIX (src/store/keys.ts) and expire on their own.
+ * Keys start with REDIS_PREFIX (./keys.ts) and expire on their own.
  */
-import type { Redis } from "../store/redis";
-import { BatchedFilterState, type Check } from "./filter-batch";
+import type { Redis } from "./client";
+import { BatchedFilterState, type Check } from "../filter-batch";
 
 // KEYS[i] = state key; ARGV = op, member, a, b for each key, in order.
 // r (rate limit): a = max, b = ttl ms; the key is a set of the event ids admitted in its window.

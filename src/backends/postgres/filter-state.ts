@@ -1,5 +1,5 @@
 /**
- * FilterState in Postgres (table filter_state), for EVENT_BACKEND=postgres: the same
+ * FilterState in Postgres (table filter_state), for the Postgres backend: the same
  * semantics as the Redis script (./filter-state.ts), with no Redis.
  *
  * Each round of checks (./filter-batch.ts) is ONE statement. Checks on the same key are
@@ -21,8 +21,8 @@
  * uses the first one's.
  */
 import { sql } from "drizzle-orm";
-import type { Db } from "../db/client";
-import { BatchedFilterState, type Check } from "./filter-batch";
+import type { Db } from "../../db/client";
+import { BatchedFilterState, type Check } from "../filter-batch";
 
 interface Group {
   key: string;

@@ -6,8 +6,8 @@
  * code that wrote them parses them. (With it on, a stream field "1" comes back as 1.)
  */
 import { Redis } from "@upstash/redis/cloudflare";
-import type { Config } from "../config";
-import { countRedisRequest } from "../obs/usage";
+import type { Config } from "../../config";
+import { countRedisRequest } from "../../obs/usage";
 
 /**
  * One client per isolate and configuration, not one per request: building an Upstash client

@@ -6,8 +6,8 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig } from "../config";
-import { flushDue, inc } from "./metrics";
-import { flushMetrics } from "./sink";
+import { flushDue, inc } from "../obs/metrics";
+import { flushMetrics } from "../backends";
 
 function ingestRoute(method: string, path: string): string | null {
   if (method !== "POST") return null;

@@ -1,9 +1,9 @@
 /**
- * EventStore on Postgres alone (EVENT_BACKEND=postgres): the events table is both the
+ * EventStore on Postgres alone (the Postgres backend): the events table is both the
  * queue and the history, as in the original Reflex. For teams that want one managed
- * service; Redis Streams (./redis-streams.ts) is the throughput option.
+ * service; Redis Streams (../redis/store.ts) is the throughput option.
  *
- *  - publish: one multi-row INSERT of fresh 'pending' rows (src/db/pg-queue.ts); the wake
+ *  - publish: one multi-row INSERT of fresh 'pending' rows (./queue.ts); the wake
  *    gate rides in the same statement, and ingest sends the same Cloudflare Queue nudge as
  *    with Redis. No NOTIFY: Workers hold no long-lived LISTEN connection to hear it, and
  *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
@@ -19,12 +19,12 @@
  *
  * Round trips per batch: one claim, one settle (plus lock calls when triggers match).
  */
-import type { Config } from "../config";
-import { openDb, type Db } from "../db/client";
-import { historyCounts, settleCompleted, settleOutcomes } from "../db/history";
-import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "./shared";
-import { claimFresh, insertOnce, insertPending, queueStats } from "../db/pg-queue";
-import type { EventEnvelope } from "../events/envelope";
+import type { Config } from "../../config";
+import { openDb, type Db } from "../../db/client";
+import { historyCounts, settleCompleted, settleOutcomes } from "../../db/history";
+import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "../shared";
+import { claimFresh, insertOnce, insertPending, queueStats } from "./queue";
+import type { EventEnvelope } from "../../events/envelope";
 import type {
   ClaimRequest,
   ClaimResult,
@@ -39,7 +39,7 @@ import type {
   ReplayLane,
   SettleRequest,
   SettleResult,
-} from "./types";
+} from "../types";
 
 /** The live lane of the Postgres backend: published events (column `lane` NULL). */
 export const PG_LANE = "pg:events";

@@ -5,13 +5,13 @@
  * Stream entry: one field `e` holding the whole envelope as JSON, so that no client-side
  * deserialisation can alter it. XADD trims approximately (MAXLEN ~) in the same command.
  */
-import type { Config } from "../config";
-import type { EventEnvelope } from "../events/envelope";
-import type { Db } from "../db/client";
-import { historyCounts, persistClaimed, settleCompleted, settleOutcomes } from "../db/history";
-import { claimDueFromHistory, dueEvent, settleRows } from "./shared";
+import type { Config } from "../../config";
+import type { EventEnvelope } from "../../events/envelope";
+import type { Db } from "../../db/client";
+import { historyCounts, persistClaimed, settleCompleted, settleOutcomes } from "../../db/history";
+import { claimDueFromHistory, dueEvent, settleRows } from "../shared";
 import { redisKeys, shardOf } from "./keys";
-import type { Redis } from "./redis";
+import type { Redis } from "./client";
 import type {
   ClaimRequest,
   ClaimResult,
@@ -28,7 +28,7 @@ import type {
   Receipt,
   SettleRequest,
   SettleResult,
-} from "./types";
+} from "../types";
 
 export const ENTRY_FIELD = "e";
 

@@ -1,6 +1,6 @@
 /** Counters from a consumer run's report (src/consume/consumer.ts RunReport). */
-import type { RunReport } from "../consume/consumer";
-import { inc } from "./metrics";
+import type { RunReport } from "./consumer";
+import { inc } from "../obs/metrics";
 
 export function recordConsumerRun(trigger: string, r: RunReport): void {
   inc("reflex_consumer_runs_total", { trigger });

@@ -1,14 +1,13 @@
 /**
  * Hot-data cache in Redis with short TTLs (the scaling page's "caching layer for hot
- * data"). Values are JSON. Disabled (every call a miss / no-op) when CACHE_ENABLED=false
- * or when the deployment has no Redis (EVENT_BACKEND=postgres without Upstash).
+ * data"). Values are JSON. Built without a client (CACHE_ENABLED=false, or no Upstash:
+ * src/backends/index.ts openCache), every call is a miss or a no-op.
  *
  * A cache failure never fails the request: reads fall through to the source, writes are
  * dropped.
  */
-import type { Config } from "../config";
 import { redisKeys } from "./keys";
-import { openRedis, type Redis } from "./redis";
+import type { Redis } from "./client";
 
 export class HotCache {
   private keys: ReturnType<typeof redisKeys>;
@@ -43,9 +42,4 @@ export class HotCache {
     if (!this.redis || names.length === 0) return;
     await this.redis.del(...names.map((n) => this.keys.cache(n))).catch(() => {});
   }
-}
-
-export function openCache(cfg: Config): HotCache {
-  const usable = cfg.CACHE_ENABLED && cfg.UPSTASH_REDIS_REST_URL && cfg.UPSTASH_REDIS_REST_TOKEN;
-  return new HotCache(usable ? openRedis(cfg) : null, cfg.REDIS_PREFIX);
 }

@@ -3,13 +3,13 @@
  * measuring a lane's backlog, trimming what every consumer group has acknowledged, and the
  * DLQ trail. Redis-specific, like the rest of this directory's Redis code.
  */
-import { ENTRY_FIELD } from "./redis-streams";
+import { ENTRY_FIELD } from "./store";
 import { redisKeys } from "./keys";
-import type { Redis } from "./redis";
-import type { EventEnvelope } from "../events/envelope";
-import type { ReplayLane } from "./types";
+import type { Redis } from "./client";
+import type { EventEnvelope } from "../../events/envelope";
+import type { DlqTrailEntry, ReplayLane, StreamUpkeep } from "../types";
 
-export class RedisLanes {
+export class RedisLanes implements StreamUpkeep {
   readonly keys: ReturnType<typeof redisKeys>;
 
   constructor(
@@ -62,7 +62,7 @@ export class RedisLanes {
   }
 
   /** One trail entry per event the sweeper dead-lettered (the consumer writes its own in settle). */
-  async appendDlqTrail(entries: Array<{ event: EventEnvelope; error: string; attempts: number; at: string }>, maxlen: number): Promise<void> {
+  async appendDlqTrail(entries: DlqTrailEntry[], maxlen: number): Promise<void> {
     if (entries.length === 0) return;
     const p = this.redis.pipeline();
     for (const x of entries) {

@@ -10,7 +10,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig } from "../config";
-import { problem } from "../http/problem";
+import { problem } from "./problem";
 
 const REALM = 'Bearer realm="reflex-admin"';
 

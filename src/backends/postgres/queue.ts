@@ -1,5 +1,5 @@
 /**
- * The queue half of EVENT_BACKEND=postgres (src/store/postgres.ts): publishing into the
+ * The queue half of the Postgres backend (./store.ts): publishing into the
  * events table and claiming fresh events from it. Retries, expired claims, settling and
  * counts are shared with the Redis backend (./history.ts).
  *
@@ -12,10 +12,10 @@
  *
  * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
  */
-import { claimedRow, dueUpdate, type ClaimedRow, type DueLook, type EventRowLite } from "./history";
+import { claimedRow, dueUpdate, type ClaimedRow, type DueLook, type EventRowLite } from "../../db/history";
 import { sql, type SQL } from "drizzle-orm";
-import { payloadOf, type EventEnvelope } from "../events/envelope";
-import type { Db } from "./client";
+import { payloadOf, type EventEnvelope } from "../../events/envelope";
+import type { Db } from "../../db/client";
 
 /** The single row of wake_gate (one deployment per database). */
 const GATE = "consumers";

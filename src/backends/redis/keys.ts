@@ -16,7 +16,7 @@ export function redisKeys(prefix: string) {
      * rate, so a replay of a million events never queues in front of live traffic.
      */
     replayLane: `${prefix}:replay`,
-    /** Scope lock (LOCK_BACKEND=redis): holds the owner's token, expires after LOCK_LEASE_MS. */
+    /** Scope lock (locks on Redis): holds the owner's token, expires after LOCK_LEASE_MS. */
     lock: (scope: string) => `${prefix}:lock:${scope}`,
     /** State of stateful trigger filters (rate limit, dedupe): `name` is trigger/filter/key/window. */
     filterState: (name: string) => `${prefix}:filter:${name}`,
@@ -26,7 +26,7 @@ export function redisKeys(prefix: string) {
     dedupe: (key: string) => `${prefix}:dedupe:${key}`,
     /** Prefix of @upstash/ratelimit's keys (ingest, per API key and per webhook source). */
     ratelimit: `${prefix}:ratelimit`,
-    /** Hot-data cache (src/store/cache.ts): `name` is e.g. "health" or "event:<id>". */
+    /** Hot-data cache (./cache.ts): `name` is e.g. "health" or "event:<id>". */
     cache: (name: string) => `${prefix}:cache:${name}`,
     /** Metrics counters (src/obs/metrics.ts): one hash, field = series. */
     metrics: `${prefix}:metrics`,
