@@ -6,8 +6,9 @@
  * appears in /openapi.json; every error is an RFC 9457 problem (src/http/errors.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Env } from "./config";
 import { registry } from "./events/types";
+import type { AppEnv } from "./http/app-env";
+import { withConfig } from "./http/config";
 import { mountDocs } from "./http/docs";
 import { notFound, onError, validationHook } from "./http/errors";
 import { eventsRouter } from "./ingest/events-routes";
@@ -17,13 +18,13 @@ import { healthRoutes } from "./health/routes";
 import { httpMetrics } from "./http/metrics";
 import { metricsRoutes } from "./obs/routes";
 
-export type AppEnv = { Bindings: Env };
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
   app.use("*", httpMetrics); // counts ingest outcomes; flushes counters now and then
+  app.use("*", withConfig); // c.var.config for every route
   app.route("/", healthRoutes()); // /health, /ready, /health/detailed
   app.route("/", metricsRoutes()); // /metrics (admin token)
   app.route("/", eventsRouter);

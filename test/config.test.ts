@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, type Env } from "../src/config";
+import { loadConfig, type Env } from "../src/config";
+import { ConfigError } from "../src/errors";
 
 const base = {
   UPSTASH_REDIS_REST_URL: "https://example.upstash.io",

@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { ManualClock } from "../src/clock";
-import { CrashInjected, Failpoints } from "../src/backends/failpoints";
+import { Failpoints } from "../src/backends/failpoints";
+import { CrashInjected } from "../src/errors";
 import { backoffSeconds } from "../src/consume/retry";
 import { filters as f } from "../src/triggers";
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";

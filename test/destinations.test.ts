@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
-import { ConfigError, loadConfig } from "../src/config";
+import { loadConfig } from "../src/config";
+import { ConfigError } from "../src/errors";
 import { ManualClock } from "../src/clock";
 import { breakerStates, deliveryAttemptsFor, openDestinations } from "../src/destinations";
 import { USER_AGENT } from "../src/destinations/deliver";

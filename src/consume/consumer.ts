@@ -30,7 +30,8 @@ import type { FilterState } from "../backends/types";
 import type { ScopeLocks } from "../backends/types";
 import type { TriggerRegistry } from "../triggers/registry";
 import { systemClock, type Clock } from "../clock";
-import { dispatch, type DispatchHooks } from "./dispatch";
+import type { DispatchHooks } from "../triggers/hooks";
+import { dispatch } from "./dispatch";
 import type { Failpoints } from "../backends/failpoints";
 import { createLogger, type Logger } from "../obs/log";
 

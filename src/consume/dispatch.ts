@@ -21,41 +21,15 @@ import { trace } from "@opentelemetry/api";
 import { eventTraceContext, withSpan } from "../obs/trace";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
-import type { ClaimedEvent, Outcome } from "../backends/types";
-import type { FilterState } from "../backends/types";
-import type { ScopeLocks } from "../backends/types";
+import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
+import { DeferAttempt } from "../errors";
+import type { DispatchHooks } from "../triggers/hooks";
 import type { HandlerContext, Match, TriggerRegistry } from "../triggers/registry";
 import type { Clock } from "../clock";
 import { deriveEvent } from "./derive";
 import type { Logger } from "../obs/log";
 import { onFailure } from "./retry";
 import { ScopeGate } from "./scope-gate";
-
-/**
- * "Not now": thrown by a handler (or returned by DispatchHooks.admit), it defers the event -
- * pending again at `retryAt`, the attempt given back - unless another handler of the event
- * failed, which makes it an ordinary failed attempt.
- */
-export class DeferAttempt extends Error {
-  constructor(
-    readonly reason: string,
-    readonly retryAt: Date,
-  ) {
-    super(reason);
-    this.name = "DeferAttempt";
-  }
-}
-
-/**
- * Per-batch hooks of declarative triggers (src/destinations): `admit` runs before an event's
- * handlers, inside its scope, and may defer the whole event untried (an open circuit
- * breaker); `flush` runs once every handler of the batch is done (delivery attempts are
- * recorded in one insert) and must not throw.
- */
-export interface DispatchHooks {
-  admit(c: ClaimedEvent, matches: Match[]): Promise<DeferAttempt | null>;
-  flush(): Promise<void>;
-}
 
 export interface DispatchDeps {
   triggers: TriggerRegistry;

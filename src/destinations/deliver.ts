@@ -16,7 +16,7 @@
 import { Webhook } from "standardwebhooks";
 import { version } from "../../package.json";
 import type { EventEnvelope } from "../events/envelope";
-import type { Destination } from "./config";
+import type { Destination } from "../config/destinations";
 
 export const USER_AGENT = `reflex-edge/${version}`;
 /** Bytes of a response body kept with the attempt. */

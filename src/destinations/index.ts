@@ -9,7 +9,7 @@ import type { Db } from "../db/client";
 import { readBreakers, type BreakerState } from "../db/deliveries";
 
 export { openDestinations, type DestinationRuntime } from "./runtime";
-export { parseDestinations, type Destination } from "./config";
+export { parseDestinations, type Destination } from "../config/destinations";
 export { deliveryAttemptsFor, type DeliveryAttempt } from "../db/deliveries";
 
 export interface BreakerStatus {

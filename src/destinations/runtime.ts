@@ -17,7 +17,8 @@
  */
 import type { Config } from "../config";
 import { systemClock, type Clock } from "../clock";
-import { DeferAttempt, type DispatchHooks } from "../consume/dispatch";
+import { DeferAttempt } from "../errors";
+import type { DispatchHooks } from "../triggers/hooks";
 import { createLogger, type Logger } from "../obs/log";
 import type { Db } from "../db/client";
 import { claimProbe, flushDeliveries, loadBreakers, type AttemptRow, type BreakerPolicy } from "../db/deliveries";
@@ -25,7 +26,7 @@ import type { EventEnvelope } from "../events/envelope";
 import type { Filter } from "../triggers/filters";
 import { TriggerRegistry, type HandlerContext, type Match } from "../triggers/registry";
 import { BatchBreaker } from "./breaker";
-import type { Destination } from "./config";
+import type { Destination } from "../config/destinations";
 import { deliver } from "./deliver";
 
 export const TRIGGER_PREFIX = "destination ";

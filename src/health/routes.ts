@@ -6,8 +6,8 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
-import { loadConfig, type Config } from "../config";
+import type { AppEnv } from "../http/app-env";
+import type { Config } from "../config";
 import { openDb } from "../db/client";
 import { problem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
@@ -50,7 +50,7 @@ export function healthRoutes() {
       },
     }),
     async (c) => {
-      const cfg = loadConfig(c.env);
+      const cfg = c.var.config;
       const report = await withDeps(c, cfg, (d) => readiness(cfg, d));
       if (report.status === "ready") return c.json({ status: "ready" as const, checks: report.checks }, 200);
       const down = Object.entries(report.checks).filter(([, v]) => v.status === "unhealthy").map(([k]) => k);
@@ -73,7 +73,7 @@ export function healthRoutes() {
       },
     }),
     async (c) => {
-      const cfg = loadConfig(c.env);
+      const cfg = c.var.config;
       const cache = openCache(cfg);
       const hit = await cache.get<Awaited<ReturnType<typeof detailedHealth>>>("health");
       const report = hit ?? (await withDeps(c, cfg, (d) => detailedHealth(cfg, d)));

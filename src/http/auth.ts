@@ -8,8 +8,7 @@
  * digests without an early exit, so timing does not reveal how much of a guess was right.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app";
-import { loadConfig } from "../config";
+import type { AppEnv } from "./app-env";
 import { problem } from "./problem";
 
 const REALM = 'Bearer realm="reflex-admin"';
@@ -26,7 +25,7 @@ export async function tokensEqual(given: string, expected: string): Promise<bool
 }
 
 export const adminAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const token = loadConfig(c.env).ADMIN_TOKEN;
+  const token = c.var.config.ADMIN_TOKEN;
   if (!token) {
     return problem(c, 503, "Admin API disabled", "ADMIN_TOKEN is not configured on this deployment.");
   }

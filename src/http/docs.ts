@@ -8,7 +8,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import type { EventRegistry } from "../events/registry";
 import { problemSchema } from "./router";
 

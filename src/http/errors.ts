@@ -14,7 +14,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
-import { ConfigError } from "../config";
+import { ConfigError } from "../errors";
 import { createLogger } from "../obs/log";
 import { HTTPProblem, invalidFields, pointer, type ProblemError } from "./problem";
 

@@ -4,8 +4,8 @@
  * It reads only responses, so the ingest code stays free of metrics calls.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app";
-import { loadConfig } from "../config";
+import type { AppEnv } from "./app-env";
+import type { Config } from "../config";
 import { flushDue, inc } from "../obs/metrics";
 import { flushMetrics } from "../backends";
 
@@ -38,12 +38,9 @@ export const httpMetrics: MiddlewareHandler<AppEnv> = async (c, next) => {
     }
   }
   if (flushDue()) {
-    let cfg;
-    try {
-      cfg = loadConfig(c.env);
-    } catch {
-      return; // misconfigured: the request itself already says so
-    }
+    // Unset when the configuration is bad: the request itself already says so.
+    const cfg = c.get("config") as Config | undefined;
+    if (!cfg) return;
     try {
       c.executionCtx.waitUntil(flushMetrics(cfg));
     } catch {

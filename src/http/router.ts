@@ -5,7 +5,7 @@
  * failures answer 422 problems naming the field (./errors.ts validationHook).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "./app-env";
 import { validationHook } from "./errors";
 
 export function createRouter(): OpenAPIHono<AppEnv> {

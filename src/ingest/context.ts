@@ -1,13 +1,13 @@
 /** Per-request plumbing shared by the ingest routes. */
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
-import { loadConfig, type Config } from "../config";
+import type { AppEnv } from "../http/app-env";
+import type { Config } from "../config";
 import { openBackend, openUpstash } from "../backends";
 import { HTTPProblem } from "../http/problem";
 import { enforceRateLimit, rateLimitEnabled, type RateLimitSubject } from "./ratelimit";
 import { storeUnavailable, type IngestContext } from "./publish";
 
-export function ingestContext(c: Context<AppEnv>, cfg: Config = loadConfig(c.env)): IngestContext {
+export function ingestContext(c: Context<AppEnv>, cfg: Config = c.var.config): IngestContext {
   return {
     env: c.env,
     cfg,

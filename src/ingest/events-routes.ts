@@ -12,7 +12,7 @@
  * (plain JSON Schema in the route, which @hono/zod-openapi documents but does not enforce).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { loadConfig, type Config } from "../config";
+import type { Config } from "../config";
 import { buildEvent, type BuildContext } from "../events/build";
 import type { EventEnvelope } from "../events/envelope";
 import { registry } from "../events/types";
@@ -89,7 +89,7 @@ function refuse(errors: ProblemError[], unknownTypes: string[], detail?: string)
 
 export const eventsRouter = createRouter()
   .openapi(eventRoute, async (c) => {
-    const cfg = loadConfig(c.env);
+    const cfg = c.var.config;
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
     const r = buildEvent(body, registry, buildContext(c.req.raw.headers));
@@ -100,7 +100,7 @@ export const eventsRouter = createRouter()
     return c.json({ id: r.event.id, status: "accepted" as const }, 202);
   })
   .openapi(batchRoute, async (c) => {
-    const cfg = loadConfig(c.env);
+    const cfg = c.var.config;
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
     if (!body || typeof body !== "object" || Array.isArray(body) || !Array.isArray((body as { events?: unknown }).events)) {

@@ -18,7 +18,8 @@
  * the field - never a secret).
  */
 import { z } from "zod";
-import { ConfigError, type Config } from "../config";
+import type { Config } from "../config";
+import { ConfigError } from "../errors";
 
 const secret = z.string().min(1, "must not be empty");
 // The standardwebhooks library fixes its timestamp window at 5 minutes; a longer one cannot be honoured.

@@ -13,7 +13,6 @@
  * "status": "duplicate"} and publishes nothing.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { loadConfig } from "../config";
 import { buildEvent } from "../events/build";
 import { registry } from "../events/types";
 import { HTTPProblem, invalidFields } from "../http/problem";
@@ -74,7 +73,7 @@ export function selectHeaders(headers: Headers, source: WebhookSource, scheme: S
 }
 
 export const webhooksRouter = createRouter().openapi(route, async (c) => {
-  const cfg = loadConfig(c.env);
+  const cfg = c.var.config;
   const name = c.req.param("source");
   const source = webhookSources(cfg).get(name);
   if (!source) {

@@ -4,7 +4,6 @@
  * oldest pending age) are read from history at scrape time.
  */
 import { createRoute } from "@hono/zod-openapi";
-import { loadConfig } from "../config";
 import { historyCounts } from "../db/history";
 import { openDb } from "../db/client";
 import { createRouter, problemResponse } from "../http/router";
@@ -25,7 +24,7 @@ export function metricsRoutes() {
       },
     }),
     async (c) => {
-      const cfg = loadConfig(c.env);
+      const cfg = c.var.config;
       const stored = await withMetricsSink(cfg, async (sink) => {
         await flush(sink).catch(() => {}); // include this isolate's own unflushed counts
         return sink.read();

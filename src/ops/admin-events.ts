@@ -20,7 +20,6 @@ import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { adminAuth } from "../http/auth";
 import { IdParam, authResponses, jsonOk, security } from "./route-kit";
-import { loadConfig } from "../config";
 import { openCache } from "../backends";
 import { UUID_RE, withDb } from "./db-scope";
 
@@ -127,7 +126,7 @@ export function adminEventRoutes() {
     async (c) => {
       const { id } = c.req.valid("param");
       if (!UUID_RE.test(id)) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
-      const cfg = loadConfig(c.env);
+      const cfg = c.var.config;
       const cache = openCache(cfg);
       const cached = await cache.get<Record<string, unknown>>(`event:${id}`);
       if (cached) return c.json({ ...cached, cached: true }, 200);

@@ -4,8 +4,8 @@
  * execution context.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
-import { loadConfig, type Config } from "../config";
+import type { AppEnv } from "../http/app-env";
+import type { Config } from "../config";
 import { openDb, openReadDb, type Db } from "../db/client";
 
 export async function withDb<T>(
@@ -13,7 +13,7 @@ export async function withDb<T>(
   mode: "read" | "write",
   fn: (db: Db, cfg: Config) => Promise<T>,
 ): Promise<T> {
-  const cfg = loadConfig(c.env);
+  const cfg = c.var.config;
   const h = mode === "read" ? openReadDb(cfg) : openDb(cfg);
   try {
     return await fn(h.db, cfg);

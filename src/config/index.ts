@@ -6,7 +6,8 @@
  * else in the code reads `env.SOMETHING` for configuration.
  */
 import { z } from "zod";
-import { parseDestinations, type Destination } from "./destinations/config";
+import { parseDestinations, type Destination } from "./destinations";
+import { ConfigError } from "../errors";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
 export interface Env {
@@ -194,13 +195,6 @@ export type Config = Omit<z.output<typeof schema>, "DESTINATIONS"> & {
   /** Parsed and checked (src/destinations/config.ts). */
   DESTINATIONS: Destination[];
 };
-
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
-    this.name = "ConfigError";
-  }
-}
 
 const cache = new WeakMap<object, Config>();
 

@@ -1,0 +1,23 @@
+/**
+ * Middleware: parses the configuration once per request and puts it on the context
+ * (`c.var.config`), so no route parses it again.
+ *
+ * A bad configuration fails the request with 500 "Server misconfigured" (src/http/errors.ts)
+ * - except on the routes that need none: liveness and the API reference still answer, so a
+ * broken deployment can be told apart from a dead one.
+ */
+import type { MiddlewareHandler } from "hono";
+import { loadConfig } from "../config";
+import { ConfigError } from "../errors";
+import type { AppEnv } from "./app-env";
+
+const NEEDS_NO_CONFIG = new Set(["/health", "/docs", "/openapi.json"]);
+
+export const withConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
+  try {
+    c.set("config", loadConfig(c.env));
+  } catch (e) {
+    if (!(e instanceof ConfigError && NEEDS_NO_CONFIG.has(c.req.path))) throw e;
+  }
+  await next();
+};
