@@ -327,9 +327,9 @@ function startChild(role: "live" | "replay", s: ChildSettings) {
     } catch {
       console.log(`[${role}] ${l}`);
     }
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
-  const exited = new Promise<number>((resolve) => child.on("exit", (code) => { children.delete(child); waiters.splice(0).forEach((w) => w()); resolve(code ?? 1); }));
+  const exited = new Promise<number>((resolve) => child.on("exit", (code) => { children.delete(child); for (const w of waiters.splice(0)) w(); resolve(code ?? 1); }));
   /** The n-th JSON line (0-based), or an error once the child has exited without it. */
   const line = async <T>(n: number): Promise<T> => {
     for (;;) {

@@ -1,10 +1,7 @@
 /**
- * The error types that cross layers: a bad configuration, a handler's "not now", and the
- * crash a test injects. Each says what went wrong in its message; the fields carry what a
- * caller needs to act on it.
+ * The error types that cross layers: a bad configuration, and a handler's "not now". Each
+ * says what went wrong in its message; the fields carry what a caller needs to act on it.
  */
-import type { Failpoint } from "./backends/failpoints";
-
 /** Every problem of the configuration at once, by variable name (never by value). */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -25,13 +22,5 @@ export class DeferAttempt extends Error {
   ) {
     super(reason);
     this.name = "DeferAttempt";
-  }
-}
-
-/** Thrown by Failpoints.hit(): the consumer run stops there as if the isolate had died. */
-export class CrashInjected extends Error {
-  constructor(readonly point: Failpoint) {
-    super(`crash injected at ${point}`);
-    this.name = "CrashInjected";
   }
 }

@@ -6,8 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { ManualClock } from "../src/clock";
-import { Failpoints } from "../src/backends/failpoints";
-import { CrashInjected } from "../src/errors";
+import { CrashInjected, Failpoints } from "../src/failpoints";
 import { backoffSeconds } from "../src/consume/retry";
 import { filters as f } from "../src/triggers";
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";

@@ -245,7 +245,7 @@ describe("hostile input", () => {
       const limit = r.cfg.MAX_BODY_BYTES;
       const cases: Array<{ what: string; body: string; path?: string; headers?: Record<string, string> }> = [];
       const arrays = (d: number) => "[".repeat(d) + "]".repeat(d);
-      const objects = (d: number) => '{"a":'.repeat(d) + "1" + "}".repeat(d);
+      const objects = (d: number) => `${'{"a":'.repeat(d)}1${"}".repeat(d)}`;
       const wrap = (inner: string) => `{"id":"${crypto.randomUUID()}","type":"http.request","source":"hostile","method":"POST","path":"/x","headers":{},"body":${inner}}`;
       cases.push({ what: "arrays nested 400,000 deep", body: wrap(arrays(400_000)) });
       cases.push({ what: "objects nested 150,000 deep", body: wrap(objects(150_000)) });

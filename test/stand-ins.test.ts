@@ -44,7 +44,7 @@ describe("Upstash REST gateway", () => {
   });
 
   it("values are binary-safe through base64 encoding: NUL, control characters, all of Unicode", async () => {
-    const odd = "\u0000nul\r\n\t\u0001" + "é漢字🙂" + "\uffff" + Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join("");
+    const odd = `\u0000nul\r\n\t\u0001é漢字🙂\uffff${Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join("")}`;
     for (const c of [raw(), plain()]) {
       await c.set(k("bin"), odd);
       expect(await c.get(k("bin"))).toBe(odd);
@@ -55,7 +55,7 @@ describe("Upstash REST gateway", () => {
   });
 
   it("values of several MiB", async () => {
-    const big = "x".repeat(6 * 1024 * 1024) + "end";
+    const big = `${"x".repeat(6 * 1024 * 1024)}end`;
     await raw().set(k("big"), big);
     const back = await raw().get<string>(k("big"));
     expect(back?.length).toBe(big.length);

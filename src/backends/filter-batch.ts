@@ -60,7 +60,7 @@ export abstract class BatchedFilterState implements FilterState {
     this.calls++;
     try {
       const answers = await this.send(batch);
-      batch.forEach((c, i) => c.resolve(answers[i] === true));
+      for (const [i, c] of batch.entries()) c.resolve(answers[i] === true);
     } catch (e) {
       for (const c of batch) c.reject(e);
     }

@@ -21,16 +21,18 @@ export const dueEvent = (r: ClaimedRow): ClaimedEvent => claimedEvent(r, null);
 
 /** Outcomes as the rows of the settle statement (src/db/history.ts settleOutcomes). */
 export function settleRows(outcomes: Outcome[]): SettleRow[] {
-  return outcomes.map((o) => {
-    switch (o.status) {
-      case "completed":
-        return { id: o.receipt.eventId, status: "completed" };
-      case "retry":
-        return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
-      case "defer":
-        return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
-      case "dlq":
-        return { id: o.receipt.eventId, status: "dlq", error: o.error };
-    }
-  });
+  return outcomes.map(settleRow);
+}
+
+function settleRow(o: Outcome): SettleRow {
+  switch (o.status) {
+    case "completed":
+      return { id: o.receipt.eventId, status: "completed" };
+    case "retry":
+      return { id: o.receipt.eventId, status: "retry", error: o.error, retryAt: o.retryAt };
+    case "defer":
+      return { id: o.receipt.eventId, status: "defer", retryAt: o.retryAt };
+    case "dlq":
+      return { id: o.receipt.eventId, status: "dlq", error: o.error };
+  }
 }

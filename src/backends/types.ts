@@ -25,7 +25,7 @@
  * the transport. Both backends share that history code (src/db/history.ts).
  */
 import type { EventEnvelope } from "../events/envelope";
-import type { Failpoints } from "./failpoints";
+import type { Failpoints } from "../failpoints";
 import type { Db } from "../db/client";
 import type { DueLook } from "../db/history";
 

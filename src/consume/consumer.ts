@@ -32,7 +32,7 @@ import type { TriggerRegistry } from "../triggers/registry";
 import { systemClock, type Clock } from "../clock";
 import type { DispatchHooks } from "../triggers/hooks";
 import { dispatch } from "./dispatch";
-import type { Failpoints } from "../backends/failpoints";
+import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
 
 export interface ConsumerOptions {

@@ -9,8 +9,7 @@
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
  */
 import { z } from "zod";
-import { zodErrors } from "../http/errors";
-import type { ProblemError } from "../http/problem";
+import { zodErrors, type ProblemError } from "../http/problem";
 import { ENVELOPE_KEYS, type EventEnvelope, type EventMeta } from "./envelope";
 import type { EventRegistry } from "./registry";
 

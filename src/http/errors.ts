@@ -16,7 +16,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { ConfigError } from "../errors";
 import { createLogger } from "../obs/log";
-import { HTTPProblem, invalidFields, pointer, type ProblemError } from "./problem";
+import { HTTPProblem, invalidFields, zodErrors } from "./problem";
 
 const STATUS_TITLES: Record<number, string> = {
   400: "Bad Request",
@@ -72,31 +72,6 @@ export function onError(err: Error, c: Context): Response {
 
 export function notFound(c: Context): Response {
   return new HTTPProblem(404, "Not Found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse();
-}
-
-/** One issue per offending field: unknown keys are listed one by one, at their own path. */
-function flatIssues(error: ZodError): Array<{ path: PropertyKey[]; message: string }> {
-  return error.issues.flatMap((issue) => {
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ path: [...issue.path, k], message: "unknown field" }));
-    }
-    const missing = issue.code === "invalid_type" && / received undefined$/.test(issue.message);
-    return [{ path: issue.path, message: missing ? `required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message }];
-  });
-}
-
-/** Zod issues -> problem errors, each naming where it is (JSON Pointer, header, query, param). */
-export function zodErrors(
-  error: ZodError,
-  where: "path" | "header" | "query" | "param" = "path",
-  prefix: readonly PropertyKey[] = [],
-): ProblemError[] {
-  return flatIssues(error).map((issue) => {
-    const segs = [...prefix, ...issue.path];
-    if (where === "path") return { path: pointer(segs), message: issue.message };
-    const name = segs.map(String).join(".");
-    return { [where]: where === "header" ? name.toLowerCase() : name, message: issue.message };
-  });
 }
 
 const TARGET_WHERE: Record<string, "path" | "header" | "query" | "param"> = {

@@ -18,6 +18,7 @@
  */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ZodError } from "zod";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -76,7 +77,7 @@ export class HTTPProblem extends Error {
       title,
       status,
       ...(detail !== undefined ? { detail } : {}),
-      ...(errors && errors.length ? { errors } : {}),
+      ...(errors?.length ? { errors } : {}),
       ...extensions,
     };
   }
@@ -118,4 +119,29 @@ export function pointerToken(s: string | number): string {
 /** Builds a JSON Pointer from path segments: ["events", 3, "type"] -> "/events/3/type". */
 export function pointer(segments: readonly PropertyKey[]): string {
   return segments.map((s) => `/${pointerToken(typeof s === "symbol" ? String(s.description) : (s as string | number))}`).join("");
+}
+
+/** One issue per offending field: unknown keys are listed one by one, at their own path. */
+function flatIssues(error: ZodError): Array<{ path: PropertyKey[]; message: string }> {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({ path: [...issue.path, k], message: "unknown field" }));
+    }
+    const missing = issue.code === "invalid_type" && / received undefined$/.test(issue.message);
+    return [{ path: issue.path, message: missing ? `required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message }];
+  });
+}
+
+/** Zod issues -> problem errors, each naming where it is (JSON Pointer, header, query, param). */
+export function zodErrors(
+  error: ZodError,
+  where: "path" | "header" | "query" | "param" = "path",
+  prefix: readonly PropertyKey[] = [],
+): ProblemError[] {
+  return flatIssues(error).map((issue) => {
+    const segs = [...prefix, ...issue.path];
+    if (where === "path") return { path: pointer(segs), message: issue.message };
+    const name = segs.map(String).join(".");
+    return { [where]: where === "header" ? name.toLowerCase() : name, message: issue.message };
+  });
 }

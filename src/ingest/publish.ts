@@ -8,7 +8,7 @@ import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
-import type { Dedupe, EventStore } from "../backends/types";
+import type { Dedupe, DedupedReceipt, EventStore, PublishReceipt } from "../backends/types";
 import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
@@ -37,7 +37,7 @@ export interface IngestContext {
 export async function publishEvents(ctx: IngestContext, events: EventEnvelope[]): Promise<void> {
   const now = Date.now();
   const opts = wakeOptions(ctx.cfg, now);
-  let receipt;
+  let receipt: PublishReceipt;
   try {
     receipt = await withSpan("publish", { "reflex.events": events.length, "reflex.backend": ctx.store.backend }, () =>
       ctx.store.publish(events, opts),
@@ -57,7 +57,7 @@ export async function publishDelivery(
 ): Promise<{ id: string; duplicate: boolean }> {
   const now = Date.now();
   const opts = wakeOptions(ctx.cfg, now);
-  let r;
+  let r: DedupedReceipt;
   try {
     r = await withSpan("publish", { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true }, () =>
       ctx.store.publishOnce(event, dedupe, opts),

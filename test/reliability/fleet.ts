@@ -18,8 +18,7 @@ import { createExecutionContext, createMessageBatch, createScheduledController, 
 import worker from "../../src/index";
 import type { Config, Env, WakeMessage } from "../../src/config";
 import { runConsumer } from "../../src/consume/consumer";
-import { Failpoints, type Failpoint } from "../../src/backends/failpoints";
-import { CrashInjected } from "../../src/errors";
+import { CrashInjected, Failpoints, type Failpoint } from "../../src/failpoints";
 import { openDb } from "../../src/db/client";
 import { openBackend } from "../../src/backends";
 import { redisKeys } from "../../src/backends/redis/keys";

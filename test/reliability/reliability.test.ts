@@ -75,7 +75,10 @@ function muteWorkerLogs() {
       counts.set(level, (counts.get(level) ?? 0) + 1);
     }),
   );
-  return { counts, restore: () => spies.forEach((s) => s.mockRestore()) };
+  return { counts, restore: () => {
+      for (const s of spies) s.mockRestore();
+    },
+  };
 }
 
 describe(`reliability (${P.name} profile: ${P.events} events)`, () => {

@@ -13,12 +13,18 @@
  *  - "after-persist-before-ack": the outcomes are durable in Postgres (settled), the stream
  *    entries are not acknowledged yet.
  */
-import { CrashInjected } from "../errors";
-
 export type Failpoint = "after-claim-before-persist" | "after-persist-before-dispatch" | "after-persist-before-ack";
 
 /** `true`: crash the first time the point is reached; n: crash the n-th time (1-based). */
 export type FailpointSpec = Partial<Record<Failpoint, true | number>>;
+
+/** Thrown by Failpoints.hit(): the consumer run stops there as if the isolate had died. */
+export class CrashInjected extends Error {
+  constructor(readonly point: Failpoint) {
+    super(`crash injected at ${point}`);
+    this.name = "CrashInjected";
+  }
+}
 
 export class Failpoints {
   private readonly seen = new Map<Failpoint, number>();
