@@ -3,10 +3,11 @@
  * (`c.var.config`), so no route parses it again.
  *
  * A bad configuration fails the request with 500 "Server misconfigured" (src/http/errors.ts)
- * - except on the routes that need none: liveness and the API reference still answer, so a
- * broken deployment can be told apart from a dead one.
+ * - except where none is needed: liveness and the API reference still answer, so a broken
+ * deployment can be told apart from a dead one, and a path no route serves is still a 404.
  */
 import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { loadConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { AppEnv } from "./app-env";
@@ -17,7 +18,9 @@ export const withConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
   try {
     c.set("config", loadConfig(c.env));
   } catch (e) {
-    if (!(e instanceof ConfigError && NEEDS_NO_CONFIG.has(c.req.path))) throw e;
+    // Middleware is registered for every method ("ALL"); a route has its own.
+    const routed = matchedRoutes(c).some((r) => r.method !== "ALL");
+    if (!(e instanceof ConfigError) || (routed && !NEEDS_NO_CONFIG.has(c.req.path))) throw e;
   }
   await next();
 };

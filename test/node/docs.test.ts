@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 
 describe("documentation", () => {
   it("the README's configuration table names every variable src/config.ts reads", () => {
-    const config = fs.readFileSync("src/config.ts", "utf8");
+    const config = fs.readFileSync("src/config/index.ts", "utf8");
     const schema = config.slice(config.indexOf("const schema = z.object({"), config.indexOf("});", config.indexOf("const schema = z.object({")));
     const vars = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
     expect(vars.length).toBeGreaterThan(30);
