@@ -23,7 +23,12 @@ const upward = layers.slice(0, -1).map(([name, path], i) => ({
     .join(", ")})`,
   severity: "error",
   from: { path },
-  to: { path: layers.slice(i + 1).map(([, p]) => `(${p})`).join("|") },
+  to: {
+    path: layers
+      .slice(i + 1)
+      .map(([, p]) => `(${p})`)
+      .join("|"),
+  },
 }));
 
 module.exports = {

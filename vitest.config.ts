@@ -1,5 +1,5 @@
-import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
 
 // Two projects:
 //  - workers: the worker's code runs inside workerd (the Workers runtime) and reaches the

@@ -11,13 +11,13 @@
  */
 import { randomBytes } from "node:crypto";
 import PgBoss from "pg-boss";
-import { loadConfig, type Env } from "../src/config";
+import { PgFilterState } from "../src/backends/postgres/filter-state";
+import { PgScopeLocks } from "../src/backends/postgres/locks";
+import { PostgresEventStore } from "../src/backends/postgres/store";
+import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { PostgresEventStore } from "../src/backends/postgres/store";
-import { PgFilterState } from "../src/backends/postgres/filter-state";
-import { PgScopeLocks } from "../src/backends/postgres/locks";
 import type { TriggerRegistry } from "../src/triggers/registry";
 
 export interface PgDrainResult {
@@ -61,7 +61,12 @@ export async function drainPostgres(o: {
         const locks = new PgScopeLocks(l.pool);
         try {
           return await runConsumer({
-            store, triggers: o.triggers, config: cfg, env, locks, filterState: new PgFilterState(db.db),
+            store,
+            triggers: o.triggers,
+            config: cfg,
+            env,
+            locks,
+            filterState: new PgFilterState(db.db),
           });
         } finally {
           await locks.close();
@@ -71,7 +76,8 @@ export async function drainPostgres(o: {
     const secs = (performance.now() - t0) / 1000;
     const storeTrips = trips; // before the check below adds its own
     const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
-    if (Number(r.rows[0]?.n) !== o.events.length) throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
+    if (Number(r.rows[0]?.n) !== o.events.length)
+      throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
     const batches = reports.reduce((a, x) => a + x.batches, 0);
     const lockCalls = reports.reduce((a, x) => a + x.lockCalls, 0);
     return {
@@ -99,13 +105,21 @@ export async function pgBossBaseline(o: {
   data: (i: number) => object;
 }): Promise<{ rate: number }> {
   const schema = `pgboss_${randomBytes(3).toString("hex")}`;
-  const boss = new PgBoss({ connectionString: o.connectionString, schema, max: o.workers + 2, supervise: false, schedule: false });
+  const boss = new PgBoss({
+    connectionString: o.connectionString,
+    schema,
+    max: o.workers + 2,
+    supervise: false,
+    schedule: false,
+  });
   boss.on("error", (e) => console.error("pg-boss:", e));
   await boss.start();
   const queue = "noop";
   await boss.createQueue(queue);
   for (let i = 0; i < o.n; i += 1000) {
-    await boss.insert(Array.from({ length: Math.min(1000, o.n - i) }, (_, k) => ({ name: queue, data: o.data(i + k) })));
+    await boss.insert(
+      Array.from({ length: Math.min(1000, o.n - i) }, (_, k) => ({ name: queue, data: o.data(i + k) })),
+    );
   }
   let done = 0;
   let finish!: () => void;

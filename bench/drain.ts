@@ -32,21 +32,21 @@ import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
-import { spawnStandIns } from "../local/standins-process";
 import { migrateDatabase } from "../local/migrate";
-import { loadConfig, type Env, type WakeMessage } from "../src/config";
+import { spawnStandIns } from "../local/standins-process";
+import { openRedis } from "../src/backends/redis/client";
+import { RedisFilterState } from "../src/backends/redis/filter-state";
+import { redisKeys } from "../src/backends/redis/keys";
+import { RedisScopeLocks } from "../src/backends/redis/locks";
+import { RedisStreamStore } from "../src/backends/redis/store";
+import { type Env, loadConfig, type WakeMessage } from "../src/config";
+import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { runConsumer } from "../src/consume/consumer";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
-import { redisKeys } from "../src/backends/redis/keys";
-import { openRedis } from "../src/backends/redis/client";
 import { redisCommandsIn } from "../src/obs/usage";
-import { RedisStreamStore } from "../src/backends/redis/store";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
-import { TriggerRegistry } from "../src/triggers/registry";
 import { filters as f } from "../src/triggers";
+import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 
 const { values: args } = parseArgs({
@@ -69,7 +69,11 @@ const SIZES = args.sizes!.split(",").map(Number);
 const CONSUMERS = Number(args.consumers);
 const SOURCES = Number(args.sources);
 
-const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+const PG = {
+  host: process.env.PGHOST_TEST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT_TEST ?? 5432),
+  user: process.env.PGUSER_TEST ?? "postgres",
+};
 neonConfig.webSocketConstructor = ws;
 
 // --- Redis command counting --------------------------------------------------------------
@@ -78,7 +82,8 @@ let clientCommands = 0;
 const realFetch = globalThis.fetch;
 globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-  if (gatewayUrl && url.startsWith(gatewayUrl) && typeof init?.body === "string") clientCommands += redisCommandsIn(JSON.parse(init.body));
+  if (gatewayUrl && url.startsWith(gatewayUrl) && typeof init?.body === "string")
+    clientCommands += redisCommandsIn(JSON.parse(init.body));
   return realFetch(input, init);
 }) as typeof fetch;
 
@@ -162,7 +167,10 @@ async function main() {
       const reports = await Promise.all(
         Array.from({ length: CONSUMERS }, () =>
           runConsumer({
-            store, triggers: noop, config: cfg, env,
+            store,
+            triggers: noop,
+            config: cfg,
+            env,
             locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
             filterState: new RedisFilterState(redis, keys.filterState),
           }),
@@ -191,7 +199,9 @@ async function main() {
     const qname = `reflex-bench-${randomBytes(4).toString("hex")}`;
     const queue = new Queue(qname, { connection: ioredis });
     for (let i = 0; i < N; i += 1000) {
-      await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ name: "noop", data: event(i + k) })));
+      await queue.addBulk(
+        Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ name: "noop", data: event(i + k) })),
+      );
     }
     const b0 = await serverCommands(ioredis);
     let done = 0;
@@ -239,10 +249,18 @@ async function main() {
       }
       const pgbBatch = Number(args["pgboss-batch"] ?? Math.max(...SIZES));
       const pgb = await pgBossBaseline({
-        connectionString: dbUrl, n: N, batchSize: pgbBatch, workers: Number(args["pgboss-workers"]), data: (i) => event(i),
+        connectionString: dbUrl,
+        n: N,
+        batchSize: pgbBatch,
+        workers: Number(args["pgboss-workers"]),
+        data: (i) => event(i),
       });
-      results.push(`pg-boss (${args["pgboss-workers"]} workers, batchSize ${pgbBatch}, polling 0.5 s): ${fmt(pgb.rate)} jobs/s`);
-      results.push(`ratio (best postgres backend / pg-boss): ${fmt(pgBest / pgb.rate, 2)}x; (best postgres / best redis): ${fmt(pgBest / ours, 2)}x`);
+      results.push(
+        `pg-boss (${args["pgboss-workers"]} workers, batchSize ${pgbBatch}, polling 0.5 s): ${fmt(pgb.rate)} jobs/s`,
+      );
+      results.push(
+        `ratio (best postgres backend / pg-boss): ${fmt(pgBest / pgb.rate, 2)}x; (best postgres / best redis): ${fmt(pgBest / ours, 2)}x`,
+      );
       console.log(results.slice(-2).join("\n"));
     }
 
@@ -292,7 +310,10 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
     invocations++;
     runs.push(
       runConsumer({
-        store, triggers, config: cfg, env,
+        store,
+        triggers,
+        config: cfg,
+        env,
         locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
         filterState: new RedisFilterState(redis, keys.filterState),
       }),

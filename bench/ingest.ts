@@ -33,10 +33,10 @@ import net from "node:net";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { Webhook } from "standardwebhooks";
-import { spawnStandIns } from "../local/standins-process";
-import { freePort } from "../local/sockets";
-import { startWranglerDev } from "../local/wrangler-dev";
 import { migrateDatabase } from "../local/migrate";
+import { freePort } from "../local/sockets";
+import { spawnStandIns } from "../local/standins-process";
+import { startWranglerDev } from "../local/wrangler-dev";
 
 const { values: args } = parseArgs({
   options: {
@@ -51,7 +51,11 @@ const CONNECTIONS = Number(args.connections);
 const BATCH = Number(args.batch);
 const BATCH_CONNECTIONS = Number(args["batch-connections"]);
 
-const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+const PG = {
+  host: process.env.PGHOST_TEST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT_TEST ?? 5432),
+  user: process.env.PGUSER_TEST ?? "postgres",
+};
 const API_KEY = `bench-${randomBytes(12).toString("hex")}`;
 const WH_SECRET = `whsec_${randomBytes(24).toString("base64")}`;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -68,7 +72,11 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
 // --- a dedicated Redis, so commandstats deltas are this run's alone ----------------------
 async function startRedis(): Promise<{ port: number; stop: () => void; dedicated: boolean }> {
   const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" },
+  );
   const failed = await new Promise<boolean>((resolve) => {
     child.once("error", () => resolve(true));
     setTimeout(() => resolve(false), 300);
@@ -127,7 +135,14 @@ interface Phase {
 
 type RequestSpec = { method: string; path: string; headers?: Record<string, string>; body?: string };
 
-async function load(base: URL, name: string, next: (i: number) => RequestSpec, connections: number, seconds: number, okStatus: number): Promise<Phase> {
+async function load(
+  base: URL,
+  name: string,
+  next: (i: number) => RequestSpec,
+  connections: number,
+  seconds: number,
+  okStatus: number,
+): Promise<Phase> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const lat: number[] = [];
   const statuses = new Map<number, number>();
@@ -139,7 +154,14 @@ async function load(base: URL, name: string, next: (i: number) => RequestSpec, c
   const one = (spec: RequestSpec) =>
     new Promise<number>((resolve) => {
       const req = http.request(
-        { host: base.hostname, port: base.port, method: spec.method, path: spec.path, agent, headers: { ...spec.headers, ...(spec.body ? { "content-length": Buffer.byteLength(spec.body) } : {}) } },
+        {
+          host: base.hostname,
+          port: base.port,
+          method: spec.method,
+          path: spec.path,
+          agent,
+          headers: { ...spec.headers, ...(spec.body ? { "content-length": Buffer.byteLength(spec.body) } : {}) },
+        },
         (res) => {
           res.resume();
           res.on("end", () => resolve(res.statusCode ?? 0));
@@ -166,12 +188,27 @@ async function load(base: URL, name: string, next: (i: number) => RequestSpec, c
   agent.destroy();
   lat.sort((a, b) => a - b);
   const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
-  return { name, requests: lat.length, ok, failed, statuses, seconds: elapsed, p50: pct(50), p99: pct(99), rps: ok / elapsed };
+  return {
+    name,
+    requests: lat.length,
+    ok,
+    failed,
+    statuses,
+    seconds: elapsed,
+    p50: pct(50),
+    p99: pct(99),
+    rps: ok / elapsed,
+  };
 }
 
 // --- request bodies ----------------------------------------------------------------------
 const eventBody = (i: number) =>
-  JSON.stringify({ type: "ws.message", source: `client-${i % 100}`, connection_id: `c${i % 100}`, content: `message ${i}: a small chat-sized payload` });
+  JSON.stringify({
+    type: "ws.message",
+    source: `client-${i % 100}`,
+    connection_id: `c${i % 100}`,
+    content: `message ${i}: a small chat-sized payload`,
+  });
 
 const hook = new Webhook(WH_SECRET);
 function webhookRequest(i: number): RequestSpec {
@@ -192,7 +229,12 @@ function webhookRequest(i: number): RequestSpec {
 }
 
 function batchBody(i: number): string {
-  const events = Array.from({ length: BATCH }, (_, k) => ({ type: "timer.tick", source: `timer-${(i * BATCH + k) % 100}`, timer_name: "bench", tick_count: i * BATCH + k }));
+  const events = Array.from({ length: BATCH }, (_, k) => ({
+    type: "timer.tick",
+    source: `timer-${(i * BATCH + k) % 100}`,
+    timer_name: "bench",
+    tick_count: i * BATCH + k,
+  }));
   return JSON.stringify({ events });
 }
 
@@ -208,7 +250,13 @@ async function main() {
     cleanups.push(redis.stop);
     const token = randomBytes(16).toString("hex");
     // Their own process: the load generator must not share an event loop with "Upstash".
-    const standIns = await spawnStandIns({ token, redisPort: redis.port, maxConnections: 128, pgHost: PG.host, pgPort: PG.port });
+    const standIns = await spawnStandIns({
+      token,
+      redisPort: redis.port,
+      maxConnections: 128,
+      pgHost: PG.host,
+      pgPort: PG.port,
+    });
     cleanups.push(() => standIns.stop());
 
     const dbName = `reflex_bench_ingest_${randomBytes(4).toString("hex")}`;
@@ -242,7 +290,9 @@ async function main() {
     const wrangler = await startWranglerDev({ vars, ready: "/health" });
     cleanups.push(() => wrangler.stop());
     const base = new URL(wrangler.url);
-    console.log(`wrangler dev on ${base.href}, Redis ${redis.dedicated ? `dedicated :${redis.port}` : "shared :6379"}, ${SECONDS} s per phase, ${CONNECTIONS} connections\n`);
+    console.log(
+      `wrangler dev on ${base.href}, Redis ${redis.dedicated ? `dedicated :${redis.port}` : "shared :6379"}, ${SECONDS} s per phase, ${CONNECTIONS} connections\n`,
+    );
 
     const auth = { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" };
     const single = (i: number): RequestSpec => ({ method: "POST", path: "/events", headers: auth, body: eventBody(i) });
@@ -252,7 +302,13 @@ async function main() {
     await load(base, "warm-up", webhookRequest, 8, 1, 202);
 
     const results: Array<Phase & { cmds?: Map<string, number>; events: number }> = [];
-    const run = async (name: string, next: (i: number) => RequestSpec, ok: number, eventsPerRequest: number, conns = CONNECTIONS) => {
+    const run = async (
+      name: string,
+      next: (i: number) => RequestSpec,
+      ok: number,
+      eventsPerRequest: number,
+      conns = CONNECTIONS,
+    ) => {
       const before = await commandStats(redis.port);
       const r = await load(base, name, next, conns, SECONDS, ok);
       await new Promise((res) => setTimeout(res, 300)); // background work (wake-up sends) settles
@@ -264,7 +320,13 @@ async function main() {
     const health = await run("GET /health", () => ({ method: "GET", path: "/health" }), 200, 0);
     await run("POST /events", single, 202, 1);
     await run("POST /webhooks/:source (signed)", webhookRequest, 202, 1);
-    await run(`POST /events/batch (${BATCH}/request)`, (i) => ({ method: "POST", path: "/events/batch", headers: auth, body: batchBody(i) }), 202, BATCH, BATCH_CONNECTIONS);
+    await run(
+      `POST /events/batch (${BATCH}/request)`,
+      (i) => ({ method: "POST", path: "/events/batch", headers: auth, body: batchBody(i) }),
+      202,
+      BATCH,
+      BATCH_CONNECTIONS,
+    );
 
     // The floor: a bare worker doing only the one Upstash round trip (bench/floor/worker.ts),
     // in its own `wrangler dev`, started once the app's phases are over.
@@ -276,7 +338,12 @@ async function main() {
     });
     cleanups.push(() => floorWrangler.stop());
     const floorBase = new URL(floorWrangler.url);
-    const floorRequest = (i: number): RequestSpec => ({ method: "POST", path: "/", headers: { "content-type": "application/json" }, body: eventBody(i) });
+    const floorRequest = (i: number): RequestSpec => ({
+      method: "POST",
+      path: "/",
+      headers: { "content-type": "application/json" },
+      body: eventBody(i),
+    });
     await load(floorBase, "warm-up", floorRequest, 8, 1, 202);
     const floor = await load(floorBase, "floor: bare worker, 1 XADD", floorRequest, CONNECTIONS, SECONDS, 202);
     results.push({ ...floor, events: 0 });
@@ -293,11 +360,16 @@ async function main() {
       `\nPOST /events reaches ${fmt((100 * events.rps) / floor.rps)}% of the floor: a worker that does nothing but its one ` +
         `Upstash round trip runs at ${fmt((100 * floor.rps) / health.rps)}% of /health here.`,
     );
-    console.log("\nRedis commands per accepted event (INFO commandstats deltas, server-executed; scripts' inner commands included)");
+    console.log(
+      "\nRedis commands per accepted event (INFO commandstats deltas, server-executed; scripts' inner commands included)",
+    );
     for (const r of results) {
       if (!r.events || !r.cmds) continue;
       const total = [...r.cmds.values()].reduce((a, b) => a + b, 0);
-      const parts = [...r.cmds].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt(v / r.events, 3)}`).join(", ");
+      const parts = [...r.cmds]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${fmt(v / r.events, 3)}`)
+        .join(", ");
       console.log(`  ${r.name.padEnd(34)} ${fmt(total / r.events, 3)}  (${parts})`);
     }
     console.log(
@@ -307,13 +379,18 @@ async function main() {
     const bad = results.filter((r) => r.failed);
     if (bad.length) {
       console.log("\nnon-2xx statuses:");
-      for (const r of bad) console.log(`  ${r.name}: ${[...r.statuses].filter(([s]) => s !== 200 && s !== 202).map(([s, n]) => `${s || "conn error"} x${n}`).join(", ")}`);
+      for (const r of bad)
+        console.log(
+          `  ${r.name}: ${[...r.statuses]
+            .filter(([s]) => s !== 200 && s !== 202)
+            .map(([s, n]) => `${s || "conn error"} x${n}`)
+            .join(", ")}`,
+        );
     }
   } finally {
     await cleanup();
   }
 }
-
 
 main().catch((e) => {
   console.error(e);

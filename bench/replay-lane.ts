@@ -35,7 +35,7 @@
  * and the 1 s wake-up debounce set the latency, and a slower (longer) consumer run even
  * lowers p50 by catching more events while it runs, so its ratios say little.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import readline from "node:readline";
@@ -48,20 +48,20 @@ import pg from "pg";
 import ws from "ws";
 import { migrateDatabase } from "../local/migrate";
 import { spawnStandIns } from "../local/standins-process";
-import { loadConfig, type Env, type WakeMessage } from "../src/config";
+import { openRedis } from "../src/backends/redis/client";
+import { RedisFilterState } from "../src/backends/redis/filter-state";
+import { redisKeys } from "../src/backends/redis/keys";
+import { RedisLanes } from "../src/backends/redis/lanes";
+import { RedisScopeLocks } from "../src/backends/redis/locks";
+import { RedisStreamStore } from "../src/backends/redis/store";
+import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
 import type { EventEnvelope } from "../src/events/envelope";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
-import { redisKeys } from "../src/backends/redis/keys";
-import { RedisLanes } from "../src/backends/redis/lanes";
-import { openRedis } from "../src/backends/redis/client";
-import { RedisStreamStore } from "../src/backends/redis/store";
 import { filters as f } from "../src/triggers";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
 import { TriggerRegistry } from "../src/triggers/registry";
 
 const { values: args } = parseArgs({
@@ -76,7 +76,11 @@ const { values: args } = parseArgs({
   },
 });
 
-const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+const PG = {
+  host: process.env.PGHOST_TEST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT_TEST ?? 5432),
+  user: process.env.PGUSER_TEST ?? "postgres",
+};
 /** The seeded history lies in this day; the replay job covers it. */
 const HISTORY_FROM = "2026-01-01T00:00:00Z";
 const HISTORY_TO = "2026-01-02T00:00:00Z";
@@ -142,14 +146,26 @@ async function openWorld(s: ChildSettings) {
   const store = new RedisStreamStore(redis, cfg, db.db);
   const keys = redisKeys(cfg.REDIS_PREFIX);
   // One no-op trigger for live events and replay copies alike: dispatch runs, handlers cost nothing.
-  const triggers = new TriggerRegistry().register({ name: "noop", filter: f.type("live.*", "history.*"), handler: () => {} });
+  const triggers = new TriggerRegistry().register({
+    name: "noop",
+    filter: f.type("live.*", "history.*"),
+    handler: () => {},
+  });
   const consumerParts = () => ({
-    store, triggers, env,
+    store,
+    triggers,
+    env,
     locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
     filterState: new RedisFilterState(redis, keys.filterState),
   });
   return {
-    env, cfg, db, redis, store, keys, consumerParts,
+    env,
+    cfg,
+    db,
+    redis,
+    store,
+    keys,
+    consumerParts,
     async close() {
       await db.close();
       await standIns.stop();
@@ -207,8 +223,14 @@ async function liveRole(s: ChildSettings): Promise<void> {
     const queue = {
       async sendBatch(msgs: Array<{ body: WakeMessage; delaySeconds?: number }>) {
         for (const m of msgs) {
-          if (!m.delaySeconds) { enqueue(); continue; }
-          const t = setTimeout(() => { timers.delete(t); enqueue(); }, m.delaySeconds * 1000);
+          if (!m.delaySeconds) {
+            enqueue();
+            continue;
+          }
+          const t = setTimeout(() => {
+            timers.delete(t);
+            enqueue();
+          }, m.delaySeconds * 1000);
           timers.add(t);
         }
       },
@@ -240,9 +262,16 @@ async function liveRole(s: ChildSettings): Promise<void> {
   const windowEnd = Date.now();
 
   const completed = async () =>
-    Number((await w.db.db.execute<{ n: number }>(sql`select count(*)::int as n from events where type = ${s.type} and status = 'completed'`)).rows[0]?.n);
+    Number(
+      (
+        await w.db.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from events where type = ${s.type} and status = 'completed'`,
+        )
+      ).rows[0]?.n,
+    );
   while ((await completed()) < total) {
-    if (Date.now() - windowEnd > 90_000) throw new Error(`live events not completed within 90 s of the window (${await completed()} of ${total})`);
+    if (Date.now() - windowEnd > 90_000)
+      throw new Error(`live events not completed within 90 s of the window (${await completed()} of ${total})`);
     await sleep(100);
   }
   stopped = true;
@@ -254,7 +283,15 @@ async function liveRole(s: ChildSettings): Promise<void> {
     sql`select extract(epoch from (processed_at - "timestamp")) * 1000 as ms from events where type = ${s.type} order by 1`,
   );
   const ms = r.rows.map((x) => Number(x.ms));
-  const out: LiveResult = { events: ms.length, p50: pct(ms, 50), p99: pct(ms, 99), max: ms[ms.length - 1] ?? NaN, invocations, windowStart, windowEnd };
+  const out: LiveResult = {
+    events: ms.length,
+    p50: pct(ms, 50),
+    p99: pct(ms, 99),
+    max: ms[ms.length - 1] ?? NaN,
+    invocations,
+    windowStart,
+    windowEnd,
+  };
   await w.close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -287,7 +324,12 @@ async function replayRole(s: ChildSettings): Promise<void> {
   for (;;) {
     const t0 = Date.now();
     invocations++;
-    await advanceReplays({ db: w.db.db, lane: lanes.replayLane(), config: cfg, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
+    await advanceReplays({
+      db: w.db.db,
+      lane: lanes.replayLane(),
+      config: cfg,
+      timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2,
+    });
     const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - t0));
     await runConsumer({
       ...w.consumerParts(),
@@ -301,7 +343,11 @@ async function replayRole(s: ChildSettings): Promise<void> {
   }
   const endedAt = Date.now();
   const copies = Number(
-    (await w.db.db.execute<{ n: number }>(sql`select count(*)::int as n from events where meta ->> 'replay' = ${job.id} and status = 'completed'`)).rows[0]?.n,
+    (
+      await w.db.db.execute<{ n: number }>(
+        sql`select count(*)::int as n from events where meta ->> 'replay' = ${job.id} and status = 'completed'`,
+      )
+    ).rows[0]?.n,
   );
   const out: ReplayResult = { jobId: job.id, status, copies, invocations, startedAt, endedAt };
   await w.close();
@@ -329,12 +375,19 @@ function startChild(role: "live" | "replay", s: ChildSettings) {
     }
     for (const w of waiters.splice(0)) w();
   });
-  const exited = new Promise<number>((resolve) => child.on("exit", (code) => { children.delete(child); for (const w of waiters.splice(0)) w(); resolve(code ?? 1); }));
+  const exited = new Promise<number>((resolve) =>
+    child.on("exit", (code) => {
+      children.delete(child);
+      for (const w of waiters.splice(0)) w();
+      resolve(code ?? 1);
+    }),
+  );
   /** The n-th JSON line (0-based), or an error once the child has exited without it. */
   const line = async <T>(n: number): Promise<T> => {
     for (;;) {
       if (lines.length > n) return lines[n] as T;
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${role} process exited (${child.exitCode ?? child.signalCode}) before its result`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${role} process exited (${child.exitCode ?? child.signalCode}) before its result`);
       await new Promise<void>((r) => waiters.push(r));
     }
   };
@@ -373,7 +426,9 @@ async function main() {
       [HISTORY_FROM, history],
     );
     await db.query("ANALYZE events");
-    console.log(`seeded ${fmt(history)} history rows in ${fmt((Date.now() - t0) / 1000, 1)} s; live load ${fmt(s0.rate)} events/s for ${s0.seconds} s, wake path: ${s0.wake}`);
+    console.log(
+      `seeded ${fmt(history)} history rows in ${fmt((Date.now() - t0) / 1000, 1)} s; live load ${fmt(s0.rate)} events/s for ${s0.seconds} s, wake path: ${s0.wake}`,
+    );
     // The machine is part of the result: here the replay process takes CPU from the live one.
     const loadAtStart = os.loadavg()[0]!;
 
@@ -389,7 +444,9 @@ async function main() {
     const beside = startChild("live", settings({ type: "live.with-replay" }));
     const withReplay = await beside.line<LiveResult>(0);
     await beside.exited;
-    console.log(`with replay:    p50 ${fmt(withReplay.p50)} ms, p99 ${fmt(withReplay.p99)} ms (waiting for the replay to finish)`);
+    console.log(
+      `with replay:    p50 ${fmt(withReplay.p50)} ms, p99 ${fmt(withReplay.p99)} ms (waiting for the replay to finish)`,
+    );
     const rep = await replay.line<ReplayResult>(1);
     await replay.exited;
 
@@ -397,7 +454,13 @@ async function main() {
     // appended to the replay lane (entry ids carry their time) and copies the lane's consumer
     // completed.
     const appended = Number(
-      await ioredis.eval("return #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2])", 1, redisKeys(prefix).replayLane, withReplay.windowStart, withReplay.windowEnd),
+      await ioredis.eval(
+        "return #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2])",
+        1,
+        redisKeys(prefix).replayLane,
+        withReplay.windowStart,
+        withReplay.windowEnd,
+      ),
     );
     const overlap = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = $1 AND processed_at BETWEEN to_timestamp($2::float8 / 1000) AND to_timestamp($3::float8 / 1000)`,
@@ -409,7 +472,8 @@ async function main() {
       `${name.padEnd(16)} ${fmt(r.events).padStart(7)} ${fmt(r.p50).padStart(8)} ${fmt(r.p99).padStart(8)} ${fmt(r.max).padStart(8)} ${String(r.invocations).padStart(12)}`;
     const ratio = (a: number, b: number) => `${fmt(a / b, 2)}x`;
 
-    console.log(`
+    console.log(
+      `
 live publish -> completed (${fmt(s0.rate)} events/s for ${s0.seconds} s, ${PER_REQUEST} events per publish, wake path: ${s0.wake})
                   events  p50 ms   p99 ms   max ms  invocations
 ${row("without replay", without)}
@@ -421,12 +485,17 @@ replay: ${fmt(history)} history rows, job rate ${fmt(s0.replayRate)}/s x REPLAY_
   during the ${fmt(windowS, 1)} s live window: ${fmt(appended)} copies appended to the replay lane, ` +
         `${fmt(overlap.rows[0]!.n)} completed from it; ` +
         `replay ${rep.endedAt >= withReplay.windowEnd ? "still running when the window closed" : `ended ${fmt((withReplay.windowEnd - rep.endedAt) / 1000, 1)} s before the window closed`}
-machine: ${os.cpus().length} cores shared by both loads, Redis, Postgres and the stand-ins; load average ${fmt(loadAtStart, 1)} at the start, ${fmt(os.loadavg()[0]!, 1)} at the end`);
+machine: ${os.cpus().length} cores shared by both loads, Redis, Postgres and the stand-ins; load average ${fmt(loadAtStart, 1)} at the start, ${fmt(os.loadavg()[0]!, 1)} at the end`,
+    );
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await db.end().catch(() => {});
     await ioredis
-      .eval("local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n", 0, `${prefix}:*`)
+      .eval(
+        "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
+        0,
+        `${prefix}:*`,
+      )
       .catch(() => {});
     ioredis.disconnect();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});

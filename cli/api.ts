@@ -48,7 +48,8 @@ export function client(baseUrl: string | undefined, token: string | undefined): 
       }
       if (!res.ok) {
         const p = parsed as { title?: string; detail?: string } | undefined;
-        const why = p && typeof p === "object" ? [p.title, p.detail].filter(Boolean).join(": ") : String(text).slice(0, 200);
+        const why =
+          p && typeof p === "object" ? [p.title, p.detail].filter(Boolean).join(": ") : String(text).slice(0, 200);
         throw new ApiError(`${method} ${path} -> ${res.status}${why ? ` ${why}` : ""}`, res.status, parsed);
       }
       return parsed as T;

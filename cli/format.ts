@@ -18,5 +18,12 @@ export function table(rows: Record<string, unknown>[], cols: string[]): string {
   };
   const grid = [cols, ...rows.map((r) => cols.map((c) => cell(r[c])))];
   const widths = cols.map((_, i) => Math.max(...grid.map((g) => g[i].length)));
-  return grid.map((g) => g.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+  return grid
+    .map((g) =>
+      g
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

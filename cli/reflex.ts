@@ -10,9 +10,10 @@
  * --json for scripts. Exit codes: 0 ok, 1 the API said no (4xx/5xx), 2 bad usage,
  * 3 the worker could not be reached.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+
 import cliProgress from "cli-progress";
-import { ApiError, UnreachableError, client, query, type Client } from "./api";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ApiError, type Client, client, query, UnreachableError } from "./api";
 import { parseDuration, table } from "./format";
 
 interface Globals {
@@ -69,10 +70,16 @@ export function buildProgram(): Command {
     .option("--type <type>", "only this event type")
     .option("--source <source>", "only this source")
     .action(async (o) => {
-      const r = await api().call<{ count: number; events: Row[] }>("GET", `/events/dlq${query({ limit: o.limit, type: o.type, source: o.source })}`);
-      out(json(), r, () =>
-        `${r.count} event(s) in the DLQ${r.events.length < r.count ? ` (showing ${r.events.length})` : ""}\n` +
-        table(r.events, ["id", "type", "source", "attempts", "last_error"]),
+      const r = await api().call<{ count: number; events: Row[] }>(
+        "GET",
+        `/events/dlq${query({ limit: o.limit, type: o.type, source: o.source })}`,
+      );
+      out(
+        json(),
+        r,
+        () =>
+          `${r.count} event(s) in the DLQ${r.events.length < r.count ? ` (showing ${r.events.length})` : ""}\n` +
+          table(r.events, ["id", "type", "source", "attempts", "last_error"]),
       );
     });
   dlq
@@ -136,7 +143,12 @@ export function buildProgram(): Command {
         ...(o.dryRun ? { dry_run: true } : {}),
       };
       const r = await api().call<{ id: string }>("POST", "/replays", body);
-      out(json(), r, () => `replay ${r.id} ${o.startAt ? `scheduled for ${o.startAt}` : "started"}\n  follow it: npx reflex replay status ${r.id}`);
+      out(
+        json(),
+        r,
+        () =>
+          `replay ${r.id} ${o.startAt ? `scheduled for ${o.startAt}` : "started"}\n  follow it: npx reflex replay status ${r.id}`,
+      );
     });
   replay
     .command("status <id>")
@@ -149,15 +161,27 @@ export function buildProgram(): Command {
       const ended = (s: unknown) => s === "done" || s === "cancelled" || s === "failed";
       if (o.watch && !ended(r.status) && !json()) {
         const bar = new cliProgress.SingleBar(
-          { format: " {bar} {percentage}% | {value}/{total} scanned | {republished} republished | ETA {eta_s}s | {status}", hideCursor: true },
+          {
+            format:
+              " {bar} {percentage}% | {value}/{total} scanned | {republished} republished | ETA {eta_s}s | {status}",
+            hideCursor: true,
+          },
           cliProgress.Presets.shades_classic,
         );
-        bar.start(Number(r.total_estimate ?? 0) || 1, Number(r.scanned ?? 0), { republished: r.republished ?? 0, eta_s: r.eta_s ?? "?", status: r.status });
+        bar.start(Number(r.total_estimate ?? 0) || 1, Number(r.scanned ?? 0), {
+          republished: r.republished ?? 0,
+          eta_s: r.eta_s ?? "?",
+          status: r.status,
+        });
         while (!ended(r.status)) {
           await sleep(o.interval);
           r = await api().call<Row>("GET", path);
           bar.setTotal(Math.max(Number(r.total_estimate ?? 0), Number(r.scanned ?? 0), 1));
-          bar.update(Number(r.scanned ?? 0), { republished: r.republished ?? 0, eta_s: r.eta_s ?? "?", status: r.status });
+          bar.update(Number(r.scanned ?? 0), {
+            republished: r.republished ?? 0,
+            eta_s: r.eta_s ?? "?",
+            status: r.status,
+          });
         }
         bar.stop();
       } else if (o.watch && json()) {
@@ -166,11 +190,14 @@ export function buildProgram(): Command {
           r = await api().call<Row>("GET", path);
         }
       }
-      out(json(), r, () =>
-        `replay ${r.id}: ${r.status}\n  scanned ${r.scanned ?? 0} of ~${r.total_estimate ?? "?"}, republished ${r.republished ?? 0}` +
-        (Array.isArray(r.errors) && r.errors.length
-          ? `\n  errors: ${(r.errors as unknown[]).map((e) => (e && typeof e === "object" ? String((e as { error?: unknown }).error) : String(e))).join("; ")}`
-          : ""),
+      out(
+        json(),
+        r,
+        () =>
+          `replay ${r.id}: ${r.status}\n  scanned ${r.scanned ?? 0} of ~${r.total_estimate ?? "?"}, republished ${r.republished ?? 0}` +
+          (Array.isArray(r.errors) && r.errors.length
+            ? `\n  errors: ${(r.errors as unknown[]).map((e) => (e && typeof e === "object" ? String((e as { error?: unknown }).error) : String(e))).join("; ")}`
+            : ""),
       );
       if (r.status === "failed") process.exitCode = 1;
     });
@@ -216,7 +243,9 @@ export function buildProgram(): Command {
           `/events${query({ type: o.type, source: o.source, from, order: "asc", cursor, limit: 100 })}`,
         );
         for (const e of r.events) {
-          process.stdout.write(json() ? `${JSON.stringify(e)}\n` : `${e.timestamp}  ${e.status}  ${e.type}  ${e.source}  ${e.id}\n`);
+          process.stdout.write(
+            json() ? `${JSON.stringify(e)}\n` : `${e.timestamp}  ${e.status}  ${e.type}  ${e.source}  ${e.id}\n`,
+          );
           if (o.max && ++seen >= o.max) return;
         }
         if (r.next_cursor) cursor = r.next_cursor;

@@ -35,15 +35,16 @@ export function ensureDevVars(file = DEV_VARS, example = DEV_VARS_EXAMPLE): stri
     return Object.keys(parseVars(exampleText));
   }
   const have = parseVars(fs.readFileSync(file, "utf8"));
-  const missing = exampleText
-    .split(/\r?\n/)
-    .filter((l) => {
-      const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(l);
-      return m && !(m[1] in have);
-    });
+  const missing = exampleText.split(/\r?\n/).filter((l) => {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(l);
+    return m && !(m[1] in have);
+  });
   if (missing.length) {
     const cur = fs.readFileSync(file, "utf8");
-    fs.writeFileSync(file, `${cur}${cur.endsWith("\n") ? "" : "\n"}# added from .dev.vars.example\n${missing.join("\n")}\n`);
+    fs.writeFileSync(
+      file,
+      `${cur}${cur.endsWith("\n") ? "" : "\n"}# added from .dev.vars.example\n${missing.join("\n")}\n`,
+    );
   }
   return missing.map((l) => l.split("=")[0].trim());
 }

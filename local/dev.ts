@@ -9,10 +9,10 @@
  */
 import { spawn } from "node:child_process";
 import { ensureDevVars, readDevVars } from "./dev-vars";
-import { startUpstashGateway } from "./upstash-gateway";
-import { startNeonProxy } from "./neon-proxy";
 import { migrateDatabase } from "./migrate";
-import { START_HINTS, adminUrlFor, ensureDatabase, postgresAnswers, redisAnswers } from "./services";
+import { startNeonProxy } from "./neon-proxy";
+import { adminUrlFor, ensureDatabase, postgresAnswers, redisAnswers, START_HINTS } from "./services";
+import { startUpstashGateway } from "./upstash-gateway";
 
 const PORT = Number(process.env.PORT ?? 8787);
 
@@ -43,7 +43,16 @@ async function main() {
 
   const wrangler = spawn(
     "npx",
-    ["wrangler", "dev", "--port", String(PORT), "--ip", "127.0.0.1", "--test-scheduled", "--show-interactive-dev-session=false"],
+    [
+      "wrangler",
+      "dev",
+      "--port",
+      String(PORT),
+      "--ip",
+      "127.0.0.1",
+      "--test-scheduled",
+      "--show-interactive-dev-session=false",
+    ],
     { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
   );
   console.log(`

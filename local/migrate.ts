@@ -8,12 +8,12 @@
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Pool, neonConfig } from "@neondatabase/serverless";
+import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import { migrate } from "drizzle-orm/neon-serverless/migrator";
 import ws from "ws";
-import { startNeonProxy } from "./neon-proxy";
 import { readDevVars } from "./dev-vars";
+import { startNeonProxy } from "./neon-proxy";
 
 export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "drizzle");
 

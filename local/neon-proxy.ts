@@ -9,9 +9,10 @@
  * The target is fixed by the proxy's options; the `address` the driver sends is ignored,
  * so the proxy cannot be used to reach anything else.
  */
-import net from "node:net";
+
 import http from "node:http";
-import { WebSocketServer, type WebSocket } from "ws";
+import net from "node:net";
+import { type WebSocket, WebSocketServer } from "ws";
 import { trackSockets } from "./sockets";
 
 export interface NeonProxyOptions {
@@ -89,11 +90,18 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
     address: `127.0.0.1:${port}`,
     setDown(d) {
       down = d;
-      if (d) for (const p of live) { p.tcp.destroy(); p.ws.terminate(); }
+      if (d)
+        for (const p of live) {
+          p.tcp.destroy();
+          p.ws.terminate();
+        }
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const p of live) { p.tcp.destroy(); p.ws.terminate(); }
+        for (const p of live) {
+          p.tcp.destroy();
+          p.ws.terminate();
+        }
         wss.close();
         server.closeAllConnections();
         for (const s of sockets) s.destroy();

@@ -8,7 +8,7 @@ import pg from "pg";
 export const START_HINTS = {
   redis: [
     "Redis is not answering on 127.0.0.1:6379. Start it with:",
-    "  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no",
+    '  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
     "(install it first if needed: apt-get install -y redis-server)",
   ].join("\n"),
   postgres: [

@@ -17,10 +17,11 @@
  * libraries reshape replies and share connections; the RESP parser itself is the
  * well-kept `redis-parser` used by both of them.
  */
-import http from "node:http";
-import net from "node:net";
+
 import { createHash } from "node:crypto";
+import http from "node:http";
 import { createRequire } from "node:module";
+import net from "node:net";
 import { trackSockets } from "./sockets";
 
 const require = createRequire(import.meta.url);
@@ -36,10 +37,33 @@ type Arg = string | number | boolean;
 
 /** Commands that would block a pooled connection or change its state: not part of the REST protocol. */
 const REFUSED = new Set([
-  "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP",
-  "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "SYNC", "PSYNC",
-  "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "QUIT", "RESET", "AUTH", "HELLO",
-  "CLIENT", "SHUTDOWN", "DEBUG",
+  "BLPOP",
+  "BRPOP",
+  "BLMOVE",
+  "BRPOPLPUSH",
+  "BZPOPMIN",
+  "BZPOPMAX",
+  "BLMPOP",
+  "BZMPOP",
+  "SUBSCRIBE",
+  "PSUBSCRIBE",
+  "SSUBSCRIBE",
+  "MONITOR",
+  "SYNC",
+  "PSYNC",
+  "MULTI",
+  "EXEC",
+  "DISCARD",
+  "WATCH",
+  "UNWATCH",
+  "SELECT",
+  "QUIT",
+  "RESET",
+  "AUTH",
+  "HELLO",
+  "CLIENT",
+  "SHUTDOWN",
+  "DEBUG",
 ]);
 
 function refusal(cmd: Arg[]): string | null {
@@ -73,14 +97,18 @@ function sha1(s: string): string {
 function withoutUpstashFlags(script: string): string {
   const m = /^#!lua flags=([^\n]*)/.exec(script);
   if (!m) return script;
-  const kept = m[1].split(",").map((f) => f.trim()).filter((f) => f && !UPSTASH_ONLY_FLAGS.has(f));
+  const kept = m[1]
+    .split(",")
+    .map((f) => f.trim())
+    .filter((f) => f && !UPSTASH_ONLY_FLAGS.has(f));
   const shebang = kept.length ? `#!lua flags=${kept.join(",")}` : "#!lua";
   return shebang + script.slice(m[0].length);
 }
 
 function upstashDialect(cmd: Arg[]): Arg[] {
   const name = String(cmd[0]).toUpperCase();
-  const scriptAt = name === "EVAL" || name === "EVAL_RO" ? 1 : name === "SCRIPT" && String(cmd[1]).toUpperCase() === "LOAD" ? 2 : -1;
+  const scriptAt =
+    name === "EVAL" || name === "EVAL_RO" ? 1 : name === "SCRIPT" && String(cmd[1]).toUpperCase() === "LOAD" ? 2 : -1;
   if (scriptAt > 0 && typeof cmd[scriptAt] === "string") {
     const original = cmd[scriptAt] as string;
     const script = withoutUpstashFlags(original);
@@ -157,7 +185,11 @@ class Pool {
   private idle: Conn[] = [];
   private all = new Set<Conn>();
   private queue: Array<(c: Conn) => void> = [];
-  constructor(private host: string, private port: number, private max: number) {}
+  constructor(
+    private host: string,
+    private port: number,
+    private max: number,
+  ) {}
 
   async acquire(): Promise<Conn> {
     while (this.idle.length) {
@@ -273,7 +305,8 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
     const batch = path === "/pipeline" || path === "/multi-exec";
     if (path !== "/" && !batch) return send(404, { error: `ERR unknown endpoint ${path}` });
     const received = (batch ? body : [body]) as Arg[][];
-    if (!Array.isArray(received) || (batch && received.length === 0)) return send(400, { error: "ERR expected an array of commands" });
+    if (!Array.isArray(received) || (batch && received.length === 0))
+      return send(400, { error: "ERR expected an array of commands" });
     for (const c of received) {
       const why = refusal(c);
       if (why) return send(400, { error: why });
@@ -293,14 +326,20 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
       }
       if (path === "/pipeline") {
         const replies = await conn.send(cmds);
-        return send(200, replies.map((r) => item(r, base64)));
+        return send(
+          200,
+          replies.map((r) => item(r, base64)),
+        );
       }
       // /multi-exec: MULTI, the commands, EXEC on a connection nobody else is using.
       const replies = await conn.send([["MULTI"], ...cmds, ["EXEC"]]);
       const exec = replies[replies.length - 1];
       if (exec instanceof Error) return send(400, { error: exec.message });
       if (exec === null) return send(400, { error: "ERR transaction aborted" });
-      return send(200, (exec as Reply[]).map((r) => item(r, base64)));
+      return send(
+        200,
+        (exec as Reply[]).map((r) => item(r, base64)),
+      );
     } finally {
       pool.release(conn);
     }

@@ -43,10 +43,27 @@ export async function startWranglerDev(o: WranglerDevOptions): Promise<WranglerD
   const url = `http://127.0.0.1:${port}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reflex-wrangler-"));
   const envFile = path.join(dir, "dev.env");
-  fs.writeFileSync(envFile, Object.entries(o.vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
+  fs.writeFileSync(
+    envFile,
+    Object.entries(o.vars)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(""),
+    { mode: 0o600 },
+  );
 
-  const argv = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false",
-    "--env-file", envFile, "--log-level", "error"];
+  const argv = [
+    "wrangler",
+    "dev",
+    "--port",
+    String(port),
+    "--ip",
+    "127.0.0.1",
+    "--show-interactive-dev-session=false",
+    "--env-file",
+    envFile,
+    "--log-level",
+    "error",
+  ];
   if (o.testScheduled) argv.push("--test-scheduled");
   if (o.config) argv.push("--config", o.config);
   const child = spawn("npx", argv, {
@@ -79,9 +96,14 @@ export async function startWranglerDev(o: WranglerDevOptions): Promise<WranglerD
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
-  const ready = typeof o.ready === "string"
-    ? (u: string) => fetch(`${u}${o.ready}`).then((r) => r.ok, () => false)
-    : o.ready;
+  const ready =
+    typeof o.ready === "string"
+      ? (u: string) =>
+          fetch(`${u}${o.ready}`).then(
+            (r) => r.ok,
+            () => false,
+          )
+      : o.ready;
   const until = Date.now() + (o.readyTimeoutMs ?? 90_000);
   for (;;) {
     if (child.exitCode !== null) {

@@ -7,17 +7,16 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { registry } from "./events/types";
+import { healthRoutes } from "./health/routes";
 import type { AppEnv } from "./http/app-env";
 import { withConfig } from "./http/config";
 import { mountDocs } from "./http/docs";
 import { notFound, onError, validationHook } from "./http/errors";
+import { httpMetrics } from "./http/metrics";
 import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
-import { adminRoutes } from "./ops/admin-routes";
-import { healthRoutes } from "./health/routes";
-import { httpMetrics } from "./http/metrics";
 import { metricsRoutes } from "./obs/routes";
-
+import { adminRoutes } from "./ops/admin-routes";
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

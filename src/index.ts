@@ -4,12 +4,12 @@
  */
 import { instrument } from "@microlabs/otel-cf-workers";
 import { app } from "./app";
-import { loadConfig, type Env, type WakeMessage } from "./config";
-import { consumeInWorker } from "./consume/entry";
-import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
-import { recordConsumerRun } from "./consume/run-metrics";
 import { flushMetrics } from "./backends";
+import { type Env, loadConfig, type WakeMessage } from "./config";
+import { consumeInWorker } from "./consume/entry";
+import { recordConsumerRun } from "./consume/run-metrics";
 import { traceConfig, tracingEnabled } from "./obs/trace";
+import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {

@@ -4,11 +4,12 @@
  * retry -> completes once fixed), retry-all by filter, discard, event detail and history
  * pagination.
  */
-import { afterEach, describe, expect, it } from "vitest";
+
 import { sql } from "drizzle-orm";
+import { afterEach, describe, expect, it } from "vitest";
 import { type as typeFilter } from "../src/triggers/filters";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, rig, type Rig } from "./support/consume";
+import { event, type Rig, rig } from "./support/consume";
 import { freshEnv } from "./support/env";
 
 const open: Rig[] = [];
@@ -52,7 +53,10 @@ describe("admin auth", () => {
       expect(none.status, `${method} ${path}`).toBe(401);
       expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
       expect(none.headers.get("content-type")).toBe("application/problem+json");
-      const basic = await call(r.env, method, path, { token: null, headers: { authorization: `Basic ${btoa(`x:${ADMIN_TOKEN}`)}` } });
+      const basic = await call(r.env, method, path, {
+        token: null,
+        headers: { authorization: `Basic ${btoa(`x:${ADMIN_TOKEN}`)}` },
+      });
       expect(basic.status).toBe(401);
       const wrong = await call(r.env, method, path, { token: `${ADMIN_TOKEN}x` });
       expect(wrong.status, `${method} ${path}`).toBe(403);
@@ -72,7 +76,11 @@ describe("admin auth", () => {
 
 describe("DLQ lifecycle", () => {
   it("an event that exhausts its attempts is listed, retried, and completes once its handler is fixed", async () => {
-    const r = await adminRig({ EVENT_MAX_ATTEMPTS: "2", EVENT_RETRY_BASE_DELAY: "0.01", EVENT_RETRY_MAX_DELAY: "0.02" });
+    const r = await adminRig({
+      EVENT_MAX_ATTEMPTS: "2",
+      EVENT_RETRY_BASE_DELAY: "0.01",
+      EVENT_RETRY_MAX_DELAY: "0.02",
+    });
     let broken = true;
     let handled = 0;
     r.triggers.register({
@@ -121,7 +129,13 @@ describe("DLQ lifecycle", () => {
 
     const detail = await call(r.env, "GET", `/events/${e.id}`);
     expect(detail.status).toBe(200);
-    expect(detail.body).toMatchObject({ id: e.id, type: "test.flaky", source: "svc", status: "completed", attempts: 1 });
+    expect(detail.body).toMatchObject({
+      id: e.id,
+      type: "test.flaky",
+      source: "svc",
+      status: "completed",
+      attempts: 1,
+    });
     expect(detail.body.meta.trace_id).toBe(e.meta.trace_id);
     // The errors of the attempts before the redrive are kept.
     expect(detail.body.errors).toHaveLength(2);
@@ -132,13 +146,24 @@ describe("DLQ lifecycle", () => {
 
   it("retry-all by filter touches only the matching events, and spreads them at REDRIVE_RATE", async () => {
     const r = await adminRig({ REDRIVE_RATE: "10" });
-    const a1 = await insertRows(r, Array.from({ length: 5 }, () => ({ type: "order.paid", source: "shop", status: "dlq" })));
-    const a2 = await insertRows(r, Array.from({ length: 3 }, () => ({ type: "order.paid", source: "pos", status: "dlq" })));
-    const b = await insertRows(r, Array.from({ length: 4 }, () => ({ type: "user.created", source: "shop", status: "dlq" })));
+    const a1 = await insertRows(
+      r,
+      Array.from({ length: 5 }, () => ({ type: "order.paid", source: "shop", status: "dlq" })),
+    );
+    const a2 = await insertRows(
+      r,
+      Array.from({ length: 3 }, () => ({ type: "order.paid", source: "pos", status: "dlq" })),
+    );
+    const b = await insertRows(
+      r,
+      Array.from({ length: 4 }, () => ({ type: "user.created", source: "shop", status: "dlq" })),
+    );
     const done = await insertRows(r, [{ type: "order.paid", source: "shop", status: "completed" }]);
 
     const st = async () =>
-      new Map((await r.rows<{ id: string; status: string }>(sql`SELECT id, status FROM events`)).map((x) => [x.id, x.status]));
+      new Map(
+        (await r.rows<{ id: string; status: string }>(sql`SELECT id, status FROM events`)).map((x) => [x.id, x.status]),
+      );
 
     const one = await call(r.env, "POST", "/events/dlq/retry", { body: { type: "order.paid", source: "shop" } });
     expect(one.status).toBe(200);
@@ -172,14 +197,19 @@ describe("DLQ lifecycle", () => {
       { type: "x.y", source: "s", status: "dlq" },
     ]);
     expect((await call(r.env, "DELETE", `/events/dlq/${id}`, { body: {} })).status).toBe(422);
-    const d = await call(r.env, "DELETE", `/events/dlq/${id}`, { body: { reason: "poison payload, customer refunded" } });
+    const d = await call(r.env, "DELETE", `/events/dlq/${id}`, {
+      body: { reason: "poison payload, customer refunded" },
+    });
     expect(d.status).toBe(200);
     expect(d.body).toMatchObject({ id, status: "discarded", discard_reason: "poison payload, customer refunded" });
     expect((await call(r.env, "DELETE", `/events/dlq/${id}`, { body: { reason: "again" } })).status).toBe(404);
     const list = await call(r.env, "GET", "/events/dlq");
     expect(list.body.count).toBe(1);
     expect(list.body.events[0].id).toBe(keep);
-    expect((await call(r.env, "GET", `/events/${id}`)).body).toMatchObject({ status: "discarded", errors: [{ error: "boom" }] });
+    expect((await call(r.env, "GET", `/events/${id}`)).body).toMatchObject({
+      status: "discarded",
+      errors: [{ error: "boom" }],
+    });
     // A discarded event is not redriven by retry-all.
     expect((await call(r.env, "POST", "/events/dlq/retry", { body: {} })).body).toEqual({ count: 1 });
   });
@@ -192,9 +222,22 @@ describe("event history", () => {
     // 25 events, pairs sharing a timestamp (the id breaks ties), and 5 of another type.
     const ids = await insertRows(
       r,
-      Array.from({ length: 25 }, (_, i) => ({ type: "page.me", source: "s", status: "completed", ts: new Date(base + Math.floor(i / 2) * 1000).toISOString() })),
+      Array.from({ length: 25 }, (_, i) => ({
+        type: "page.me",
+        source: "s",
+        status: "completed",
+        ts: new Date(base + Math.floor(i / 2) * 1000).toISOString(),
+      })),
     );
-    await insertRows(r, Array.from({ length: 5 }, () => ({ type: "other", source: "s", status: "completed", ts: new Date(base).toISOString() })));
+    await insertRows(
+      r,
+      Array.from({ length: 5 }, () => ({
+        type: "other",
+        source: "s",
+        status: "completed",
+        ts: new Date(base).toISOString(),
+      })),
+    );
 
     const walk = async (order: "asc" | "desc") => {
       const seen: Array<{ id: string; timestamp: string }> = [];
@@ -204,7 +247,8 @@ describe("event history", () => {
         const p = await call(r.env, "GET", q);
         expect(p.status).toBe(200);
         seen.push(...p.body.events);
-        if (p.body.events.length === 0) return { seen, cursor: p.body.next_cursor as string | null, stayed: p.body.next_cursor === cursor };
+        if (p.body.events.length === 0)
+          return { seen, cursor: p.body.next_cursor as string | null, stayed: p.body.next_cursor === cursor };
         cursor = p.body.next_cursor;
         if (!cursor) break;
       }
@@ -221,7 +265,11 @@ describe("event history", () => {
     expect(asc.cursor).not.toBeNull();
     expect(asc.stayed).toBe(true);
 
-    const ranged = await call(r.env, "GET", `/events?from=${new Date(base + 10_000).toISOString()}&to=${new Date(base + 12_000).toISOString()}&limit=100`);
+    const ranged = await call(
+      r.env,
+      "GET",
+      `/events?from=${new Date(base + 10_000).toISOString()}&to=${new Date(base + 12_000).toISOString()}&limit=100`,
+    );
     expect(ranged.body.events).toHaveLength(4);
     expect((await call(r.env, "GET", "/events?status=dlq")).body.events).toEqual([]);
     expect((await call(r.env, "GET", "/events?cursor=bm9wZQ")).status).toBe(422);

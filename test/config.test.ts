@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig, type Env } from "../src/config";
+import { type Env, loadConfig } from "../src/config";
 import { ConfigError } from "../src/errors";
 
 const base = {
@@ -20,14 +20,25 @@ describe("config", () => {
   });
 
   it("parses values; empty strings mean unset; postgres backend defaults to advisory locks", () => {
-    const c = loadConfig({ DATABASE_URL: base.DATABASE_URL, EVENT_BACKEND: "postgres", EVENT_MAX_ATTEMPTS: "5", API_KEYS: " a, b ,,", LOCK_BACKEND: "" });
+    const c = loadConfig({
+      DATABASE_URL: base.DATABASE_URL,
+      EVENT_BACKEND: "postgres",
+      EVENT_MAX_ATTEMPTS: "5",
+      API_KEYS: " a, b ,,",
+      LOCK_BACKEND: "",
+    });
     expect(c.EVENT_MAX_ATTEMPTS).toBe(5);
     expect(c.API_KEYS).toEqual(["a", "b"]);
     expect(c.LOCK_BACKEND).toBe("postgres");
   });
 
   it("one error lists every problem by name", () => {
-    const env: Env = { EVENT_BACKEND: "mongo", EVENT_MAX_ATTEMPTS: "zero", DATABASE_URL: "mysql://x", ADMIN_TOKEN: "short" };
+    const env: Env = {
+      EVENT_BACKEND: "mongo",
+      EVENT_MAX_ATTEMPTS: "zero",
+      DATABASE_URL: "mysql://x",
+      ADMIN_TOKEN: "short",
+    };
     let err: unknown;
     try {
       loadConfig(env);
@@ -42,8 +53,8 @@ describe("config", () => {
   });
 
   it("redis backend needs the Upstash variables; max delay must not be below base", () => {
-    expect(() => loadConfig({ DATABASE_URL: base.DATABASE_URL, EVENT_RETRY_BASE_DELAY: "10", EVENT_RETRY_MAX_DELAY: "5" })).toThrow(
-      /UPSTASH_REDIS_REST_URL[\s\S]*UPSTASH_REDIS_REST_TOKEN[\s\S]*EVENT_RETRY_MAX_DELAY/,
-    );
+    expect(() =>
+      loadConfig({ DATABASE_URL: base.DATABASE_URL, EVENT_RETRY_BASE_DELAY: "10", EVENT_RETRY_MAX_DELAY: "5" }),
+    ).toThrow(/UPSTASH_REDIS_REST_URL[\s\S]*UPSTASH_REDIS_REST_TOKEN[\s\S]*EVENT_RETRY_MAX_DELAY/);
   });
 });

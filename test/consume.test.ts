@@ -3,15 +3,16 @@
  * history, retries with backoff, the DLQ, crashes at every step, scope exclusivity under
  * concurrent consumers, derived events. No timing assertions: time is an injected clock.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { sql } from "drizzle-orm";
-import { ManualClock } from "../src/clock";
-import { CrashInjected, Failpoints } from "../src/failpoints";
-import { backoffSeconds } from "../src/consume/retry";
-import { filters as f } from "../src/triggers";
+
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import { afterEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../src/clock";
+import { backoffSeconds } from "../src/consume/retry";
+import { CrashInjected, Failpoints } from "../src/failpoints";
 import worker from "../src/index";
-import { event, pendingEntries, publishAll, rig, type Rig } from "./support/consume";
+import { filters as f } from "../src/triggers";
+import { event, pendingEntries, publishAll, type Rig, rig } from "./support/consume";
 
 let open: Rig[] = [];
 afterEach(async () => {
@@ -25,7 +26,13 @@ async function make(overrides: Record<string, unknown> = {}) {
 }
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-type Row = { id: string; status: string; attempts: number; errors: Array<{ attempt: number; error: string }>; next_retry_at: string | null };
+type Row = {
+  id: string;
+  status: string;
+  attempts: number;
+  errors: Array<{ attempt: number; error: string }>;
+  next_retry_at: string | null;
+};
 async function row(r: Rig, id: string): Promise<Row> {
   const [x] = await r.rows<Row>(sql`select id, status, attempts, errors, next_retry_at from events where id = ${id}`);
   return x!;
@@ -38,7 +45,9 @@ describe("consumer: claim, persist, settle", () => {
     await publishAll(r.store, evs);
     const rep = await r.run();
     expect(rep).toMatchObject({ claimed: 30, completed: 30, retried: 0, dlq: 0, stoppedBy: "drained" });
-    const rows = await r.rows<{ n: number; s: string }>(sql`select status as s, count(*)::int as n from events group by status`);
+    const rows = await r.rows<{ n: number; s: string }>(
+      sql`select status as s, count(*)::int as n from events group by status`,
+    );
     expect(rows).toEqual([{ s: "completed", n: 30 }]);
     expect(await pendingEntries(r)).toBe(0);
     // the envelope survives the round trip
@@ -214,8 +223,12 @@ describe("consumer: retries, backoff and the DLQ", () => {
     expect(x).toMatchObject({ status: "dlq", attempts: 4, next_retry_at: null });
     expect(x.errors.map((er) => [er.attempt, er.error])).toEqual([1, 2, 3, 4].map((n) => [n, "doomed: nope"]));
 
-    const dlq = (await r.redis.eval("return redis.call('XRANGE', KEYS[1], '-', '+')", [r.keys.dlq], [])) as Array<[string, string[]]>;
-    const entries = dlq.map(([, flat]) => Object.fromEntries(flat.flatMap((v, i) => (i % 2 ? [] : [[v, flat[i + 1]]]))));
+    const dlq = (await r.redis.eval("return redis.call('XRANGE', KEYS[1], '-', '+')", [r.keys.dlq], [])) as Array<
+      [string, string[]]
+    >;
+    const entries = dlq.map(([, flat]) =>
+      Object.fromEntries(flat.flatMap((v, i) => (i % 2 ? [] : [[v, flat[i + 1]]]))),
+    );
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ id: e.id, error: "doomed: nope", attempts: "4" });
     expect(JSON.parse(String(entries[0]!.e))).toEqual(e);
@@ -232,10 +245,16 @@ describe("consumer: retries, backoff and the DLQ", () => {
 
 describe("consumer: crashes lose nothing and duplicate nothing", () => {
   const N = 40;
-  async function crashThenRecover(point: "after-claim-before-persist" | "after-persist-before-dispatch" | "after-persist-before-ack") {
+  async function crashThenRecover(
+    point: "after-claim-before-persist" | "after-persist-before-dispatch" | "after-persist-before-ack",
+  ) {
     const r = await make({ CONSUMER_BATCH_SIZE: "25" });
     const calls = new Map<string, number>();
-    r.triggers.register({ name: "count", filter: f.any(), handler: (ctx) => void calls.set(ctx.event.id, (calls.get(ctx.event.id) ?? 0) + 1) });
+    r.triggers.register({
+      name: "count",
+      filter: f.any(),
+      handler: (ctx) => void calls.set(ctx.event.id, (calls.get(ctx.event.id) ?? 0) + 1),
+    });
     const evs = Array.from({ length: N }, () => event());
     await publishAll(r.store, evs);
     // crash in the second batch: the first one (25 events) completes normally
@@ -283,7 +302,9 @@ describe("consumer: crashes lose nothing and duplicate nothing", () => {
     const e = event();
     await r.store.publish([e]);
     for (let i = 0; i < 2; i++) {
-      await expect(r.run({ failpoints: new Failpoints({ "after-persist-before-dispatch": true }) })).rejects.toBeInstanceOf(CrashInjected);
+      await expect(
+        r.run({ failpoints: new Failpoints({ "after-persist-before-dispatch": true }) }),
+      ).rejects.toBeInstanceOf(CrashInjected);
       await sleep(1_100);
     }
     expect(await r.run()).toMatchObject({ dlq: 1 });
@@ -318,9 +339,13 @@ describe("consumer: triggers", () => {
     const rep = await r.run();
     expect(rep).toMatchObject({ derived: 4, completed: 6 });
 
-    const rows = await r.rows<{ id: string; type: string; source: string; meta: Record<string, string>; payload: Record<string, unknown> }>(
-      sql`select id, type, source, meta, payload from events order by type`,
-    );
+    const rows = await r.rows<{
+      id: string;
+      type: string;
+      source: string;
+      meta: Record<string, string>;
+      payload: Record<string, unknown>;
+    }>(sql`select id, type, source, meta, payload from events order by type`);
     const confirmed = rows.filter((x) => x.type === "order.confirmed");
     const c1 = confirmed.find((x) => x.payload.order === 1)!;
     const c2 = confirmed.find((x) => x.payload.order === 2)!;
@@ -336,8 +361,24 @@ describe("consumer: triggers", () => {
   it("higher priority runs first; all matching handlers run; errors are joined", async () => {
     const r = await make({ EVENT_MAX_ATTEMPTS: "1" });
     const order: string[] = [];
-    r.triggers.register({ name: "low", priority: 1, filter: f.any(), handler: () => { order.push("low"); throw new Error("L"); } });
-    r.triggers.register({ name: "high", priority: 9, filter: f.any(), handler: () => { order.push("high"); throw new Error("H"); } });
+    r.triggers.register({
+      name: "low",
+      priority: 1,
+      filter: f.any(),
+      handler: () => {
+        order.push("low");
+        throw new Error("L");
+      },
+    });
+    r.triggers.register({
+      name: "high",
+      priority: 9,
+      filter: f.any(),
+      handler: () => {
+        order.push("high");
+        throw new Error("H");
+      },
+    });
     r.triggers.register({ name: "mid", priority: 5, filter: f.any(), handler: () => void order.push("mid") });
     r.triggers.register({ name: "other", filter: f.type("nope"), handler: () => void order.push("other") });
     const e = event();
@@ -396,7 +437,14 @@ describe("consumer: worker entry points", () => {
     await r.store.publish(Array.from({ length: 3 }, () => event()));
     const ctx2 = createExecutionContext();
     let acked = false;
-    const batch = { queue: "reflex-wake", messages: [], ackAll: () => { acked = true; }, retryAll: () => {} } as unknown as MessageBatch<{ kind: "wake"; at: number }>;
+    const batch = {
+      queue: "reflex-wake",
+      messages: [],
+      ackAll: () => {
+        acked = true;
+      },
+      retryAll: () => {},
+    } as unknown as MessageBatch<{ kind: "wake"; at: number }>;
     await worker.queue(batch, r.env, ctx2);
     await waitOnExecutionContext(ctx2);
     expect(acked).toBe(true);
@@ -408,10 +456,15 @@ describe("consumer: worker entry points", () => {
 describe("consumer: housekeeping", () => {
   it("pruneConsumers removes idle consumers with nothing pending and keeps those with pending entries", async () => {
     const r = await make({ CONSUMER_BATCH_SIZE: "10" });
-    await publishAll(r.store, Array.from({ length: 20 }, () => event()));
+    await publishAll(
+      r.store,
+      Array.from({ length: 20 }, () => event()),
+    );
     await r.run({ name: "c-done" });
     await r.store.publish(Array.from({ length: 5 }, () => event()));
-    await expect(r.run({ name: "c-crashed", failpoints: new Failpoints({ "after-claim-before-persist": true }) })).rejects.toThrow();
+    await expect(
+      r.run({ name: "c-crashed", failpoints: new Failpoints({ "after-claim-before-persist": true }) }),
+    ).rejects.toThrow();
     await sleep(20);
     const lane = r.store.lanes()[0]!;
     expect(await r.store.pruneConsumers(lane, 10)).toEqual(["c-done"]);

@@ -4,17 +4,18 @@
  * timeouts, routing by filter, and the circuit breaker. Time that would be waited is an
  * injected clock; no timing assertions.
  */
-import { afterEach, describe, expect, inject, it } from "vitest";
+
 import { sql } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
-import { loadConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { version } from "../package.json";
 import { ManualClock } from "../src/clock";
+import { loadConfig } from "../src/config";
 import { breakerStates, deliveryAttemptsFor, openDestinations } from "../src/destinations";
 import { USER_AGENT } from "../src/destinations/deliver";
+import { ConfigError } from "../src/errors";
 import { filters as f } from "../src/triggers";
-import { version } from "../package.json";
-import { event, rig, type Rig } from "./support/consume";
+import { event, type Rig, rig } from "./support/consume";
 
 const RECEIVER = inject("receiverUrl");
 const SECRET = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
@@ -93,7 +94,9 @@ describe("destinations: delivery", () => {
     expect(() => new Webhook(other).verify(got!.body, got!.headers)).toThrow(/signature/i);
 
     const attempts = await deliveryAttemptsFor(r.db.db, e.id);
-    expect(attempts).toMatchObject([{ destination: "orders", attempt: 1, status_code: 200, error: null, probe: false }]);
+    expect(attempts).toMatchObject([
+      { destination: "orders", attempt: 1, status_code: 200, error: null, probe: false },
+    ]);
     expect(attempts[0]!.response_body).toBe('{"ok":true}');
     expect(await row(r, e.id)).toMatchObject({ status: "completed", attempts: 1 });
   });
@@ -125,7 +128,8 @@ describe("destinations: delivery", () => {
   it("a receiver that always fails: the event ends in the DLQ with every attempt recorded", async () => {
     const ep = await endpoint({ mode: "always-500", status: 503 });
     const { r, clock, run } = await setup([{ name: "orders", url: ep.url, filter: {} }], {
-      EVENT_MAX_ATTEMPTS: "4", DESTINATION_BREAKER_FAILURES: "10",
+      EVENT_MAX_ATTEMPTS: "4",
+      DESTINATION_BREAKER_FAILURES: "10",
     });
     const e = event();
     await r.store.publish([e]);
@@ -137,14 +141,18 @@ describe("destinations: delivery", () => {
     expect(x).toMatchObject({ status: "dlq", attempts: 4 });
     expect(x.errors.map((er) => er.error)).toEqual(Array(4).fill("destination orders: HTTP 503"));
     const attempts = await deliveryAttemptsFor(r.db.db, e.id);
-    expect(attempts.map((a) => [a.attempt, a.status_code, a.error])).toEqual([1, 2, 3, 4].map((n) => [n, 503, "HTTP 503"]));
+    expect(attempts.map((a) => [a.attempt, a.status_code, a.error])).toEqual(
+      [1, 2, 3, 4].map((n) => [n, 503, "HTTP 503"]),
+    );
     expect(await ep.received()).toHaveLength(4);
     expect(await run()).toMatchObject({ claimed: 0 });
   });
 
   it("a receiver that hangs is cut off at the timeout", async () => {
     const ep = await endpoint({ mode: "hang" });
-    const { r, run } = await setup([{ name: "slow", url: ep.url, filter: {}, timeout_ms: 300 }], { EVENT_MAX_ATTEMPTS: "1" });
+    const { r, run } = await setup([{ name: "slow", url: ep.url, filter: {}, timeout_ms: 300 }], {
+      EVENT_MAX_ATTEMPTS: "1",
+    });
     const e = event();
     await r.store.publish([e]);
     expect(await run()).toMatchObject({ dlq: 1 });
@@ -219,7 +227,9 @@ describe("destinations: circuit breaker", () => {
   it("a receiver down for a while opens the breaker; its events wait without burning attempts and complete after it recovers", async () => {
     const ep = await endpoint({ mode: "down-until" });
     const { r, clock, run } = await setup([{ name: "orders", url: ep.url, filter: {} }], {
-      EVENT_MAX_ATTEMPTS: "3", DESTINATION_BREAKER_FAILURES: "3", DESTINATION_BREAKER_COOLDOWN_S: "30",
+      EVENT_MAX_ATTEMPTS: "3",
+      DESTINATION_BREAKER_FAILURES: "3",
+      DESTINATION_BREAKER_COOLDOWN_S: "30",
       DESTINATION_BREAKER_MAX_COOLDOWN_S: "600",
     });
     const evs = Array.from({ length: 6 }, () => event()); // one source: delivered in order
@@ -229,7 +239,13 @@ describe("destinations: circuit breaker", () => {
     // Three failures open the breaker; the other three events wait, untried.
     expect(await run()).toMatchObject({ claimed: 6, retried: 3, deferred: 3 });
     expect(await states()).toEqual([
-      { destination: "orders", state: "open", failures: 3, opened_at: new Date(T0).toISOString(), next_probe_at: new Date(T0 + 30_000).toISOString() },
+      {
+        destination: "orders",
+        state: "open",
+        failures: 3,
+        opened_at: new Date(T0).toISOString(),
+        next_probe_at: new Date(T0 + 30_000).toISOString(),
+      },
     ]);
     expect(await ep.received()).toHaveLength(3);
 
@@ -248,14 +264,18 @@ describe("destinations: circuit breaker", () => {
     await ep.set({ mode: "ok" });
     clock.set(T0 + 90_000);
     expect(await run()).toMatchObject({ claimed: 6, completed: 6, dlq: 0 });
-    expect(await states()).toEqual([{ destination: "orders", state: "closed", failures: 0, opened_at: null, next_probe_at: null }]);
+    expect(await states()).toEqual([
+      { destination: "orders", state: "closed", failures: 0, opened_at: null, next_probe_at: null },
+    ]);
 
     const rows = await r.rows<{ status: string; attempts: number }>(sql`select status, attempts from events`);
     expect(rows.every((x) => x.status === "completed")).toBe(true);
     expect(Math.max(...rows.map((x) => x.attempts))).toBeLessThanOrEqual(2);
     const received = await ep.received();
     expect(received.filter((g) => g.answered === "dropped")).toHaveLength(4);
-    expect(new Set(received.filter((g) => g.answered === 200).map((g) => JSON.parse(g.body).id))).toEqual(new Set(evs.map((e) => e.id)));
+    expect(new Set(received.filter((g) => g.answered === 200).map((g) => JSON.parse(g.body).id))).toEqual(
+      new Set(evs.map((e) => e.id)),
+    );
     // Every request is on record, the two probes marked.
     const [c] = await r.rows<{ n: number; probes: number }>(
       sql`select count(*)::int as n, count(*) filter (where probe)::int as probes from delivery_attempts`,
@@ -265,7 +285,11 @@ describe("destinations: circuit breaker", () => {
 });
 
 describe("destinations: configuration", () => {
-  const base = { UPSTASH_REDIS_REST_URL: "https://x.upstash.io", UPSTASH_REDIS_REST_TOKEN: "t", DATABASE_URL: "postgresql://u@db/x" };
+  const base = {
+    UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
+    UPSTASH_REDIS_REST_TOKEN: "t",
+    DATABASE_URL: "postgresql://u@db/x",
+  };
   const problems = (env: Record<string, unknown>) => {
     try {
       loadConfig(env);
@@ -298,7 +322,18 @@ describe("destinations: configuration", () => {
       "DESTINATIONS[4] (ok).headers.webhook-id: is set by the deliverer and cannot be overridden",
     ]);
     expect(problems({ ...base, DESTINATIONS: "{" })).toEqual(["DESTINATIONS: not valid JSON"]);
-    expect(loadConfig({ ...base, DESTINATIONS: JSON.stringify([{ name: "a", url: "https://a.example/x", filter: {} }]) }).DESTINATIONS)
-      .toEqual([{ name: "a", url: "https://a.example/x", filter: { types: [], sources: [] }, timeoutMs: 10_000, headers: {}, scope: "source" }]);
+    expect(
+      loadConfig({ ...base, DESTINATIONS: JSON.stringify([{ name: "a", url: "https://a.example/x", filter: {} }]) })
+        .DESTINATIONS,
+    ).toEqual([
+      {
+        name: "a",
+        url: "https://a.example/x",
+        filter: { types: [], sources: [] },
+        timeoutMs: 10_000,
+        headers: {},
+        scope: "source",
+      },
+    ]);
   });
 });

@@ -1,10 +1,10 @@
-import { describe, expect, it } from "vitest";
 import { exports } from "cloudflare:workers";
-import { freshEnv } from "./support/env";
-import { openRedis } from "../src/backends/redis/client";
-import { openDb } from "../src/db/client";
-import { loadConfig } from "../src/config";
 import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { openRedis } from "../src/backends/redis/client";
+import { loadConfig } from "../src/config";
+import { openDb } from "../src/db/client";
+import { freshEnv } from "./support/env";
 
 describe("foundation", () => {
   it("GET /health answers healthy", async () => {

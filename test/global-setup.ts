@@ -9,11 +9,11 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { startUpstashGateway } from "../local/upstash-gateway";
-import { startNeonProxy } from "../local/neon-proxy";
 import { migrateDatabase } from "../local/migrate";
-import { startReceiver } from "./support/receiver";
+import { startNeonProxy } from "../local/neon-proxy";
+import { startUpstashGateway } from "../local/upstash-gateway";
 import { startFaultControl } from "./support/fault-control";
+import { startReceiver } from "./support/receiver";
 
 const PG_HOST = process.env.PGHOST_TEST ?? "127.0.0.1";
 const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
@@ -83,7 +83,8 @@ export default async function setup(project: TestProject) {
     await Promise.all(
       Array.from({ length: 8 }, () =>
         admin(async (c) => {
-          for (let name = queue.shift(); name; name = queue.shift()) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          for (let name = queue.shift(); name; name = queue.shift())
+            await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
         }),
       ),
     );

@@ -2,22 +2,28 @@
  * Health, readiness and metrics against the real services. Outages are real too: a
  * private pair of stand-ins (test/support/faults.ts) is stopped and restarted.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
 import { sql } from "drizzle-orm";
-import { call, ADMIN_TOKEN } from "./support/admin";
-import { freshEnv, type TestEnv } from "./support/env";
-import { privateStandIns, type StandInPair } from "./support/faults";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openBackend } from "../src/backends";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
-import { openBackend } from "../src/backends";
 import type { EventEnvelope } from "../src/events/envelope";
+import { ADMIN_TOKEN, call } from "./support/admin";
+import { freshEnv, type TestEnv } from "./support/env";
+import { privateStandIns, type StandInPair } from "./support/faults";
 
 const API_KEY = "health-test-key";
 
 function event(i: number, source = `src-${i % 3}`): EventEnvelope {
   return {
-    id: crypto.randomUUID(), type: "timer.tick", source, timestamp: new Date().toISOString(),
-    meta: { trace_id: crypto.randomUUID().replace(/-/g, "") }, timer_name: "t", tick_count: i,
+    id: crypto.randomUUID(),
+    type: "timer.tick",
+    source,
+    timestamp: new Date().toISOString(),
+    meta: { trace_id: crypto.randomUUID().replace(/-/g, "") },
+    timer_name: "t",
+    tick_count: i,
   };
 }
 
@@ -88,12 +94,15 @@ describe("GET /health/detailed", () => {
     // 5 events in the stream, never consumed: lag 5.
     await openBackend(cfg).store.publish(Array.from({ length: 5 }, (_, i) => event(i)));
     // History: 3 in the DLQ, 2 processing, 4 waiting for a retry an hour from now.
-    await sqlOn(env, sql`
+    await sqlOn(
+      env,
+      sql`
       INSERT INTO events (id, type, source, timestamp, payload, meta, scope, status, attempts, next_retry_at)
       SELECT gen_random_uuid(), 'timer.tick', 's', now(), '{}'::jsonb, '{"trace_id":"x"}'::jsonb, 's',
              (ARRAY['dlq','dlq','dlq','processing','processing','pending','pending','pending','pending'])[i]::event_status,
              1, CASE WHEN i > 5 THEN now() + interval '1 hour' END
-        FROM generate_series(1, 9) AS i`);
+        FROM generate_series(1, 9) AS i`,
+    );
 
     const r = await call(env, "GET", "/health/detailed", { token: null });
     expect(r.status).toBe(200);
@@ -162,12 +171,22 @@ describe("GET /metrics", () => {
     expect(before.get("reflex_events_accepted_total")).toBe(0);
 
     const post = (body: unknown) => call(env, "POST", "/events", { token: API_KEY, body });
-    for (let i = 0; i < 3; i++) expect((await post({ type: "timer.tick", source: "m", timer_name: "t", tick_count: i })).status).toBe(202);
-    expect((await call(env, "POST", "/events/batch", { token: API_KEY, body: { events: [0, 1].map((i) => ({ type: "timer.tick", source: "m", timer_name: "t", tick_count: i })) } })).status).toBe(202);
+    for (let i = 0; i < 3; i++)
+      expect((await post({ type: "timer.tick", source: "m", timer_name: "t", tick_count: i })).status).toBe(202);
+    expect(
+      (
+        await call(env, "POST", "/events/batch", {
+          token: API_KEY,
+          body: { events: [0, 1].map((i) => ({ type: "timer.tick", source: "m", timer_name: "t", tick_count: i })) },
+        })
+      ).status,
+    ).toBe(202);
     expect((await post({ type: "no.such.type", source: "m" })).status).toBe(422);
 
     // Drain through the worker's own cron entry point.
-    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import(
+      "cloudflare:test"
+    );
     const worker = (await import("../src/index")).default;
     const ctx = createExecutionContext();
     await worker.scheduled!(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), env, ctx);
@@ -176,7 +195,9 @@ describe("GET /metrics", () => {
     const after = await scrape();
     expect(after.get('reflex_events_accepted_total{route="events"}')).toBe(3);
     expect(after.get('reflex_events_accepted_total{route="batch"}')).toBe(2);
-    expect([...after.keys()].some((k) => k.startsWith("reflex_requests_rejected_total{") && k.includes('status="422"'))).toBe(true);
+    expect(
+      [...after.keys()].some((k) => k.startsWith("reflex_requests_rejected_total{") && k.includes('status="422"')),
+    ).toBe(true);
     expect(after.get('reflex_events_processed_total{outcome="completed"}')).toBe(5);
     expect(after.get('reflex_consumer_runs_total{trigger="cron"}')).toBe(1);
     expect(after.get("reflex_redis_commands_total")!).toBeGreaterThan(0);

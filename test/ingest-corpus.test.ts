@@ -5,7 +5,16 @@
  */
 import { describe, expect, it } from "vitest";
 import { API_KEY, authed, call, ingestEnv, ingestKeysOf, post, streamLength } from "./fixtures/ingest";
-import { SECRETS, WEBHOOK_SOURCES, githubHeaders, hmacDigest, hook, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
+import {
+  githubHeaders,
+  hmacDigest,
+  hook,
+  SECRETS,
+  standardHeaders,
+  stripeEvent,
+  stripeHeaders,
+  WEBHOOK_SOURCES,
+} from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
 
 const enc = new TextEncoder();
@@ -33,38 +42,147 @@ const cases: Case[] = [
   { name: "truncated JSON", req: () => ev(json(tick).slice(0, 25)), status: 400, at: { path: "" } },
   { name: "empty body", req: () => ev(""), status: 400, at: { path: "" } },
   { name: "trailing garbage after JSON", req: () => ev(`${json(tick)} x`), status: 400, at: { path: "" } },
-  { name: "raw NUL byte inside a string", req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"a', [0], 'b"}')), status: 400, at: { path: "" } },
-  { name: "invalid UTF-8", req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"', [0xff, 0xfe, 0xc3], '"}')), status: 400, at: { path: "" } },
-  { name: "overlong UTF-8 encoding", req: () => ev(bytes('{"a":"', [0xc0, 0xaf], '"}')), status: 400, at: { path: "" } },
-  { name: "deep nesting", req: () => ev(`{"type":"http.request","source":"s","method":"GET","path":"/","body":${nested(100)}}`), status: 400, at: { path: "" } },
+  {
+    name: "raw NUL byte inside a string",
+    req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"a', [0], 'b"}')),
+    status: 400,
+    at: { path: "" },
+  },
+  {
+    name: "invalid UTF-8",
+    req: () => ev(bytes('{"type":"ws.message","source":"s","connection_id":"c","content":"', [0xff, 0xfe, 0xc3], '"}')),
+    status: 400,
+    at: { path: "" },
+  },
+  {
+    name: "overlong UTF-8 encoding",
+    req: () => ev(bytes('{"a":"', [0xc0, 0xaf], '"}')),
+    status: 400,
+    at: { path: "" },
+  },
+  {
+    name: "deep nesting",
+    req: () => ev(`{"type":"http.request","source":"s","method":"GET","path":"/","body":${nested(100)}}`),
+    status: 400,
+    at: { path: "" },
+  },
   { name: "deep nesting, batch", req: () => batch(`{"events":[${nested(70)}]}`), status: 400, at: { path: "" } },
   // --- wrong types, missing and oversized fields (422) ---
   { name: "body is an array", req: () => ev([tick]), status: 422, at: { path: "" } },
   { name: "body is a string", req: () => ev('"timer.tick"'), status: 422, at: { path: "" } },
-  { name: "wrong type: tick_count is a string", req: () => ev({ ...tick, tick_count: "five" }), status: 422, at: { path: "/tick_count" } },
-  { name: "wrong type: tick_count is fractional", req: () => ev({ ...tick, tick_count: 1.5 }), status: 422, at: { path: "/tick_count" } },
-  { name: "wrong type: source is a number", req: () => ev({ ...tick, source: 42 }), status: 422, at: { path: "/source" } },
+  {
+    name: "wrong type: tick_count is a string",
+    req: () => ev({ ...tick, tick_count: "five" }),
+    status: 422,
+    at: { path: "/tick_count" },
+  },
+  {
+    name: "wrong type: tick_count is fractional",
+    req: () => ev({ ...tick, tick_count: 1.5 }),
+    status: 422,
+    at: { path: "/tick_count" },
+  },
+  {
+    name: "wrong type: source is a number",
+    req: () => ev({ ...tick, source: 42 }),
+    status: 422,
+    at: { path: "/source" },
+  },
   { name: "wrong type: meta is a string", req: () => ev({ ...tick, meta: "x" }), status: 422, at: { path: "/meta" } },
-  { name: "missing type", req: () => ev({ source: "s", timer_name: "t", tick_count: 1 }), status: 422, at: { path: "/type" } },
-  { name: "missing source", req: () => ev({ type: "timer.tick", timer_name: "t", tick_count: 1 }), status: 422, at: { path: "/source" } },
-  { name: "missing typed field", req: () => ev({ type: "ws.message", source: "s", content: "x" }), status: 422, at: { path: "/connection_id" } },
-  { name: "oversized source", req: () => ev({ ...tick, source: "s".repeat(300) }), status: 422, at: { path: "/source" } },
-  { name: "oversized trace id", req: () => ev({ ...tick, meta: { trace_id: "t".repeat(200) } }), status: 422, at: { path: "/meta/trace_id" } },
-  { name: "unknown field (strict types)", req: () => ev({ ...tick, tick_cuont: 2 }), status: 422, at: { path: "/tick_cuont" } },
-  { name: "bad enum value", req: () => ev({ type: "lifecycle", source: "s", action: "exploded" }), status: 422, at: { path: "/action" } },
+  {
+    name: "missing type",
+    req: () => ev({ source: "s", timer_name: "t", tick_count: 1 }),
+    status: 422,
+    at: { path: "/type" },
+  },
+  {
+    name: "missing source",
+    req: () => ev({ type: "timer.tick", timer_name: "t", tick_count: 1 }),
+    status: 422,
+    at: { path: "/source" },
+  },
+  {
+    name: "missing typed field",
+    req: () => ev({ type: "ws.message", source: "s", content: "x" }),
+    status: 422,
+    at: { path: "/connection_id" },
+  },
+  {
+    name: "oversized source",
+    req: () => ev({ ...tick, source: "s".repeat(300) }),
+    status: 422,
+    at: { path: "/source" },
+  },
+  {
+    name: "oversized trace id",
+    req: () => ev({ ...tick, meta: { trace_id: "t".repeat(200) } }),
+    status: 422,
+    at: { path: "/meta/trace_id" },
+  },
+  {
+    name: "unknown field (strict types)",
+    req: () => ev({ ...tick, tick_cuont: 2 }),
+    status: 422,
+    at: { path: "/tick_cuont" },
+  },
+  {
+    name: "bad enum value",
+    req: () => ev({ type: "lifecycle", source: "s", action: "exploded" }),
+    status: 422,
+    at: { path: "/action" },
+  },
   { name: "client id that is not a UUID", req: () => ev({ ...tick, id: "evt-1" }), status: 422, at: { path: "/id" } },
-  { name: "timestamp that is not a date", req: () => ev({ ...tick, timestamp: "yesterday" }), status: 422, at: { path: "/timestamp" } },
-  { name: "timestamp without a time zone", req: () => ev({ ...tick, timestamp: "2026-01-01T00:00:00" }), status: 422, at: { path: "/timestamp" } },
-  { name: "escaped NUL in a string", req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"a\\u0000b"}'), status: 422, at: { path: "/content" } },
-  { name: "lone surrogate in a string", req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"\\ud800"}'), status: 422, at: { path: "/content" } },
-  { name: "unknown event type", req: () => ev({ type: "order.created", source: "s" }), status: 422, at: { path: "/type" } },
+  {
+    name: "timestamp that is not a date",
+    req: () => ev({ ...tick, timestamp: "yesterday" }),
+    status: 422,
+    at: { path: "/timestamp" },
+  },
+  {
+    name: "timestamp without a time zone",
+    req: () => ev({ ...tick, timestamp: "2026-01-01T00:00:00" }),
+    status: 422,
+    at: { path: "/timestamp" },
+  },
+  {
+    name: "escaped NUL in a string",
+    req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"a\\u0000b"}'),
+    status: 422,
+    at: { path: "/content" },
+  },
+  {
+    name: "lone surrogate in a string",
+    req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"\\ud800"}'),
+    status: 422,
+    at: { path: "/content" },
+  },
+  {
+    name: "unknown event type",
+    req: () => ev({ type: "order.created", source: "s" }),
+    status: 422,
+    at: { path: "/type" },
+  },
   { name: "batch without events", req: () => batch({ items: [tick] }), status: 422, at: { path: "/events" } },
   { name: "batch with events not an array", req: () => batch({ events: tick }), status: 422, at: { path: "/events" } },
   { name: "empty batch", req: () => batch({ events: [] }), status: 422, at: { path: "/events" } },
-  { name: "batch over the maximum", req: () => batch({ events: Array(6).fill(tick) }), status: 422, at: { path: "/events" } },
-  { name: "batch with one bad item", req: () => batch({ events: [tick, { ...tick, tick_count: -1 }] }), status: 422, at: { path: "/events/1/tick_count" } },
+  {
+    name: "batch over the maximum",
+    req: () => batch({ events: Array(6).fill(tick) }),
+    status: 422,
+    at: { path: "/events" },
+  },
+  {
+    name: "batch with one bad item",
+    req: () => batch({ events: [tick, { ...tick, tick_count: -1 }] }),
+    status: 422,
+    at: { path: "/events/1/tick_count" },
+  },
   // --- size and content type ---
-  { name: "oversize body (Content-Length)", req: () => ev(json({ ...tick, timer_name: "x".repeat(MAX_BODY) })), status: 413 },
+  {
+    name: "oversize body (Content-Length)",
+    req: () => ev(json({ ...tick, timer_name: "x".repeat(MAX_BODY) })),
+    status: 413,
+  },
   {
     name: "oversize body (streamed, no Content-Length)",
     req: () =>
@@ -81,21 +199,61 @@ const cases: Case[] = [
       } as RequestInit),
     status: 413,
   },
-  { name: "wrong content type", req: () => ev(json(tick), { "content-type": "text/plain" }), status: 415, at: { header: "content-type" } },
-  { name: "form content type", req: () => ev("a=1", { "content-type": "application/x-www-form-urlencoded" }), status: 415, at: { header: "content-type" } },
-  { name: "JSON in another charset", req: () => ev(json(tick), { "content-type": "application/json; charset=iso-8859-1" }), status: 415, at: { header: "content-type" } },
+  {
+    name: "wrong content type",
+    req: () => ev(json(tick), { "content-type": "text/plain" }),
+    status: 415,
+    at: { header: "content-type" },
+  },
+  {
+    name: "form content type",
+    req: () => ev("a=1", { "content-type": "application/x-www-form-urlencoded" }),
+    status: 415,
+    at: { header: "content-type" },
+  },
+  {
+    name: "JSON in another charset",
+    req: () => ev(json(tick), { "content-type": "application/json; charset=iso-8859-1" }),
+    status: 415,
+    at: { header: "content-type" },
+  },
   {
     name: "missing content type",
-    req: () => new Request("http://reflex.test/events", { method: "POST", headers: { authorization: `Bearer ${API_KEY}` }, body: new Uint8Array(enc.encode(json(tick))) }),
+    req: () =>
+      new Request("http://reflex.test/events", {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}` },
+        body: new Uint8Array(enc.encode(json(tick))),
+      }),
     status: 415,
     at: { header: "content-type" },
   },
   // --- keys ---
   { name: "missing API key", req: () => post("/events", tick), status: 401, at: { header: "authorization" } },
-  { name: "wrong API key", req: () => post("/events", tick, { authorization: "Bearer not-a-key" }), status: 401, at: { header: "authorization" } },
-  { name: "API key with a wrong last character", req: () => post("/events", tick, { authorization: `Bearer ${API_KEY.slice(0, -1)}X` }), status: 401, at: { header: "authorization" } },
-  { name: "not a Bearer credential", req: () => post("/events", tick, { authorization: `Basic ${btoa(`u:${API_KEY}`)}` }), status: 401, at: { header: "authorization" } },
-  { name: "wrong key on a batch", req: () => post("/events/batch", { events: [tick] }, { authorization: "Bearer nope" }), status: 401, at: { header: "authorization" } },
+  {
+    name: "wrong API key",
+    req: () => post("/events", tick, { authorization: "Bearer not-a-key" }),
+    status: 401,
+    at: { header: "authorization" },
+  },
+  {
+    name: "API key with a wrong last character",
+    req: () => post("/events", tick, { authorization: `Bearer ${API_KEY.slice(0, -1)}X` }),
+    status: 401,
+    at: { header: "authorization" },
+  },
+  {
+    name: "not a Bearer credential",
+    req: () => post("/events", tick, { authorization: `Basic ${btoa(`u:${API_KEY}`)}` }),
+    status: 401,
+    at: { header: "authorization" },
+  },
+  {
+    name: "wrong key on a batch",
+    req: () => post("/events/batch", { events: [tick] }, { authorization: "Bearer nope" }),
+    status: 401,
+    at: { header: "authorization" },
+  },
   // --- webhooks ---
   { name: "unknown webhook source", req: () => hook("nosuch", "{}", {}), status: 404, at: { param: "source" } },
   {
@@ -137,7 +295,12 @@ const cases: Case[] = [
     status: 401,
     at: { header: "webhook-signature" },
   },
-  { name: "standard-webhooks: missing signature headers", req: () => hook("svix", "{}", {}), status: 401, at: { header: "webhook-id" } },
+  {
+    name: "standard-webhooks: missing signature headers",
+    req: () => hook("svix", "{}", {}),
+    status: 401,
+    at: { header: "webhook-id" },
+  },
   {
     name: "github: tampered body",
     req: async () => hook("gh", '{"ref":"refs/heads/evil"}', await githubHeaders('{"ref":"refs/heads/main"}')),
@@ -162,7 +325,11 @@ const cases: Case[] = [
   },
   {
     name: "github: SHA-1 signature only",
-    req: () => hook("gh", "{}", { "x-hub-signature": "sha1=0000000000000000000000000000000000000000", "x-github-delivery": "d" }),
+    req: () =>
+      hook("gh", "{}", {
+        "x-hub-signature": "sha1=0000000000000000000000000000000000000000",
+        "x-github-delivery": "d",
+      }),
     status: 401,
     at: { header: "x-hub-signature-256" },
   },
@@ -234,8 +401,18 @@ const cases: Case[] = [
     status: 422,
     at: { path: "/a" },
   },
-  { name: "webhook: wrong content type", req: () => hook("lab", "a=1", {}, "application/x-www-form-urlencoded"), status: 415, at: { header: "content-type" } },
-  { name: "webhook: invalid UTF-8", req: () => hook("lab", bytes('{"a":"', [0xff], '"}'), {}), status: 400, at: { path: "" } },
+  {
+    name: "webhook: wrong content type",
+    req: () => hook("lab", "a=1", {}, "application/x-www-form-urlencoded"),
+    status: 415,
+    at: { header: "content-type" },
+  },
+  {
+    name: "webhook: invalid UTF-8",
+    req: () => hook("lab", bytes('{"a":"', [0xff], '"}'), {}),
+    status: 400,
+    at: { path: "" },
+  },
   { name: "webhook: oversize body", req: () => hook("lab", json({ a: "x".repeat(MAX_BODY) }), {}), status: 413 },
 ];
 
@@ -251,7 +428,12 @@ describe("bad-request corpus", () => {
     const r = await call(env, await c.req());
     expect(r.status, r.text).toBe(c.status);
     expect(r.res.headers.get("content-type")).toBe("application/problem+json");
-    expect(r.json).toMatchObject({ type: expect.stringMatching(/^urn:reflex:problem:/), title: expect.any(String), status: c.status, detail: expect.any(String) });
+    expect(r.json).toMatchObject({
+      type: expect.stringMatching(/^urn:reflex:problem:/),
+      title: expect.any(String),
+      status: c.status,
+      detail: expect.any(String),
+    });
     if (c.at) {
       expect(r.json.errors, r.text).toEqual(expect.arrayContaining([expect.objectContaining(c.at)]));
       for (const e of r.json.errors) expect(typeof e.message).toBe("string");

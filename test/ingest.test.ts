@@ -1,16 +1,29 @@
-import { describe, expect, it } from "vitest";
 import { exports } from "cloudflare:workers";
-import { loadConfig } from "../src/config";
-import { redisKeys, shardOf } from "../src/backends/redis/keys";
+import { describe, expect, it } from "vitest";
 import { openRedis } from "../src/backends/redis/client";
-import { API_KEY, OTHER_KEY, authed, call, ingestEnv, post, recordingQueue, streamEvents, streamLength } from "./fixtures/ingest";
+import { redisKeys, shardOf } from "../src/backends/redis/keys";
+import { loadConfig } from "../src/config";
+import {
+  API_KEY,
+  authed,
+  call,
+  ingestEnv,
+  OTHER_KEY,
+  post,
+  recordingQueue,
+  streamEvents,
+  streamLength,
+} from "./fixtures/ingest";
 
 const tick = (n: number, source = "cron:main") => ({ type: "timer.tick", source, timer_name: "main", tick_count: n });
 
 describe("POST /events", () => {
   it("accepts a valid event: 202 with its id, the envelope in the stream as one field", async () => {
     const env = await ingestEnv();
-    const r = await call(env, authed("/events", { type: "ws.message", source: "ws:client1", connection_id: "client1", content: "hello" }));
+    const r = await call(
+      env,
+      authed("/events", { type: "ws.message", source: "ws:client1", connection_id: "client1", content: "hello" }),
+    );
     expect(r.status).toBe(202);
     expect(r.json).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: "accepted" });
     const events = await streamEvents(env);
@@ -33,7 +46,14 @@ describe("POST /events", () => {
       env,
       authed(
         "/events",
-        { id, type: "lifecycle", source: "svc", timestamp: "2026-03-01T12:00:00+02:00", meta: { correlation_id: "c-1", causation_id: "e-0" }, action: "started" },
+        {
+          id,
+          type: "lifecycle",
+          source: "svc",
+          timestamp: "2026-03-01T12:00:00+02:00",
+          meta: { correlation_id: "c-1", causation_id: "e-0" },
+          action: "started",
+        },
         { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
       ),
     );
@@ -51,8 +71,18 @@ describe("POST /events", () => {
 
   it("an invalid traceparent is ignored (new trace id), a meta.trace_id in the body wins", async () => {
     const env = await ingestEnv();
-    await call(env, authed("/events", tick(1), { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" }));
-    await call(env, authed("/events", { ...tick(2), meta: { trace_id: "mine" } }, { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }));
+    await call(
+      env,
+      authed("/events", tick(1), { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" }),
+    );
+    await call(
+      env,
+      authed(
+        "/events",
+        { ...tick(2), meta: { trace_id: "mine" } },
+        { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+      ),
+    );
     const [a, b] = await streamEvents(env);
     expect(a!.meta.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(a!.meta.trace_id).not.toBe("00000000000000000000000000000000");
@@ -61,7 +91,13 @@ describe("POST /events", () => {
 
   it("accepts every configured key and application/*+json with charset utf-8", async () => {
     const env = await ingestEnv();
-    const r = await call(env, post("/events", tick(1), { authorization: `bearer ${OTHER_KEY}`, "content-type": "application/vnd.reflex+json; charset=UTF-8" }));
+    const r = await call(
+      env,
+      post("/events", tick(1), {
+        authorization: `bearer ${OTHER_KEY}`,
+        "content-type": "application/vnd.reflex+json; charset=UTF-8",
+      }),
+    );
     expect(r.status).toBe(202);
     expect(await streamLength(env)).toBe(1);
   });
@@ -70,15 +106,27 @@ describe("POST /events", () => {
     const env = await ingestEnv();
     const r = await call(env, authed("/events", { type: "order.created", source: "shop" }));
     expect(r.status).toBe(422);
-    expect(r.json.registered_types).toEqual(["http.request", "lifecycle", "timer.tick", "webhook.received", "ws.message"]);
-    expect(r.json.errors).toEqual([{ path: "/type", message: expect.stringContaining("registered types: http.request, lifecycle") }]);
+    expect(r.json.registered_types).toEqual([
+      "http.request",
+      "lifecycle",
+      "timer.tick",
+      "webhook.received",
+      "ws.message",
+    ]);
+    expect(r.json.errors).toEqual([
+      { path: "/type", message: expect.stringContaining("registered types: http.request, lifecycle") },
+    ]);
   });
 });
 
 describe("POST /events/batch", () => {
   it("publishes all events in one request and answers their ids in input order", async () => {
     const env = await ingestEnv();
-    const events = [tick(1), { type: "http.request", source: "api", method: "POST", path: "/x", body: { a: 1 } }, tick(3)];
+    const events = [
+      tick(1),
+      { type: "http.request", source: "api", method: "POST", path: "/x", body: { a: 1 } },
+      tick(3),
+    ];
     const r = await call(env, authed("/events/batch", { events }));
     expect(r.status).toBe(202);
     expect(r.json.status).toBe("accepted");
@@ -91,7 +139,12 @@ describe("POST /events/batch", () => {
 
   it("refuses the whole batch when any item is invalid, listing every item's errors", async () => {
     const env = await ingestEnv();
-    const r = await call(env, authed("/events/batch", { events: [tick(1), { ...tick(2), tick_count: -1 }, tick(3), { type: "nope", source: "x" }] }));
+    const r = await call(
+      env,
+      authed("/events/batch", {
+        events: [tick(1), { ...tick(2), tick_count: -1 }, tick(3), { type: "nope", source: "x" }],
+      }),
+    );
     expect(r.status).toBe(422);
     expect(r.json.detail).toBe("2 of 4 events are invalid; nothing was published");
     expect(r.json.errors).toEqual([
@@ -108,7 +161,15 @@ describe("POST /events/batch", () => {
     expect(over.status).toBe(422);
     expect(over.json.errors).toEqual([{ path: "/events", message: "at most 3 events per batch (got 4)" }]);
     const id = crypto.randomUUID();
-    const dup = await call(env, authed("/events/batch", { events: [{ ...tick(1), id }, { ...tick(2), id }] }));
+    const dup = await call(
+      env,
+      authed("/events/batch", {
+        events: [
+          { ...tick(1), id },
+          { ...tick(2), id },
+        ],
+      }),
+    );
     expect(dup.status).toBe(422);
     expect(dup.json.errors).toEqual([{ path: "/events/1/id", message: "same id as /events/0" }]);
     expect(await streamLength(env)).toBe(0);
@@ -213,7 +274,9 @@ describe("wake-up", () => {
 describe("per-key rate limit", () => {
   it("counts events (a batch of n costs n); 429 with Retry-After; other keys unaffected", async () => {
     const env = await ingestEnv({ RATE_LIMIT_KEY_EVENTS: "5", RATE_LIMIT_WINDOW_S: "60" });
-    expect((await call(env, authed("/events/batch", { events: [tick(1), tick(2), tick(3), tick(4)] }))).status).toBe(202);
+    expect((await call(env, authed("/events/batch", { events: [tick(1), tick(2), tick(3), tick(4)] }))).status).toBe(
+      202,
+    );
     expect((await call(env, authed("/events", tick(5)))).status).toBe(202);
     const limited = await call(env, authed("/events", tick(6)));
     expect(limited.status).toBe(429);
@@ -235,9 +298,22 @@ describe("OpenAPI and errors", () => {
     const doc = (await res.json()) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/events", "/events/batch", "/webhooks/{source}"]));
-    expect(Object.keys(doc.paths["/webhooks/{source}"].post.responses).sort()).toEqual(["200", "202", "400", "401", "404", "413", "415", "422", "429", "503"]);
+    expect(Object.keys(doc.paths["/webhooks/{source}"].post.responses).sort()).toEqual([
+      "200",
+      "202",
+      "400",
+      "401",
+      "404",
+      "413",
+      "415",
+      "422",
+      "429",
+      "503",
+    ]);
     const titles = doc.components.schemas.EventInput.oneOf.map((v: { title: string }) => v.title);
-    expect(titles).toEqual(expect.arrayContaining(["ws.message", "http.request", "timer.tick", "lifecycle", "webhook.received"]));
+    expect(titles).toEqual(
+      expect.arrayContaining(["ws.message", "http.request", "timer.tick", "lifecycle", "webhook.received"]),
+    );
     expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: "http", scheme: "bearer" });
   });
 

@@ -4,10 +4,10 @@
  * release frees it), expiring unless renewed.
  */
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config";
-import { redisKeys } from "../src/backends/redis/keys";
 import { openRedis } from "../src/backends/redis/client";
+import { redisKeys } from "../src/backends/redis/keys";
 import { RedisScopeLocks } from "../src/backends/redis/locks";
+import { loadConfig } from "../src/config";
 import { freshEnv } from "./support/env";
 
 async function owners(leaseMs = 30_000) {

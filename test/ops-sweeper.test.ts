@@ -2,13 +2,14 @@
  * DLQ sweeper against the real Redis and Postgres: stuck events, idle consumers, trimming
  * that never drops unacknowledged entries, the once-per-crossing alert, and the cron route.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { sql } from "drizzle-orm";
+
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
-import worker from "../src/index";
-import { sweep, type SweepOptions } from "../src/ops/dlq-sweeper";
+import { sql } from "drizzle-orm";
+import { afterEach, describe, expect, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
-import { event, rig, type Rig } from "./support/consume";
+import worker from "../src/index";
+import { type SweepOptions, sweep } from "../src/ops/dlq-sweeper";
+import { event, type Rig, rig } from "./support/consume";
 
 const open: Rig[] = [];
 afterEach(async () => {
@@ -34,8 +35,10 @@ async function insert(r: Rig, n: number, o: { status: string; attempts: number; 
 
 const statusCounts = async (r: Rig) =>
   Object.fromEntries(
-    (await r.rows<{ status: string; attempts: number; n: number }>(sql`
-      SELECT status || ':' || attempts AS status, count(*)::int AS n FROM events GROUP BY 1`)).map((x) => [x.status, x.n]),
+    (
+      await r.rows<{ status: string; attempts: number; n: number }>(sql`
+      SELECT status || ':' || attempts AS status, count(*)::int AS n FROM events GROUP BY 1`)
+    ).map((x) => [x.status, x.n]),
   );
 
 describe("DLQ sweeper", () => {
@@ -65,7 +68,10 @@ describe("DLQ sweeper", () => {
     await r.run();
     await r.store.publish(Array.from({ length: 20 }, () => event()));
     // Retention 0: everything acknowledged may go, nothing else.
-    const rep = await run({ config: { ...r.cfg, STREAM_RETENTION_S: 0 as unknown as undefined }, now: new Date(Date.now() + 1000) });
+    const rep = await run({
+      config: { ...r.cfg, STREAM_RETENTION_S: 0 as unknown as undefined },
+      now: new Date(Date.now() + 1000),
+    });
     expect(rep.errors).toEqual([]);
     const left = Number(await r.redis.xlen(lane));
     expect(left).toBeGreaterThanOrEqual(20); // MINID ~ may keep a few more, never fewer
@@ -103,7 +109,12 @@ describe("DLQ sweeper", () => {
     expect((await run({ fetch: fetchAlert })).alerted).toBe(true); // retried
     expect((await run({ fetch: fetchAlert })).alerted).toBe(false); // still above: no repeat
     expect(sent).toHaveLength(2);
-    expect(sent[1]).toMatchObject({ alert: "dlq_threshold_exceeded", dlq_count: 4, threshold: 3, top_types: [{ type: "sweep.me", count: 4 }] });
+    expect(sent[1]).toMatchObject({
+      alert: "dlq_threshold_exceeded",
+      dlq_count: 4,
+      threshold: 3,
+      top_types: [{ type: "sweep.me", count: 4 }],
+    });
 
     await r.db.db.execute(sql`UPDATE events SET status = 'discarded' WHERE id IN (SELECT id FROM events LIMIT 2)`);
     expect((await run({ fetch: fetchAlert })).alerted).toBe(false); // back under: re-armed

@@ -5,18 +5,19 @@
  * gate, and the Postgres filter state (rate limit, dedupe) - against the real local
  * Postgres through the Neon stand-in.
  */
-import { afterEach, describe, expect, it } from "vitest";
+
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
-import { loadConfig } from "../src/config";
-import { ManualClock } from "../src/clock";
-import { consumeInWorker } from "../src/consume/entry";
-import { runConsumer } from "../src/consume/consumer";
-import { openDb, type DbHandle } from "../src/db/client";
+import { afterEach, describe, expect, it } from "vitest";
 import { openBackend } from "../src/backends";
-import { filters as f } from "../src/triggers";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
+import { ManualClock } from "../src/clock";
+import { loadConfig } from "../src/config";
+import { runConsumer } from "../src/consume/consumer";
+import { consumeInWorker } from "../src/consume/entry";
+import { type DbHandle, openDb } from "../src/db/client";
+import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { API_KEY, authed, call, post, recordingQueue } from "./fixtures/ingest";
 import { event } from "./support/consume";
@@ -76,7 +77,10 @@ describe("Postgres-only deployment (no Redis configured)", () => {
     const more = await call(env, authed("/events/batch", { events: [tick(5), tick(6), tick(7)] }));
     expect(more.status, more.text).toBe(202);
 
-    const stored = await rows<{ status: string; n: number }>(env, sql`select status, count(*)::int as n from events group by status`);
+    const stored = await rows<{ status: string; n: number }>(
+      env,
+      sql`select status, count(*)::int as n from events group by status`,
+    );
     expect(stored).toEqual([{ status: "pending", n: 7 }]);
     // One window: one wake-up now plus the trailing one, however many requests.
     expect(sent.map((m) => m.delaySeconds ?? 0)).toEqual([0, 60]);
@@ -85,14 +89,19 @@ describe("Postgres-only deployment (no Redis configured)", () => {
     const report = await consumeInWorker(env, ctx, "test");
     await waitOnExecutionContext(ctx);
     expect(report).toMatchObject({ claimed: 7, completed: 7, dlq: 0, stoppedBy: "drained" });
-    const done = await rows<{ id: string; status: string; attempts: number }>(env, sql`select id, status, attempts from events`);
+    const done = await rows<{ id: string; status: string; attempts: number }>(
+      env,
+      sql`select id, status, attempts from events`,
+    );
     expect(done).toHaveLength(7);
     expect(done.every((r) => r.status === "completed" && r.attempts === 1)).toBe(true);
     expect(done.map((r) => r.id)).toContain(one.json.id);
   });
 
   it("webhook redeliveries are deduplicated in Postgres: 200 duplicate naming the first event, nothing stored", async () => {
-    const env = await pgOnlyEnv({ WEBHOOK_SOURCES: JSON.stringify({ lab: { scheme: "none", unsigned: true, id_header: "x-request-id" } }) });
+    const env = await pgOnlyEnv({
+      WEBHOOK_SOURCES: JSON.stringify({ lab: { scheme: "none", unsigned: true, id_header: "x-request-id" } }),
+    });
     const send = () => call(env, post("/webhooks/lab", { hello: "world" }, { "x-request-id": "delivery-1" }));
     const first = await send();
     expect(first.status, first.text).toBe(202);
@@ -103,7 +112,10 @@ describe("Postgres-only deployment (no Redis configured)", () => {
     expect(other.status).toBe(202);
     const stored = await rows<{ id: string }>(env, sql`select id from events order by created_at`);
     expect(stored.map((r) => r.id)).toEqual([first.json.id, other.json.id]);
-    const keys = await rows<{ key: string; event_id: string }>(env, sql`select key, event_id from webhook_deliveries order by key`);
+    const keys = await rows<{ key: string; event_id: string }>(
+      env,
+      sql`select key, event_id from webhook_deliveries order by key`,
+    );
     expect(keys).toEqual([
       { key: "lab:delivery-1", event_id: first.json.id },
       { key: "lab:delivery-2", event_id: other.json.id },
@@ -121,7 +133,10 @@ describe("Postgres-only deployment (no Redis configured)", () => {
     const b = event();
     expect(await store.publishOnce(b, { key: "src:old-1", windowS: 60 })).toMatchObject({ duplicate: false });
     await store.publishOnce(event(), { key: "src:new", windowS: 60 });
-    const keys = await rows<{ key: string; event_id: string }>(env, sql`select key, event_id from webhook_deliveries order by key`);
+    const keys = await rows<{ key: string; event_id: string }>(
+      env,
+      sql`select key, event_id from webhook_deliveries order by key`,
+    );
     expect(keys).toEqual([
       { key: "src:new", event_id: expect.any(String) },
       { key: "src:old-1", event_id: b.id },
@@ -140,7 +155,11 @@ describe("PgFilterState: trigger rate limits and dedupe in Postgres", () => {
     expect(first).toEqual([true, true, true, false, false]);
     expect(s1.calls).toBe(1); // the whole batch was one statement
     // The same events again (a retry) pass again without spending more.
-    expect(await Promise.all(["c", "a", "d"].map((id) => s1.rateLimit("rl:t:k:1", 3, 60_000, id)))).toEqual([true, true, false]);
+    expect(await Promise.all(["c", "a", "d"].map((id) => s1.rateLimit("rl:t:k:1", 3, 60_000, id)))).toEqual([
+      true,
+      true,
+      false,
+    ]);
 
     // Two consumers racing for a fresh key: never more than max between them.
     const ids = Array.from({ length: 40 }, (_, i) => `e${i}`);
@@ -155,7 +174,10 @@ describe("PgFilterState: trigger rate limits and dedupe in Postgres", () => {
     const env = await pgOnlyEnv();
     const s = new PgFilterState(db(env).db);
     const t0 = 1_700_000_000_000;
-    expect(await Promise.all([s.dedupe("dd:k", 1_000, "a", t0), s.dedupe("dd:k", 1_000, "b", t0)])).toEqual([true, false]);
+    expect(await Promise.all([s.dedupe("dd:k", 1_000, "a", t0), s.dedupe("dd:k", 1_000, "b", t0)])).toEqual([
+      true,
+      false,
+    ]);
     expect(await s.dedupe("dd:k", 1_000, "a", t0 + 500)).toBe(true);
     expect(await s.dedupe("dd:k", 1_000, "c", t0 + 999)).toBe(false);
     expect(await s.dedupe("dd:k", 1_000, "c", t0 + 1_000)).toBe(true); // a new window, c first
@@ -169,16 +191,35 @@ describe("PgFilterState: trigger rate limits and dedupe in Postgres", () => {
     const store = openBackend(cfg, h).store;
     const seen: Record<string, string[]> = { limited: [], deduped: [] };
     const triggers = new TriggerRegistry()
-      .register({ name: "limited", filter: f.and(f.type("test.*"), f.rateLimit({ max: 4, windowMs: 3_600_000 })), handler: (c) => void seen.limited!.push(c.event.id) })
-      .register({ name: "deduped", filter: f.dedupe({ key: (e) => String(e.order), windowMs: 3_600_000 }), handler: (c) => void seen.deduped!.push(c.event.id) });
+      .register({
+        name: "limited",
+        filter: f.and(f.type("test.*"), f.rateLimit({ max: 4, windowMs: 3_600_000 })),
+        handler: (c) => void seen.limited!.push(c.event.id),
+      })
+      .register({
+        name: "deduped",
+        filter: f.dedupe({ key: (e) => String(e.order), windowMs: 3_600_000 }),
+        handler: (c) => void seen.deduped!.push(c.event.id),
+      });
     const evs = Array.from({ length: 10 }, (_, i) => event({ source: `s${i % 2}`, order: i % 3 }));
     await store.publish(evs);
     const locks = new PgScopeLocks(db(env).pool);
     const report = await runConsumer({
-      store, triggers, config: cfg, env, clock: new ManualClock(Date.now()), locks, filterState: new PgFilterState(h.db),
+      store,
+      triggers,
+      config: cfg,
+      env,
+      clock: new ManualClock(Date.now()),
+      locks,
+      filterState: new PgFilterState(h.db),
     }).finally(() => locks.close());
     expect(report).toMatchObject({ claimed: 10, completed: 10 });
     expect(seen.limited).toEqual(evs.slice(0, 4).map((e) => e.id));
-    expect(seen.deduped!.sort()).toEqual(evs.slice(0, 3).map((e) => e.id).sort());
+    expect(seen.deduped!.sort()).toEqual(
+      evs
+        .slice(0, 3)
+        .map((e) => e.id)
+        .sort(),
+    );
   });
 });

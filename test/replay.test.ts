@@ -4,17 +4,17 @@
  * the replay lane by the real consumer, checked in Postgres.
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { sql } from "drizzle-orm";
-import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/replay-runner";
-import { replayId } from "../src/ops/replay-ids";
-import { type as typeFilter } from "../src/triggers/filters";
-import { RedisLanes } from "../src/backends/redis/lanes";
-import { PG_LANE, PostgresEventStore } from "../src/backends/postgres/store";
+import { afterEach, describe, expect, it } from "vitest";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
+import { PG_LANE, PostgresEventStore } from "../src/backends/postgres/store";
+import { RedisLanes } from "../src/backends/redis/lanes";
+import worker from "../src/index";
+import { replayId } from "../src/ops/replay-ids";
+import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/replay-runner";
+import { type as typeFilter } from "../src/triggers/filters";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, rig, type Rig } from "./support/consume";
+import { event, type Rig, rig } from "./support/consume";
 
 const open: Rig[] = [];
 afterEach(async () => {
@@ -28,7 +28,8 @@ async function replayRig(overrides: Record<string, unknown> = {}) {
   const r = await rig({ ADMIN_TOKEN, CONSUMER_BATCH_SIZE: "1000", ...overrides });
   open.push(r);
   const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
-  const advance = (o: Partial<ReplayRunOptions> = {}) => advanceReplays({ db: r.db.db, lane: lanes.replayLane(), config: r.cfg, ...o });
+  const advance = (o: Partial<ReplayRunOptions> = {}) =>
+    advanceReplays({ db: r.db.db, lane: lanes.replayLane(), config: r.cfg, ...o });
   return { r, lanes, advance };
 }
 
@@ -55,7 +56,9 @@ describe("replay", () => {
     await seed(r, 300, "order.paid", { at: "2026-03-01T00:00:00Z" }); // outside the range
     await seed(r, 200, "order.paid", { meta: '{"trace_id":"x","replay":"an-earlier-job"}' }); // earlier copies
 
-    const created = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, types: ["order.paid"], rate: 5000 } });
+    const created = await call(r.env, "POST", "/replays", {
+      body: { from: FROM, to: TO, types: ["order.paid"], rate: 5000 },
+    });
     expect(created.status).toBe(202);
     const id: string = created.body.id;
     expect(created.body.status).toBe("scheduled");
@@ -86,7 +89,14 @@ describe("replay", () => {
       expect(rep.scanned).toBeGreaterThan(0);
     }
     const final = await look();
-    expect(final).toMatchObject({ status: "done", scanned: 20_000, republished: 20_000, total_estimate: 20_000, progress: 1, eta_s: 0 });
+    expect(final).toMatchObject({
+      status: "done",
+      scanned: 20_000,
+      republished: 20_000,
+      total_estimate: 20_000,
+      progress: 1,
+      eta_s: 0,
+    });
     expect(final.finished_at).not.toBeNull();
     for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]!);
 
@@ -101,14 +111,26 @@ describe("replay", () => {
     await r.db.db.execute(sql`ANALYZE events`);
     // ...exactly once in history, each copy caused by a distinct original of the job's filter.
     expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${id}`)).toBe(20_000);
-    expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${id} AND status = 'completed'`)).toBe(20_000);
-    expect(await count(r, sql`
+    expect(
+      await count(
+        r,
+        sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${id} AND status = 'completed'`,
+      ),
+    ).toBe(20_000);
+    expect(
+      await count(
+        r,
+        sql`
       SELECT count(DISTINCT o.id)::int AS n FROM events c JOIN events o ON o.id = (c.meta ->> 'causation_id')::uuid
        WHERE c.meta ->> 'replay' = ${id} AND o.type = 'order.paid' AND o."timestamp" >= ${FROM}::timestamptz
          AND o."timestamp" < ${TO}::timestamptz AND NOT (o.meta ? 'replay')
-         AND c.type = o.type AND c.source = o.source AND c.payload = o.payload`)).toBe(20_000);
-    const sample = (await r.rows<{ id: string; orig: string }>(sql`
-      SELECT id, meta ->> 'causation_id' AS orig FROM events WHERE meta ->> 'replay' = ${id} LIMIT 1`))[0]!;
+         AND c.type = o.type AND c.source = o.source AND c.payload = o.payload`,
+      ),
+    ).toBe(20_000);
+    const sample = (
+      await r.rows<{ id: string; orig: string }>(sql`
+      SELECT id, meta ->> 'causation_id' AS orig FROM events WHERE meta ->> 'replay' = ${id} LIMIT 1`)
+    )[0]!;
     expect(sample.id).toBe(await replayId(id, sample.orig));
 
     // Event detail shows the copy among the original's derived events.
@@ -131,7 +153,10 @@ describe("replay", () => {
     const len = Number(await r.redis.xlen(lanes.keys.replayLane));
     expect((await advance()).scanned).toBe(0);
     expect(Number(await r.redis.xlen(lanes.keys.replayLane))).toBe(len);
-    expect((await call(r.env, "GET", `/replays/${body.id}`)).body).toMatchObject({ status: "cancelled", scanned: 1000 });
+    expect((await call(r.env, "GET", `/replays/${body.id}`)).body).toMatchObject({
+      status: "cancelled",
+      scanned: 1000,
+    });
     expect((await call(r.env, "POST", `/replays/${crypto.randomUUID()}/cancel`)).status).toBe(404);
   });
 
@@ -140,18 +165,35 @@ describe("replay", () => {
     await seed(r, 1500, "k.v");
     const dry = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, dry_run: true } });
     const later = await call(r.env, "POST", "/replays", {
-      body: { from: FROM, to: TO, start_at: new Date(Date.now() + 3_600_000).toISOString(), target: "billing-sync", rate: 10 },
+      body: {
+        from: FROM,
+        to: TO,
+        start_at: new Date(Date.now() + 3_600_000).toISOString(),
+        target: "billing-sync",
+        rate: 10,
+      },
     });
     expect(later.body.status).toBe("scheduled");
     await advance();
-    expect((await call(r.env, "GET", `/replays/${dry.body.id}`)).body).toMatchObject({ status: "done", scanned: 1500, republished: 0 });
-    expect((await call(r.env, "GET", `/replays/${later.body.id}`)).body).toMatchObject({ status: "scheduled", scanned: 0 });
+    expect((await call(r.env, "GET", `/replays/${dry.body.id}`)).body).toMatchObject({
+      status: "done",
+      scanned: 1500,
+      republished: 0,
+    });
+    expect((await call(r.env, "GET", `/replays/${later.body.id}`)).body).toMatchObject({
+      status: "scheduled",
+      scanned: 0,
+    });
     expect(Number(await r.redis.xlen(lanes.keys.replayLane))).toBe(0);
 
     // An hour later: rate 10/s x 60 s = 600 events in this invocation, not more.
     const rep = await advance({ now: () => new Date(Date.now() + 3_700_000) });
     expect(rep.scanned).toBe(600);
-    const entries = (await r.redis.eval("return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)", [lanes.keys.replayLane], [])) as Array<[string, string[]]>;
+    const entries = (await r.redis.eval(
+      "return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)",
+      [lanes.keys.replayLane],
+      [],
+    )) as Array<[string, string[]]>;
     const first = JSON.parse(entries[0]![1][1]!);
     expect(first.meta).toMatchObject({ replay: later.body.id, replay_target: "billing-sync" });
     // Back-pressure: the lane still holds a full round, so the next invocation waits.
@@ -166,14 +208,25 @@ describe("replay", () => {
     const { r, lanes, advance } = await replayRig();
     const handled = { "sync-billing": [] as string[], "notify-ops": [] as string[] };
     for (const name of ["sync-billing", "notify-ops"] as const) {
-      r.triggers.register({ name, filter: typeFilter("invoice.*"), handler: (ctx) => void handled[name].push(String(ctx.event.meta.replay)) });
+      r.triggers.register({
+        name,
+        filter: typeFilter("invoice.*"),
+        handler: (ctx) => void handled[name].push(String(ctx.event.meta.replay)),
+      });
     }
     await seed(r, 40, "invoice.paid");
     const replayAll = async (body: Record<string, unknown>) => {
-      const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000, ...body } });
+      const { body: job } = await call(r.env, "POST", "/replays", {
+        body: { from: FROM, to: TO, rate: 5000, ...body },
+      });
       expect((await advance()).scanned).toBe(40);
       await r.run({ lanes: [lanes.keys.replayLane], skipDue: true });
-      expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(40);
+      expect(
+        await count(
+          r,
+          sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`,
+        ),
+      ).toBe(40);
       return job.id as string;
     };
 
@@ -205,9 +258,19 @@ describe("replay", () => {
     // Live events are claimed from the live lane, never behind (or together with) the copies.
     const live = event({ type: "order.paid" });
     await store.publish([live]);
-    const claimed = await store.claim({ lane: PG_LANE, consumer: "c-live", max: 5000, mode: "new", reclaimIdleMs: 60_000 });
+    const claimed = await store.claim({
+      lane: PG_LANE,
+      consumer: "c-live",
+      max: 5000,
+      mode: "new",
+      reclaimIdleMs: 60_000,
+    });
     expect(claimed.events.map((c) => c.event.id)).toEqual([live.id]);
-    await store.settle({ consumer: "c-live", outcomes: [{ receipt: claimed.events[0]!.receipt, status: "completed" }], now: new Date() });
+    await store.settle({
+      consumer: "c-live",
+      outcomes: [{ receipt: claimed.events[0]!.receipt, status: "completed" }],
+      now: new Date(),
+    });
     expect((await store.laneStats(PG_LANE)).lag).toBe(0);
     expect((await store.laneStats(lane.name)).lag).toBe(1000);
 
@@ -216,10 +279,24 @@ describe("replay", () => {
       await drain();
     }
     await drain();
-    expect((await call(r.env, "GET", `/replays/${job.id}`)).body).toMatchObject({ status: "done", scanned: 3000, republished: 3000 });
+    expect((await call(r.env, "GET", `/replays/${job.id}`)).body).toMatchObject({
+      status: "done",
+      scanned: 3000,
+      republished: 3000,
+    });
     expect(await lane.backlog(r.db.db)).toBe(0);
-    expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(3000);
-    expect(await count(r, sql`SELECT count(DISTINCT meta ->> 'causation_id')::int AS n FROM events WHERE meta ->> 'replay' = ${job.id}`)).toBe(3000);
+    expect(
+      await count(
+        r,
+        sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`,
+      ),
+    ).toBe(3000);
+    expect(
+      await count(
+        r,
+        sql`SELECT count(DISTINCT meta ->> 'causation_id')::int AS n FROM events WHERE meta ->> 'replay' = ${job.id}`,
+      ),
+    ).toBe(3000);
   });
 
   it("EVENT_BACKEND=postgres: the */2 cron advances a job and drains its lane through the worker", async () => {
@@ -229,11 +306,20 @@ describe("replay", () => {
     const status = async () => (await call(r.env, "GET", `/replays/${job.id}`)).body.status as string;
     for (let i = 0; i < 5 && (await status()) !== "done"; i++) {
       const ctx = createExecutionContext();
-      await worker.scheduled!(createScheduledController({ cron: "*/2 * * * *", scheduledTime: Date.now() }), r.env, ctx);
+      await worker.scheduled!(
+        createScheduledController({ cron: "*/2 * * * *", scheduledTime: Date.now() }),
+        r.env,
+        ctx,
+      );
       await waitOnExecutionContext(ctx);
     }
     expect(await status()).toBe("done");
-    expect(await count(r, sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`)).toBe(500);
+    expect(
+      await count(
+        r,
+        sql`SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = ${job.id} AND status = 'completed'`,
+      ),
+    ).toBe(500);
   });
 
   it("rejects bad replay requests with 422 naming the field", async () => {

@@ -2,13 +2,13 @@
  * The scaling page's features: reads from a replica, the hot-data cache (never a stale
  * status), and destinations' circuit breakers in health and the admin API.
  */
-import { describe, expect, it } from "vitest";
-import { inject } from "vitest";
+
 import { sql } from "drizzle-orm";
-import { ADMIN_TOKEN, call } from "./support/admin";
-import { freshEnv, type TestEnv } from "./support/env";
+import { describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
+import { ADMIN_TOKEN, call } from "./support/admin";
+import { freshEnv, type TestEnv } from "./support/env";
 
 async function exec(env: TestEnv, q: ReturnType<typeof sql>, url?: string) {
   const cfg = loadConfig(env);
@@ -84,14 +84,24 @@ describe("destinations' circuit breakers", () => {
         { name: "audit", url, filter: {} },
       ]),
     });
-    await exec(env, sql`
+    await exec(
+      env,
+      sql`
       INSERT INTO destination_breakers (destination, state, failures, opened_at, next_probe_at, cooldown_ms)
-      VALUES ('orders', 'open', 5, now(), now() + interval '1 hour', 30000)`);
+      VALUES ('orders', 'open', 5, now(), now() + interval '1 hour', 30000)`,
+    );
 
     const health = await call(env, "GET", "/health/detailed", { token: null });
     const dests = health.body.indicators.destinations;
-    expect(dests.find((d: { destination: string }) => d.destination === "orders")).toMatchObject({ status: "degraded", state: "open", failures: 5 });
-    expect(dests.find((d: { destination: string }) => d.destination === "audit")).toMatchObject({ status: "healthy", state: "closed" });
+    expect(dests.find((d: { destination: string }) => d.destination === "orders")).toMatchObject({
+      status: "degraded",
+      state: "open",
+      failures: 5,
+    });
+    expect(dests.find((d: { destination: string }) => d.destination === "audit")).toMatchObject({
+      status: "healthy",
+      state: "closed",
+    });
     expect(health.body.status).toBe("degraded");
 
     const admin = await call(env, "GET", "/destinations");

@@ -12,16 +12,25 @@
  *  - payloads carrying SQL and Redis command text: stored verbatim and harmless.
  * No timing assertions: "promptly" means the request returns at all.
  */
-import { describe, expect, it } from "vitest";
+
 import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
 import type { Env } from "../src/config";
 import { filters as f } from "../src/triggers";
+import { post, streamEvents, streamLength } from "./fixtures/ingest";
+import {
+  githubHeaders,
+  hmacDigest,
+  SECRETS,
+  SOURCES,
+  standardHeaders,
+  stripeEvent,
+  stripeHeaders,
+} from "./fixtures/webhooks";
 import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
-import { rig, type Rig } from "./support/consume";
+import { type Rig, rig } from "./support/consume";
 import { freshEnv } from "./support/env";
 import { fetchThrough } from "./support/fetch";
-import { post, streamEvents, streamLength } from "./fixtures/ingest";
-import { SECRETS, SOURCES, githubHeaders, hmacDigest, standardHeaders, stripeEvent, stripeHeaders } from "./fixtures/webhooks";
 
 const API_KEY = "security-test-key-0123456789";
 
@@ -40,8 +49,17 @@ async function send(env: Env, req: Request): Promise<Reply> {
 // ---------------------------------------------------------------------------------------
 describe("admin routes need the admin token (every route in /openapi.json that declares it)", () => {
   const KNOWN = [
-    "GET /events", "GET /events/{id}", "GET /events/dlq", "POST /events/dlq/{id}/retry", "POST /events/dlq/retry",
-    "DELETE /events/dlq/{id}", "POST /replays", "GET /replays", "GET /replays/{id}", "POST /replays/{id}/cancel", "GET /metrics",
+    "GET /events",
+    "GET /events/{id}",
+    "GET /events/dlq",
+    "POST /events/dlq/{id}/retry",
+    "POST /events/dlq/retry",
+    "DELETE /events/dlq/{id}",
+    "POST /replays",
+    "GET /replays",
+    "GET /replays/{id}",
+    "POST /replays/{id}/cancel",
+    "GET /metrics",
   ];
 
   async function adminRoutes(env: Env): Promise<Array<{ method: string; path: string }>> {
@@ -79,7 +97,11 @@ describe("admin routes need the admin token (every route in /openapi.json that d
       const path = concrete(r.path);
       const body = r.method === "POST" ? {} : undefined;
       for (const [what, header] of missing) {
-        const a = await adminCall(env, r.method, path, { token: null, body, headers: header === null ? {} : { authorization: header } });
+        const a = await adminCall(env, r.method, path, {
+          token: null,
+          body,
+          headers: header === null ? {} : { authorization: header },
+        });
         expect(a.status, `${r.method} ${r.path} with ${what}`).toBe(401);
         expect(a.headers.get("www-authenticate"), `${r.method} ${r.path}`).toMatch(/^Bearer /);
         expect(a.body.status).toBe(401);
@@ -111,9 +133,11 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
     "gh-other": { scheme: "github", secret: "another-github-secret" },
     "svix-other": { scheme: "standard-webhooks", secret: SECRETS.standardOther },
   };
-  const env = () => freshEnv({ WEBHOOK_SOURCES: JSON.stringify(sources), WAKE_QUEUE: undefined, RATE_LIMIT_SOURCE_REQUESTS: "0" });
+  const env = () =>
+    freshEnv({ WEBHOOK_SOURCES: JSON.stringify(sources), WAKE_QUEUE: undefined, RATE_LIMIT_SOURCE_REQUESTS: "0" });
   const now = () => Math.floor(Date.now() / 1000);
-  const hook = (source: string, body: string, headers: Record<string, string>) => post(`/webhooks/${source}`, body, headers);
+  const hook = (source: string, body: string, headers: Record<string, string>) =>
+    post(`/webhooks/${source}`, body, headers);
 
   async function refused(e: Env, what: string, req: Request | Promise<Request>) {
     const a = await send(e, await req);
@@ -127,13 +151,37 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
     const id = "msg_attack_1";
     await refused(e, "tampered body", hook("svix", body.replace("100", "100000"), standardHeaders(body, id)));
     await refused(e, "signed for another source", hook("svix-other", body, standardHeaders(body, id)));
-    await refused(e, "other source's secret", hook("svix", body, standardHeaders(body, id, new Date(), SECRETS.standardOther)));
-    await refused(e, "id changed after signing", hook("svix", body, { ...standardHeaders(body, "msg_other"), "webhook-id": id }));
-    await refused(e, "stale timestamp (10 min)", hook("svix", body, standardHeaders(body, id, new Date(Date.now() - 600_000))));
-    await refused(e, "future timestamp (10 min)", hook("svix", body, standardHeaders(body, id, new Date(Date.now() + 600_000))));
-    await refused(e, "older than the source's 60 s", hook("strict", body, standardHeaders(body, id, new Date(Date.now() - 120_000))));
+    await refused(
+      e,
+      "other source's secret",
+      hook("svix", body, standardHeaders(body, id, new Date(), SECRETS.standardOther)),
+    );
+    await refused(
+      e,
+      "id changed after signing",
+      hook("svix", body, { ...standardHeaders(body, "msg_other"), "webhook-id": id }),
+    );
+    await refused(
+      e,
+      "stale timestamp (10 min)",
+      hook("svix", body, standardHeaders(body, id, new Date(Date.now() - 600_000))),
+    );
+    await refused(
+      e,
+      "future timestamp (10 min)",
+      hook("svix", body, standardHeaders(body, id, new Date(Date.now() + 600_000))),
+    );
+    await refused(
+      e,
+      "older than the source's 60 s",
+      hook("strict", body, standardHeaders(body, id, new Date(Date.now() - 120_000))),
+    );
     const signed = standardHeaders(body, id);
-    await refused(e, "timestamp changed after signing", hook("svix", body, { ...signed, "webhook-timestamp": String(now() - 1) }));
+    await refused(
+      e,
+      "timestamp changed after signing",
+      hook("svix", body, { ...signed, "webhook-timestamp": String(now() - 1) }),
+    );
     await refused(e, "no signature", hook("svix", body, { "webhook-id": id, "webhook-timestamp": String(now()) }));
     expect(await streamLength(e)).toBe(0);
     // The genuine delivery with that id still gets in: the attacks did not burn it.
@@ -146,30 +194,80 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
     const e = await env();
     const body = JSON.stringify({ ref: "refs/heads/main", after: "abc" });
     const delivery = crypto.randomUUID();
-    await refused(e, "github tampered", githubHeaders(body, delivery).then((h) => hook("gh", body.replace("main", "evil"), h)));
-    await refused(e, "github signed for gh, sent to gh-other", githubHeaders(body, delivery).then((h) => hook("gh-other", body, h)));
-    await refused(e, "github sha1 header only", hook("gh", body, { "x-github-delivery": delivery, "x-github-event": "push", "x-hub-signature": `sha1=${"0".repeat(40)}` }));
+    await refused(
+      e,
+      "github tampered",
+      githubHeaders(body, delivery).then((h) => hook("gh", body.replace("main", "evil"), h)),
+    );
+    await refused(
+      e,
+      "github signed for gh, sent to gh-other",
+      githubHeaders(body, delivery).then((h) => hook("gh-other", body, h)),
+    );
+    await refused(
+      e,
+      "github sha1 header only",
+      hook("gh", body, {
+        "x-github-delivery": delivery,
+        "x-github-event": "push",
+        "x-hub-signature": `sha1=${"0".repeat(40)}`,
+      }),
+    );
 
     const evt = stripeEvent();
     const t = now();
-    await refused(e, "stripe tampered", stripeHeaders(evt, t).then((h) => hook("billing", evt.replace("4200", "1"), h)));
-    await refused(e, "stripe stale (10 min)", stripeHeaders(evt, t - 600).then((h) => hook("billing", evt, h)));
-    await refused(e, "stripe future (10 min)", stripeHeaders(evt, t + 600).then((h) => hook("billing", evt, h)));
+    await refused(
+      e,
+      "stripe tampered",
+      stripeHeaders(evt, t).then((h) => hook("billing", evt.replace("4200", "1"), h)),
+    );
+    await refused(
+      e,
+      "stripe stale (10 min)",
+      stripeHeaders(evt, t - 600).then((h) => hook("billing", evt, h)),
+    );
+    await refused(
+      e,
+      "stripe future (10 min)",
+      stripeHeaders(evt, t + 600).then((h) => hook("billing", evt, h)),
+    );
     const stale = (await stripeHeaders(evt, t - 600))["stripe-signature"]!;
     // A fresh t= put in front of an old signature: the signature covers t, so it fails.
-    await refused(e, "stripe fresh t on an old signature", hook("billing", evt, { "stripe-signature": stale.replace(/t=\d+/, `t=${t}`) }));
+    await refused(
+      e,
+      "stripe fresh t on an old signature",
+      hook("billing", evt, { "stripe-signature": stale.replace(/t=\d+/, `t=${t}`) }),
+    );
     // Two t= parameters, the old one signed and a fresh one added after it.
     await refused(e, "stripe two timestamps", hook("billing", evt, { "stripe-signature": `${stale},t=${t}` }));
-    await refused(e, "stripe signed with another secret", stripeHeaders(evt, t, "whsec_not_the_secret").then((h) => hook("billing", evt, h)));
+    await refused(
+      e,
+      "stripe signed with another secret",
+      stripeHeaders(evt, t, "whsec_not_the_secret").then((h) => hook("billing", evt, h)),
+    );
 
     const hbody = JSON.stringify({ order: 1 });
-    await refused(e, "hmac tampered", hook("shop", JSON.stringify({ order: 2 }), { "x-shop-hmac": hmacDigest(hbody, "base64"), "x-shop-delivery": "d-1" }));
-    await refused(e, "hmac another secret", hook("shop", hbody, { "x-shop-hmac": hmacDigest(hbody, "base64", "not-the-secret"), "x-shop-delivery": "d-1" }));
+    await refused(
+      e,
+      "hmac tampered",
+      hook("shop", JSON.stringify({ order: 2 }), {
+        "x-shop-hmac": hmacDigest(hbody, "base64"),
+        "x-shop-delivery": "d-1",
+      }),
+    );
+    await refused(
+      e,
+      "hmac another secret",
+      hook("shop", hbody, { "x-shop-hmac": hmacDigest(hbody, "base64", "not-the-secret"), "x-shop-delivery": "d-1" }),
+    );
     expect(await streamLength(e)).toBe(0);
 
     expect((await send(e, hook("gh", body, await githubHeaders(body, delivery)))).status).toBe(202);
     expect((await send(e, hook("billing", evt, await stripeHeaders(evt)))).status).toBe(202);
-    expect((await send(e, hook("shop", hbody, { "x-shop-hmac": hmacDigest(hbody, "base64"), "x-shop-delivery": "d-1" }))).status).toBe(202);
+    expect(
+      (await send(e, hook("shop", hbody, { "x-shop-hmac": hmacDigest(hbody, "base64"), "x-shop-delivery": "d-1" })))
+        .status,
+    ).toBe(202);
     expect(await streamLength(e)).toBe(3);
   });
 
@@ -180,13 +278,20 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
     const first = await send(e, hook("svix", body, captured));
     expect(first.status).toBe(202);
     // Byte-for-byte replay of the captured request, three times.
-    for (let i = 0; i < 3; i++) expect((await send(e, hook("svix", body, captured))).json).toEqual({ id: first.json.id, status: "duplicate" });
+    for (let i = 0; i < 3; i++)
+      expect((await send(e, hook("svix", body, captured))).json).toEqual({ id: first.json.id, status: "duplicate" });
     // The same delivery id with another body, validly signed: still the first event.
     const other = JSON.stringify({ n: 2, amount: 1e9 });
-    expect((await send(e, hook("svix", other, standardHeaders(other, "msg_replayed")))).json).toEqual({ id: first.json.id, status: "duplicate" });
+    expect((await send(e, hook("svix", other, standardHeaders(other, "msg_replayed")))).json).toEqual({
+      id: first.json.id,
+      status: "duplicate",
+    });
     const evt = stripeEvent();
     const s1 = await send(e, hook("billing", evt, await stripeHeaders(evt)));
-    expect((await send(e, hook("billing", evt, await stripeHeaders(evt)))).json).toEqual({ id: s1.json.id, status: "duplicate" });
+    expect((await send(e, hook("billing", evt, await stripeHeaders(evt)))).json).toEqual({
+      id: s1.json.id,
+      status: "duplicate",
+    });
     const stored = await streamEvents(e);
     expect(stored).toHaveLength(2);
     expect(stored.find((x) => x.source === "svix")!.body).toEqual({ n: 1 });
@@ -203,15 +308,35 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
       ["BOM", `\uFEFF${compact}`],
     ] as const) {
       await refused(e, `standard-webhooks, ${what}`, hook("svix", variant, standardHeaders(compact, `msg_ws_${what}`)));
-      await refused(e, `github, ${what}`, githubHeaders(compact).then((h) => hook("gh", variant, h)));
+      await refused(
+        e,
+        `github, ${what}`,
+        githubHeaders(compact).then((h) => hook("gh", variant, h)),
+      );
     }
     const gh = await githubHeaders(compact);
     const sig = gh["x-hub-signature-256"]!;
-    await refused(e, "github signature with inner space", hook("gh", compact, { ...gh, "x-hub-signature-256": sig.replace("=", "= ") }));
-    await refused(e, "github two signatures in one header", hook("gh", compact, { ...gh, "x-hub-signature-256": `sha256=${"a".repeat(64)}, ${sig}` }));
-    await refused(e, "hmac prefix then space", hook("plain", compact, { "x-signature": `sha256= ${hmacDigest(compact, "hex")}` }));
+    await refused(
+      e,
+      "github signature with inner space",
+      hook("gh", compact, { ...gh, "x-hub-signature-256": sig.replace("=", "= ") }),
+    );
+    await refused(
+      e,
+      "github two signatures in one header",
+      hook("gh", compact, { ...gh, "x-hub-signature-256": `sha256=${"a".repeat(64)}, ${sig}` }),
+    );
+    await refused(
+      e,
+      "hmac prefix then space",
+      hook("plain", compact, { "x-signature": `sha256= ${hmacDigest(compact, "hex")}` }),
+    );
     const sw = standardHeaders(compact, "msg_tab");
-    await refused(e, "standard-webhooks tab inside the signature", hook("svix", compact, { ...sw, "webhook-signature": sw["webhook-signature"]!.replace(",", ",\t") }));
+    await refused(
+      e,
+      "standard-webhooks tab inside the signature",
+      hook("svix", compact, { ...sw, "webhook-signature": sw["webhook-signature"]!.replace(",", ",\t") }),
+    );
     expect(await streamLength(e)).toBe(0);
 
     // Header NAMES in any case are the same header (HTTP): a genuine delivery in odd case is accepted.
@@ -219,10 +344,23 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
     const upper = Object.fromEntries(Object.entries(odd).map(([k, v]) => [k.toUpperCase(), v]));
     expect((await send(e, hook("svix", compact, upper))).status).toBe(202);
     const gh2 = await githubHeaders(compact);
-    expect((await send(e, hook("gh", compact, { "X-GitHub-Delivery": gh2["x-github-delivery"]!, "X-Hub-Signature-256": gh2["x-hub-signature-256"]!, "X-GitHub-Event": "push" }))).status).toBe(202);
+    expect(
+      (
+        await send(
+          e,
+          hook("gh", compact, {
+            "X-GitHub-Delivery": gh2["x-github-delivery"]!,
+            "X-Hub-Signature-256": gh2["x-hub-signature-256"]!,
+            "X-GitHub-Event": "push",
+          }),
+        )
+      ).status,
+    ).toBe(202);
     // Optional whitespace around a header value is not part of it (fetch trims it).
     const sp = standardHeaders(compact, "msg_ows");
-    expect((await send(e, hook("svix", compact, { ...sp, "webhook-signature": `  ${sp["webhook-signature"]}\t` }))).status).toBe(202);
+    expect(
+      (await send(e, hook("svix", compact, { ...sp, "webhook-signature": `  ${sp["webhook-signature"]}\t` }))).status,
+    ).toBe(202);
     expect(await streamLength(e)).toBe(3);
   });
 });
@@ -230,11 +368,23 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
 // ---------------------------------------------------------------------------------------
 describe("hostile input", () => {
   async function ingestRig(): Promise<Rig> {
-    return rig({ API_KEYS: API_KEY, WEBHOOK_SOURCES: JSON.stringify(SOURCES), RATE_LIMIT_KEY_EVENTS: "0", RATE_LIMIT_SOURCE_REQUESTS: "0" });
+    return rig({
+      API_KEYS: API_KEY,
+      WEBHOOK_SOURCES: JSON.stringify(SOURCES),
+      RATE_LIMIT_KEY_EVENTS: "0",
+      RATE_LIMIT_SOURCE_REQUESTS: "0",
+    });
   }
   const authed = { authorization: `Bearer ${API_KEY}` };
   const httpEvent = (body: unknown, extra: Record<string, unknown> = {}) => ({
-    id: crypto.randomUUID(), type: "http.request", source: "hostile", method: "POST", path: "/x", headers: {}, body, ...extra,
+    id: crypto.randomUUID(),
+    type: "http.request",
+    source: "hostile",
+    method: "POST",
+    path: "/x",
+    headers: {},
+    body,
+    ...extra,
   });
   const health = async (env: Env) => (await send(env, new Request("http://reflex.test/health"))).status;
 
@@ -246,7 +396,8 @@ describe("hostile input", () => {
       const cases: Array<{ what: string; body: string; path?: string; headers?: Record<string, string> }> = [];
       const arrays = (d: number) => "[".repeat(d) + "]".repeat(d);
       const objects = (d: number) => `${'{"a":'.repeat(d)}1${"}".repeat(d)}`;
-      const wrap = (inner: string) => `{"id":"${crypto.randomUUID()}","type":"http.request","source":"hostile","method":"POST","path":"/x","headers":{},"body":${inner}}`;
+      const wrap = (inner: string) =>
+        `{"id":"${crypto.randomUUID()}","type":"http.request","source":"hostile","method":"POST","path":"/x","headers":{},"body":${inner}}`;
       cases.push({ what: "arrays nested 400,000 deep", body: wrap(arrays(400_000)) });
       cases.push({ what: "objects nested 150,000 deep", body: wrap(objects(150_000)) });
       cases.push({ what: "unclosed nesting", body: wrap("[".repeat(500_000)) });
@@ -255,12 +406,22 @@ describe("hostile input", () => {
       cases.push({ what: "an object with 60,000 keys", body: wrap(wideObject) });
       cases.push({ what: "an array of 300,000 numbers", body: wrap(`[${"0,".repeat(299_999)}0]`) });
       cases.push({ what: "a string of 150,000 escapes", body: wrap(`"${"\\u00e9".repeat(150_000)}"`) });
-      cases.push({ what: "prototype keys", body: wrap(`{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}`) });
-      const batch = JSON.stringify({ events: Array.from({ length: 500 }, (_, i) => httpEvent({ i, pad: "x".repeat(1500) })) });
+      cases.push({
+        what: "prototype keys",
+        body: wrap(`{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}`),
+      });
+      const batch = JSON.stringify({
+        events: Array.from({ length: 500 }, (_, i) => httpEvent({ i, pad: "x".repeat(1500) })),
+      });
       cases.push({ what: "a batch of 500 events near the size limit", body: batch, path: "/events/batch" });
       cases.push({ what: "over the size limit", body: wrap(`"${"x".repeat(limit)}"`) });
       const deepHook = JSON.stringify({ d: 1 }).replace("1", arrays(300_000));
-      cases.push({ what: "a signed webhook nested 300,000 deep", body: deepHook, path: "/webhooks/svix", headers: standardHeaders(deepHook, "msg_deep") });
+      cases.push({
+        what: "a signed webhook nested 300,000 deep",
+        body: deepHook,
+        path: "/webhooks/svix",
+        headers: standardHeaders(deepHook, "msg_deep"),
+      });
 
       const accepted: string[] = [];
       for (const c of cases) {
@@ -278,10 +439,14 @@ describe("hostile input", () => {
 
       // And the consumer stores it all, byte for byte where it matters.
       await r.run();
-      const rows = await r.rows<{ id: string; status: string; body: unknown }>(sql`select id::text, status::text, payload->'body' as body from events`);
+      const rows = await r.rows<{ id: string; status: string; body: unknown }>(
+        sql`select id::text, status::text, payload->'body' as body from events`,
+      );
       expect(rows.filter((x) => x.status === "completed")).toHaveLength(accepted.length);
       const proto = rows.find((x) => JSON.stringify(x.body).includes("__proto__"))!;
-      expect(JSON.stringify(proto.body)).toBe(`{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}`);
+      expect(JSON.stringify(proto.body)).toBe(
+        `{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}`,
+      );
       const wide = rows.find((x) => typeof x.body === "object" && x.body !== null && "k59999" in (x.body as object))!;
       expect(Object.keys(wide.body as object)).toHaveLength(60_000);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -326,7 +491,25 @@ describe("hostile input", () => {
         };
         sent.push({ id: e.id, source: e.source, path: e.path, header: t, body: e.body });
       }
-      const a = await send(env, post("/events/batch", JSON.stringify({ events: sent.map((s, i) => ({ id: s.id, type: "http.request", source: s.source, method: "POST", path: s.path, headers: { "x-payload": s.header }, body: s.body, meta: { note: texts[i] } })) }), authed));
+      const a = await send(
+        env,
+        post(
+          "/events/batch",
+          JSON.stringify({
+            events: sent.map((s, i) => ({
+              id: s.id,
+              type: "http.request",
+              source: s.source,
+              method: "POST",
+              path: s.path,
+              headers: { "x-payload": s.header },
+              body: s.body,
+              meta: { note: texts[i] },
+            })),
+          }),
+          authed,
+        ),
+      );
       expect(a.status, JSON.stringify(a.json)).toBe(202);
       // Through a webhook too, with the text in the delivery id (it becomes part of a Redis key).
       const hookBody = JSON.stringify({ text: texts[0], redis: texts[6] });
@@ -334,15 +517,26 @@ describe("hostile input", () => {
       const deliveryId = "';DROP/**/TABLE/**/events;--*1\\r\\n$8\\r\\nFLUSHALL";
       const w = await send(env, post("/webhooks/lab", hookBody, { "x-request-id": deliveryId }));
       expect(w.status, JSON.stringify(w.json)).toBe(202);
-      expect((await send(env, post("/webhooks/lab", hookBody, { "x-request-id": deliveryId }))).json).toEqual({ id: w.json.id, status: "duplicate" });
+      expect((await send(env, post("/webhooks/lab", hookBody, { "x-request-id": deliveryId }))).json).toEqual({
+        id: w.json.id,
+        status: "duplicate",
+      });
 
       const seen: string[] = [];
-      r.triggers.register({ name: "echo", filter: f.type("http.request"), handler: (ctx) => void seen.push(String(ctx.event.path)) });
+      r.triggers.register({
+        name: "echo",
+        filter: f.type("http.request"),
+        handler: (ctx) => void seen.push(String(ctx.event.path)),
+      });
       await r.run();
 
-      const rows = await r.rows<{ id: string; source: string; status: string; payload: { path: string; headers: Record<string, string>; body: unknown }; meta: { note?: string } }>(
-        sql`select id::text, source, status::text, payload, meta from events`,
-      );
+      const rows = await r.rows<{
+        id: string;
+        source: string;
+        status: string;
+        payload: { path: string; headers: Record<string, string>; body: unknown };
+        meta: { note?: string };
+      }>(sql`select id::text, source, status::text, payload, meta from events`);
       expect(rows).toHaveLength(texts.length + 1);
       for (const s of sent) {
         const row = rows.find((x) => x.id === s.id)!;
@@ -352,7 +546,12 @@ describe("hostile input", () => {
         expect(row.payload.headers["x-payload"]).toBe(s.header);
         expect(row.payload.body).toEqual(s.body);
       }
-      expect(rows.map((x) => x.meta.note).filter(Boolean).sort()).toEqual([...texts].sort());
+      expect(
+        rows
+          .map((x) => x.meta.note)
+          .filter(Boolean)
+          .sort(),
+      ).toEqual([...texts].sort());
       const hookRow = rows.find((x) => x.id === w.json.id)!;
       expect(hookRow.payload.body).toEqual({ text: texts[0], redis: texts[6] });
       expect((hookRow.payload as unknown as { delivery_id: string }).delivery_id).toBe(deliveryId);

@@ -3,14 +3,14 @@
  * @upstash/redis against local/upstash-gateway.ts, and @neondatabase/serverless + Drizzle
  * against local/neon-proxy.ts. Every Redis command family the project uses is covered.
  */
-import { beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
+
 import { Redis } from "@upstash/redis/cloudflare";
 import { eq, sql } from "drizzle-orm";
-import { freshEnv, type TestEnv } from "./support/env";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
 import { events } from "../src/db/schema";
+import { freshEnv, type TestEnv } from "./support/env";
 
 const url = () => inject("upstashUrl");
 const token = () => inject("upstashToken");
@@ -20,7 +20,8 @@ const raw = () => new Redis({ url: url(), token: token(), automaticDeserializati
 /** The client's defaults: base64 responses and automatic JSON deserialisation. */
 const defaults = () => new Redis({ url: url(), token: token(), retry: false });
 /** No response encoding: plain JSON strings. */
-const plain = () => new Redis({ url: url(), token: token(), responseEncoding: false, automaticDeserialization: false, retry: false });
+const plain = () =>
+  new Redis({ url: url(), token: token(), responseEncoding: false, automaticDeserialization: false, retry: false });
 
 let p = "";
 const k = (name: string) => `${p}:${name}`;
@@ -121,7 +122,11 @@ describe("Upstash REST gateway", () => {
     expect(pending.map((p) => p[0])).toEqual(ids.slice(0, 3));
     expect(pending[0][1]).toBe("c1");
 
-    const claimed = (await r.xautoclaim(s, "g", "c2", 0, "0-0", { count: 2 })) as [string, [string, string[]][], string[]];
+    const claimed = (await r.xautoclaim(s, "g", "c2", 0, "0-0", { count: 2 })) as [
+      string,
+      [string, string[]][],
+      string[],
+    ];
     expect(claimed[1].map(([id]) => id)).toEqual(ids.slice(0, 2));
 
     expect(await r.xack(s, "g", [ids[0], ids[1], ids[2]])).toBe(3);
@@ -144,7 +149,9 @@ describe("Upstash REST gateway", () => {
     expect(res[0]).toEqual({ result: "OK", error: undefined });
     expect(res[1].error).toMatch(/WRONGTYPE/);
     expect(res[2].result).toBe("1");
-    await expect(r.pipeline().set(k("p2"), "1").hget(k("str"), "f").exec()).rejects.toThrow(/Command 2 \[ hget \] failed: WRONGTYPE/);
+    await expect(r.pipeline().set(k("p2"), "1").hget(k("str"), "f").exec()).rejects.toThrow(
+      /Command 2 \[ hget \] failed: WRONGTYPE/,
+    );
 
     const auto = new Redis({ url: url(), token: token(), automaticDeserialization: false, enableAutoPipelining: true });
     const got = await Promise.all([auto.set(k("ap"), "v"), auto.get(k("p1")), auto.incr(k("apn"))]);
@@ -156,9 +163,7 @@ describe("Upstash REST gateway", () => {
     const res = await r.multi().set(k("m1"), "a").incr(k("m2")).get(k("m1")).exec();
     expect(res).toEqual(["OK", 1, "a"]);
     // A command refused at queue time aborts the whole transaction: nothing is applied.
-    await expect(
-      r.multi().set(k("m3"), "never").eval("this is not lua", [], []).exec(),
-    ).rejects.toThrow();
+    await expect(r.multi().set(k("m3"), "never").eval("this is not lua", [], []).exec()).rejects.toThrow();
     // A runtime error inside EXEC fails only that command (Redis semantics).
     await r.set(k("str2"), "x");
     const mixed = await r.multi().incr(k("m4")).hget(k("str2"), "f").exec({ keepErrors: true });
@@ -201,8 +206,13 @@ describe("Neon WebSocket proxy", () => {
     try {
       const id = crypto.randomUUID();
       await h.db.insert(events).values({
-        id, type: "t", source: "s", timestamp: new Date("2026-01-01T00:00:00Z"),
-        payload: { text: "ünï\u2028code", big: "y".repeat(200_000) }, meta: { trace_id: "abc" }, scope: "s",
+        id,
+        type: "t",
+        source: "s",
+        timestamp: new Date("2026-01-01T00:00:00Z"),
+        payload: { text: "ünï\u2028code", big: "y".repeat(200_000) },
+        meta: { trace_id: "abc" },
+        scope: "s",
       });
       const [row] = await h.db.select().from(events).where(eq(events.id, id));
       expect(row.payload.text).toBe("ünï\u2028code");

@@ -5,27 +5,27 @@
  * at all. Time that matters (retry due times) is an injected clock, except the visibility
  * timeout, which both backends measure on the real clock (a short one, no timing asserted).
  */
-import { afterEach, describe, expect, it } from "vitest";
+
 import { sql } from "drizzle-orm";
-import { loadConfig, type Config } from "../src/config";
-import { ManualClock } from "../src/clock";
-import { runConsumer, type ConsumerOptions, type RunReport } from "../src/consume/consumer";
-import { openDb, type DbHandle } from "../src/db/client";
+import { afterEach, describe, expect, it } from "vitest";
 import { openBackend } from "../src/backends";
-import { redisKeys } from "../src/backends/redis/keys";
-import { openRedis } from "../src/backends/redis/client";
-import { redisCommandsIn } from "../src/obs/usage";
-import type { ClaimedEvent, EventStore, Outcome, Receipt } from "../src/backends/types";
-import { filters as f } from "../src/triggers";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
-import type { FilterState } from "../src/triggers/filters";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
+import { openRedis } from "../src/backends/redis/client";
+import { RedisFilterState } from "../src/backends/redis/filter-state";
+import { redisKeys } from "../src/backends/redis/keys";
 import { RedisScopeLocks } from "../src/backends/redis/locks";
-import type { ScopeLocks } from "../src/backends/types";
+import type { ClaimedEvent, EventStore, Outcome, Receipt, ScopeLocks } from "../src/backends/types";
+import { ManualClock } from "../src/clock";
+import { type Config, loadConfig } from "../src/config";
+import { type ConsumerOptions, type RunReport, runConsumer } from "../src/consume/consumer";
+import { type DbHandle, openDb } from "../src/db/client";
+import { redisCommandsIn } from "../src/obs/usage";
+import { filters as f } from "../src/triggers";
+import type { FilterState } from "../src/triggers/filters";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { freshEnv, type TestEnv } from "./support/env";
 import { event } from "./support/consume";
+import { freshEnv, type TestEnv } from "./support/env";
 
 type Backend = "redis" | "postgres";
 
@@ -38,7 +38,9 @@ interface Harness {
   triggers: TriggerRegistry;
   /** A consumer run (own name, own lock owner), as one invocation. */
   run(o?: Partial<ConsumerOptions>): Promise<RunReport>;
-  row(id: string): Promise<{ status: string; attempts: number; errors: unknown[]; next_retry_at: string | null } | undefined>;
+  row(
+    id: string,
+  ): Promise<{ status: string; attempts: number; errors: unknown[]; next_retry_at: string | null } | undefined>;
   count(where?: string): Promise<number>;
 }
 
@@ -71,7 +73,12 @@ async function harness(backend: Backend, overrides: Record<string, unknown> = {}
   const newFilterState = (): FilterState =>
     backend === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(openRedis(cfg), keys.filterState);
   return {
-    backend, env, cfg, db, store, triggers,
+    backend,
+    env,
+    cfg,
+    db,
+    store,
+    triggers,
     async run(o = {}) {
       const locks = o.locks ?? newLocks();
       try {
@@ -92,7 +99,11 @@ async function harness(backend: Backend, overrides: Record<string, unknown> = {}
 }
 
 /** New events from every lane, as a consumer's "new" round does. */
-async function claimNew(store: EventStore, consumer: string, max = 500): Promise<{ events: ClaimedEvent[]; skipped: Receipt[] }> {
+async function claimNew(
+  store: EventStore,
+  consumer: string,
+  max = 500,
+): Promise<{ events: ClaimedEvent[]; skipped: Receipt[] }> {
   const events: ClaimedEvent[] = [];
   const skipped: Receipt[] = [];
   for (const lane of store.lanes()) {
@@ -107,7 +118,12 @@ async function claimNew(store: EventStore, consumer: string, max = 500): Promise
  * What a consumer does to take over deliveries whose consumer went silent: reclaim on every
  * lane (Redis: XAUTOCLAIM), then due/expired claims from Postgres (claimDue).
  */
-async function takeOver(store: EventStore, consumer: string, idleMs: number, now = new Date()): Promise<ClaimedEvent[]> {
+async function takeOver(
+  store: EventStore,
+  consumer: string,
+  idleMs: number,
+  now = new Date(),
+): Promise<ClaimedEvent[]> {
   const out: ClaimedEvent[] = [];
   for (const lane of store.lanes()) {
     let cursor = "0-0";
@@ -139,14 +155,17 @@ function counter(upstashUrl: string): () => number {
   };
 }
 
-const completed = (c: ClaimedEvent[]): Outcome[] => c.map((x) => ({ receipt: x.receipt, status: "completed" as const }));
+const completed = (c: ClaimedEvent[]): Outcome[] =>
+  c.map((x) => ({ receipt: x.receipt, status: "completed" as const }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backend) => {
   it("publish -> claim -> settle: the envelope round-trips, each event is handed out once, history ends completed", async () => {
     const h = await harness(backend);
     expect(h.store.backend).toBe(backend);
-    const evs = Array.from({ length: 25 }, (_, i) => event({ source: `s${i % 3}`, body: { nested: [1, "two", null] } }));
+    const evs = Array.from({ length: 25 }, (_, i) =>
+      event({ source: `s${i % 3}`, body: { nested: [1, "two", null] } }),
+    );
     expect(await h.store.publish(evs)).toEqual({ wake: false, wakeWindowLeftMs: 0 });
 
     const a = await claimNew(h.store, "c-a");
@@ -156,19 +175,33 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(a.events.every((c) => c.attempts === 1)).toBe(true);
     // Arrival order within a scope is kept.
     for (const s of ["s0", "s1", "s2"]) {
-      expect(a.events.filter((c) => c.event.source === s).map((c) => c.event.n)).toEqual(evs.filter((e) => e.source === s).map((e) => e.n));
+      expect(a.events.filter((c) => c.event.source === s).map((c) => c.event.n)).toEqual(
+        evs.filter((e) => e.source === s).map((e) => e.n),
+      );
     }
     expect(await h.count("status = 'processing'")).toBe(25);
     // Nothing more to hand out, to anyone.
     expect((await claimNew(h.store, "c-b")).events).toEqual([]);
 
-    const s = await h.store.settle({ consumer: "c-a", outcomes: completed(a.events), skipped: a.skipped, now: new Date() });
+    const s = await h.store.settle({
+      consumer: "c-a",
+      outcomes: completed(a.events),
+      skipped: a.skipped,
+      now: new Date(),
+    });
     expect(s.recorded).toBe(25);
     expect(await h.count("status = 'completed'")).toBe(25);
     expect((await claimNew(h.store, "c-a")).events).toEqual([]);
     expect(await takeOver(h.store, "c-z", 0, new Date(Date.now() + 3_600_000))).toEqual([]);
     const counts = await h.store.historyCounts(new Date());
-    expect(counts).toMatchObject({ pending: 0, processing: 0, completed: 25, dlq: 0, retryBacklog: 0, oldestPendingAgeSeconds: 0 });
+    expect(counts).toMatchObject({
+      pending: 0,
+      processing: 0,
+      completed: 25,
+      dlq: 0,
+      retryBacklog: 0,
+      oldestPendingAgeSeconds: 0,
+    });
     for (const lane of h.store.lanes()) expect((await h.store.laneStats(lane)).pending).toBe(0);
   });
 
@@ -181,7 +214,12 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     for (let round = 0; round < 3; round++) {
       const c = await claimNew(h.store, `c-${round}`);
       handed.push(...c.events);
-      await h.store.settle({ consumer: `c-${round}`, outcomes: completed(c.events), skipped: c.skipped, now: new Date() });
+      await h.store.settle({
+        consumer: `c-${round}`,
+        outcomes: completed(c.events),
+        skipped: c.skipped,
+        now: new Date(),
+      });
     }
     expect(handed.map((c) => c.event.id)).toEqual([e.id]);
     expect(await h.count()).toBe(1);
@@ -240,12 +278,16 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     await sleep(1_200);
     expect(await takeOver(h.store, "c-second", 1_000)).toHaveLength(3);
     // The first consumer wakes up and settles: nothing applies, and nothing must be acknowledged.
-    expect((await h.store.settle({ consumer: "c-dead", outcomes: completed(dead.events), now: new Date() })).recorded).toBe(0);
+    expect(
+      (await h.store.settle({ consumer: "c-dead", outcomes: completed(dead.events), now: new Date() })).recorded,
+    ).toBe(0);
     // The second holder dies without settling: a third consumer still gets every event.
     await sleep(1_200);
     const third = await takeOver(h.store, "c-third", 1_000);
     expect(third.map((c) => c.event.id).sort()).toEqual(evs.map((e) => e.id).sort());
-    expect((await h.store.settle({ consumer: "c-third", outcomes: completed(third), now: new Date() })).recorded).toBe(3);
+    expect((await h.store.settle({ consumer: "c-third", outcomes: completed(third), now: new Date() })).recorded).toBe(
+      3,
+    );
     expect(await h.count("status = 'completed'")).toBe(3);
   });
 
@@ -256,14 +298,24 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     await h.store.publish([e]);
     const [c] = (await claimNew(h.store, "c-1")).events;
     const retryAt = new Date(clock.now() + 5_000);
-    await h.store.settle({ consumer: "c-1", outcomes: [{ receipt: c!.receipt, status: "retry", error: "boom", retryAt }], now: new Date(clock.now()) });
-    expect(await h.row(e.id)).toMatchObject({ status: "pending", attempts: 1, errors: [{ attempt: 1, error: "boom" }] });
+    await h.store.settle({
+      consumer: "c-1",
+      outcomes: [{ receipt: c!.receipt, status: "retry", error: "boom", retryAt }],
+      now: new Date(clock.now()),
+    });
+    expect(await h.row(e.id)).toMatchObject({
+      status: "pending",
+      attempts: 1,
+      errors: [{ attempt: 1, error: "boom" }],
+    });
     expect((await h.store.historyCounts(new Date(clock.now()))).retryBacklog).toBe(1);
 
     // A retry is not a new event, and it is not due a millisecond early.
     expect((await claimNew(h.store, "c-2")).events).toEqual([]);
     clock.advance(4_999);
-    expect((await h.store.claimDue({ consumer: "c-2", max: 10, now: new Date(clock.now()), leaseMs: 60_000 })).events).toEqual([]);
+    expect(
+      (await h.store.claimDue({ consumer: "c-2", max: 10, now: new Date(clock.now()), leaseMs: 60_000 })).events,
+    ).toEqual([]);
     clock.advance(1);
     const due = await h.store.claimDue({ consumer: "c-2", max: 10, now: new Date(clock.now()), leaseMs: 60_000 });
     expect(due.events.map((x) => [x.event.id, x.attempts])).toEqual([[e.id, 2]]);
@@ -294,7 +346,14 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     };
     const due = { max: 10, now: new Date(clock.now()), leaseMs: 60_000 };
     const [lane] = h.store.lanes();
-    const claim = await h.store.claim({ lane: lane!, consumer: "c-2", max: 10, mode: "new", reclaimIdleMs: 60_000, due });
+    const claim = await h.store.claim({
+      lane: lane!,
+      consumer: "c-2",
+      max: 10,
+      mode: "new",
+      reclaimIdleMs: 60_000,
+      due,
+    });
     expect(statements).toBe(1);
     expect(claim.due).toBe(1);
     expect(claim.read).toBe(1);
@@ -305,31 +364,37 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(claim.events[0]!.event).toEqual(retried);
     // Claimed once: neither another consumer's due look nor its next claim gets either event.
     expect((await h.store.claimDue({ consumer: "c-3", ...due })).events).toEqual([]);
-    expect((await h.store.claim({ lane: lane!, consumer: "c-3", max: 10, mode: "new", reclaimIdleMs: 60_000, due })).events).toEqual([]);
-    expect((await h.store.settle({ consumer: "c-2", outcomes: completed(claim.events), now: new Date(clock.now()) })).recorded).toBe(2);
+    expect(
+      (await h.store.claim({ lane: lane!, consumer: "c-3", max: 10, mode: "new", reclaimIdleMs: 60_000, due })).events,
+    ).toEqual([]);
+    expect(
+      (await h.store.settle({ consumer: "c-2", outcomes: completed(claim.events), now: new Date(clock.now()) }))
+        .recorded,
+    ).toBe(2);
     expect(await h.count("status = 'completed'")).toBe(2);
   });
 
   // Redis only: the Postgres backend has no transport to acknowledge.
-  if (backend === "redis") it("settled entries are acknowledged by the next read, in the same command, or by flush()", async () => {
-    const h = await harness(backend);
-    const [lane] = h.store.lanes();
-    const pendingNow = async () => (await h.store.laneStats(lane!)).pending;
-    await h.store.publish([event(), event()]);
-    const first = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
-    await h.store.settle({ consumer: "c-1", outcomes: completed(first.events), now: new Date() });
-    expect(await pendingNow()).toBe(1); // owed, not yet sent
+  if (backend === "redis")
+    it("settled entries are acknowledged by the next read, in the same command, or by flush()", async () => {
+      const h = await harness(backend);
+      const [lane] = h.store.lanes();
+      const pendingNow = async () => (await h.store.laneStats(lane!)).pending;
+      await h.store.publish([event(), event()]);
+      const first = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
+      await h.store.settle({ consumer: "c-1", outcomes: completed(first.events), now: new Date() });
+      expect(await pendingNow()).toBe(1); // owed, not yet sent
 
-    const commands = counter(h.cfg.UPSTASH_REDIS_REST_URL!);
-    const second = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
-    expect(commands()).toBe(1);
-    expect(second.events).toHaveLength(1);
-    expect(await pendingNow()).toBe(1); // the first acknowledged, the second delivered
+      const commands = counter(h.cfg.UPSTASH_REDIS_REST_URL!);
+      const second = await h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
+      expect(commands()).toBe(1);
+      expect(second.events).toHaveLength(1);
+      expect(await pendingNow()).toBe(1); // the first acknowledged, the second delivered
 
-    await h.store.settle({ consumer: "c-1", outcomes: completed(second.events), now: new Date() });
-    await h.store.flush();
-    expect(await pendingNow()).toBe(0);
-  });
+      await h.store.settle({ consumer: "c-1", outcomes: completed(second.events), now: new Date() });
+      await h.store.flush();
+      expect(await pendingNow()).toBe(0);
+    });
 
   it("a failed attempt publishes no derived events; the retry publishes them once, handled in the same run", async () => {
     const h = await harness(backend);
@@ -364,7 +429,9 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     const [c] = (await claimNew(h.store, "c-1")).events;
     await h.store.settle({
       consumer: "c-1",
-      outcomes: [{ receipt: c!.receipt, status: "defer", reason: "scope busy", retryAt: new Date(clock.now() + 1_000) }],
+      outcomes: [
+        { receipt: c!.receipt, status: "defer", reason: "scope busy", retryAt: new Date(clock.now() + 1_000) },
+      ],
       now: new Date(clock.now()),
     });
     expect(await h.row(e.id)).toMatchObject({ status: "pending", attempts: 0, errors: [] });
@@ -454,9 +521,20 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
   });
 
   it("consumer end to end: a failing handler retries with backoff on the injected clock, then the DLQ at EVENT_MAX_ATTEMPTS", async () => {
-    const h = await harness(backend, { EVENT_MAX_ATTEMPTS: "3", EVENT_RETRY_BASE_DELAY: "1", EVENT_RETRY_MAX_DELAY: "60" });
+    const h = await harness(backend, {
+      EVENT_MAX_ATTEMPTS: "3",
+      EVENT_RETRY_BASE_DELAY: "1",
+      EVENT_RETRY_MAX_DELAY: "60",
+    });
     let calls = 0;
-    h.triggers.register({ name: "fails", filter: f.type("test.*"), handler: () => { calls++; throw new Error(`nope ${calls}`); } });
+    h.triggers.register({
+      name: "fails",
+      filter: f.type("test.*"),
+      handler: () => {
+        calls++;
+        throw new Error(`nope ${calls}`);
+      },
+    });
     h.triggers.register({ name: "other", filter: f.type("other.*"), handler: () => {} });
     const bad = event();
     const good = Array.from({ length: 10 }, () => event({ type: "other.thing" }));
@@ -475,7 +553,12 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     const r = await h.row(bad.id);
     expect(r).toMatchObject({ status: "dlq", attempts: 3 });
     expect(r!.errors).toHaveLength(3);
-    expect(await h.store.historyCounts(new Date(clock.now()))).toMatchObject({ completed: 10, dlq: 1, pending: 0, processing: 0 });
+    expect(await h.store.historyCounts(new Date(clock.now()))).toMatchObject({
+      completed: 10,
+      dlq: 1,
+      pending: 0,
+      processing: 0,
+    });
   });
 
   it("consumer end to end: 3,000 events, three concurrent consumers, each handled once, scopes never overlap", async () => {

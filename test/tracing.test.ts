@@ -3,16 +3,18 @@
  * OTLP/HTTP (here to the local receiver of test/support/receiver.ts), and an event's spans
  * join the trace of the W3C traceparent it arrived with.
  */
-import { describe, expect, it } from "vitest";
-import { inject } from "vitest";
+
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, inject, it } from "vitest";
 import worker from "../src/index";
 import { call } from "./support/admin";
 import { freshEnv } from "./support/env";
 
 const API_KEY = "tracing-test-key";
 
-async function receiverLog(id: string): Promise<Array<{ path: string; headers: Record<string, string>; body: string }>> {
+async function receiverLog(
+  id: string,
+): Promise<Array<{ path: string; headers: Record<string, string>; body: string }>> {
   return (await fetch(`${inject("receiverUrl")}/__log/${id}`)).json() as never;
 }
 
@@ -45,11 +47,11 @@ describe("tracing", () => {
       return body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans));
     }) as Array<{ name: string; traceId: string; attributes: Array<{ key: string; value: any }> }>;
     const names = spans.map((s) => s.name);
-    for (const n of ["publish", "claim", "dispatch", "trigger log-lifecycle-errors", "settle"]) expect(names).toContain(n);
+    for (const n of ["publish", "claim", "dispatch", "trigger log-lifecycle-errors", "settle"])
+      expect(names).toContain(n);
     // The HTTP request and the handler both belong to the trace the client started.
     const handler = spans.find((s) => s.name === "trigger log-lifecycle-errors")!;
     expect(handler.traceId).toBe(traceId);
     expect(spans.find((s) => s.name === "publish")!.traceId).toBe(traceId);
   });
-
 });

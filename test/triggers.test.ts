@@ -1,7 +1,7 @@
 /** Pure trigger logic: filters and the registry (stateful filters are covered in consume.test.ts). */
 import { describe, expect, it } from "vitest";
-import { filters as f, TriggerRegistry } from "../src/triggers";
 import type { FilterContext } from "../src/triggers";
+import { filters as f, TriggerRegistry } from "../src/triggers";
 import { event } from "./support/consume";
 
 const ctx: FilterContext = {
@@ -55,7 +55,13 @@ describe("TriggerRegistry", () => {
   it("a throwing filter fails that event's match only", async () => {
     const r = new TriggerRegistry().register({
       name: "picky",
-      filter: { describe: "boom", test: (e) => { if (e.type === "bad") throw new Error("bad filter"); return true; } },
+      filter: {
+        describe: "boom",
+        test: (e) => {
+          if (e.type === "bad") throw new Error("bad filter");
+          return true;
+        },
+      },
       handler: () => {},
     });
     const res = await r.match([event({ type: "bad" }), event({ type: "good" })], { now: 0, state: ctx.state });

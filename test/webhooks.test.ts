@@ -1,17 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config";
-import { redisKeys } from "../src/backends/redis/keys";
 import { openRedis } from "../src/backends/redis/client";
+import { redisKeys } from "../src/backends/redis/keys";
+import { loadConfig } from "../src/config";
 import { call, ingestEnv, keysOf, recordingQueue, streamEvents, streamLength } from "./fixtures/ingest";
 import {
-  SECRETS,
-  WEBHOOK_SOURCES,
   githubHeaders,
   hmacDigest,
   hook,
+  SECRETS,
   standardHeaders,
   stripeEvent,
   stripeHeaders,
+  WEBHOOK_SOURCES,
 } from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
 
@@ -29,7 +29,11 @@ describe("POST /webhooks/:source, standard-webhooks (signed by the standardwebho
     const e = await env();
     const body = JSON.stringify({ type: "user.created", data: { id: 7, name: "Ada" } });
     const signed = standardHeaders(body, "msg_abc123");
-    const headers: Record<string, string> = { ...signed, "user-agent": "Svix-Webhooks/1.0", authorization: "Bearer leak-me-not" };
+    const headers: Record<string, string> = {
+      ...signed,
+      "user-agent": "Svix-Webhooks/1.0",
+      authorization: "Bearer leak-me-not",
+    };
     const id = await acceptedOnce(e, () => hook("svix", body, headers));
     const [ev, ...rest] = await streamEvents(e);
     expect(rest).toHaveLength(0);
@@ -60,7 +64,12 @@ describe("POST /webhooks/:source, standard-webhooks (signed by the standardwebho
   });
 
   it("keeps the same delivery id apart across sources", async () => {
-    const e = await env({ WEBHOOK_SOURCES: JSON.stringify({ a: { scheme: "standard-webhooks", secret: SECRETS.standard }, b: { scheme: "standard-webhooks", secret: SECRETS.standard } }) });
+    const e = await env({
+      WEBHOOK_SOURCES: JSON.stringify({
+        a: { scheme: "standard-webhooks", secret: SECRETS.standard },
+        b: { scheme: "standard-webhooks", secret: SECRETS.standard },
+      }),
+    });
     const body = "{}";
     const a = await acceptedOnce(e, () => hook("a", body, standardHeaders(body, "msg_same")));
     const b = await acceptedOnce(e, () => hook("b", body, standardHeaders(body, "msg_same")));
@@ -74,7 +83,9 @@ describe("POST /webhooks/:source, standard-webhooks (signed by the standardwebho
     const old = standardHeaders(body, "msg_old", new Date(Date.now() - 120_000));
     const strict = await call(e, hook("strict", body, old));
     expect(strict.status).toBe(401);
-    expect(strict.json.errors).toEqual([{ header: "webhook-timestamp", message: expect.stringContaining("tolerance") }]);
+    expect(strict.json.errors).toEqual([
+      { header: "webhook-timestamp", message: expect.stringContaining("tolerance") },
+    ]);
     // The same delivery is fine for a source with the default 300 s.
     expect((await call(e, hook("svix", body, old))).status).toBe(202);
   });
@@ -99,7 +110,11 @@ describe("POST /webhooks/:source, github (signed by @octokit/webhooks-methods)",
     const id = await acceptedOnce(e, () => hook("gh", body, headers));
     const [ev] = await streamEvents(e);
     expect(ev).toMatchObject({ id, source: "gh", delivery_id: delivery, body: { ref: "refs/heads/main" } });
-    expect(ev!.headers).toMatchObject({ "x-github-event": "push", "x-github-delivery": delivery, "user-agent": "GitHub-Hookshot/abc123" });
+    expect(ev!.headers).toMatchObject({
+      "x-github-event": "push",
+      "x-github-delivery": delivery,
+      "user-agent": "GitHub-Hookshot/abc123",
+    });
     expect(ev!.headers).not.toHaveProperty("x-hub-signature-256");
     const again = await call(e, hook("gh", body, headers));
     expect(again.status).toBe(200);
@@ -114,7 +129,12 @@ describe("POST /webhooks/:source, stripe (signed by stripe.webhooks.generateTest
     const body = stripeEvent("evt_1NG8Du2eZvKYlo2CUI79vXWy");
     const id = await acceptedOnce(e, async () => hook("billing", body, await stripeHeaders(body)));
     const [ev] = await streamEvents(e);
-    expect(ev).toMatchObject({ id, source: "billing", delivery_id: "evt_1NG8Du2eZvKYlo2CUI79vXWy", body: { type: "invoice.paid" } });
+    expect(ev).toMatchObject({
+      id,
+      source: "billing",
+      delivery_id: "evt_1NG8Du2eZvKYlo2CUI79vXWy",
+      body: { type: "invoice.paid" },
+    });
     // Stripe retries sign again with a new timestamp.
     const again = await call(e, hook("billing", body, await stripeHeaders(body, Math.floor(Date.now() / 1000) - 60)));
     expect(again.json).toEqual({ id, status: "duplicate" });
@@ -137,7 +157,10 @@ describe("POST /webhooks/:source, stripe (signed by stripe.webhooks.generateTest
     const body = stripeEvent();
     const r = await call(e, hook("billing", body, await stripeHeaders(body, Math.floor(Date.now() / 1000) - 600)));
     expect(r.status).toBe(401);
-    expect(r.json.errors[0]).toMatchObject({ header: "stripe-signature", message: expect.stringContaining("tolerance") });
+    expect(r.json.errors[0]).toMatchObject({
+      header: "stripe-signature",
+      message: expect.stringContaining("tolerance"),
+    });
     expect(await streamLength(e)).toBe(0);
   });
 });
@@ -146,7 +169,11 @@ describe("POST /webhooks/:source, hmac-sha256 and none", () => {
   it("accepts base64 HMAC in the configured header, keeps listed extra headers, dedupes on id_header", async () => {
     const e = await env();
     const body = JSON.stringify({ order: 1 });
-    const headers = { "x-shop-hmac": hmacDigest(body, "base64"), "x-shop-delivery": "d-1", "x-shop-topic": "orders/create" };
+    const headers = {
+      "x-shop-hmac": hmacDigest(body, "base64"),
+      "x-shop-delivery": "d-1",
+      "x-shop-topic": "orders/create",
+    };
     const id = await acceptedOnce(e, () => hook("shop", body, headers));
     const [ev] = await streamEvents(e);
     expect(ev).toMatchObject({ delivery_id: "d-1", headers: { "x-shop-topic": "orders/create" } });
@@ -181,7 +208,10 @@ describe("POST /webhooks/:source, hmac-sha256 and none", () => {
   it("accepts unsigned deliveries only for a source marked unsigned", async () => {
     const e = await env();
     const id = await acceptedOnce(e, () => hook("lab", JSON.stringify({ t: 1 }), { "x-request-id": "r1" }));
-    expect((await call(e, hook("lab", JSON.stringify({ t: 1 }), { "x-request-id": "r1" }))).json).toEqual({ id, status: "duplicate" });
+    expect((await call(e, hook("lab", JSON.stringify({ t: 1 }), { "x-request-id": "r1" }))).json).toEqual({
+      id,
+      status: "duplicate",
+    });
     const bad = await ingestEnv({ WEBHOOK_SOURCES: JSON.stringify({ lab: { scheme: "none" } }) });
     const r = await call(bad, hook("lab", "{}", {}));
     expect(r.status).toBe(500);
@@ -256,7 +286,15 @@ describe("per-source rate limit (@upstash/ratelimit)", () => {
 
   it("an unsigned request cannot spend a signed source's quota", async () => {
     const e = await env({ RATE_LIMIT_SOURCE_REQUESTS: "1", RATE_LIMIT_WINDOW_S: "60" });
-    for (let i = 0; i < 3; i++) expect((await call(e, hook("svix", "{}", { "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA" }))).status).toBe(401);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (
+          await call(
+            e,
+            hook("svix", "{}", { "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA" }),
+          )
+        ).status,
+      ).toBe(401);
     expect((await call(e, hook("svix", "{}", standardHeaders("{}")))).status).toBe(202);
   });
 });

@@ -9,11 +9,11 @@
  * hot-data cache and the metrics counters (./metrics.ts) whatever the event backend.
  */
 import type { Config } from "../config";
-import { openDb, type DbHandle } from "../db/client";
+import { type DbHandle, openDb } from "../db/client";
 import { flush, type MetricsSink } from "../obs/metrics";
+import { PgFilterState } from "./postgres/filter-state";
 import { PgScopeLocks } from "./postgres/locks";
 import { PgMetricsSink } from "./postgres/metrics-sink";
-import { PgFilterState } from "./postgres/filter-state";
 import { PostgresEventStore } from "./postgres/store";
 import { HotCache } from "./redis/cache";
 import { openRedis, type Redis } from "./redis/client";
@@ -106,7 +106,9 @@ export async function withMetricsSink<T>(cfg: Config, fn: (sink: MetricsSink) =>
 /** Flushes this isolate's buffered counters; never throws (metrics must not fail work). */
 export async function flushMetrics(cfg: Config): Promise<void> {
   await withMetricsSink(cfg, flush).catch((e: unknown) => {
-    console.warn(JSON.stringify({ level: "warn", msg: "metrics flush failed", error: String((e as Error)?.message ?? e) }));
+    console.warn(
+      JSON.stringify({ level: "warn", msg: "metrics flush failed", error: String((e as Error)?.message ?? e) }),
+    );
   });
 }
 

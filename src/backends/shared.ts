@@ -2,8 +2,9 @@
  * The parts of claiming and settling that both EventStore backends share: due retries are
  * claimed from Postgres history either way, and outcomes are recorded there either way.
  */
-import { claimDue, type ClaimedRow, type SettleRow } from "../db/history";
+
 import type { Db } from "../db/client";
+import { type ClaimedRow, claimDue, type SettleRow } from "../db/history";
 import type { ClaimedEvent, ClaimResult, DueRequest, Outcome } from "./types";
 
 /** Due retries and expired leases, straight from history (no stream entry to acknowledge). */

@@ -24,10 +24,11 @@
  * Postgres is the system of record for attempts, errors and retry times; a stream is only
  * the transport. Both backends share that history code (src/db/history.ts).
  */
-import type { EventEnvelope } from "../events/envelope";
-import type { Failpoints } from "../failpoints";
+
 import type { Db } from "../db/client";
 import type { DueLook } from "../db/history";
+import type { EventEnvelope } from "../events/envelope";
+import type { Failpoints } from "../failpoints";
 
 /** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
 export interface Receipt {

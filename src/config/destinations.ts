@@ -38,8 +38,15 @@ export const MAX_TIMEOUT_MS = 60_000;
 
 /** Headers the deliverer sets itself; a destination may not override them. */
 const RESERVED = new Set([
-  "content-type", "content-length", "host", "user-agent", "connection", "transfer-encoding",
-  "webhook-id", "webhook-timestamp", "webhook-signature",
+  "content-type",
+  "content-length",
+  "host",
+  "user-agent",
+  "connection",
+  "transfer-encoding",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
 ]);
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -53,24 +60,37 @@ const itemSchema = z.strictObject({
   }),
   timeout_ms: z.number().int().min(100).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
   headers: z
-    .record(z.string(), z.string().max(8192).regex(/^[^\r\n\0]*$/, "must not contain line breaks"))
+    .record(
+      z.string(),
+      z
+        .string()
+        .max(8192)
+        .regex(/^[^\r\n\0]*$/, "must not contain line breaks"),
+    )
     // Checked here rather than as a key schema, so that the problem names the header.
     .superRefine((h, ctx) => {
       for (const k of Object.keys(h)) {
         if (!HEADER_NAME.test(k)) ctx.addIssue({ code: "custom", path: [k], message: "must be an HTTP header name" });
-        else if (RESERVED.has(k.toLowerCase())) ctx.addIssue({ code: "custom", path: [k], message: "is set by the deliverer and cannot be overridden" });
+        else if (RESERVED.has(k.toLowerCase()))
+          ctx.addIssue({ code: "custom", path: [k], message: "is set by the deliverer and cannot be overridden" });
       }
     })
     .default({}),
   secret: z
     .string()
-    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { message: "must be a Standard Webhooks secret: whsec_ then base64", abort: true })
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, {
+      message: "must be a Standard Webhooks secret: whsec_ then base64",
+      abort: true,
+    })
     .refine((s) => {
       const n = base64Length(s.slice(6));
       return n >= 24 && n <= 64;
     }, "must decode to 24-64 bytes")
     .optional(),
-  scope: z.string().regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, "must be a dotted field path, e.g. \"source\" or \"order.id\"").default("source"),
+  scope: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, 'must be a dotted field path, e.g. "source" or "order.id"')
+    .default("source"),
 });
 
 function base64Length(b64: string): number {
@@ -109,9 +129,10 @@ export function parseDestinations(raw: string, publicUrls: string[] = []): Parse
   const list: Destination[] = [];
   const seen = new Set<string>();
   json.forEach((item, i) => {
-    const rawName = item && typeof item === "object" && typeof (item as { name?: unknown }).name === "string"
-      ? (item as { name: string }).name
-      : undefined;
+    const rawName =
+      item && typeof item === "object" && typeof (item as { name?: unknown }).name === "string"
+        ? (item as { name: string }).name
+        : undefined;
     const label = `DESTINATIONS[${i}]${rawName ? ` (${rawName})` : ""}`;
     const r = itemSchema.safeParse(item);
     if (!r.success) {

@@ -6,8 +6,8 @@
  * else in the code reads `env.SOMETHING` for configuration.
  */
 import { z } from "zod";
-import { parseDestinations, type Destination } from "./destinations";
 import { ConfigError } from "../errors";
+import { type Destination, parseDestinations } from "./destinations";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
 export interface Env {
@@ -24,7 +24,10 @@ export interface WakeMessage {
 const int = (min: number) => z.coerce.number().int().min(min);
 const seconds = z.coerce.number().positive();
 const csv = z.string().transform((s) =>
-  s.split(",").map((x) => x.trim()).filter(Boolean),
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean),
 );
 const httpUrl = z.url({ protocol: /^https?$/ });
 const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL");
@@ -162,7 +165,10 @@ const schema = z.object({
   /** Longest cool-down, seconds. */
   DESTINATION_BREAKER_MAX_COOLDOWN_S: int(1).default(600),
   /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
-  NEON_WS_PROXY: z.string().regex(/^[\w.-]+:\d+$/, "must be host:port").optional(),
+  NEON_WS_PROXY: z
+    .string()
+    .regex(/^[\w.-]+:\d+$/, "must be host:port")
+    .optional(),
   // --- health, observability, cache (src/health, src/obs) ---
   /** /health/detailed: pending (claimed, unacknowledged) above this is degraded (Reflex: 10,000). */
   HEALTH_PENDING_DEGRADED: int(0).default(10_000),
@@ -177,7 +183,10 @@ const schema = z.object({
   /** ...and one that has not answered after this (ms) is down. */
   HEALTH_TIMEOUT_MS: int(100).default(3_000),
   /** Hot-data cache in Redis: "true" (default) or "false". Health figures and event detail. */
-  CACHE_ENABLED: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  CACHE_ENABLED: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true"),
   /** TTL of cached health figures, seconds. */
   CACHE_HEALTH_TTL_S: int(1).default(5),
   /** TTL of cached event detail (final states only), seconds. */
@@ -210,9 +219,7 @@ export function loadConfig(env: Env): Config {
     else if (typeof v === "number" || typeof v === "boolean") raw[key] = String(v);
   }
   const parsed = schema.safeParse(raw);
-  const problems = parsed.success
-    ? []
-    : parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`);
   const cfg = parsed.success ? parsed.data : undefined;
   if (cfg) {
     if (cfg.EVENT_BACKEND === "redis") {

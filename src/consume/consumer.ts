@@ -23,17 +23,16 @@
  * sweeper (src/ops) calls: a consumer must never delete itself while it might still have
  * entries pending.
  */
-import { withSpan } from "../obs/trace";
+
+import type { ClaimResult, EventStore, FilterState, ScopeLocks } from "../backends/types";
+import { type Clock, systemClock } from "../clock";
 import type { Config, Env } from "../config";
-import type { ClaimResult, EventStore } from "../backends/types";
-import type { FilterState } from "../backends/types";
-import type { ScopeLocks } from "../backends/types";
-import type { TriggerRegistry } from "../triggers/registry";
-import { systemClock, type Clock } from "../clock";
-import type { DispatchHooks } from "../triggers/hooks";
-import { dispatch } from "./dispatch";
 import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
+import { withSpan } from "../obs/trace";
+import type { DispatchHooks } from "../triggers/hooks";
+import type { TriggerRegistry } from "../triggers/registry";
+import { dispatch } from "./dispatch";
 
 export interface ConsumerOptions {
   store: EventStore;
@@ -97,8 +96,19 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   const log = (o.log ?? createLogger(cfg.LOG_LEVEL)).child({ consumer: name });
   const started = Date.now();
   const report: RunReport = {
-    consumer: name, batches: 0, claimed: 0, completed: 0, retried: 0, deferred: 0, dlq: 0,
-    skipped: 0, derived: 0, lost: 0, lockCalls: 0, stoppedBy: "drained", ms: 0,
+    consumer: name,
+    batches: 0,
+    claimed: 0,
+    completed: 0,
+    retried: 0,
+    deferred: 0,
+    dlq: 0,
+    skipped: 0,
+    derived: 0,
+    lost: 0,
+    lockCalls: 0,
+    stoppedBy: "drained",
+    ms: 0,
   };
   const lanes: LaneState[] = (o.lanes ?? o.store.lanes()).map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
   const wakeDelays = new Set<number>();
@@ -111,7 +121,14 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
     o.failpoints?.hit("after-persist-before-dispatch");
     const r = await withSpan("dispatch", { "reflex.events": claim.events.length }, () =>
       dispatch(claim.events, {
-        triggers: o.triggers, hooks: o.hooks, locks: o.locks, filterState: o.filterState, clock, config: cfg, env: o.env, log,
+        triggers: o.triggers,
+        hooks: o.hooks,
+        locks: o.locks,
+        filterState: o.filterState,
+        clock,
+        config: cfg,
+        env: o.env,
+        log,
       }),
     );
     report.lockCalls += r.lockCalls;
@@ -167,7 +184,11 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       dueLook = { at: Date.now(), full: claimed >= cfg.CONSUMER_BATCH_SIZE };
     };
     const dueLookIsFresh = () => !dueLook.full && Date.now() - dueLook.at < DUE_POLL_MS;
-    const dueLookFor = () => ({ max: cfg.CONSUMER_BATCH_SIZE, now: new Date(clock.now()), leaseMs: cfg.VISIBILITY_TIMEOUT_MS });
+    const dueLookFor = () => ({
+      max: cfg.CONSUMER_BATCH_SIZE,
+      now: new Date(clock.now()),
+      leaseMs: cfg.VISIBILITY_TIMEOUT_MS,
+    });
     // How many derived events the batch in flight published, once per batch and lane, so
     // that a lane is not read again and again for the same batch.
     const derivedInFlight = async (l: LaneState): Promise<number> => {
@@ -178,8 +199,14 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
 
     for (;;) {
       if (stopping) return;
-      if (taken >= cfg.CONSUMER_MAX_BATCHES) { report.stoppedBy = "max-batches"; return; }
-      if (outOfTime()) { report.stoppedBy = "budget"; return; }
+      if (taken >= cfg.CONSUMER_MAX_BATCHES) {
+        report.stoppedBy = "max-batches";
+        return;
+      }
+      if (outOfTime()) {
+        report.stoppedBy = "budget";
+        return;
+      }
       let progressed = false;
 
       for (const l of lanes) {
@@ -188,12 +215,20 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
         const mode = l.mode;
         // claim = read from the lane and persist the batch to history as 'processing', with
         // due events claimed in the same statement
-        const claim = await withSpan("claim", { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name }, () =>
-          o.store.claim({
-            lane: l.lane, consumer: name, max: cfg.CONSUMER_BATCH_SIZE, mode,
-            reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS, cursor: l.cursor, failpoints: o.failpoints,
-            ...(o.skipDue ? {} : { due: dueLookFor() }),
-          }),
+        const claim = await withSpan(
+          "claim",
+          { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": name },
+          () =>
+            o.store.claim({
+              lane: l.lane,
+              consumer: name,
+              max: cfg.CONSUMER_BATCH_SIZE,
+              mode,
+              reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS,
+              cursor: l.cursor,
+              failpoints: o.failpoints,
+              ...(o.skipDue ? {} : { due: dueLookFor() }),
+            }),
         );
         if (claim.due !== undefined) lookedAtDue(claim.due);
         if (l.mode === "reclaim") {
@@ -247,7 +282,10 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
       const r = await next;
       if (r.done) break;
       const handling = handleBatch(r.value);
-      inFlight = handling.then((derived) => derived, () => 0);
+      inFlight = handling.then(
+        (derived) => derived,
+        () => 0,
+      );
       next = gen.next();
       // Handled now, awaited after the batch: a claim failing meanwhile is not "unhandled".
       next.catch(() => {});
@@ -265,13 +303,17 @@ export async function runConsumer(o: ConsumerOptions): Promise<RunReport> {
   } finally {
     // Acknowledgements the store still owes (outcomes already durable), also after a failed
     // batch; if this fails, the entries are reclaimed later and only acknowledged then.
-    await o.store.flush().catch((e) => log.warn("could not acknowledge the last batches; they will be reclaimed", { error: String(e) }));
+    await o.store
+      .flush()
+      .catch((e) => log.warn("could not acknowledge the last batches; they will be reclaimed", { error: String(e) }));
     report.ms = Date.now() - started;
   }
   if (wakeDelays.size && o.scheduleWake) {
-    await o.scheduleWake([...wakeDelays].sort((a, b) => a - b)).catch((e) =>
-      log.warn("could not schedule a wake-up for retries; the cron will pick them up", { error: String(e) }),
-    );
+    await o
+      .scheduleWake([...wakeDelays].sort((a, b) => a - b))
+      .catch((e) =>
+        log.warn("could not schedule a wake-up for retries; the cron will pick them up", { error: String(e) }),
+      );
   }
   log.debug("consumer run", { ...report });
   return report;

@@ -18,16 +18,16 @@
  *    DeferAttempt (a failed breaker probe) defers it unless another handler failed.
  */
 import { trace } from "@opentelemetry/api";
-import { eventTraceContext, withSpan } from "../obs/trace";
-import type { Config, Env } from "../config";
-import type { EventEnvelope } from "../events/envelope";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
+import type { Clock } from "../clock";
+import type { Config, Env } from "../config";
 import { DeferAttempt } from "../errors";
+import type { EventEnvelope } from "../events/envelope";
+import type { Logger } from "../obs/log";
+import { eventTraceContext, withSpan } from "../obs/trace";
 import type { DispatchHooks } from "../triggers/hooks";
 import type { HandlerContext, Match, TriggerRegistry } from "../triggers/registry";
-import type { Clock } from "../clock";
 import { deriveEvent } from "./derive";
-import type { Logger } from "../obs/log";
 import { onFailure } from "./retry";
 import { ScopeGate } from "./scope-gate";
 
@@ -120,8 +120,12 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
 
   // A failed renew or poll is logged; waiters it leaves behind are deferred. The handlers'
   // outcomes stand - aborting the batch would only run them again.
-  const gate = new ScopeGate(d.locks, work.map((w) => w.scopes), cfg.LOCK_WAIT_MS, cfg.LOCK_LEASE_MS, (e) =>
-    d.log.error("scope lock call failed", { error: message(e) }),
+  const gate = new ScopeGate(
+    d.locks,
+    work.map((w) => w.scopes),
+    cfg.LOCK_WAIT_MS,
+    cfg.LOCK_LEASE_MS,
+    (e) => d.log.error("scope lock call failed", { error: message(e) }),
   );
   const sem = new Semaphore(cfg.HANDLER_CONCURRENCY);
   // withSpan traces only inside a traced invocation (an active span, src/obs/trace.ts). Asked
@@ -165,7 +169,12 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
         else {
           await withSpan(
             `trigger ${m.trigger.name}`,
-            { "reflex.event_id": c.event.id, "reflex.event_type": c.event.type, "reflex.scope": m.scope, "reflex.attempt": c.attempts },
+            {
+              "reflex.event_id": c.event.id,
+              "reflex.event_type": c.event.type,
+              "reflex.scope": m.scope,
+              "reflex.attempt": c.attempts,
+            },
             async () => {
               await m.trigger.handler(ctx);
             },

@@ -3,14 +3,14 @@
  * (wake-up) alike. Opens Redis and Postgres for this invocation, drains with the default
  * trigger registry (filled by src/handlers), and closes the pool in waitUntil.
  */
-import { loadConfig, type Config, type Env } from "../config";
+import { type Config, type Env, loadConfig } from "../config";
 import { openDb } from "../db/client";
 import "../handlers";
 import { openBackend } from "../backends";
-import { defaultTriggers } from "../triggers/registry";
 import { openDestinations } from "../destinations";
-import { runConsumer, type RunReport } from "./consumer";
 import { createLogger } from "../obs/log";
+import { defaultTriggers } from "../triggers/registry";
+import { type RunReport, runConsumer } from "./consumer";
 
 /** Sends delayed wake-up messages so that retries run when due, not at the next cron tick. */
 function wakeScheduler(env: Env) {
@@ -19,7 +19,10 @@ function wakeScheduler(env: Env) {
   // Cloudflare Queues accept delays up to 12 hours.
   return async (delays: number[]) => {
     await q.sendBatch(
-      delays.map((d) => ({ body: { kind: "wake" as const, at: Date.now() + d * 1000 }, delaySeconds: Math.min(d, 43_200) })),
+      delays.map((d) => ({
+        body: { kind: "wake" as const, at: Date.now() + d * 1000 },
+        delaySeconds: Math.min(d, 43_200),
+      })),
     );
   };
 }
@@ -32,7 +35,12 @@ export interface LaneRun {
   timeBudgetMs: number;
 }
 
-export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: string, laneRun?: LaneRun): Promise<RunReport> {
+export async function consumeInWorker(
+  env: Env,
+  ctx: ExecutionContext,
+  trigger: string,
+  laneRun?: LaneRun,
+): Promise<RunReport> {
   const base: Config = loadConfig(env);
   const cfg: Config = laneRun ? { ...base, CONSUMER_TIME_BUDGET_MS: laneRun.timeBudgetMs } : base;
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
@@ -57,6 +65,11 @@ export async function consumeInWorker(env: Env, ctx: ExecutionContext, trigger: 
     log.info("consumer run", { ...report });
     return report;
   } finally {
-    ctx.waitUntil(locks.close().catch(() => {}).then(() => db.close()));
+    ctx.waitUntil(
+      locks
+        .close()
+        .catch(() => {})
+        .then(() => db.close()),
+    );
   }
 }

@@ -1,6 +1,7 @@
 /** Counters from a consumer run's report (src/consume/consumer.ts RunReport). */
-import type { RunReport } from "./consumer";
+
 import { inc } from "../obs/metrics";
+import type { RunReport } from "./consumer";
 
 export function recordConsumerRun(trigger: string, r: RunReport): void {
   inc("reflex_consumer_runs_total", { trigger });

@@ -43,9 +43,12 @@ export class ScopeGate {
     this.calls++;
     this.held = await this.locks.tryAcquire([...this.remaining.keys()]);
     // Long batches keep their leases: renew well before they run out.
-    this.renewTimer = setInterval(() => {
-      if (this.held.size) this.locks.renew([...this.held]).catch(this.onError);
-    }, Math.max(250, Math.floor(this.leaseMs / 3)));
+    this.renewTimer = setInterval(
+      () => {
+        if (this.held.size) this.locks.renew([...this.held]).catch(this.onError);
+      },
+      Math.max(250, Math.floor(this.leaseMs / 3)),
+    );
   }
 
   /** Resolves true once every scope is held by this batch, false when the wait is over. */

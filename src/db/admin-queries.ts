@@ -9,8 +9,8 @@
  * Timestamps that serve as keyset cursors are read as text with microsecond precision
  * (JS dates stop at milliseconds, and a truncated cursor would skip or repeat rows).
  */
-import { sql, type SQL } from "drizzle-orm";
-import { envelopeFrom, type EventEnvelope } from "../events/envelope";
+import { type SQL, sql } from "drizzle-orm";
+import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
 import type { HistoryRow } from "./history";
 import type { EventStatus } from "./schema";
@@ -76,12 +76,26 @@ export async function getEvent(db: Db, id: string): Promise<(EventView & { deriv
   const r = await db.execute<Row>(sql`SELECT ${COLUMNS} FROM events WHERE id = ${id}::uuid`);
   const row = r.rows[0];
   if (!row) return null;
-  const d = await db.execute<{ id: string; type: string; source: string; ts: string; status: EventStatus; replay: string | null }>(sql`
+  const d = await db.execute<{
+    id: string;
+    type: string;
+    source: string;
+    ts: string;
+    status: EventStatus;
+    replay: string | null;
+  }>(sql`
     SELECT id, type, source, ${isoMicros(sql`"timestamp"`)} AS ts, status, meta ->> 'replay' AS replay
       FROM events WHERE meta ->> 'causation_id' = ${id} ORDER BY "timestamp", id LIMIT 100`);
   return {
     ...view(row),
-    derived: d.rows.map((x) => ({ id: x.id, type: x.type, source: x.source, timestamp: x.ts, status: x.status, replay: x.replay })),
+    derived: d.rows.map((x) => ({
+      id: x.id,
+      type: x.type,
+      source: x.source,
+      timestamp: x.ts,
+      status: x.status,
+      replay: x.replay,
+    })),
   };
 }
 
@@ -100,7 +114,10 @@ export interface Cursor {
 }
 
 export function encodeCursor(c: Cursor): string {
-  return btoa(JSON.stringify([c.ts, c.id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(JSON.stringify([c.ts, c.id]))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 /** null when `s` is not a cursor this API handed out. */
@@ -110,7 +127,8 @@ export function decodeCursor(s: string): Cursor | null {
     if (!Array.isArray(v) || v.length !== 2) return null;
     const [ts, id] = v as [unknown, unknown];
     if (typeof ts !== "string" || Number.isNaN(Date.parse(ts))) return null;
-    if (typeof id !== "string" || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
+    if (typeof id !== "string" || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+      return null;
     return { ts, id };
   } catch {
     return null;
@@ -207,7 +225,9 @@ export async function dlqDiscard(db: Db, id: string, reason: string): Promise<Ev
 }
 
 /** DLQ size and its largest types, for the sweeper's alert. */
-export async function dlqSummary(db: Db): Promise<{ count: number; byType: Array<{ type: string; count: number }>; oldest: string | null }> {
+export async function dlqSummary(
+  db: Db,
+): Promise<{ count: number; byType: Array<{ type: string; count: number }>; oldest: string | null }> {
   const r = await db.execute<{ type: string; n: number; oldest: string | Date }>(sql`
     SELECT type, count(*)::int AS n, min(updated_at) AS oldest FROM events WHERE status = 'dlq' GROUP BY type ORDER BY n DESC`);
   const count = r.rows.reduce((s, x) => s + Number(x.n), 0);
@@ -215,5 +235,9 @@ export async function dlqSummary(db: Db): Promise<{ count: number; byType: Array
     const d = new Date(x.oldest);
     return m === null || d < m ? d : m;
   }, null);
-  return { count, byType: r.rows.slice(0, 10).map((x) => ({ type: x.type, count: Number(x.n) })), oldest: oldest?.toISOString() ?? null };
+  return {
+    count,
+    byType: r.rows.slice(0, 10).map((x) => ({ type: x.type, count: Number(x.n) })),
+    oldest: oldest?.toISOString() ?? null,
+  };
 }

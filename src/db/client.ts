@@ -8,8 +8,8 @@
 import { Client, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { Config } from "../config";
-import * as schema from "./schema";
 import { countPgRoundTrip } from "../obs/usage";
+import * as schema from "./schema";
 
 export type Db = NeonDatabase<typeof schema>;
 

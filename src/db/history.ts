@@ -11,8 +11,8 @@
  * holding it, and settle() applies only for that consumer. A consumer that was presumed
  * dead and lost its claim therefore cannot overwrite the newer owner's outcome.
  */
-import { sql, type SQL } from "drizzle-orm";
-import { envelopeFrom, payloadOf, type EventEnvelope } from "../events/envelope";
+import { type SQL, sql } from "drizzle-orm";
+import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
 
 export interface PersistedClaim {
@@ -81,7 +81,10 @@ export async function persistClaimed(
   // must not modify a row twice.
   const r = await db.execute<Partial<EventRowLite> & { id: string; attempts: number; is_due: boolean }>(sql`
     WITH lane AS (${insert}),
-         due AS (${dueUpdate({ consumer, ...due }, events.map((e) => e.id))})
+         due AS (${dueUpdate(
+           { consumer, ...due },
+           events.map((e) => e.id),
+         )})
     SELECT id, attempts, false AS is_due, NULL::text AS type, NULL::text AS source, NULL::timestamptz AS "timestamp",
            NULL::jsonb AS payload, NULL::jsonb AS meta FROM lane
     UNION ALL

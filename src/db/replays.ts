@@ -55,11 +55,27 @@ export interface ReplayJob {
 }
 
 type JobRow = {
-  id: string; status: ReplayStatus; from_ts: string; to_ts: string; types: string[] | null; sources: string[] | null;
-  status_filter: EventStatus | null; target: string | null; dry_run: boolean; rate: number; start_at: string | Date;
-  cursor_ts: string | null; cursor_id: string | null; scanned: number | string; republished: number | string;
-  total_estimate: number | string | null; errors: ReplayJob["errors"]; created_at: string | Date; updated_at: string | Date;
-  started_at: string | Date | null; finished_at: string | Date | null;
+  id: string;
+  status: ReplayStatus;
+  from_ts: string;
+  to_ts: string;
+  types: string[] | null;
+  sources: string[] | null;
+  status_filter: EventStatus | null;
+  target: string | null;
+  dry_run: boolean;
+  rate: number;
+  start_at: string | Date;
+  cursor_ts: string | null;
+  cursor_id: string | null;
+  scanned: number | string;
+  republished: number | string;
+  total_estimate: number | string | null;
+  errors: ReplayJob["errors"];
+  created_at: string | Date;
+  updated_at: string | Date;
+  started_at: string | Date | null;
+  finished_at: string | Date | null;
 };
 
 const iso = (v: string | Date | null): string | null => (v === null ? null : new Date(v).toISOString());
@@ -164,9 +180,10 @@ function jobFilter(j: ReplayJob) {
 
 /** The next `limit` events after the job's cursor, in (timestamp, id) order. */
 export async function readChunk(tx: Exec, j: ReplayJob, limit: number): Promise<HistoryRow[]> {
-  const after = j.cursorTs !== null && j.cursorId !== null
-    ? sql`AND ("timestamp", id) > (${j.cursorTs}::timestamptz, ${j.cursorId}::uuid)`
-    : sql``;
+  const after =
+    j.cursorTs !== null && j.cursorId !== null
+      ? sql`AND ("timestamp", id) > (${j.cursorTs}::timestamptz, ${j.cursorId}::uuid)`
+      : sql``;
   const r = await tx.execute<HistoryRow>(sql`
     SELECT id, type, source, ${isoMicros(sql`"timestamp"`)} AS ts, payload, meta FROM events
      WHERE ${jobFilter(j)} ${after}
@@ -184,7 +201,13 @@ export async function countJob(tx: Exec, j: ReplayJob): Promise<number> {
 export async function saveChunk(
   tx: Exec,
   id: string,
-  p: { last: { ts: string; id: string } | null; scanned: number; republished: number; done: boolean; totalEstimate?: number },
+  p: {
+    last: { ts: string; id: string } | null;
+    scanned: number;
+    republished: number;
+    done: boolean;
+    totalEstimate?: number;
+  },
 ): Promise<void> {
   await tx.execute(sql`
     UPDATE replay_jobs SET

@@ -3,7 +3,19 @@
  * Change it here, then `npm run db:generate` to write a migration under drizzle/.
  */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 /** 'discarded': an operator took the event out of the DLQ for good (the row stays, with discard_reason). */
 export const eventStatus = pgEnum("event_status", ["pending", "processing", "completed", "dlq", "discarded"]);
@@ -26,7 +38,10 @@ export const events = pgTable(
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
     /** Every failed attempt's error, oldest first: [{attempt, error, at}]. */
-    errors: jsonb("errors").$type<Array<{ attempt: number; error: string; at: string }>>().notNull().default(sql`'[]'::jsonb`),
+    errors: jsonb("errors")
+      .$type<Array<{ attempt: number; error: string; at: string }>>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     nextRetryAt: timestamp("next_retry_at", { withTimezone: true, mode: "date" }),
     /** Consumer (invocation) that holds the event while it is 'processing'; settle only applies for it. */
     claimedBy: text("claimed_by"),
@@ -52,7 +67,9 @@ export const events = pgTable(
     // claims and retries: "pending and due", "processing for too long". Partial: only open
     // events are looked up by status, and a row settling to completed then costs no entry here
     // (the settle UPDATE is never HOT, so every full index takes a new entry per settle).
-    index("events_status_next_retry_idx").on(t.status, t.nextRetryAt).where(sql`${t.status} IN ('pending', 'processing')`),
+    index("events_status_next_retry_idx")
+      .on(t.status, t.nextRetryAt)
+      .where(sql`${t.status} IN ('pending', 'processing')`),
     // history, replay: keyset pagination on (timestamp, id), optionally by type/source
     index("events_timestamp_id_idx").on(t.timestamp, t.id),
     index("events_type_timestamp_idx").on(t.type, t.timestamp),
@@ -62,13 +79,19 @@ export const events = pgTable(
     // Postgres backend: fresh events (published, never claimed) in arrival order, live
     // and replay lanes apart; the claim of new events is an index range scan of one of them,
     // whatever the size of the history
-    index("events_fresh_idx").on(t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NULL`),
-    index("events_fresh_lane_idx").on(t.lane, t.createdAt, t.timestamp).where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NOT NULL`),
+    index("events_fresh_idx")
+      .on(t.createdAt, t.timestamp)
+      .where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NULL`),
+    index("events_fresh_lane_idx")
+      .on(t.lane, t.createdAt, t.timestamp)
+      .where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NOT NULL`),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
     // derived events of an event (GET /events/:id), replay copies of an original
     // (partial: most events have no causation id, and they cost no entry here on insert or settle)
-    index("events_causation_idx").on(sql`(${t.meta} ->> 'causation_id')`).where(sql`(${t.meta} ->> 'causation_id') IS NOT NULL`),
+    index("events_causation_idx")
+      .on(sql`(${t.meta} ->> 'causation_id')`)
+      .where(sql`(${t.meta} ->> 'causation_id') IS NOT NULL`),
   ],
 );
 

@@ -2,7 +2,7 @@
  * Postgres side of the DLQ sweeper (src/ops/dlq-sweeper.ts).
  */
 import { sql } from "drizzle-orm";
-import { envelopeFrom, type EventEnvelope } from "../events/envelope";
+import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
 
 export interface SweptEvent {
@@ -28,8 +28,14 @@ export async function sweepStuck(
   const now = o.now.toISOString();
   const error = "no outcome recorded: the consumer died or timed out during this attempt (swept)";
   const r = await db.execute<{
-    id: string; type: string; source: string; timestamp: string | Date; payload: Record<string, unknown>;
-    meta: Record<string, unknown>; status: "dlq" | "pending"; attempts: number;
+    id: string;
+    type: string;
+    source: string;
+    timestamp: string | Date;
+    payload: Record<string, unknown>;
+    meta: Record<string, unknown>;
+    status: "dlq" | "pending";
+    attempts: number;
   }>(sql`
     WITH stuck AS (
       SELECT id FROM events

@@ -15,8 +15,8 @@
  */
 import { Webhook } from "standardwebhooks";
 import { version } from "../../package.json";
-import type { EventEnvelope } from "../events/envelope";
 import type { Destination } from "../config/destinations";
+import type { EventEnvelope } from "../events/envelope";
 
 export const USER_AGENT = `reflex-edge/${version}`;
 /** Bytes of a response body kept with the attempt. */
@@ -39,7 +39,12 @@ function signer(secret: string): Webhook {
 }
 
 /** The request headers for one delivery (exported for tests and docs). */
-export function deliveryHeaders(d: Destination, event: EventEnvelope, body: string, now = new Date()): Record<string, string> {
+export function deliveryHeaders(
+  d: Destination,
+  event: EventEnvelope,
+  body: string,
+  now = new Date(),
+): Record<string, string> {
   const h: Record<string, string> = { ...d.headers, "content-type": "application/json", "user-agent": USER_AGENT };
   if (d.secret) {
     h["webhook-id"] = event.id;
@@ -90,9 +95,21 @@ export async function deliver(d: Destination, event: EventEnvelope): Promise<Att
   const elapsed = () => Date.now() - started;
   let res: Response;
   try {
-    res = await fetch(d.url, { method: "POST", headers: deliveryHeaders(d, event, body), body, redirect: "manual", signal });
+    res = await fetch(d.url, {
+      method: "POST",
+      headers: deliveryHeaders(d, event, body),
+      body,
+      redirect: "manual",
+      signal,
+    });
   } catch (e) {
-    return { ok: false, statusCode: null, error: describeError(e, d.timeoutMs), durationMs: elapsed(), responseBody: null };
+    return {
+      ok: false,
+      statusCode: null,
+      error: describeError(e, d.timeoutMs),
+      durationMs: elapsed(),
+      responseBody: null,
+    };
   }
   // The status decides: a body cut short (timeout, reset) only loses what is kept of it. A 2xx
   // means the receiver took the event; failing it would only send a duplicate.

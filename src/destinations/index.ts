@@ -6,11 +6,11 @@
  */
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { readBreakers, type BreakerState } from "../db/deliveries";
+import { type BreakerState, readBreakers } from "../db/deliveries";
 
-export { openDestinations, type DestinationRuntime } from "./runtime";
-export { parseDestinations, type Destination } from "../config/destinations";
-export { deliveryAttemptsFor, type DeliveryAttempt } from "../db/deliveries";
+export { type Destination, parseDestinations } from "../config/destinations";
+export { type DeliveryAttempt, deliveryAttemptsFor } from "../db/deliveries";
+export { type DestinationRuntime, openDestinations } from "./runtime";
 
 export interface BreakerStatus {
   destination: string;
@@ -27,7 +27,11 @@ export interface BreakerStatus {
  * API. A destination never used, or one removed from the table, reads closed. An open
  * breaker whose cool-down is over reads half-open: the next matching event is its probe.
  */
-export async function breakerStates(db: Db, cfg: Pick<Config, "DESTINATIONS">, now: Date = new Date()): Promise<BreakerStatus[]> {
+export async function breakerStates(
+  db: Db,
+  cfg: Pick<Config, "DESTINATIONS">,
+  now: Date = new Date(),
+): Promise<BreakerStatus[]> {
   const names = cfg.DESTINATIONS.map((d) => d.name);
   const rows = new Map((await readBreakers(db, names)).map((r) => [r.destination, r]));
   return names.map((name) => {

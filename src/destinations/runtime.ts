@@ -15,18 +15,19 @@
  *    statement (src/db/deliveries.ts).
  * The breaker rows are read once per batch, when the batch first needs them.
  */
+
+import { type Clock, systemClock } from "../clock";
 import type { Config } from "../config";
-import { systemClock, type Clock } from "../clock";
-import { DeferAttempt } from "../errors";
-import type { DispatchHooks } from "../triggers/hooks";
-import { createLogger, type Logger } from "../obs/log";
-import type { Db } from "../db/client";
-import { claimProbe, flushDeliveries, loadBreakers, type AttemptRow, type BreakerPolicy } from "../db/deliveries";
-import type { EventEnvelope } from "../events/envelope";
-import type { Filter } from "../triggers/filters";
-import { TriggerRegistry, type HandlerContext, type Match } from "../triggers/registry";
-import { BatchBreaker } from "./breaker";
 import type { Destination } from "../config/destinations";
+import type { Db } from "../db/client";
+import { type AttemptRow, type BreakerPolicy, claimProbe, flushDeliveries, loadBreakers } from "../db/deliveries";
+import { DeferAttempt } from "../errors";
+import type { EventEnvelope } from "../events/envelope";
+import { createLogger, type Logger } from "../obs/log";
+import type { Filter } from "../triggers/filters";
+import type { DispatchHooks } from "../triggers/hooks";
+import { type HandlerContext, type Match, TriggerRegistry } from "../triggers/registry";
+import { BatchBreaker } from "./breaker";
 import { deliver } from "./deliver";
 
 export const TRIGGER_PREFIX = "destination ";
@@ -101,13 +102,25 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
   let attempts: AttemptRow[] = [];
   let breakers: Promise<Map<string, BatchBreaker>> | null = null;
   const loadBatch = () =>
-    (breakers ??= loadBreakers(o.db, list.map((d) => d.name)).then((rows) => {
+    (breakers ??= loadBreakers(
+      o.db,
+      list.map((d) => d.name),
+    ).then((rows) => {
       const m = new Map<string, BatchBreaker>();
       for (const d of list) {
         const row = rows.find((r) => r.destination === d.name) ?? {
-          destination: d.name, state: "closed" as const, failures: 0, openedAt: null, nextProbeAt: null, cooldownMs: 0, probeOwner: null,
+          destination: d.name,
+          state: "closed" as const,
+          failures: 0,
+          openedAt: null,
+          nextProbeAt: null,
+          cooldownMs: 0,
+          probeOwner: null,
         };
-        m.set(d.name, new BatchBreaker(row, policy, () => claimProbe(o.db, d.name, owner, new Date(clock.now()), leaseFor(d))));
+        m.set(
+          d.name,
+          new BatchBreaker(row, policy, () => claimProbe(o.db, d.name, owner, new Date(clock.now()), leaseFor(d))),
+        );
       }
       return m;
     }));
@@ -119,13 +132,23 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
     const r = await deliver(d, ctx.event);
     const now = clock.now();
     attempts.push({
-      eventId: ctx.event.id, destination: d.name, attempt: ctx.attempt, statusCode: r.statusCode, error: r.error,
-      durationMs: r.durationMs, responseBody: r.responseBody, probe, at: new Date(now),
+      eventId: ctx.event.id,
+      destination: d.name,
+      attempt: ctx.attempt,
+      statusCode: r.statusCode,
+      error: r.error,
+      durationMs: r.durationMs,
+      responseBody: r.responseBody,
+      probe,
+      at: new Date(now),
     });
     const openUntil = b.record(ctx.event.id, r.ok, now);
     if (r.ok) return;
     if (probe && openUntil) {
-      throw new DeferAttempt(`${TRIGGER_PREFIX}${d.name}: ${r.error} (breaker probe; next probe ${openUntil.toISOString()})`, openUntil);
+      throw new DeferAttempt(
+        `${TRIGGER_PREFIX}${d.name}: ${r.error} (breaker probe; next probe ${openUntil.toISOString()})`,
+        openUntil,
+      );
     }
     throw new Error(r.error ?? "delivery failed");
   };
@@ -133,7 +156,12 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
   const triggers = new TriggerRegistry();
   for (const t of o.base.list()) triggers.register(t);
   for (const d of list) {
-    triggers.register({ name: TRIGGER_PREFIX + d.name, filter: destinationFilter(d), scope: scopeOf(d.scope), handler: handler(d) });
+    triggers.register({
+      name: TRIGGER_PREFIX + d.name,
+      filter: destinationFilter(d),
+      scope: scopeOf(d.scope),
+      handler: handler(d),
+    });
   }
 
   const hooks: DispatchHooks = {
@@ -174,7 +202,10 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
         // outcomes (and errors) are still settled in history.
         // Drizzle wraps the driver's error, whose message is the useful part.
         const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-        log.error("could not record destination attempts", { error: cause instanceof Error ? cause.message : String(cause), attempts: batch.length });
+        log.error("could not record destination attempts", {
+          error: cause instanceof Error ? cause.message : String(cause),
+          attempts: batch.length,
+        });
       }
     },
   };

@@ -9,7 +9,7 @@
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
  */
 import { z } from "zod";
-import { zodErrors, type ProblemError } from "../http/problem";
+import { type ProblemError, zodErrors } from "../http/problem";
 import { ENVELOPE_KEYS, type EventEnvelope, type EventMeta } from "./envelope";
 import type { EventRegistry } from "./registry";
 
@@ -42,7 +42,6 @@ export type BuildResult =
   | { ok: true; event: EventEnvelope }
   | { ok: false; errors: ProblemError[]; unknownType?: string };
 
-
 export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildContext): BuildResult {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return { ok: false, errors: [{ path: "", message: "an event must be a JSON object" }] };
@@ -65,7 +64,10 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
   if (type !== undefined && type.length > 0) {
     if (!registry.has(type)) {
       unknownType = type;
-      errors.push({ path: "/type", message: `unknown event type "${type}"; registered types: ${registry.types().join(", ")}` });
+      errors.push({
+        path: "/type",
+        message: `unknown event type "${type}"; registered types: ${registry.types().join(", ")}`,
+      });
     } else {
       const parsed = registry.get(type).safeParse(fields);
       if (parsed.success) payload = parsed.data;

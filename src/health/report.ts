@@ -6,12 +6,13 @@
  * (claimed, unacknowledged) count and oldest pending age, retry backlog, DLQ size, each
  * judged against its configured threshold.
  */
-import type { Config } from "../config";
-import { pingDb, type DbHandle } from "../db/client";
+
 import { pingRedis, type Redis } from "../backends/redis/client";
 import type { EventStore } from "../backends/types";
+import type { Config } from "../config";
+import { type DbHandle, pingDb } from "../db/client";
 import { breakerStates } from "../destinations";
-import { probe, threshold, worst, type Indicator, type Level } from "./checks";
+import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 
 export interface Deps {
   db: DbHandle;
@@ -28,11 +29,17 @@ export interface ReadyReport {
 export async function readiness(cfg: Config, d: Deps): Promise<ReadyReport> {
   const checks: Record<string, Indicator> = {};
   const jobs: Promise<void>[] = [
-    probe(() => pingDb(d.db), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then((i) => void (checks.postgres = i)),
+    probe(() => pingDb(d.db), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then(
+      (i) => void (checks.postgres = i),
+    ),
   ];
   if (d.redis) {
     const redis = d.redis;
-    jobs.push(probe(() => pingRedis(redis), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then((i) => void (checks.redis = i)));
+    jobs.push(
+      probe(() => pingRedis(redis), cfg.HEALTH_TIMEOUT_MS, cfg.HEALTH_LATENCY_DEGRADED_MS).then(
+        (i) => void (checks.redis = i),
+      ),
+    );
   }
   await Promise.all(jobs);
   const down = Object.values(checks).some((c) => c.status === "unhealthy");
@@ -54,7 +61,9 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
     d.store.backend === "redis" && ready.checks.redis?.status !== "unhealthy"
       ? Promise.all(d.store.lanes().map((l) => d.store.laneStats(l))).catch((e: Error) => e)
       : Promise.resolve(null),
-    ready.checks.postgres.status !== "unhealthy" ? d.store.historyCounts(now).catch((e: Error) => e) : Promise.resolve(null),
+    ready.checks.postgres.status !== "unhealthy"
+      ? d.store.historyCounts(now).catch((e: Error) => e)
+      : Promise.resolve(null),
   ]);
 
   let pendingClaimed: number | null = null;
@@ -79,7 +88,10 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
     // events in 'processing' (Postgres backend, and due retries on either).
     const pending = (pendingClaimed ?? 0) + counts.processing;
     indicators.pending = threshold(pending, cfg.HEALTH_PENDING_DEGRADED);
-    indicators.oldest_pending_age_s = threshold(Math.round(counts.oldestPendingAgeSeconds), cfg.HEALTH_OLDEST_PENDING_DEGRADED_S);
+    indicators.oldest_pending_age_s = threshold(
+      Math.round(counts.oldestPendingAgeSeconds),
+      cfg.HEALTH_OLDEST_PENDING_DEGRADED_S,
+    );
     indicators.retry_backlog = { status: "healthy", value: counts.retryBacklog };
     indicators.dlq = threshold(counts.dlq, cfg.HEALTH_DLQ_DEGRADED);
   }
@@ -93,6 +105,8 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
         : breakers.map((b) => ({ status: b.state === "closed" ? "healthy" : "degraded", ...b }));
   }
 
-  const levels = Object.values(indicators).flatMap((i) => (Array.isArray(i) ? i : [i])).map((i) => i.status);
+  const levels = Object.values(indicators)
+    .flatMap((i) => (Array.isArray(i) ? i : [i]))
+    .map((i) => i.status);
   return { status: worst(levels), backend: d.store.backend, checked_at: now.toISOString(), indicators };
 }

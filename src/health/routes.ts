@@ -6,13 +6,13 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/app-env";
+import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { openDb } from "../db/client";
+import type { AppEnv } from "../http/app-env";
 import { problem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { openBackend, openCache } from "../backends";
-import { detailedHealth, readiness, type Deps } from "./report";
+import { type Deps, detailedHealth, readiness } from "./report";
 
 async function withDeps<T>(c: Context<AppEnv>, cfg: Config, fn: (d: Deps) => Promise<T>): Promise<T> {
   const db = openDb(cfg);
@@ -35,17 +35,35 @@ export function healthRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/health", tags: ["Health"], summary: "Liveness (no dependencies)",
-      responses: { 200: { description: "The worker runs", content: { "application/json": { schema: z.object({ status: z.literal("healthy") }) } } } },
+      method: "get",
+      path: "/health",
+      tags: ["Health"],
+      summary: "Liveness (no dependencies)",
+      responses: {
+        200: {
+          description: "The worker runs",
+          content: { "application/json": { schema: z.object({ status: z.literal("healthy") }) } },
+        },
+      },
     }),
     (c) => c.json({ status: "healthy" as const }, 200),
   );
 
   r.openapi(
     createRoute({
-      method: "get", path: "/ready", tags: ["Health"], summary: "Readiness: Postgres (and Redis when used) answer",
+      method: "get",
+      path: "/ready",
+      tags: ["Health"],
+      summary: "Readiness: Postgres (and Redis when used) answer",
       responses: {
-        200: { description: "Ready", content: { "application/json": { schema: z.object({ status: z.literal("ready"), checks: z.record(z.string(), Indicator) }) } } },
+        200: {
+          description: "Ready",
+          content: {
+            "application/json": {
+              schema: z.object({ status: z.literal("ready"), checks: z.record(z.string(), Indicator) }),
+            },
+          },
+        },
         503: problemResponse("A dependency is down; `checks` names it"),
       },
     }),
@@ -53,7 +71,9 @@ export function healthRoutes() {
       const cfg = c.var.config;
       const report = await withDeps(c, cfg, (d) => readiness(cfg, d));
       if (report.status === "ready") return c.json({ status: "ready" as const, checks: report.checks }, 200);
-      const down = Object.entries(report.checks).filter(([, v]) => v.status === "unhealthy").map(([k]) => k);
+      const down = Object.entries(report.checks)
+        .filter(([, v]) => v.status === "unhealthy")
+        .map(([k]) => k);
       return problem(c, 503, "Not ready", `${down.join(" and ")} ${down.length > 1 ? "are" : "is"} down`, {
         headers: { "retry-after": "5" },
         down,
@@ -64,12 +84,25 @@ export function healthRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/health/detailed", tags: ["Health"], summary: "Figures and thresholds per indicator",
+      method: "get",
+      path: "/health/detailed",
+      tags: ["Health"],
+      summary: "Figures and thresholds per indicator",
       description:
         "Postgres and Redis latency, per-lane stream length and consumer-group lag, pending (claimed, unacknowledged) count, oldest pending age, retry backlog and DLQ size, each healthy/degraded/unhealthy against configurable thresholds. Cached for CACHE_HEALTH_TTL_S seconds (`cached: true`). 503 when unhealthy.",
       responses: {
-        200: { description: "Healthy or degraded", content: { "application/json": { schema: z.object({ status: z.enum(["healthy", "degraded"]) }).catchall(z.unknown()) } } },
-        503: { description: "Unhealthy", content: { "application/json": { schema: z.object({ status: z.literal("unhealthy") }).catchall(z.unknown()) } } },
+        200: {
+          description: "Healthy or degraded",
+          content: {
+            "application/json": { schema: z.object({ status: z.enum(["healthy", "degraded"]) }).catchall(z.unknown()) },
+          },
+        },
+        503: {
+          description: "Unhealthy",
+          content: {
+            "application/json": { schema: z.object({ status: z.literal("unhealthy") }).catchall(z.unknown()) },
+          },
+        },
       },
     }),
     async (c) => {

@@ -8,8 +8,8 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import type { AppEnv } from "./app-env";
 import type { EventRegistry } from "../events/registry";
+import type { AppEnv } from "./app-env";
 import { problemSchema } from "./router";
 
 type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };

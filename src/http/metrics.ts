@@ -4,10 +4,10 @@
  * It reads only responses, so the ingest code stays free of metrics calls.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./app-env";
+import { flushMetrics } from "../backends";
 import type { Config } from "../config";
 import { flushDue, inc } from "../obs/metrics";
-import { flushMetrics } from "../backends";
+import type { AppEnv } from "./app-env";
 
 function ingestRoute(method: string, path: string): string | null {
   if (method !== "POST") return null;
@@ -25,14 +25,20 @@ export const httpMetrics: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (status === 202) {
       let n = 1;
       if (route === "batch") {
-        const body = (await c.res.clone().json().catch(() => null)) as { ids?: unknown[] } | null;
+        const body = (await c.res
+          .clone()
+          .json()
+          .catch(() => null)) as { ids?: unknown[] } | null;
         n = body?.ids?.length ?? 0;
       }
       inc("reflex_events_accepted_total", { route }, n);
     } else if (status === 200 && route === "webhooks") {
       inc("reflex_webhook_duplicates_total");
     } else if (status >= 400) {
-      const body = (await c.res.clone().json().catch(() => null)) as { type?: string } | null;
+      const body = (await c.res
+        .clone()
+        .json()
+        .catch(() => null)) as { type?: string } | null;
       const type = typeof body?.type === "string" ? body.type.replace(/^urn:reflex:problem:/, "") : "unknown";
       inc("reflex_requests_rejected_total", { route, status, type });
     }

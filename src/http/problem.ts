@@ -53,7 +53,10 @@ export interface ProblemExtra {
 
 /** The problem type URI for a title: stable, readable, and needs no web page to exist. */
 export function problemType(title: string): string {
-  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  const slug = title
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "");
   return `urn:reflex:problem:${slug || "error"}`;
 }
 
@@ -118,7 +121,9 @@ export function pointerToken(s: string | number): string {
 
 /** Builds a JSON Pointer from path segments: ["events", 3, "type"] -> "/events/3/type". */
 export function pointer(segments: readonly PropertyKey[]): string {
-  return segments.map((s) => `/${pointerToken(typeof s === "symbol" ? String(s.description) : (s as string | number))}`).join("");
+  return segments
+    .map((s) => `/${pointerToken(typeof s === "symbol" ? String(s.description) : (s as string | number))}`)
+    .join("");
 }
 
 /** One issue per offending field: unknown keys are listed one by one, at their own path. */
@@ -128,7 +133,14 @@ function flatIssues(error: ZodError): Array<{ path: PropertyKey[]; message: stri
       return issue.keys.map((k) => ({ path: [...issue.path, k], message: "unknown field" }));
     }
     const missing = issue.code === "invalid_type" && / received undefined$/.test(issue.message);
-    return [{ path: issue.path, message: missing ? `required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})` : issue.message }];
+    return [
+      {
+        path: issue.path,
+        message: missing
+          ? `required (${issue.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, "")})`
+          : issue.message,
+      },
+    ];
   });
 }
 

@@ -33,7 +33,12 @@ export async function requireApiKey(headers: Headers, cfg: Config): Promise<stri
   const h = headers.get("authorization");
   if (!h) throw unauthorized("An API key is required.", "missing; expected `Bearer <API key>`");
   const m = /^Bearer[ ]+(\S+)\s*$/i.exec(h);
-  if (!m) throw unauthorized("The Authorization header is not a Bearer token.", "expected `Bearer <API key>`", "invalid_request");
+  if (!m)
+    throw unauthorized(
+      "The Authorization header is not a Bearer token.",
+      "expected `Bearer <API key>`",
+      "invalid_request",
+    );
   const presented = await sha256(m[1]!);
   let match = -1;
   const known = await keyDigests(cfg);

@@ -13,8 +13,7 @@
  * (slowly: ~0.5 s of CPU) into an object whose later JSON.stringify overflows the stack.
  * A linear scan rejects it in about a millisecond.
  */
-import { HTTPProblem } from "../http/problem";
-import { pointer } from "../http/problem";
+import { HTTPProblem, pointer } from "../http/problem";
 
 export interface BodyLimits {
   maxBytes: number;
@@ -39,12 +38,19 @@ export function requireJsonContentType(headers: Headers): void {
     ?.trim()
     .replace(/^"|"$/g, "")
     .toLowerCase();
-  const ok = JSON_MEDIA.test(media!.trim().toLowerCase()) && (charset === undefined || charset === "utf-8" || charset === "utf8");
+  const ok =
+    JSON_MEDIA.test(media!.trim().toLowerCase()) &&
+    (charset === undefined || charset === "utf-8" || charset === "utf8");
   if (!ok) {
-    throw new HTTPProblem(415, "Unsupported media type", `The body must be JSON (UTF-8); got Content-Type "${ct.slice(0, 100)}".`, {
-      errors: [{ header: "content-type", message: "expected application/json (charset utf-8)" }],
-      headers: { accept: "application/json" },
-    });
+    throw new HTTPProblem(
+      415,
+      "Unsupported media type",
+      `The body must be JSON (UTF-8); got Content-Type "${ct.slice(0, 100)}".`,
+      {
+        errors: [{ header: "content-type", message: "expected application/json (charset utf-8)" }],
+        headers: { accept: "application/json" },
+      },
+    );
   }
 }
 
@@ -164,7 +170,10 @@ function findUnstorableString(root: unknown): { path: string; message: string } 
 export function parseJsonText(text: string, maxDepth: number): unknown {
   const { tooDeepAt, suspectEscape } = scan(text, maxDepth);
   if (tooDeepAt >= 0) {
-    throw malformed(`JSON is nested deeper than ${maxDepth} levels.`, `nesting exceeds ${maxDepth} levels at character ${tooDeepAt}`);
+    throw malformed(
+      `JSON is nested deeper than ${maxDepth} levels.`,
+      `nesting exceeds ${maxDepth} levels at character ${tooDeepAt}`,
+    );
   }
   if (text.length === 0) throw malformed("The body is empty.", "empty body; expected a JSON value");
   let value: unknown;

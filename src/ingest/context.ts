@@ -1,11 +1,11 @@
 /** Per-request plumbing shared by the ingest routes. */
 import type { Context } from "hono";
-import type { AppEnv } from "../http/app-env";
-import type { Config } from "../config";
 import { openBackend, openUpstash } from "../backends";
+import type { Config } from "../config";
+import type { AppEnv } from "../http/app-env";
 import { HTTPProblem } from "../http/problem";
-import { enforceRateLimit, rateLimitEnabled, type RateLimitSubject } from "./ratelimit";
-import { storeUnavailable, type IngestContext } from "./publish";
+import { type IngestContext, storeUnavailable } from "./publish";
+import { enforceRateLimit, type RateLimitSubject, rateLimitEnabled } from "./ratelimit";
 
 export function ingestContext(c: Context<AppEnv>, cfg: Config = c.var.config): IngestContext {
   return {

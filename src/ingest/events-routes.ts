@@ -13,10 +13,10 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
-import { buildEvent, type BuildContext } from "../events/build";
+import { type BuildContext, buildEvent } from "../events/build";
 import type { EventEnvelope } from "../events/envelope";
 import { registry } from "../events/types";
-import { invalidFields, pointerToken, type ProblemError } from "../http/problem";
+import { invalidFields, type ProblemError, pointerToken } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { requireApiKey } from "./auth";
 import { readJson } from "./body";
@@ -27,9 +27,7 @@ import { traceIdFrom } from "./trace";
 const Accepted = z
   .object({ id: z.uuid(), status: z.literal("accepted") })
   .openapi("Accepted", { example: { id: "0b6f3e0e-5f7c-4b43-9a53-5d7a0d0f3c7e", status: "accepted" } });
-const BatchAccepted = z
-  .object({ ids: z.array(z.uuid()), status: z.literal("accepted") })
-  .openapi("BatchAccepted");
+const BatchAccepted = z.object({ ids: z.array(z.uuid()), status: z.literal("accepted") }).openapi("BatchAccepted");
 
 const common = {
   400: problemResponse("Malformed body: not UTF-8, not JSON, or nested too deeply"),
@@ -70,7 +68,10 @@ const batchRoute = createRoute({
     body: { required: true, content: { "application/json": { schema: { $ref: "#/components/schemas/EventBatch" } } } },
   },
   responses: {
-    202: { description: "Accepted: every event is in the stream", content: { "application/json": { schema: BatchAccepted } } },
+    202: {
+      description: "Accepted: every event is in the stream",
+      content: { "application/json": { schema: BatchAccepted } },
+    },
     ...common,
   },
 });
@@ -103,7 +104,12 @@ export const eventsRouter = createRouter()
     const cfg = c.var.config;
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
-    if (!body || typeof body !== "object" || Array.isArray(body) || !Array.isArray((body as { events?: unknown }).events)) {
+    if (
+      !body ||
+      typeof body !== "object" ||
+      Array.isArray(body) ||
+      !Array.isArray((body as { events?: unknown }).events)
+    ) {
       throw invalidFields([{ path: "/events", message: 'required: the body is {"events": [ ... ]}' }]);
     }
     const items = (body as { events: unknown[] }).events;
@@ -111,7 +117,10 @@ export const eventsRouter = createRouter()
     const errors: ProblemError[] = extra.map((k) => ({ path: `/${pointerToken(k)}`, message: "unknown field" }));
     if (items.length === 0) errors.push({ path: "/events", message: "must contain at least one event" });
     if (items.length > cfg.MAX_BATCH_EVENTS) {
-      errors.push({ path: "/events", message: `at most ${cfg.MAX_BATCH_EVENTS} events per batch (got ${items.length})` });
+      errors.push({
+        path: "/events",
+        message: `at most ${cfg.MAX_BATCH_EVENTS} events per batch (got ${items.length})`,
+      });
     }
     if (errors.length) throw invalidFields(errors);
 

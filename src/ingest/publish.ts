@@ -3,12 +3,13 @@
  * wake the consumer, and turn any store failure into 503 + Retry-After - never a 2xx for
  * an event the store has not confirmed.
  */
-import { withSpan } from "../obs/trace";
+
+import type { Dedupe, DedupedReceipt, EventStore, PublishReceipt } from "../backends/types";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
-import type { Dedupe, DedupedReceipt, EventStore, PublishReceipt } from "../backends/types";
+import { withSpan } from "../obs/trace";
 import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
@@ -22,9 +23,14 @@ export function errorSummary(err: unknown): string {
 
 export function storeUnavailable(err: unknown, cfg?: Pick<Config, "LOG_LEVEL">): HTTPProblem {
   createLogger(cfg?.LOG_LEVEL).error("event store unavailable", { error: errorSummary(err) });
-  return new HTTPProblem(503, "Event store unavailable", "The events could not be confirmed as stored. Retry later; events that carry their own `id` are stored at most once however often they are retried.", {
-    headers: { "retry-after": String(RETRY_AFTER_S) },
-  });
+  return new HTTPProblem(
+    503,
+    "Event store unavailable",
+    "The events could not be confirmed as stored. Retry later; events that carry their own `id` are stored at most once however often they are retried.",
+    {
+      headers: { "retry-after": String(RETRY_AFTER_S) },
+    },
+  );
 }
 
 export interface IngestContext {
@@ -59,8 +65,10 @@ export async function publishDelivery(
   const opts = wakeOptions(ctx.cfg, now);
   let r: DedupedReceipt;
   try {
-    r = await withSpan("publish", { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true }, () =>
-      ctx.store.publishOnce(event, dedupe, opts),
+    r = await withSpan(
+      "publish",
+      { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true },
+      () => ctx.store.publishOnce(event, dedupe, opts),
     );
   } catch (err) {
     wakeAskFailed(ctx.cfg, opts);

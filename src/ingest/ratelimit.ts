@@ -11,10 +11,10 @@
  * caller maps the error to 503, like a failed publish.
  */
 import { Ratelimit } from "@upstash/ratelimit";
+import type { Redis } from "../backends/redis/client";
+import { redisKeys } from "../backends/redis/keys";
 import type { Config } from "../config";
 import { HTTPProblem } from "../http/problem";
-import { redisKeys } from "../backends/redis/keys";
-import type { Redis } from "../backends/redis/client";
 
 // Identifiers known to be over their limit until the window resets: answered without a
 // Redis command (the library's "ephemeral cache"), shared by the isolate's requests.
@@ -59,10 +59,15 @@ export async function enforceRateLimit(
   if (r.success) return;
   const retryAfter = Math.max(1, Math.ceil((r.reset - Date.now()) / 1000));
   const what = subject.kind === "key" ? "API key" : `webhook source "${subject.id}"`;
-  throw new HTTPProblem(429, "Too many requests", `Rate limit of the ${what} exceeded: ${limit} ${subject.kind === "key" ? "events" : "deliveries"} per ${cfg.RATE_LIMIT_WINDOW_S} s.`, {
-    headers: { "retry-after": String(retryAfter) },
-    limit,
-    window_s: cfg.RATE_LIMIT_WINDOW_S,
-    retry_after_s: retryAfter,
-  });
+  throw new HTTPProblem(
+    429,
+    "Too many requests",
+    `Rate limit of the ${what} exceeded: ${limit} ${subject.kind === "key" ? "events" : "deliveries"} per ${cfg.RATE_LIMIT_WINDOW_S} s.`,
+    {
+      headers: { "retry-after": String(retryAfter) },
+      limit,
+      window_s: cfg.RATE_LIMIT_WINDOW_S,
+      retry_after_s: retryAfter,
+    },
+  );
 }

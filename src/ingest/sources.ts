@@ -52,7 +52,7 @@ const sourceSchema = z.discriminatedUnion("scheme", [
   }),
   z.strictObject({
     scheme: z.literal("none"),
-    unsigned: z.literal(true, "a source without signatures must say \"unsigned\": true"),
+    unsigned: z.literal(true, 'a source without signatures must say "unsigned": true'),
     id_header: headerName.optional(),
     ...common,
   }),
@@ -81,10 +81,12 @@ export function webhookSources(cfg: Config): Map<string, WebhookSource> {
   const out = new Map<string, WebhookSource>();
   const problems: string[] = [];
   for (const [name, settings] of Object.entries(raw)) {
-    if (!SOURCE_NAME.test(name)) problems.push(`WEBHOOK_SOURCES.${name}: source names are letters, digits and _.:- (at most 128)`);
+    if (!SOURCE_NAME.test(name))
+      problems.push(`WEBHOOK_SOURCES.${name}: source names are letters, digits and _.:- (at most 128)`);
     const parsed = sourceSchema.safeParse(settings);
     if (!parsed.success) {
-      for (const i of parsed.error.issues) problems.push(`WEBHOOK_SOURCES.${[name, ...i.path.map(String)].join(".")}: ${i.message}`);
+      for (const i of parsed.error.issues)
+        problems.push(`WEBHOOK_SOURCES.${[name, ...i.path.map(String)].join(".")}: ${i.message}`);
     } else {
       out.set(name, { ...parsed.data, name });
     }

@@ -17,8 +17,9 @@
  *
  * No WAKE_QUEUE binding: nothing is sent; the cron trigger still drains the streams.
  */
-import type { Config, Env, WakeMessage } from "../config";
+
 import type { PublishOptions, PublishReceipt } from "../backends/types";
+import type { Config, Env, WakeMessage } from "../config";
 
 /** Per REDIS_PREFIX (several deployments or tests may share an isolate): when its window closes. */
 const windowClosesAt = new Map<string, number>();

@@ -20,13 +20,11 @@ import { createRouter, problemResponse } from "../http/router";
 import { decodeUtf8, parseJsonText, readBodyBytes, requireJsonContentType } from "./body";
 import { ingestContext, rateLimit } from "./context";
 import { publishDelivery, publishEvents } from "./publish";
-import { schemeOf, type Scheme } from "./signatures";
-import { webhookSources, type WebhookSource } from "./sources";
+import { type Scheme, schemeOf } from "./signatures";
+import { type WebhookSource, webhookSources } from "./sources";
 import { traceIdFrom } from "./trace";
 
-const WebhookAccepted = z
-  .object({ id: z.uuid(), status: z.literal("accepted") })
-  .openapi("WebhookAccepted");
+const WebhookAccepted = z.object({ id: z.uuid(), status: z.literal("accepted") }).openapi("WebhookAccepted");
 const WebhookDuplicate = z
   .object({ id: z.uuid().describe("Id of the event stored for the first delivery"), status: z.literal("duplicate") })
   .openapi("WebhookDuplicate");
@@ -39,12 +37,23 @@ const route = createRoute({
   description:
     "Verifies the delivery with the source's scheme (standard-webhooks, github, stripe, hmac-sha256, or none for sources marked unsigned) over the raw body, then stores a `webhook.received` event (delivery id, selected headers, parsed body). Redeliveries of the same delivery id within DEDUPE_WINDOW_S answer 200 `duplicate` and store nothing.",
   request: {
-    params: z.object({ source: z.string().openapi({ description: "A source configured in WEBHOOK_SOURCES", example: "github" }) }),
-    body: { required: true, content: { "application/json": { schema: { description: "The provider's JSON payload, signed as sent" } } } },
+    params: z.object({
+      source: z.string().openapi({ description: "A source configured in WEBHOOK_SOURCES", example: "github" }),
+    }),
+    body: {
+      required: true,
+      content: { "application/json": { schema: { description: "The provider's JSON payload, signed as sent" } } },
+    },
   },
   responses: {
-    200: { description: "Duplicate delivery: nothing stored", content: { "application/json": { schema: WebhookDuplicate } } },
-    202: { description: "Accepted: the event is in the stream", content: { "application/json": { schema: WebhookAccepted } } },
+    200: {
+      description: "Duplicate delivery: nothing stored",
+      content: { "application/json": { schema: WebhookDuplicate } },
+    },
+    202: {
+      description: "Accepted: the event is in the stream",
+      content: { "application/json": { schema: WebhookAccepted } },
+    },
     400: problemResponse("Malformed body"),
     401: problemResponse("Missing, invalid or stale signature"),
     404: problemResponse("Unknown source"),
@@ -88,16 +97,27 @@ export const webhooksRouter = createRouter().openapi(route, async (c) => {
   const scheme = schemeOf(source);
   const verdict = await scheme.verify(source, { headers, raw, text, now: Date.now() });
   if (!verdict.ok) {
-    throw new HTTPProblem(401, "Invalid signature", `The delivery could not be authenticated: ${verdict.header} ${verdict.message}.`, {
-      errors: [{ header: verdict.header, message: verdict.message }],
-    });
+    throw new HTTPProblem(
+      401,
+      "Invalid signature",
+      `The delivery could not be authenticated: ${verdict.header} ${verdict.message}.`,
+      {
+        errors: [{ header: verdict.header, message: verdict.message }],
+      },
+    );
   }
   const body = parseJsonText(text, cfg.MAX_JSON_DEPTH);
   const delivery = scheme.deliveryId(source, headers, body);
   if (!delivery.ok) throw invalidFields([delivery.error]);
 
   const built = buildEvent(
-    { type: "webhook.received", source: name, delivery_id: delivery.id, headers: selectHeaders(headers, source, scheme), body },
+    {
+      type: "webhook.received",
+      source: name,
+      delivery_id: delivery.id,
+      headers: selectHeaders(headers, source, scheme),
+      body,
+    },
     registry,
     { traceId: traceIdFrom(headers), now: new Date() },
   );

@@ -50,11 +50,24 @@ function consoleSink(line: string, level: LogLevel) {
   else console.log(line);
 }
 
-export function createLogger(level: LogLevel = "info", base: LogFields = {}, sink: (line: string, level: LogLevel) => void = consoleSink): Logger {
+export function createLogger(
+  level: LogLevel = "info",
+  base: LogFields = {},
+  sink: (line: string, level: LogLevel) => void = consoleSink,
+): Logger {
   const min = RANK[level];
   const write = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
-    sink(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...clean(base), ...(fields ? clean(fields) : {}) }), lvl);
+    sink(
+      JSON.stringify({
+        ts: new Date().toISOString(),
+        level: lvl,
+        msg,
+        ...clean(base),
+        ...(fields ? clean(fields) : {}),
+      }),
+      lvl,
+    );
   };
   return {
     debug: (m, f) => write("debug", m, f),

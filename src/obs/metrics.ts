@@ -15,7 +15,8 @@ export const METRICS: Record<string, string> = {
   reflex_events_accepted_total: "Events accepted at ingest (2xx), by route",
   reflex_requests_rejected_total: "Ingest requests rejected, by HTTP status and problem type",
   reflex_webhook_duplicates_total: "Webhook deliveries answered as duplicates",
-  reflex_events_processed_total: "Event deliveries settled by consumers, by outcome (completed, retried, deferred, dlq)",
+  reflex_events_processed_total:
+    "Event deliveries settled by consumers, by outcome (completed, retried, deferred, dlq)",
   reflex_events_skipped_total: "Redelivered entries acknowledged without handling (already final in history)",
   reflex_events_derived_total: "Derived events published by handlers",
   reflex_events_replayed_total: "Events republished by replay jobs",
@@ -76,7 +77,10 @@ export function flushDue(now = Date.now()): boolean {
 }
 
 /** Prometheus text exposition (version 0.0.4) of the stored series plus live gauges. */
-export function render(stored: Array<[string, number]>, gauges: Array<{ name: string; help: string; value: number; labels?: Labels }> = []): string {
+export function render(
+  stored: Array<[string, number]>,
+  gauges: Array<{ name: string; help: string; value: number; labels?: Labels }> = [],
+): string {
   const byName = new Map<string, Array<[string, number]>>();
   for (const [series, value] of stored) {
     const name = series.split("{")[0];

@@ -4,21 +4,28 @@
  * oldest pending age) are read from history at scrape time.
  */
 import { createRoute } from "@hono/zod-openapi";
-import { historyCounts } from "../db/history";
-import { openDb } from "../db/client";
-import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "../http/auth";
-import { flush, render } from "./metrics";
 import { withMetricsSink } from "../backends";
+import { openDb } from "../db/client";
+import { historyCounts } from "../db/history";
+import { adminAuth } from "../http/auth";
+import { createRouter, problemResponse } from "../http/router";
+import { flush, render } from "./metrics";
 
 export function metricsRoutes() {
   const r = createRouter();
   r.openapi(
     createRoute({
-      method: "get", path: "/metrics", tags: ["Health"], summary: "Prometheus metrics (admin token)",
-      security: [{ adminToken: [] }], middleware: [adminAuth] as const,
+      method: "get",
+      path: "/metrics",
+      tags: ["Health"],
+      summary: "Prometheus metrics (admin token)",
+      security: [{ adminToken: [] }],
+      middleware: [adminAuth] as const,
       responses: {
-        200: { description: "Prometheus text exposition format 0.0.4", content: { "text/plain": { schema: { type: "string" } } } },
+        200: {
+          description: "Prometheus text exposition format 0.0.4",
+          content: { "text/plain": { schema: { type: "string" } } },
+        },
         401: problemResponse("No admin token"),
         403: problemResponse("Wrong admin token"),
       },
@@ -33,14 +40,28 @@ export function metricsRoutes() {
       const gauges = await historyCounts(h.db, new Date())
         .then((n) => [
           { name: "reflex_dlq_events", help: "Events in the dead-letter queue", value: n.dlq },
-          { name: "reflex_pending_events", help: "Events pending (new or waiting for a retry) in history", value: n.pending },
+          {
+            name: "reflex_pending_events",
+            help: "Events pending (new or waiting for a retry) in history",
+            value: n.pending,
+          },
           { name: "reflex_processing_events", help: "Events claimed and being processed", value: n.processing },
-          { name: "reflex_retry_backlog_events", help: "Pending events whose retry is not yet due", value: n.retryBacklog },
-          { name: "reflex_oldest_pending_age_seconds", help: "Age of the oldest pending or processing event", value: n.oldestPendingAgeSeconds },
+          {
+            name: "reflex_retry_backlog_events",
+            help: "Pending events whose retry is not yet due",
+            value: n.retryBacklog,
+          },
+          {
+            name: "reflex_oldest_pending_age_seconds",
+            help: "Age of the oldest pending or processing event",
+            value: n.oldestPendingAgeSeconds,
+          },
         ])
         .catch(() => [])
         .finally(() => h.close());
-      return c.text(render(stored, gauges), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }) as never;
+      return c.text(render(stored, gauges), 200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      }) as never;
     },
   );
   return r;

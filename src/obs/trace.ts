@@ -9,14 +9,20 @@
  * An event's spans join the event's own trace (meta.trace_id, which ingest takes from an
  * incoming W3C traceparent), so derived events - which inherit the trace id - stay in it.
  */
-import { context, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+
 import type { TraceConfig } from "@microlabs/otel-cf-workers";
+import { type Attributes, type Context, context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Config } from "../config";
 
 const tracer = () => trace.getTracer("reflex-edge");
 
 /** Runs `fn` in a span; an exception marks the span as an error and is rethrown. */
-export async function withSpan<T>(name: string, attributes: Attributes, fn: (span?: Span) => Promise<T>, parent?: Context): Promise<T> {
+export async function withSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span?: Span) => Promise<T>,
+  parent?: Context,
+): Promise<T> {
   // Outside a traced invocation there is no active span: run untraced. (An isolate that
   // once ran traced keeps a registered provider; untraced invocations must not feed it.)
   if (!trace.getActiveSpan()) return fn();

@@ -4,18 +4,27 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { breakerStates } from "../destinations";
-import { createRouter, problemResponse } from "../http/router";
 import { adminAuth } from "../http/auth";
+import { createRouter, problemResponse } from "../http/router";
 import { withDb } from "./db-scope";
 
 export function adminDestinationRoutes() {
   const r = createRouter();
   r.openapi(
     createRoute({
-      method: "get", path: "/destinations", tags: ["admin"], security: [{ adminToken: [] }], middleware: [adminAuth] as const,
+      method: "get",
+      path: "/destinations",
+      tags: ["admin"],
+      security: [{ adminToken: [] }],
+      middleware: [adminAuth] as const,
       summary: "Destinations and their circuit breakers",
       responses: {
-        200: { description: "Destinations", content: { "application/json": { schema: z.object({ destinations: z.array(z.record(z.string(), z.unknown())) }) } } },
+        200: {
+          description: "Destinations",
+          content: {
+            "application/json": { schema: z.object({ destinations: z.array(z.record(z.string(), z.unknown())) }) },
+          },
+        },
         401: problemResponse("No admin token"),
         403: problemResponse("Wrong admin token"),
       },

@@ -12,16 +12,25 @@
  * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent, listEvents, type EventView } from "../db/admin-queries";
+import { openCache } from "../backends";
+import {
+  decodeCursor,
+  dlqDiscard,
+  dlqList,
+  dlqRetry,
+  dlqRetryAll,
+  type EventView,
+  getEvent,
+  listEvents,
+} from "../db/admin-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
 import { eventStatus } from "../db/schema";
+import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "../http/auth";
-import { IdParam, authResponses, jsonOk, security } from "./route-kit";
-import { openCache } from "../backends";
 import { UUID_RE, withDb } from "./db-scope";
+import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
 /** Statuses nothing moves an event out of (see the event-detail cache below). */
 const FINAL = new Set(["completed", "discarded"]);
@@ -55,10 +64,18 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/events/dlq", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "get",
+      path: "/events/dlq",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "List the dead-letter queue (newest first)",
       request: { query: z.object({ limit: limit(1000, 50), ...Filter }) },
-      responses: { 200: jsonOk("`{count, events}`: the total for the filter, and up to `limit` events"), 422: problemResponse("Bad query"), ...authResponses },
+      responses: {
+        200: jsonOk("`{count, events}`: the total for the filter, and up to `limit` events"),
+        422: problemResponse("Bad query"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const q = c.req.valid("query");
@@ -69,11 +86,20 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "post", path: "/events/dlq/retry", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "post",
+      path: "/events/dlq/retry",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Retry every DLQ event, or those matching type/source",
-      description: "Redriven events are spread at REDRIVE_RATE per second (oldest first), then claimed by the consumers.",
+      description:
+        "Redriven events are spread at REDRIVE_RATE per second (oldest first), then claimed by the consumers.",
       request: { body: { required: false, content: { "application/json": { schema: z.object(Filter).strict() } } } },
-      responses: { 200: jsonOk("`{count}`: how many events were sent back"), 422: problemResponse("Bad body"), ...authResponses },
+      responses: {
+        200: jsonOk("`{count}`: how many events were sent back"),
+        422: problemResponse("Bad body"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const body = (c.req.valid("json") as { type?: string; source?: string } | undefined) ?? {};
@@ -84,10 +110,18 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "post", path: "/events/dlq/{id}/retry", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "post",
+      path: "/events/dlq/{id}/retry",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Retry one DLQ event now (attempts reset; its errors are kept)",
       request: { params: IdParam },
-      responses: { 200: jsonOk("`{id, status: \"pending\", next_retry_at}`"), 404: problemResponse("Not in the DLQ"), ...authResponses },
+      responses: {
+        200: jsonOk('`{id, status: "pending", next_retry_at}`'),
+        404: problemResponse("Not in the DLQ"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -99,13 +133,25 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "delete", path: "/events/dlq/{id}", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "delete",
+      path: "/events/dlq/{id}",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Discard one DLQ event; its history row stays, with the reason",
       request: {
         params: IdParam,
-        body: { required: true, content: { "application/json": { schema: z.object({ reason: z.string().trim().min(1).max(1000) }) } } },
+        body: {
+          required: true,
+          content: { "application/json": { schema: z.object({ reason: z.string().trim().min(1).max(1000) }) } },
+        },
       },
-      responses: { 200: jsonOk("The event, status `discarded`"), 404: problemResponse("Not in the DLQ"), 422: problemResponse("No reason"), ...authResponses },
+      responses: {
+        200: jsonOk("The event, status `discarded`"),
+        404: problemResponse("Not in the DLQ"),
+        422: problemResponse("No reason"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -118,7 +164,11 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/events/{id}", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "get",
+      path: "/events/{id}",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "One event: envelope, status, attempts, errors, delivery attempts, derived events",
       request: { params: IdParam },
       responses: { 200: jsonOk("The event"), 404: problemResponse("Unknown event"), ...authResponses },
@@ -136,7 +186,10 @@ export function adminEventRoutes() {
       });
       if (!found) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
       const { e, deliveries } = found;
-      const view = { ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<string, unknown>;
+      const view = { ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<
+        string,
+        unknown
+      >;
       // Only final states are cached: nothing changes a completed or discarded event's status,
       // so a cached detail can never show a stale status (pending, processing and dlq all move).
       if (FINAL.has(String(e.status))) await cache.set(`event:${id}`, view, cfg.CACHE_EVENT_TTL_S);
@@ -146,9 +199,14 @@ export function adminEventRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/events", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "get",
+      path: "/events",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Event history, keyset-paginated on (timestamp, id)",
-      description: "Pass `next_cursor` back as `cursor` for the next page. With `order=asc` a cursor is returned even on the last page, to follow new events.",
+      description:
+        "Pass `next_cursor` back as `cursor` for the next page. With `order=asc` a cursor is returned even on the last page, to follow new events.",
       request: {
         query: z.object({
           ...Filter,
@@ -167,9 +225,15 @@ export function adminEventRoutes() {
       const cursor = q.cursor !== undefined ? decodeCursor(q.cursor) : undefined;
       if (cursor === null) throw invalidFields([{ query: "cursor", message: "not a cursor returned by this API" }]);
       const out = await withDb(c, "read", (db) =>
-        listEvents(db, { type: q.type, source: q.source, status: q.status, from: q.from, to: q.to }, {
-          ...(cursor ? { cursor } : {}), limit: q.limit, order: q.order,
-        }),
+        listEvents(
+          db,
+          { type: q.type, source: q.source, status: q.status, from: q.from, to: q.to },
+          {
+            ...(cursor ? { cursor } : {}),
+            limit: q.limit,
+            order: q.order,
+          },
+        ),
       );
       return c.json(out, 200);
     },

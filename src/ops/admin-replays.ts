@@ -8,14 +8,14 @@
  *   POST /replays/{id}/cancel   the job, now 'cancelled'; 409 when it had already ended
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { eventStatus, replayStatus } from "../db/schema";
 import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../db/replays";
+import { eventStatus, replayStatus } from "../db/schema";
+import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { adminAuth } from "../http/auth";
-import { IdParam, authResponses, jsonOk, security } from "./route-kit";
 import { UUID_RE, withDb } from "./db-scope";
+import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
 const when = z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a time zone" });
 const names = (max: number) => z.array(z.string().min(1).max(max)).min(1).max(100);
@@ -74,14 +74,22 @@ export function adminReplayRoutes() {
 
   r.openapi(
     createRoute({
-      method: "post", path: "/replays", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "post",
+      path: "/replays",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Start (or schedule) a replay of history",
       description:
         "Replays events with from <= timestamp < to (to: now) matching types/sources/status, through every trigger or only `target`. " +
         "Copies get new ids, causation_id = the original id and meta.replay = the job id. `dry_run` only counts. " +
         "Earlier replay copies are never replayed again.",
       request: { body: { required: true, content: { "application/json": { schema: NewReplayBody } } } },
-      responses: { 202: jsonOk("The job (`id`, `status`: scheduled)"), 422: problemResponse("Bad body"), ...authResponses },
+      responses: {
+        202: jsonOk("The job (`id`, `status`: scheduled)"),
+        422: problemResponse("Bad body"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const b = c.req.valid("json");
@@ -91,7 +99,8 @@ export function adminReplayRoutes() {
         const errors: ProblemError[] = [];
         if (Date.parse(to) <= Date.parse(b.from)) errors.push({ path: "/to", message: "must be after `from`" });
         const rate = b.rate ?? Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE);
-        if (rate > cfg.REPLAY_MAX_RATE) errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
+        if (rate > cfg.REPLAY_MAX_RATE)
+          errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
         if (errors.length) throw invalidFields(errors);
         const job = await createReplay(db, {
           id: crypto.randomUUID(),
@@ -113,7 +122,11 @@ export function adminReplayRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/replays/{id}", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "get",
+      path: "/replays/{id}",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "One replay job's progress",
       request: { params: IdParam },
       responses: { 200: jsonOk("The job"), 404: problemResponse("Unknown job"), ...authResponses },
@@ -128,9 +141,18 @@ export function adminReplayRoutes() {
 
   r.openapi(
     createRoute({
-      method: "get", path: "/replays", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "get",
+      path: "/replays",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Recent replay jobs, newest first",
-      request: { query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50), status: z.enum(replayStatus.enumValues).optional() }) },
+      request: {
+        query: z.object({
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          status: z.enum(replayStatus.enumValues).optional(),
+        }),
+      },
       responses: { 200: jsonOk("`{replays: [...]}`"), 422: problemResponse("Bad query"), ...authResponses },
     }),
     async (c) => {
@@ -143,19 +165,33 @@ export function adminReplayRoutes() {
 
   r.openapi(
     createRoute({
-      method: "post", path: "/replays/{id}/cancel", tags: ["admin"], security, middleware: [adminAuth] as const,
+      method: "post",
+      path: "/replays/{id}/cancel",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
       summary: "Cancel a scheduled or running replay (no chunk is published after this answers)",
       request: { params: IdParam },
-      responses: { 200: jsonOk("The job, now `cancelled`"), 404: problemResponse("Unknown job"), 409: problemResponse("Already ended"), ...authResponses },
+      responses: {
+        200: jsonOk("The job, now `cancelled`"),
+        404: problemResponse("Unknown job"),
+        409: problemResponse("Already ended"),
+        ...authResponses,
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const r2 = UUID_RE.test(id) ? await withDb(c, "write", (db) => cancelReplay(db, id)) : null;
       if (!r2) throw new HTTPProblem(404, "Replay not found", `No replay job with id ${id}.`);
       if (!r2.changed) {
-        throw new HTTPProblem(409, "Replay already ended", `Replay ${id} is ${r2.job.status}; only scheduled or running jobs can be cancelled.`, {
-          replay_status: r2.job.status,
-        });
+        throw new HTTPProblem(
+          409,
+          "Replay already ended",
+          `Replay ${id} is ${r2.job.status}; only scheduled or running jobs can be cancelled.`,
+          {
+            replay_status: r2.job.status,
+          },
+        );
       }
       return c.json(replayView(r2.job), 200);
     },

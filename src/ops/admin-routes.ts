@@ -3,9 +3,9 @@
  * (./admin-replays.ts), every route behind `Authorization: Bearer <ADMIN_TOKEN>` (./auth.ts).
  */
 import { createRouter } from "../http/router";
+import { adminDestinationRoutes } from "./admin-destinations";
 import { adminEventRoutes } from "./admin-events";
 import { adminReplayRoutes } from "./admin-replays";
-import { adminDestinationRoutes } from "./admin-destinations";
 
 export function adminRoutes() {
   const r = createRouter();

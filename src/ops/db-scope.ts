@@ -4,9 +4,9 @@
  * execution context.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../http/app-env";
 import type { Config } from "../config";
-import { openDb, openReadDb, type Db } from "../db/client";
+import { type Db, openDb, openReadDb } from "../db/client";
+import type { AppEnv } from "../http/app-env";
 
 export async function withDb<T>(
   c: Context<AppEnv>,

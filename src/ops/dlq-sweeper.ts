@@ -14,11 +14,12 @@
  *     POST re-arms too, so the next run tries again.
  * Each step runs even if another failed; the failures are reported together.
  */
-import type { Config } from "../config";
-import type { Db } from "../db/client";
-import { dlqSummary } from "../db/admin-queries";
-import { crossedAbove, sweepStuck } from "../db/sweep-queries";
+
 import type { EventStore, StreamUpkeep } from "../backends/types";
+import type { Config } from "../config";
+import { dlqSummary } from "../db/admin-queries";
+import type { Db } from "../db/client";
+import { crossedAbove, sweepStuck } from "../db/sweep-queries";
 import type { Logger } from "../obs/log";
 
 export interface SweepOptions {
@@ -48,7 +49,14 @@ const ALERT_KEY = "dlq-alert";
 export async function sweep(o: SweepOptions): Promise<SweepReport> {
   const cfg = o.config;
   const now = o.now ?? new Date();
-  const report: SweepReport = { stuck: { toDlq: 0, toRetry: 0 }, prunedConsumers: 0, trimmed: 0, dlq: 0, alerted: false, errors: [] };
+  const report: SweepReport = {
+    stuck: { toDlq: 0, toRetry: 0 },
+    prunedConsumers: 0,
+    trimmed: 0,
+    dlq: 0,
+    alerted: false,
+    errors: [],
+  };
   const step = async (name: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -69,21 +77,27 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
       const dead = swept.filter((s) => s.status === "dlq");
       report.stuck.toDlq += dead.length;
       report.stuck.toRetry += swept.length - dead.length;
-      await lanes?.appendDlqTrail(dead.map((d) => ({ event: d.event, error: d.error, attempts: d.attempts, at: now.toISOString() })), cfg.STREAM_MAXLEN);
+      await lanes?.appendDlqTrail(
+        dead.map((d) => ({ event: d.event, error: d.error, attempts: d.attempts, at: now.toISOString() })),
+        cfg.STREAM_MAXLEN,
+      );
       if (swept.length < 500) break;
     }
   });
 
   await step("consumers", async () => {
-    for (const lane of laneList) report.prunedConsumers += (await o.store.pruneConsumers(lane, cfg.SWEEP_CONSUMER_IDLE_MS)).length;
+    for (const lane of laneList)
+      report.prunedConsumers += (await o.store.pruneConsumers(lane, cfg.SWEEP_CONSUMER_IDLE_MS)).length;
   });
 
-  if (lanes) await step("trim", async () => {
-    const retentionMs = (cfg.STREAM_RETENTION_S ?? DAY_S) * 1000;
-    for (const lane of o.store.lanes()) report.trimmed += await lanes.trimAcknowledged(lane, now.getTime() - retentionMs);
-    report.trimmed += await lanes.trimAcknowledged(replayLane!, now.getTime());
-    report.trimmed += await lanes.trimDlqTrail(now.getTime() - Math.max(retentionMs, 7 * DAY_S * 1000));
-  });
+  if (lanes)
+    await step("trim", async () => {
+      const retentionMs = (cfg.STREAM_RETENTION_S ?? DAY_S) * 1000;
+      for (const lane of o.store.lanes())
+        report.trimmed += await lanes.trimAcknowledged(lane, now.getTime() - retentionMs);
+      report.trimmed += await lanes.trimAcknowledged(replayLane!, now.getTime());
+      report.trimmed += await lanes.trimDlqTrail(now.getTime() - Math.max(retentionMs, 7 * DAY_S * 1000));
+    });
 
   await step("alert", async () => {
     const summary = await dlqSummary(o.db);

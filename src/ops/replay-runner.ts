@@ -17,12 +17,21 @@
  * holds that much unhandled work - the lane is drained by its own consumer group at its own
  * pace, and a replay never queues in front of live traffic.
  */
+
+import type { ReplayLane } from "../backends/types";
 import type { Config } from "../config";
-import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { Db } from "../db/client";
 import type { HistoryRow } from "../db/history";
-import { countJob, lockJob, readChunk, recordReplayError, runnableReplays, saveChunk, type ReplayJob } from "../db/replays";
-import type { ReplayLane } from "../backends/types";
+import {
+  countJob,
+  lockJob,
+  type ReplayJob,
+  readChunk,
+  recordReplayError,
+  runnableReplays,
+  saveChunk,
+} from "../db/replays";
+import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { Logger } from "../obs/log";
 import { replayId } from "./replay-ids";
 
@@ -53,7 +62,12 @@ export class ReplayCrash extends Error {
 }
 
 export interface ReplayRunReport {
-  jobs: Array<{ id: string; scanned: number; republished: number; status: "advanced" | "done" | "skipped" | "held-back" | "error" }>;
+  jobs: Array<{
+    id: string;
+    scanned: number;
+    republished: number;
+    status: "advanced" | "done" | "skipped" | "held-back" | "error";
+  }>;
   scanned: number;
   republished: number;
   stoppedBy: "idle" | "budget" | "max-events";
@@ -93,8 +107,14 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
   const outOfEvents = () => o.maxEvents !== undefined && report.scanned >= o.maxEvents;
 
   for (const id of await runnableReplays(o.db, now(), 20)) {
-    if (outOfTime()) { report.stoppedBy = "budget"; break; }
-    if (outOfEvents()) { report.stoppedBy = "max-events"; break; }
+    if (outOfTime()) {
+      report.stoppedBy = "budget";
+      break;
+    }
+    if (outOfEvents()) {
+      report.stoppedBy = "max-events";
+      break;
+    }
     const entry: ReplayRunReport["jobs"][number] = { id, scanned: 0, republished: 0, status: "skipped" };
     report.jobs.push(entry);
     let quota = Number.POSITIVE_INFINITY;
@@ -117,7 +137,9 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           const rows = await readChunk(tx, job, n);
           let republished = 0;
           if (!job.dryRun && rows.length) {
-            const copies = await Promise.all(rows.map(async (row) => replayCopy(job, row, await replayId(job.id, row.id))));
+            const copies = await Promise.all(
+              rows.map(async (row) => replayCopy(job, row, await replayId(job.id, row.id))),
+            );
             await o.lane.append(copies, tx);
             republished = copies.length;
             if (o.crashAfterPublish !== undefined && ++chunksPublished === o.crashAfterPublish) throw new ReplayCrash();

@@ -4,13 +4,14 @@
  *   "*\/5 * * * *"  DLQ sweeper
  * Each opens its own connections for the invocation and closes them in waitUntil.
  */
-import { loadConfig, type Env } from "../config";
-import { openDb } from "../db/client";
-import { consumeInWorker } from "../consume/entry";
-import { createLogger } from "../obs/log";
+
 import { openBackend } from "../backends";
-import { advanceReplays } from "./replay-runner";
+import { type Env, loadConfig } from "../config";
+import { consumeInWorker } from "../consume/entry";
+import { openDb } from "../db/client";
+import { createLogger } from "../obs/log";
 import { sweep } from "./dlq-sweeper";
+import { advanceReplays } from "./replay-runner";
 
 export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   const cfg = loadConfig(env);
@@ -20,7 +21,13 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   const lane = openBackend(cfg, db).replayLane();
   try {
     // Half the budget to publish, the rest (at least that) to drain what was published.
-    const report = await advanceReplays({ db: db.db, lane, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 });
+    const report = await advanceReplays({
+      db: db.db,
+      lane,
+      config: cfg,
+      log,
+      timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2,
+    });
     log.info("replay runner", { ...report, jobs: report.jobs.length });
   } finally {
     ctx.waitUntil(db.close());

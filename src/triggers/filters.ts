@@ -55,8 +55,7 @@ export function source(pattern: RegExp | string): Filter {
 
 /** The event's JSON contains `word` (case-insensitive), or matches the regular expression. */
 export function keyword(word: string | RegExp): Filter {
-  const re =
-    typeof word === "string" ? new RegExp(word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i") : word;
+  const re = typeof word === "string" ? new RegExp(word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i") : word;
   return { describe: `keyword(${re})`, test: (e) => re.test(JSON.stringify(e)) };
 }
 
@@ -94,7 +93,8 @@ export function dedupe(o: DedupeOptions): Filter {
   if (!(o.windowMs >= 1)) throw new Error("dedupe: windowMs must be at least 1");
   return {
     describe: `dedupe(${o.windowMs}ms)`,
-    test: (e, ctx, path) => ctx.state.dedupe(`dd:${ctx.trigger}:${o.name ?? path}:${o.key(e)}`, o.windowMs, e.id, ctx.now),
+    test: (e, ctx, path) =>
+      ctx.state.dedupe(`dd:${ctx.trigger}:${o.name ?? path}:${o.key(e)}`, o.windowMs, e.id, ctx.now),
   };
 }
 

@@ -77,7 +77,8 @@ export class TriggerRegistry {
 
   register(spec: TriggerSpec): this {
     if (!spec.name) throw new Error("trigger: name is required");
-    if (this.triggers.some((t) => t.name === spec.name)) throw new Error(`trigger "${spec.name}" is already registered`);
+    if (this.triggers.some((t) => t.name === spec.name))
+      throw new Error(`trigger "${spec.name}" is already registered`);
     this.triggers.push({ scope: bySource, priority: 0, ...spec });
     // Stable order: priority, then registration order (sort is stable).
     this.triggers.sort((a, b) => b.priority - a.priority);

@@ -15,13 +15,17 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase } from "../../local/migrate";
-import { startNeonProxy, type NeonProxy } from "../../local/neon-proxy";
-import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
+import { type NeonProxy, startNeonProxy } from "../../local/neon-proxy";
 import { freePort } from "../../local/sockets";
+import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 import { startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const PG = { host: process.env.PGHOST_TEST ?? "127.0.0.1", port: Number(process.env.PGPORT_TEST ?? 5432), user: process.env.PGUSER_TEST ?? "postgres" };
+const PG = {
+  host: process.env.PGHOST_TEST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT_TEST ?? 5432),
+  user: process.env.PGUSER_TEST ?? "postgres",
+};
 const ADMIN_TOKEN = `cli-admin-${randomBytes(12).toString("hex")}`;
 const DB_NAME = `reflex_cli_${randomBytes(4).toString("hex")}`;
 const PREFIX = `cli:${randomBytes(4).toString("hex")}`;
@@ -71,7 +75,15 @@ async function insertEvent(type: string, status: "dlq" | "completed"): Promise<s
     `INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, errors, updated_at, processed_at)
      VALUES ($1, $2, 'cli-test', now() - interval '1 minute', '{"n":1}', '{"trace_id":"cli"}', 'cli-test', $3::event_status,
              1, $4, $5::jsonb, now(), now())`,
-    [id, type, status, status === "dlq" ? "handler said no" : null, status === "dlq" ? JSON.stringify([{ attempt: 1, error: "handler said no", at: new Date().toISOString() }]) : "[]"],
+    [
+      id,
+      type,
+      status,
+      status === "dlq" ? "handler said no" : null,
+      status === "dlq"
+        ? JSON.stringify([{ attempt: 1, error: "handler said no", at: new Date().toISOString() }])
+        : "[]",
+    ],
   );
   return id;
 }
@@ -122,14 +134,22 @@ afterAll(async () => {
       fetch(gateway.url, {
         method: "POST",
         headers: { authorization: `Bearer ${redisToken}` },
-        body: JSON.stringify(["EVAL", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0", 0, `${PREFIX}:*`]),
+        body: JSON.stringify([
+          "EVAL",
+          "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0",
+          0,
+          `${PREFIX}:*`,
+        ]),
       }),
     () => gateway?.close(),
     () => proxy?.close(),
     () => admin?.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`),
     () => admin?.end(),
   ];
-  for (const step of steps) await Promise.resolve().then(step).catch(() => {});
+  for (const step of steps)
+    await Promise.resolve()
+      .then(step)
+      .catch(() => {});
 }, 30_000);
 
 describe("reflex CLI against wrangler dev", () => {
@@ -170,8 +190,14 @@ describe("reflex CLI against wrangler dev", () => {
     const all = await reflex(["--json", "dlq", "retry-all", "--type", "cli.broken"]);
     expectCode(all, 0);
     expect(JSON.parse(all.stdout)).toEqual({ count: 1 });
-    const rows = await db!.query<{ id: string; status: string }>("SELECT id, status FROM events WHERE id = ANY($1)", [[a, b, c]]);
-    expect(Object.fromEntries(rows.rows.map((x) => [x.id, x.status]))).toEqual({ [a]: "pending", [b]: "pending", [c]: "dlq" });
+    const rows = await db!.query<{ id: string; status: string }>("SELECT id, status FROM events WHERE id = ANY($1)", [
+      [a, b, c],
+    ]);
+    expect(Object.fromEntries(rows.rows.map((x) => [x.id, x.status]))).toEqual({
+      [a]: "pending",
+      [b]: "pending",
+      [c]: "dlq",
+    });
 
     const discard = await reflex(["dlq", "discard", c, "--reason", "poison payload"]);
     expectCode(discard, 0);
@@ -180,7 +206,12 @@ describe("reflex CLI against wrangler dev", () => {
 
     const get = await reflex(["events", "get", c]);
     expectCode(get, 0);
-    expect(JSON.parse(get.stdout)).toMatchObject({ id: c, type: "cli.other", status: "discarded", discard_reason: "poison payload" });
+    expect(JSON.parse(get.stdout)).toMatchObject({
+      id: c,
+      type: "cli.other",
+      status: "discarded",
+      discard_reason: "poison payload",
+    });
     const unknown = await reflex(["events", "get", randomUUID()]);
     expectCode(unknown, 1);
     expect(unknown.stderr).toMatch(/-> 404 Event not found/);
@@ -212,7 +243,10 @@ describe("reflex CLI against wrangler dev", () => {
     const realId = (JSON.parse(real.stdout) as { id: string }).id;
 
     // Watch both jobs while the replay runner cron advances them; each watcher exits on 'done'.
-    const watchers = [reflex(["replay", "status", dryId!, "--interval", "200"]), reflex(["--json", "replay", "status", realId, "--interval", "200"])];
+    const watchers = [
+      reflex(["replay", "status", dryId!, "--interval", "200"]),
+      reflex(["--json", "replay", "status", realId, "--interval", "200"]),
+    ];
     await runCron("*/2 * * * *");
     const [watchDry, watchReal] = await Promise.all(watchers);
     expectCode(watchDry!, 0);

@@ -8,8 +8,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { ensureDevVars, readDevVars } from "../../local/dev-vars";
-import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
 import { startNeonProxy } from "../../local/neon-proxy";
+import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 
 describe(".dev.vars", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devvars-"));
@@ -31,7 +31,11 @@ describe("Upstash gateway protocol edges", () => {
   let gw: Gateway;
   const token = "node-test-token";
   const call = (body: unknown, p = "/", headers: Record<string, string> = {}) =>
-    fetch(gw.url + p, { method: "POST", headers: { authorization: `Bearer ${token}`, ...headers }, body: JSON.stringify(body) });
+    fetch(gw.url + p, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, ...headers },
+      body: JSON.stringify(body),
+    });
 
   beforeAll(async () => {
     gw = await startUpstashGateway({ token });
@@ -40,8 +44,21 @@ describe("Upstash gateway protocol edges", () => {
 
   it("encodes every string at any depth in base64 mode, status replies included", async () => {
     const key = `t:node:${Date.now()}`;
-    expect(await (await call(["SET", key, "v"], "/", { "upstash-encoding": "base64" })).json()).toEqual({ result: Buffer.from("OK").toString("base64") });
-    const r = await (await call([["GET", key], ["INCR", `${key}:n`], ["GET", `${key}:none`], ["MGET", key, `${key}:none`]], "/pipeline", { "upstash-encoding": "base64" })).json();
+    expect(await (await call(["SET", key, "v"], "/", { "upstash-encoding": "base64" })).json()).toEqual({
+      result: Buffer.from("OK").toString("base64"),
+    });
+    const r = await (
+      await call(
+        [
+          ["GET", key],
+          ["INCR", `${key}:n`],
+          ["GET", `${key}:none`],
+          ["MGET", key, `${key}:none`],
+        ],
+        "/pipeline",
+        { "upstash-encoding": "base64" },
+      )
+    ).json();
     expect(r).toEqual([{ result: "dg==" }, { result: 1 }, { result: null }, { result: ["dg==", null] }]);
     expect(await (await call(["GET", key])).json()).toEqual({ result: "v" });
     expect(await (await call(["SET", key, 12, "EX", 100])).json()).toEqual({ result: "OK" });
@@ -56,7 +73,10 @@ describe("Upstash gateway protocol edges", () => {
     gw.setFault(503);
     expect((await call(["PING"])).status).toBe(503);
     gw.setFault("hang");
-    const hung = await Promise.race([call(["PING"]).then(() => "answered"), new Promise((r) => setTimeout(() => r("held"), 300))]);
+    const hung = await Promise.race([
+      call(["PING"]).then(() => "answered"),
+      new Promise((r) => setTimeout(() => r("held"), 300)),
+    ]);
     expect(hung).toBe("held");
     gw.setFault(null);
     expect(await (await call(["PING"])).json()).toEqual({ result: "PONG" });
@@ -69,7 +89,10 @@ describe("Neon proxy", () => {
     const open = () =>
       new Promise<string>((resolve) => {
         const ws = new WebSocket(`ws://${proxy.address}/v1`);
-        ws.on("open", () => { ws.close(); resolve("open"); });
+        ws.on("open", () => {
+          ws.close();
+          resolve("open");
+        });
         ws.on("error", () => resolve("refused"));
       });
     expect(await open()).toBe("open");

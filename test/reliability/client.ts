@@ -9,8 +9,8 @@
  * accepted, because the system said yes to someone.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import worker from "../../src/index";
 import type { Env } from "../../src/config";
+import worker from "../../src/index";
 import type { Item } from "./traffic";
 
 export interface Answer {
@@ -71,9 +71,14 @@ export class Client {
     // "race": the provider sends two copies at the same moment; the atomic dedupe must let one in.
     const racing = item.extra === "race";
     if (racing) L.duplicateSends++;
-    const [first] = await Promise.all(racing ? [this.untilDefinite(item), this.untilDefinite(item)] : [this.untilDefinite(item)]);
+    const [first] = await Promise.all(
+      racing ? [this.untilDefinite(item), this.untilDefinite(item)] : [this.untilDefinite(item)],
+    );
     if (!item.expect.accept) {
-      if (first!.status !== item.expect.status) L.problems.push(`expected ${item.expect.status}, got ${first!.status}: ${JSON.stringify(first!.json).slice(0, 200)}`);
+      if (first!.status !== item.expect.status)
+        L.problems.push(
+          `expected ${item.expect.status}, got ${first!.status}: ${JSON.stringify(first!.json).slice(0, 200)}`,
+        );
       if (first!.status >= 400) {
         for (const id of item.ids) L.rejected.add(id);
         if (item.delivery) L.refusedDeliveries.add(`${item.delivery.source}:${item.delivery.id}`);
@@ -81,7 +86,8 @@ export class Client {
       }
       return;
     }
-    if (first!.status >= 300) L.problems.push(`${item.kind} refused with ${first!.status}: ${JSON.stringify(first!.json).slice(0, 300)}`);
+    if (first!.status >= 300)
+      L.problems.push(`${item.kind} refused with ${first!.status}: ${JSON.stringify(first!.json).slice(0, 300)}`);
     if (item.extra === "resend" || item.extra === "redeliver") {
       // The client lost the 202 and sends the batch again / the provider redelivers later.
       L.duplicateSends++;
@@ -123,12 +129,20 @@ export class Client {
       return { status: res.status, json };
     })();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = await Promise.race([answer, new Promise<typeof TIMEOUT>((res) => (timer = setTimeout(() => res(TIMEOUT), this.o.timeoutMs)))]);
+    const r = await Promise.race([
+      answer,
+      new Promise<typeof TIMEOUT>((res) => (timer = setTimeout(() => res(TIMEOUT), this.o.timeoutMs))),
+    ]);
     clearTimeout(timer);
     if (r === TIMEOUT) {
       L.timeouts++;
       L.count("timeout");
-      L.late.push(answer.then((a) => this.record(item, a, true), (e) => void L.problems.push(`late request threw: ${String(e)}`)));
+      L.late.push(
+        answer.then(
+          (a) => this.record(item, a, true),
+          (e) => void L.problems.push(`late request threw: ${String(e)}`),
+        ),
+      );
       return TIMEOUT;
     }
     this.record(item, r, false);

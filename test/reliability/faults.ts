@@ -45,7 +45,11 @@ export class Faults {
 
   async episode(kind: FaultKind, phase: Phase, o: { minMs: number; maxMs: number }): Promise<Episode> {
     const L = this.ledger;
-    const before = { e503: L.answers.get(503) ?? 0, timeouts: L.timeouts, accepted: (L.answers.get(202) ?? 0) + (L.answers.get(200) ?? 0) };
+    const before = {
+      e503: L.answers.get(503) ?? 0,
+      timeouts: L.timeouts,
+      accepted: (L.answers.get(202) ?? 0) + (L.answers.get(200) ?? 0),
+    };
     const started = Date.now();
     const failedSince = () => this.fleet.runs.filter((r) => r.error && r.ended! >= started).length;
     await this.set(kind, true);
@@ -57,7 +61,13 @@ export class Faults {
         if (elapsed < o.minMs) continue;
         if (elapsed >= o.maxMs) break;
         // Hit something on each side that was running into it?
-        const ingestHit = phase === "drain" || (kind === "gateway 503" ? (L.answers.get(503) ?? 0) > before.e503 : kind === "gateway hang" ? L.timeouts > before.timeouts : true);
+        const ingestHit =
+          phase === "drain" ||
+          (kind === "gateway 503"
+            ? (L.answers.get(503) ?? 0) > before.e503
+            : kind === "gateway hang"
+              ? L.timeouts > before.timeouts
+              : true);
         const drainHit = kind === "gateway hang" ? this.fleet.inFlight() > 0 : failedSince() > 0;
         if (ingestHit && drainHit) break;
       }
@@ -68,11 +78,14 @@ export class Faults {
     const ms = Date.now() - started;
     await sleep(GRACE_MS);
     const ep: Episode = {
-      kind, phase, ms,
+      kind,
+      phase,
+      ms,
       ingest503: (L.answers.get(503) ?? 0) - before.e503,
       clientTimeouts: L.timeouts - before.timeouts,
       accepted: (L.answers.get(202) ?? 0) + (L.answers.get(200) ?? 0) - before.accepted,
-      runsFailed: this.fleet.runs.filter((r) => r.error && r.ended! >= started && r.ended! <= started + ms + GRACE_MS).length,
+      runsFailed: this.fleet.runs.filter((r) => r.error && r.ended! >= started && r.ended! <= started + ms + GRACE_MS)
+        .length,
       runsHeld: held,
     };
     this.episodes.push(ep);

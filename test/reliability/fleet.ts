@@ -14,20 +14,29 @@
  * LOCK_LEASE_MS. Runs failing because Redis or Postgres is down are counted for the fault
  * report; the fleet just keeps scheduling runs, as the platform would.
  */
-import { createExecutionContext, createMessageBatch, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
-import worker from "../../src/index";
-import type { Config, Env, WakeMessage } from "../../src/config";
-import { runConsumer } from "../../src/consume/consumer";
-import { CrashInjected, Failpoints, type Failpoint } from "../../src/failpoints";
-import { openDb } from "../../src/db/client";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { openBackend } from "../../src/backends";
-import { redisKeys } from "../../src/backends/redis/keys";
 import { openRedis } from "../../src/backends/redis/client";
 import { RedisFilterState } from "../../src/backends/redis/filter-state";
+import { redisKeys } from "../../src/backends/redis/keys";
 import { RedisScopeLocks } from "../../src/backends/redis/locks";
+import type { Config, Env, WakeMessage } from "../../src/config";
+import { runConsumer } from "../../src/consume/consumer";
+import { openDb } from "../../src/db/client";
+import { CrashInjected, type Failpoint, Failpoints } from "../../src/failpoints";
+import worker from "../../src/index";
 import type { TriggerRegistry } from "../../src/triggers/registry";
 
-export const FAILPOINTS: Failpoint[] = ["after-claim-before-persist", "after-persist-before-dispatch", "after-persist-before-ack"];
+export const FAILPOINTS: Failpoint[] = [
+  "after-claim-before-persist",
+  "after-persist-before-dispatch",
+  "after-persist-before-ack",
+];
 
 export interface RunRecord {
   role: "cron" | "queue";
@@ -164,7 +173,11 @@ export class Fleet {
   private async queueLoop(): Promise<void> {
     let n = 0;
     while (!this.stopped) {
-      while (!this.paused && this.inbox.length && [...this.activeRecords].filter((r) => r.role === "queue").length < this.o.queueConcurrency) {
+      while (
+        !this.paused &&
+        this.inbox.length &&
+        [...this.activeRecords].filter((r) => r.role === "queue").length < this.o.queueConcurrency
+      ) {
         const batch = this.inbox.splice(0, 100);
         void this.launch("queue", n++ % 3 === 2 ? "entry" : "consumer", batch, true);
       }
@@ -181,7 +194,12 @@ export class Fleet {
     return new Failpoints({ [least]: short || Math.random() < 0.5 ? 1 : 2 });
   }
 
-  private launch(role: RunRecord["role"], via: RunRecord["via"], messages: WakeMessage[], armed: boolean): Promise<RunRecord> {
+  private launch(
+    role: RunRecord["role"],
+    via: RunRecord["via"],
+    messages: WakeMessage[],
+    armed: boolean,
+  ): Promise<RunRecord> {
     const rec: RunRecord = { role, via, started: Date.now(), waiting: new Map() };
     if (this.activeRecords.size > 0) this.overlapping++;
     this.activeRecords.add(rec);
@@ -225,7 +243,8 @@ export class Fleet {
         name: `c-rel-${this.seq++}-${crypto.randomUUID().slice(0, 8)}`,
         ...(failpoints ? { failpoints } : {}),
         // Retries wake the consumer through the queue, as in the worker.
-        scheduleWake: async (delays) => this.enqueue(delays.map((d) => ({ body: { kind: "wake", at: Date.now() + d * 1000 }, delaySeconds: d }))),
+        scheduleWake: async (delays) =>
+          this.enqueue(delays.map((d) => ({ body: { kind: "wake", at: Date.now() + d * 1000 }, delaySeconds: d }))),
       });
     } catch (e) {
       crashed = e instanceof CrashInjected;
@@ -242,7 +261,11 @@ export class Fleet {
     const ctx = createExecutionContext();
     try {
       if (role === "cron") {
-        await worker.scheduled!(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), this.env, ctx);
+        await worker.scheduled!(
+          createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }),
+          this.env,
+          ctx,
+        );
       } else {
         const batch = createMessageBatch<WakeMessage>(
           "reflex-wake",

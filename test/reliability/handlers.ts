@@ -50,7 +50,8 @@ export function flakyTrigger(stats: HandlerStats): TriggerSpec {
       stats.running.set(ctx.scope, n);
       if (n > 1) stats.scopeOverlaps++;
       const fate = fateOf(ctx.event.id);
-      const fails = fate === "always" || (fate === "fail-first" && ctx.attempt <= 1) || (fate === "fail-twice" && ctx.attempt <= 2);
+      const fails =
+        fate === "always" || (fate === "fail-first" && ctx.attempt <= 1) || (fate === "fail-twice" && ctx.attempt <= 2);
       // Yield to the event loop, as real I/O would: a missing scope lock would show as an overlap.
       await new Promise((r) => setTimeout(r, 0));
       stats.running.set(ctx.scope, stats.running.get(ctx.scope)! - 1);

@@ -5,8 +5,8 @@
  * stand-ins (the observer), never through the faulty pair.
  */
 import { sql } from "drizzle-orm";
-import type { DbHandle } from "../../src/db/client";
 import type { EventStore } from "../../src/backends/types";
+import type { DbHandle } from "../../src/db/client";
 import type { Ledger } from "./client";
 import { fateOf, type HandlerStats } from "./handlers";
 
@@ -33,8 +33,13 @@ export async function readHistory(db: DbHandle): Promise<HistoryRow[]> {
 }
 
 /** Open work: events not final yet, and stream entries unread or unacknowledged. */
-export async function openWork(db: DbHandle, store: EventStore): Promise<{ open: number; pending: number; lag: number }> {
-  const r = await db.db.execute<{ n: number }>(sql`select count(*)::int as n from events where status in ('pending', 'processing')`);
+export async function openWork(
+  db: DbHandle,
+  store: EventStore,
+): Promise<{ open: number; pending: number; lag: number }> {
+  const r = await db.db.execute<{ n: number }>(
+    sql`select count(*)::int as n from events where status in ('pending', 'processing')`,
+  );
   let pending = 0;
   let lag = 0;
   for (const lane of store.lanes()) {
@@ -66,7 +71,12 @@ export interface Reconciliation {
   rows: number;
 }
 
-export function reconcile(history: HistoryRow[], ledger: Ledger, stats: HandlerStats, unacknowledged: number): Reconciliation {
+export function reconcile(
+  history: HistoryRow[],
+  ledger: Ledger,
+  stats: HandlerStats,
+  unacknowledged: number,
+): Reconciliation {
   const byId = new Map<string, HistoryRow>();
   const duplicated: string[] = [];
   const byDelivery = new Map<string, string[]>();
@@ -78,8 +88,10 @@ export function reconcile(history: HistoryRow[], ledger: Ledger, stats: HandlerS
       byDelivery.set(k, [...(byDelivery.get(k) ?? []), row.id]);
     }
   }
-  for (const [k, ids] of byDelivery) if (ids.length > 1) duplicated.push(`delivery ${k} stored as ${ids.length} events`);
-  for (const [k, ids] of ledger.deliveries) if (ids.size > 1) duplicated.push(`delivery ${k} answered with ${ids.size} different ids`);
+  for (const [k, ids] of byDelivery)
+    if (ids.length > 1) duplicated.push(`delivery ${k} stored as ${ids.length} events`);
+  for (const [k, ids] of ledger.deliveries)
+    if (ids.size > 1) duplicated.push(`delivery ${k} answered with ${ids.size} different ids`);
   for (const [k, n] of ledger.deliveryAccepts) if (n > 1) duplicated.push(`delivery ${k} answered 202 ${n} times`);
 
   let completed = 0;
@@ -95,21 +107,36 @@ export function reconcile(history: HistoryRow[], ledger: Ledger, stats: HandlerS
       if (!stats.successes.has(id)) completedUnhandled.push(id);
     } else if (row?.status === "dlq" && row.last_error) {
       deadLettered++;
-      const why = /no outcome after/.test(row.last_error) ? "deliveries without an outcome" : `handler failed (${fateOf(id)})`;
+      const why = /no outcome after/.test(row.last_error)
+        ? "deliveries without an outcome"
+        : `handler failed (${fateOf(id)})`;
       dlqWhy.set(why, (dlqWhy.get(why) ?? 0) + 1);
-    }
-    else lost.push(`${id}: ${row ? `${row.status}${row.status === "dlq" ? " without a reason" : ""}` : "not in history"}`);
+    } else
+      lost.push(`${id}: ${row ? `${row.status}${row.status === "dlq" ? " without a reason" : ""}` : "not in history"}`);
     if (row && fateOf(id) === "always" && row.status !== "dlq") alwaysFailingNotDead.push(id);
   }
   const unexpected: string[] = [];
   for (const row of history) {
     if (ledger.accepted.has(row.id)) continue;
-    const why = ledger.rejected.has(row.id) ? "from a refused request" : row.delivery_id !== null && ledger.refusedDeliveries.has(`${row.source}:${row.delivery_id}`) ? "a forged delivery" : "never accepted";
+    const why = ledger.rejected.has(row.id)
+      ? "from a refused request"
+      : row.delivery_id !== null && ledger.refusedDeliveries.has(`${row.source}:${row.delivery_id}`)
+        ? "a forged delivery"
+        : "never accepted";
     unexpected.push(`${row.id} (${why})`);
   }
   return {
-    accepted: ledger.accepted.size, completed, deadLettered, lost, duplicated, unexpected, completedUnhandled, alwaysFailingNotDead,
-    unacknowledged, dlqWhy, rows: history.length,
+    accepted: ledger.accepted.size,
+    completed,
+    deadLettered,
+    lost,
+    duplicated,
+    unexpected,
+    completedUnhandled,
+    alwaysFailingNotDead,
+    unacknowledged,
+    dlqWhy,
+    rows: history.length,
   };
 }
 
@@ -118,10 +145,5 @@ export function table(title: string, rows: Array<[string, string | number]>): st
   const w = Math.max(...rows.map(([k]) => k.length));
   const v = Math.max(...rows.map(([, x]) => String(x).length));
   const line = `+${"-".repeat(w + 2)}+${"-".repeat(v + 2)}+`;
-  return [
-    title,
-    line,
-    ...rows.map(([k, x]) => `| ${k.padEnd(w)} | ${String(x).padStart(v)} |`),
-    line,
-  ].join("\n");
+  return [title, line, ...rows.map(([k, x]) => `| ${k.padEnd(w)} | ${String(x).padStart(v)} |`), line].join("\n");
 }

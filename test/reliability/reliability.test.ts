@@ -16,19 +16,19 @@
  * No timing assertions: durations only bound how long a fault is held.
  */
 import { describe, expect, inject, it, vi } from "vitest";
-import { loadConfig, type Config } from "../../src/config";
-import { openDb } from "../../src/db/client";
 import { openBackend } from "../../src/backends";
+import { type Config, loadConfig } from "../../src/config";
+import { openDb } from "../../src/db/client";
 import { defaultTriggers, TriggerRegistry } from "../../src/triggers/registry";
 import { freshEnv } from "../support/env";
 import { privateStandIns } from "../support/faults";
 import { Client, Ledger } from "./client";
-import { Faults, type Episode } from "./faults";
+import { type Episode, Faults } from "./faults";
 import { FAILPOINTS, Fleet } from "./fleet";
-import { HandlerStats, TRIGGER_NAME, flakyTrigger } from "./handlers";
+import { flakyTrigger, HandlerStats, TRIGGER_NAME } from "./handlers";
 import { profile } from "./profile";
 import { openWork, readHistory, reconcile, table } from "./reconcile";
-import { API_KEY, WEBHOOK_SOURCES, buildPlan } from "./traffic";
+import { API_KEY, buildPlan, WEBHOOK_SOURCES } from "./traffic";
 
 const P = profile();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -75,7 +75,9 @@ function muteWorkerLogs() {
       counts.set(level, (counts.get(level) ?? 0) + 1);
     }),
   );
-  return { counts, restore: () => {
+  return {
+    counts,
+    restore: () => {
       for (const s of spies) s.mockRestore();
     },
   };
@@ -96,7 +98,12 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
       const cfg: Config = loadConfig(env);
       fleet.attach(env, cfg);
       // The observer reads history and streams through the shared, healthy stand-ins.
-      const observerCfg = loadConfig({ ...env, UPSTASH_REDIS_REST_URL: inject("upstashUrl"), UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"), NEON_WS_PROXY: inject("neonProxy") });
+      const observerCfg = loadConfig({
+        ...env,
+        UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
+        UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
+        NEON_WS_PROXY: inject("neonProxy"),
+      });
       const observerDb = openDb(observerCfg);
       const observerStore = openBackend(observerCfg, observerDb).store;
 
@@ -168,7 +175,8 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
           }
           lastCheck = { ...w, inFlight: fleet.inFlight(), runs: fleet.describeInFlight() };
           quiet = nothingOpen(w) && fleet.inFlight() === 0 ? quiet + 1 : 0;
-          if (quiet === 1 && !phases.some(([k]) => k === "first quiet check")) phases.push(["first quiet check", Date.now() - started]);
+          if (quiet === 1 && !phases.some(([k]) => k === "first quiet check"))
+            phases.push(["first quiet check", Date.now() - started]);
         }
         drained = quiet >= 2;
         await fleet.stop();
@@ -180,10 +188,13 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
         const r = reconcile(history, ledger, stats, end.pending + end.lag);
         logs.restore();
 
-        const ep = (kind: Episode["kind"], phase: Episode["phase"]) => faults.episodes.find((e) => e.kind === kind && e.phase === phase)!;
+        const ep = (kind: Episode["kind"], phase: Episode["phase"]) =>
+          faults.episodes.find((e) => e.kind === kind && e.phase === phase)!;
         const answers = [...ledger.answers.entries()].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
         const sentEventsTotal = plan.items.reduce((n, it) => n + Math.max(1, it.ids.length), 0);
-        const refusedEvents = plan.items.filter((it) => !it.expect.accept).reduce((n, it) => n + Math.max(1, it.ids.length), 0);
+        const refusedEvents = plan.items
+          .filter((it) => !it.expect.accept)
+          .reduce((n, it) => n + Math.max(1, it.ids.length), 0);
         const runs = fleet.runs;
         console.log(
           [
@@ -195,7 +206,9 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
               ["requests sent (attempts)", ledger.sent],
               ...answers.map(([s, n]) => [`  answered ${s}`, n] as [string, number]),
               ["accepted (distinct ids answered 2xx)", r.accepted],
-              ...[...ledger.rejectedByStatus.entries()].map(([s, n]) => [`rejected ${s} (requests)`, n] as [string, number]),
+              ...[...ledger.rejectedByStatus.entries()].map(
+                ([s, n]) => [`rejected ${s} (requests)`, n] as [string, number],
+              ),
               ["completed", r.completed],
               ["dead-lettered (with a reason)", r.deadLettered],
               ...[...r.dlqWhy.entries()].sort().map(([k, n]) => [`  ${k}`, n] as [string, number]),
@@ -217,7 +230,10 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
               ["gateway 503 during drain: consumer runs failed", ep("gateway 503", "drain").runsFailed],
               ["gateway hang during drain: consumer runs held", ep("gateway hang", "drain").runsHeld],
               ...FAILPOINTS.map((p) => [`crash ${p}`, fleet.crashes.get(p)!] as [string, number]),
-              ["consumer runs (worker entry points among them)", `${runs.length} (${runs.filter((x) => x.via === "entry").length})`],
+              [
+                "consumer runs (worker entry points among them)",
+                `${runs.length} (${runs.filter((x) => x.via === "entry").length})`,
+              ],
               ["runs started while others ran / most at once", `${fleet.overlapping} / ${fleet.maxAtOnce}`],
               ["duplicate sends (resends, redeliveries, races)", ledger.duplicateSends],
               ["client retries after 5xx or timeout", ledger.retries],
@@ -231,11 +247,17 @@ describe(`reliability (${P.name} profile: ${P.events} events)`, () => {
           ].join("\n"),
         );
         const unexpectedRunErrors = runs.filter((x) => x.error).map((x) => x.error!);
-        if (unexpectedRunErrors.length) console.log(`run errors (first 5 of ${unexpectedRunErrors.length}):\n  ${[...new Set(unexpectedRunErrors)].slice(0, 5).join("\n  ")}`);
+        if (unexpectedRunErrors.length)
+          console.log(
+            `run errors (first 5 of ${unexpectedRunErrors.length}):\n  ${[...new Set(unexpectedRunErrors)].slice(0, 5).join("\n  ")}`,
+          );
 
         // --- what must hold ------------------------------------------------------------
         expect(ledger.problems.slice(0, 10)).toEqual([]);
-        expect(drained, `the fleet drained everything before the deadline (last check: ${JSON.stringify(lastCheck)})`).toBe(true);
+        expect(
+          drained,
+          `the fleet drained everything before the deadline (last check: ${JSON.stringify(lastCheck)})`,
+        ).toBe(true);
         expect(r.lost.slice(0, 10)).toEqual([]);
         expect(r.duplicated.slice(0, 10)).toEqual([]);
         expect(r.unexpected.slice(0, 10)).toEqual([]);

@@ -9,8 +9,8 @@
  * which ids a refused request carried. Webhook deliveries are retried and redelivered with
  * the same delivery id and a fresh signature, as providers do.
  */
-import { SECRETS, githubHeaders, standardHeaders, stripeEvent, stripeHeaders } from "../fixtures/webhooks";
-import { prng, type Profile } from "./profile";
+import { githubHeaders, SECRETS, standardHeaders, stripeEvent, stripeHeaders } from "../fixtures/webhooks";
+import { type Profile, prng } from "./profile";
 
 export const API_KEY = "reliability-key-0123456789abcdef";
 
@@ -45,7 +45,11 @@ export interface Item {
 }
 
 function post(path: string, body: string, headers: Record<string, string>): Request {
-  return new Request(`http://reflex.test${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  return new Request(`http://reflex.test${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
 }
 const authed = (key = API_KEY) => ({ authorization: `Bearer ${key}` });
 
@@ -65,7 +69,15 @@ export function buildPlan(p: Profile): Plan {
     n++;
     return type === "timer.tick"
       ? { id, type, source, timer_name: "reliability", tick_count: n }
-      : { id, type, source, method: "POST", path: `/orders/${n}`, headers: { "x-n": String(n) }, body: { n, items: [n % 7, "x"] } };
+      : {
+          id,
+          type,
+          source,
+          method: "POST",
+          path: `/orders/${n}`,
+          headers: { "x-n": String(n) },
+          body: { n, items: [n % 7, "x"] },
+        };
   };
 
   const items: Item[] = [];
@@ -85,7 +97,9 @@ export function buildPlan(p: Profile): Plan {
   for (let i = 0; i < singles; i++) {
     const e = event();
     items.push({
-      kind: "single", expect: { accept: true }, ids: [e.id],
+      kind: "single",
+      expect: { accept: true },
+      ids: [e.id],
       build: async () => post("/events", JSON.stringify(e), authed()),
     });
     acceptable++;
@@ -95,7 +109,9 @@ export function buildPlan(p: Profile): Plan {
     const events = Array.from({ length: size }, () => event());
     const body = JSON.stringify({ events });
     items.push({
-      kind: "batch", expect: { accept: true }, ids: events.map((e) => e.id),
+      kind: "batch",
+      expect: { accept: true },
+      ids: events.map((e) => e.id),
       build: async () => post("/events/batch", body, authed()),
       ...(rnd() < 0.05 ? { extra: "resend" as const } : {}),
     });
@@ -111,17 +127,32 @@ export function buildPlan(p: Profile): Plan {
         const events: Record<string, unknown>[] = Array.from({ length: 20 }, () => event());
         events[7] = { ...events[7], type: "no.such.type" };
         const body = JSON.stringify({ events });
-        items.push({ kind: "batch", expect: { accept: false, status: 422 }, ids: events.map((e) => String(e.id)), build: async () => post("/events/batch", body, authed()) });
+        items.push({
+          kind: "batch",
+          expect: { accept: false, status: 422 },
+          ids: events.map((e) => String(e.id)),
+          build: async () => post("/events/batch", body, authed()),
+        });
         break;
       }
       case 1: {
         const e = event();
-        items.push({ kind: "single", expect: { accept: false, status: 401 }, ids: [e.id], build: async () => post("/events", JSON.stringify(e), authed("not-a-key-of-this-deployment")) });
+        items.push({
+          kind: "single",
+          expect: { accept: false, status: 401 },
+          ids: [e.id],
+          build: async () => post("/events", JSON.stringify(e), authed("not-a-key-of-this-deployment")),
+        });
         break;
       }
       case 2: {
         const e = { ...event("timer.tick"), tick_count: -1 };
-        items.push({ kind: "single", expect: { accept: false, status: 422 }, ids: [e.id], build: async () => post("/events", JSON.stringify(e), authed()) });
+        items.push({
+          kind: "single",
+          expect: { accept: false, status: 422 },
+          ids: [e.id],
+          build: async () => post("/events", JSON.stringify(e), authed()),
+        });
         break;
       }
       case 3: {
@@ -130,7 +161,10 @@ export function buildPlan(p: Profile): Plan {
         const sent = JSON.stringify({ amount: 1_000_000 });
         const id = `msg_forged_${crypto.randomUUID()}`;
         items.push({
-          kind: "webhook", expect: { accept: false, status: 401 }, ids: [], delivery: { source: "rel-svix", id },
+          kind: "webhook",
+          expect: { accept: false, status: 401 },
+          ids: [],
+          delivery: { source: "rel-svix", id },
           build: async () => post("/webhooks/rel-svix", sent, standardHeaders(signedBody, id)),
         });
         break;
@@ -154,17 +188,29 @@ function webhookItem(source: WebhookSourceName, extra: Item["extra"]): Item {
     case "rel-svix": {
       const id = `msg_${crypto.randomUUID()}`;
       const body = JSON.stringify({ type: "invoice.created", data: { n } });
-      return { ...common, delivery: { source, id }, build: async () => post(`/webhooks/${source}`, body, standardHeaders(body, id)) };
+      return {
+        ...common,
+        delivery: { source, id },
+        build: async () => post(`/webhooks/${source}`, body, standardHeaders(body, id)),
+      };
     }
     case "rel-gh": {
       const id = crypto.randomUUID();
       const body = JSON.stringify({ ref: "refs/heads/main", n, repository: { full_name: "reflex/edge" } });
-      return { ...common, delivery: { source, id }, build: async () => post(`/webhooks/${source}`, body, await githubHeaders(body, id)) };
+      return {
+        ...common,
+        delivery: { source, id },
+        build: async () => post(`/webhooks/${source}`, body, await githubHeaders(body, id)),
+      };
     }
     case "rel-stripe": {
       const id = `evt_${crypto.randomUUID().replace(/-/g, "")}`;
       const body = stripeEvent(id);
-      return { ...common, delivery: { source, id }, build: async () => post(`/webhooks/${source}`, body, await stripeHeaders(body)) };
+      return {
+        ...common,
+        delivery: { source, id },
+        build: async () => post(`/webhooks/${source}`, body, await stripeHeaders(body)),
+      };
     }
   }
 }

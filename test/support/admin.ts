@@ -24,7 +24,11 @@ export async function call<T = any>(
   const token = o.token === undefined ? ADMIN_TOKEN : o.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
   if (o.body !== undefined) headers["content-type"] = "application/json";
-  const req = new Request(`http://reflex.test${path}`, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body) });
+  const req = new Request(`http://reflex.test${path}`, {
+    method,
+    headers,
+    body: o.body === undefined ? undefined : JSON.stringify(o.body),
+  });
   const { res, text, json } = await fetchThrough(env, req);
   const body = text === "" ? undefined : json === undefined ? text : json;
   return { status: res.status, headers: res.headers, body: body as T };

@@ -4,17 +4,17 @@
  * its own consumer name and its own lock owner, as separate invocations would have.
  */
 import type { SQL } from "drizzle-orm";
-import { loadConfig, type Config } from "../../src/config";
-import { openDb, type DbHandle } from "../../src/db/client";
-import type { EventEnvelope } from "../../src/events/envelope";
-import { runConsumer, type ConsumerOptions, type RunReport } from "../../src/consume/consumer";
-import { redisKeys } from "../../src/backends/redis/keys";
-import { openRedis, type Redis } from "../../src/backends/redis/client";
-import { RedisStreamStore } from "../../src/backends/redis/store";
-import { RedisFilterState } from "../../src/backends/redis/filter-state";
 import { PgScopeLocks } from "../../src/backends/postgres/locks";
+import { openRedis, type Redis } from "../../src/backends/redis/client";
+import { RedisFilterState } from "../../src/backends/redis/filter-state";
+import { redisKeys } from "../../src/backends/redis/keys";
 import { RedisScopeLocks } from "../../src/backends/redis/locks";
+import { RedisStreamStore } from "../../src/backends/redis/store";
 import type { ScopeLocks } from "../../src/backends/types";
+import { type Config, loadConfig } from "../../src/config";
+import { type ConsumerOptions, type RunReport, runConsumer } from "../../src/consume/consumer";
+import { type DbHandle, openDb } from "../../src/db/client";
+import type { EventEnvelope } from "../../src/events/envelope";
 import { TriggerRegistry } from "../../src/triggers/registry";
 import { freshEnv, type TestEnv } from "./env";
 
@@ -50,12 +50,24 @@ export async function rig(overrides: Record<string, unknown> = {}): Promise<Rig>
     return new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
   };
   return {
-    env, cfg, db, redis, store, triggers, keys,
+    env,
+    cfg,
+    db,
+    redis,
+    store,
+    triggers,
+    keys,
     async run(o = {}) {
       const locks = o.locks ?? newLocks();
       try {
         return await runConsumer({
-          store, triggers, locks, filterState: new RedisFilterState(redis, keys.filterState), config: cfg, env, ...o,
+          store,
+          triggers,
+          locks,
+          filterState: new RedisFilterState(redis, keys.filterState),
+          config: cfg,
+          env,
+          ...o,
         });
       } finally {
         await locks.close().catch(() => {});

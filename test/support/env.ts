@@ -6,10 +6,10 @@
  * through the stand-ins - the same client libraries and code paths production uses.
  */
 import { env as bindings } from "cloudflare:workers";
-import { inject } from "vitest";
 import { Client } from "@neondatabase/serverless";
-import { applyLocalProxy } from "../../src/db/client";
+import { inject } from "vitest";
 import type { Env } from "../../src/config";
+import { applyLocalProxy } from "../../src/db/client";
 
 let counter = 0;
 

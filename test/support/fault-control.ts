@@ -10,11 +10,12 @@
  *
  * It listens on 127.0.0.1 only and is reachable only for the duration of a test run.
  */
+
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { randomBytes } from "node:crypto";
-import { startUpstashGateway, type Gateway } from "../../local/upstash-gateway";
-import { startNeonProxy, type NeonProxy } from "../../local/neon-proxy";
+import { type NeonProxy, startNeonProxy } from "../../local/neon-proxy";
+import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 
 export async function startFaultControl(pg: { host: string; port: number }) {
   const pairs = new Map<string, { gateway: Gateway; proxy: NeonProxy }>();

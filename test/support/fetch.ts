@@ -5,8 +5,8 @@
  * it is JSON, parsed (`json` is undefined otherwise).
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import worker from "../../src/index";
 import type { Env } from "../../src/config";
+import worker from "../../src/index";
 
 type Handler = (req: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
 
@@ -16,7 +16,11 @@ export interface Fetched {
   json: unknown;
 }
 
-export async function fetchThrough(env: Env, req: Request, handler: Handler = worker.fetch as Handler): Promise<Fetched> {
+export async function fetchThrough(
+  env: Env,
+  req: Request,
+  handler: Handler = worker.fetch as Handler,
+): Promise<Fetched> {
   const ctx = createExecutionContext();
   const res = await handler(req, env, ctx);
   const text = await res.text();

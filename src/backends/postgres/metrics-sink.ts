@@ -1,8 +1,8 @@
 /** Metrics counters in Postgres (deployments without Redis): a flush is ONE statement. */
 import { sql } from "drizzle-orm";
-import type { MetricsSink } from "../../obs/metrics";
 import type { Db } from "../../db/client";
 import { metricsCounters } from "../../db/schema";
+import type { MetricsSink } from "../../obs/metrics";
 
 export class PgMetricsSink implements MetricsSink {
   constructor(private db: Db) {}

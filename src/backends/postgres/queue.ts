@@ -12,10 +12,11 @@
  *
  * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
  */
-import { claimedRow, dueUpdate, type ClaimedRow, type DueLook, type EventRowLite } from "../../db/history";
-import { sql, type SQL } from "drizzle-orm";
-import { payloadOf, type EventEnvelope } from "../../events/envelope";
+
+import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
+import { type ClaimedRow, claimedRow, type DueLook, dueUpdate, type EventRowLite } from "../../db/history";
+import { type EventEnvelope, payloadOf } from "../../events/envelope";
 
 /** The single row of wake_gate (one deployment per database). */
 const GATE = "consumers";
@@ -213,5 +214,10 @@ export async function queueStats(db: Pick<Db, "execute">, lane: string | null): 
            count(DISTINCT claimed_by) FILTER (WHERE status = 'processing')::int AS consumers
       FROM events WHERE status IN ('pending', 'processing') AND ${laneIs(lane)}`);
   const x = r.rows[0] ?? {};
-  return { open: Number(x.open ?? 0), processing: Number(x.processing ?? 0), fresh: Number(x.fresh ?? 0), consumers: Number(x.consumers ?? 0) };
+  return {
+    open: Number(x.open ?? 0),
+    processing: Number(x.processing ?? 0),
+    fresh: Number(x.fresh ?? 0),
+    consumers: Number(x.consumers ?? 0),
+  };
 }

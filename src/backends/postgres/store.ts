@@ -20,11 +20,10 @@
  * Round trips per batch: one claim, one settle (plus lock calls when triggers match).
  */
 import type { Config } from "../../config";
-import { openDb, type Db } from "../../db/client";
+import { type Db, openDb } from "../../db/client";
 import { historyCounts, settleCompleted, settleOutcomes } from "../../db/history";
-import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "../shared";
-import { claimFresh, insertOnce, insertPending, queueStats } from "./queue";
 import type { EventEnvelope } from "../../events/envelope";
+import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "../shared";
 import type {
   ClaimRequest,
   ClaimResult,
@@ -40,6 +39,7 @@ import type {
   SettleRequest,
   SettleResult,
 } from "../types";
+import { claimFresh, insertOnce, insertPending, queueStats } from "./queue";
 
 /** The live lane of the Postgres backend: published events (column `lane` NULL). */
 export const PG_LANE = "pg:events";
@@ -103,7 +103,11 @@ export class PostgresEventStore implements EventStore {
     // The lease is on the system clock, as ClaimRequest carries no consumer clock; claimDue()
     // compares it with the consumer's (equal to the system clock outside tests).
     const r = await this.withDb((db) =>
-      claimFresh(db, { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs), lane }, req.due),
+      claimFresh(
+        db,
+        { consumer: req.consumer, max: req.max, leaseUntil: new Date(Date.now() + req.reclaimIdleMs), lane },
+        req.due,
+      ),
     );
     const fresh = r.fresh.map((x) => claimedEvent(x, req.lane));
     return {

@@ -6,8 +6,9 @@
  * A cache failure never fails the request: reads fall through to the source, writes are
  * dropped.
  */
-import { redisKeys } from "./keys";
+
 import type { Redis } from "./client";
+import { redisKeys } from "./keys";
 
 export class HotCache {
   private keys: ReturnType<typeof redisKeys>;

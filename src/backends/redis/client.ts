@@ -20,7 +20,8 @@ import { countRedisRequest } from "../../obs/usage";
  */
 const clients = new Map<string, Redis>();
 
-type RedisConfig = Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN"> & Partial<Pick<Config, "REDIS_TIMEOUT_MS">>;
+type RedisConfig = Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN"> &
+  Partial<Pick<Config, "REDIS_TIMEOUT_MS">>;
 
 export function openRedis(cfg: RedisConfig): Redis {
   if (!cfg.UPSTASH_REDIS_REST_URL || !cfg.UPSTASH_REDIS_REST_TOKEN) {

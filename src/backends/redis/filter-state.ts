@@ -5,8 +5,9 @@
  *
  * Keys start with REDIS_PREFIX (./keys.ts) and expire on their own.
  */
-import type { Redis } from "./client";
+
 import { BatchedFilterState, type Check } from "../filter-batch";
+import type { Redis } from "./client";
 
 // KEYS[i] = state key; ARGV = op, member, a, b for each key, in order.
 // r (rate limit): a = max, b = ttl ms; the key is a set of the event ids admitted in its window.
@@ -54,7 +55,11 @@ export class RedisFilterState extends BatchedFilterState {
 
   protected async send(batch: Check[]): Promise<boolean[]> {
     const args = batch.flatMap((c) => [c.op, c.member, String(c.a), String(c.b)]);
-    const r = (await this.redis.eval(SCRIPT, batch.map((c) => c.key), args)) as number[];
+    const r = (await this.redis.eval(
+      SCRIPT,
+      batch.map((c) => c.key),
+      args,
+    )) as number[];
     return batch.map((_, i) => Number(r[i]) === 1);
   }
 }

@@ -3,11 +3,12 @@
  * measuring a lane's backlog, trimming what every consumer group has acknowledged, and the
  * DLQ trail. Redis-specific, like the rest of this directory's Redis code.
  */
-import { ENTRY_FIELD } from "./store";
-import { redisKeys } from "./keys";
-import type { Redis } from "./client";
+
 import type { EventEnvelope } from "../../events/envelope";
 import type { DlqTrailEntry, ReplayLane, StreamUpkeep } from "../types";
+import type { Redis } from "./client";
+import { redisKeys } from "./keys";
+import { ENTRY_FIELD } from "./store";
 
 export class RedisLanes implements StreamUpkeep {
   readonly keys: ReturnType<typeof redisKeys>;
@@ -58,7 +59,13 @@ export class RedisLanes implements StreamUpkeep {
 
   /** The DLQ trail has no consumer group: plain trim by age. */
   async trimDlqTrail(cutoffMs: number): Promise<number> {
-    return Number(await this.redis.xtrim(this.keys.dlq, { strategy: "MINID", exactness: "~", threshold: `${Math.floor(cutoffMs)}-0` }));
+    return Number(
+      await this.redis.xtrim(this.keys.dlq, {
+        strategy: "MINID",
+        exactness: "~",
+        threshold: `${Math.floor(cutoffMs)}-0`,
+      }),
+    );
   }
 
   /** One trail entry per event the sweeper dead-lettered (the consumer writes its own in settle). */
@@ -69,7 +76,14 @@ export class RedisLanes implements StreamUpkeep {
       p.xadd(
         this.keys.dlq,
         "*",
-        { [ENTRY_FIELD]: JSON.stringify(x.event), id: x.event.id, error: x.error, attempts: String(x.attempts), at: x.at, by: "sweeper" },
+        {
+          [ENTRY_FIELD]: JSON.stringify(x.event),
+          id: x.event.id,
+          error: x.error,
+          attempts: String(x.attempts),
+          at: x.at,
+          by: "sweeper",
+        },
         { trim: { type: "MAXLEN", comparison: "~", threshold: maxlen } },
       );
     }

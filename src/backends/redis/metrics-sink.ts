@@ -1,7 +1,7 @@
 /** Metrics counters in one Redis hash: a flush is ONE command (a script of HINCRBYFLOAT). */
 import type { MetricsSink } from "../../obs/metrics";
-import { redisKeys } from "./keys";
 import type { Redis } from "./client";
+import { redisKeys } from "./keys";
 
 const ADD = `
 for i = 1, #ARGV, 2 do
@@ -20,7 +20,11 @@ export class RedisMetricsSink implements MetricsSink {
 
   async add(deltas: Array<[string, number]>): Promise<void> {
     if (deltas.length === 0) return;
-    await this.redis.eval(ADD, [this.key], deltas.flatMap(([k, v]) => [k, String(v)]));
+    await this.redis.eval(
+      ADD,
+      [this.key],
+      deltas.flatMap(([k, v]) => [k, String(v)]),
+    );
   }
 
   async read(): Promise<Array<[string, number]>> {

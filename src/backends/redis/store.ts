@@ -6,16 +6,14 @@
  * deserialisation can alter it. XADD trims approximately (MAXLEN ~) in the same command.
  */
 import type { Config } from "../../config";
-import type { EventEnvelope } from "../../events/envelope";
 import type { Db } from "../../db/client";
 import { historyCounts, persistClaimed, settleCompleted, settleOutcomes } from "../../db/history";
+import type { EventEnvelope } from "../../events/envelope";
 import { claimDueFromHistory, dueEvent, settleRows } from "../shared";
-import { redisKeys, shardOf } from "./keys";
-import type { Redis } from "./client";
 import type {
+  ClaimedEvent,
   ClaimRequest,
   ClaimResult,
-  ClaimedEvent,
   Dedupe,
   DedupedReceipt,
   DueRequest,
@@ -29,6 +27,8 @@ import type {
   SettleRequest,
   SettleResult,
 } from "../types";
+import type { Redis } from "./client";
+import { redisKeys, shardOf } from "./keys";
 
 export const ENTRY_FIELD = "e";
 
@@ -50,7 +50,8 @@ export class RedisStreamStore implements EventStore {
 
   constructor(
     readonly redis: Redis,
-    readonly cfg: Pick<Config, "REDIS_PREFIX" | "STREAM_SHARDS" | "STREAM_MAXLEN"> & Partial<Pick<Config, "STREAM_RETENTION_S">>,
+    readonly cfg: Pick<Config, "REDIS_PREFIX" | "STREAM_SHARDS" | "STREAM_MAXLEN"> &
+      Partial<Pick<Config, "STREAM_RETENTION_S">>,
     /** Postgres history: needed to consume (claim/settle), not to publish. */
     readonly db?: Db,
   ) {
@@ -116,7 +117,15 @@ export class RedisStreamStore implements EventStore {
       .createScript<unknown[]>(PUBLISH_ONCE)
       .exec(
         [this.keys.dedupe(dedupe.key), this.streamFor(event), this.keys.wake],
-        [event.id, String(Math.ceil(dedupe.windowS)), JSON.stringify(event), trim.type, String(trim.threshold), String(wakeMs), ENTRY_FIELD],
+        [
+          event.id,
+          String(Math.ceil(dedupe.windowS)),
+          JSON.stringify(event),
+          trim.type,
+          String(trim.threshold),
+          String(wakeMs),
+          ENTRY_FIELD,
+        ],
       )) as unknown[];
     if (Number(r[0]) === 0) return { duplicate: true, firstId: String(r[1]), wake: false, wakeWindowLeftMs: 0 };
     return { duplicate: false, wake: Number(r[1]) === 1, wakeWindowLeftMs: Math.max(0, Number(r[2])) };
@@ -165,16 +174,24 @@ export class RedisStreamStore implements EventStore {
 
     // Nothing read: no history statement to make, so no look for due events either.
     const due = entries.length ? req.due : undefined;
-    const persisted = await persistClaimed(db, req.consumer, [...byId.values()].map((x) => x.event), due);
+    const persisted = await persistClaimed(
+      db,
+      req.consumer,
+      [...byId.values()].map((x) => x.event),
+      due,
+    );
     const events: ClaimedEvent[] = persisted.due.map(dueEvent);
     const ownedIds = new Map(persisted.owned.map((o) => [o.id, o.attempts]));
     for (const [id, x] of byId) {
       const attempts = ownedIds.get(id);
-      if (attempts === undefined) skipped.push(x.receipt); // already final in history
+      if (attempts === undefined)
+        skipped.push(x.receipt); // already final in history
       else events.push({ ...x, attempts });
     }
     return {
-      events, skipped, read: entries.length,
+      events,
+      skipped,
+      read: entries.length,
       ...(cursor !== undefined ? { cursor } : {}),
       ...(due ? { due: persisted.due.length } : {}),
     };
@@ -219,11 +236,20 @@ export class RedisStreamStore implements EventStore {
   private async quarantine(lane: string, bad: Array<{ entryId: string; raw: string | undefined }>) {
     const p = this.redis.pipeline();
     for (const b of bad) {
-      p.xadd(this.keys.dlq, "*", { raw: b.raw ?? "", lane, entry: b.entryId, error: "stream entry is not an event envelope" }, {
-        trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN },
-      });
+      p.xadd(
+        this.keys.dlq,
+        "*",
+        { raw: b.raw ?? "", lane, entry: b.entryId, error: "stream entry is not an event envelope" },
+        {
+          trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN },
+        },
+      );
     }
-    p.xack(lane, this.keys.group, bad.map((b) => b.entryId));
+    p.xack(
+      lane,
+      this.keys.group,
+      bad.map((b) => b.entryId),
+    );
     await p.exec();
   }
 
@@ -235,7 +261,12 @@ export class RedisStreamStore implements EventStore {
   async settle(req: SettleRequest): Promise<SettleResult> {
     // Every outcome 'completed' (the usual batch): the cheaper statement, and no DLQ entries.
     if (req.outcomes.every((o) => o.status === "completed")) {
-      const recorded = await settleCompleted(this.history(), req.consumer, req.outcomes.map((o) => o.receipt.eventId), req.now);
+      const recorded = await settleCompleted(
+        this.history(),
+        req.consumer,
+        req.outcomes.map((o) => o.receipt.eventId),
+        req.now,
+      );
       req.failpoints?.hit("after-persist-before-ack");
       // Acknowledge only what this consumer recorded (see below). The cheap statement counts
       // rows, not ids: if any event was taken over, acknowledge none of the batch's entries;
@@ -273,7 +304,13 @@ export class RedisStreamStore implements EventStore {
       p.xadd(
         this.keys.dlq,
         "*",
-        { [ENTRY_FIELD]: JSON.stringify(o.event), id: o.event.id, error: o.error, attempts: String(o.attempts), at: now.toISOString() },
+        {
+          [ENTRY_FIELD]: JSON.stringify(o.event),
+          id: o.event.id,
+          error: o.error,
+          attempts: String(o.attempts),
+          at: now.toISOString(),
+        },
         { trim: { type: "MAXLEN", comparison: "~", threshold: this.cfg.STREAM_MAXLEN } },
       );
     }

@@ -16,7 +16,8 @@ export const github: Scheme<Source> = {
   async verify(source: Source, req: SignedRequest): Promise<Verdict> {
     const sig = req.headers.get(HEADER)?.trim();
     if (!sig) return { ok: false, header: HEADER, message: "missing" };
-    if (!/^sha256=[0-9a-f]{64}$/i.test(sig)) return { ok: false, header: HEADER, message: "must be sha256=<64 hex digits>" };
+    if (!/^sha256=[0-9a-f]{64}$/i.test(sig))
+      return { ok: false, header: HEADER, message: "must be sha256=<64 hex digits>" };
     let ok = false;
     try {
       ok = await verify(source.secret, req.text, sig.toLowerCase());

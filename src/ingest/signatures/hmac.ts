@@ -4,8 +4,9 @@
  * of their own (Shopify-style senders and the like). No timestamp, so no
  * tolerance; deduplication only when the source names an `id_header`.
  */
-import type { WebhookSource } from "../sources";
+
 import { constantTimeEqual, fromBase64, fromHex, hmacSha256 } from "../crypto";
+import type { WebhookSource } from "../sources";
 import { idFromHeader, type Scheme, type SignedRequest, type Verdict } from "./types";
 
 type Source = Extract<WebhookSource, { scheme: "hmac-sha256" }>;
@@ -22,7 +23,9 @@ export const hmacSha256Scheme: Scheme<Source> = {
     const got = source.encoding === "hex" ? fromHex(digest) : fromBase64(digest);
     if (!got) return { ok: false, header: source.header, message: `not ${source.encoding}` };
     const expected = await hmacSha256(source.secret, req.raw);
-    return constantTimeEqual(got, expected) ? { ok: true } : { ok: false, header: source.header, message: "does not match the body" };
+    return constantTimeEqual(got, expected)
+      ? { ok: true }
+      : { ok: false, header: source.header, message: "does not match the body" };
   },
   deliveryId: (s, headers) => idFromHeader(headers, s.id_header, false),
   eventHeaders: () => [],

@@ -32,10 +32,15 @@ export const standardWebhooks: Scheme<Source> = {
       if (!req.headers.get(h)) return { ok: false, header: h, message: "missing" };
     }
     const ts = req.headers.get("webhook-timestamp")!;
-    if (!/^\d{1,12}$/.test(ts.trim())) return { ok: false, header: "webhook-timestamp", message: "must be Unix seconds" };
+    if (!/^\d{1,12}$/.test(ts.trim()))
+      return { ok: false, header: "webhook-timestamp", message: "must be Unix seconds" };
     const skew = outsideTolerance(Number(ts), req.now, source.tolerance_s);
     if (skew !== undefined) {
-      return { ok: false, header: "webhook-timestamp", message: `outside the ${source.tolerance_s} s tolerance (${skew} s off)` };
+      return {
+        ok: false,
+        header: "webhook-timestamp",
+        message: `outside the ${source.tolerance_s} s tolerance (${skew} s off)`,
+      };
     }
     try {
       hookFor(source.secret).verify(
@@ -51,7 +56,11 @@ export const standardWebhooks: Scheme<Source> = {
     } catch (e) {
       const msg = e instanceof WebhookVerificationError ? e.message : "could not be verified";
       const header = /timestamp/i.test(msg) ? "webhook-timestamp" : "webhook-signature";
-      return { ok: false, header, message: msg === "No matching signature found" ? "no signature matches the body" : msg };
+      return {
+        ok: false,
+        header,
+        message: msg === "No matching signature found" ? "no signature matches the body" : msg,
+      };
     }
   },
   deliveryId: (_s, headers) => idFromHeader(headers, "webhook-id", true),

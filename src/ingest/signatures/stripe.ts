@@ -8,9 +8,10 @@
  * rolls work; v0 and other schemes are ignored) and the tests sign with the stripe
  * package's own generateTestHeaderStringAsync, so compatibility is what they check.
  */
-import type { WebhookSource } from "../sources";
+
 import { constantTimeEqual, fromHex, hmacSha256, utf8Bytes } from "../crypto";
-import { outsideTolerance, validDeliveryId, type Scheme, type SignedRequest, type Verdict } from "./types";
+import type { WebhookSource } from "../sources";
+import { outsideTolerance, type Scheme, type SignedRequest, type Verdict, validDeliveryId } from "./types";
 
 type Source = Extract<WebhookSource, { scheme: "stripe" }>;
 
@@ -44,13 +45,21 @@ export const stripe: Scheme<Source> = {
     }
     if (!match) return { ok: false, header: HEADER, message: "no v1 signature matches the body" };
     const skew = outsideTolerance(t, req.now, source.tolerance_s);
-    if (skew !== undefined) return { ok: false, header: HEADER, message: `timestamp outside the ${source.tolerance_s} s tolerance (${skew} s off)` };
+    if (skew !== undefined)
+      return {
+        ok: false,
+        header: HEADER,
+        message: `timestamp outside the ${source.tolerance_s} s tolerance (${skew} s off)`,
+      };
     return { ok: true };
   },
   deliveryId(_s, _h, body) {
     const id = body && typeof body === "object" && !Array.isArray(body) ? (body as { id?: unknown }).id : undefined;
     if (typeof id !== "string" || !validDeliveryId(id)) {
-      return { ok: false, error: { path: "/id", message: "a Stripe event needs its event id (string) for deduplication" } };
+      return {
+        ok: false,
+        error: { path: "/id", message: "a Stripe event needs its event id (string) for deduplication" },
+      };
     }
     return { ok: true, id };
   },

@@ -14,9 +14,7 @@ export interface SignedRequest {
   now: number;
 }
 
-export type Verdict =
-  | { ok: true }
-  | { ok: false; header: string; message: string };
+export type Verdict = { ok: true } | { ok: false; header: string; message: string };
 
 export type DeliveryId =
   | { ok: true; id: string | null }
@@ -38,8 +36,12 @@ const DELIVERY_ID = /^[\x21-\x7e]{1,256}$/;
 export function idFromHeader(headers: Headers, name: string | undefined, required: boolean): DeliveryId {
   if (!name) return { ok: true, id: null };
   const v = headers.get(name)?.trim();
-  if (!v) return required ? { ok: false, error: { header: name, message: "missing; the delivery id is required" } } : { ok: true, id: null };
-  if (!DELIVERY_ID.test(v)) return { ok: false, error: { header: name, message: "must be 1-256 printable ASCII characters" } };
+  if (!v)
+    return required
+      ? { ok: false, error: { header: name, message: "missing; the delivery id is required" } }
+      : { ok: true, id: null };
+  if (!DELIVERY_ID.test(v))
+    return { ok: false, error: { header: name, message: "must be 1-256 printable ASCII characters" } };
   return { ok: true, id: v };
 }
 
