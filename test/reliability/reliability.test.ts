@@ -58,6 +58,9 @@ const SETTINGS = {
   // request makes a handful of Redis calls; a shorter deadline here keeps the timers down.
   // Longer than the client's 2.5 s timeout, so that a hung gateway shows as client timeouts.
   REDIS_TIMEOUT_MS: "4000",
+  // A Postgres call on a connection the outage cut fails by this deadline instead of the
+  // default 10 s: shorter than an outage episode (3-10 s), so the outage shows as failed runs.
+  DB_TIMEOUT_MS: "3000",
   // Rate limits would turn load into 429s; they have their own tests.
   RATE_LIMIT_KEY_EVENTS: "0",
   RATE_LIMIT_SOURCE_REQUESTS: "0",
