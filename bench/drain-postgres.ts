@@ -1,5 +1,5 @@
 /**
- * The Postgres half of bench/drain.ts (issue 5): the same workload drained with
+ * The Postgres half of bench/drain.ts: the same workload drained with
  * EVENT_BACKEND=postgres (PostgresEventStore, LOCK_BACKEND=postgres advisory locks, the
  * Postgres filter state - no Redis involved), and pg-boss processing the same number of
  * no-op jobs as the Postgres-queue baseline.

@@ -1,5 +1,5 @@
 /**
- * Crash injection for reliability tests (issue 4's crash tests; issue 9 reuses them).
+ * Crash injection for the crash and reliability tests.
  *
  * A Failpoints object is passed to one consumer instance (never global), so production,
  * which passes none, pays one `undefined` check per point. When a point is armed and

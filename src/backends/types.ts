@@ -117,7 +117,7 @@ export interface SettleResult {
   recorded: number;
 }
 
-/** Counts for health and metrics (issue 8). */
+/** Counts for health and metrics. */
 export interface HistoryCounts {
   pending: number;
   processing: number;

@@ -1,5 +1,5 @@
 /**
- * Issue 9: drive load through the real HTTP ingest, drain it with the real consumers, break
+ * Drive load through the real HTTP ingest, drain it with the real consumers, break
  * Redis, Postgres and the consumers on purpose while it runs, and account for every event.
  *
  * The run, in order (the fault thresholds are fractions of the planned events sent):
