@@ -213,7 +213,7 @@ export interface EventStore {
   /**
    * Removes consumers of `lane` that have nothing pending and were idle longer than `idleMs`
    * (consumer names are per invocation, so they pile up). Called by the scheduled sweeper
-   * (src/ops, DLQ issue), not by the consumer itself. Returns the names removed.
+   * (src/ops), not by the consumer itself. Returns the names removed.
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
 }
