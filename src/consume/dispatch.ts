@@ -3,43 +3,29 @@
  *
  *  - An event delivered more than EVENT_MAX_ATTEMPTS times without an outcome (its
  *    consumer kept dying on it) goes to the DLQ without running again.
- *  - No trigger matched: completed. Every matching handler ok: completed (derived events
- *    staged by ctx.publish are returned for publishing). Any failed: the joined errors,
- *    retried with backoff, or the DLQ at the last attempt (./retry.ts).
- *  - Handlers of one event run one after another, highest priority first, each under its
- *    scope. Events sharing a scope run one at a time in stream order (an in-memory chain per
+ *  - No trigger matched: completed. A filter that throws fails the event's attempt.
+ *  - Matched: the event's handlers run under its scopes (./run-event.ts decides the outcome).
+ *    Events sharing a scope run one at a time in stream order (an in-memory chain per
  *    scope), and the scope locks exclude other invocations (./scope-gate.ts). At most
  *    HANDLER_CONCURRENCY events run at once.
  *  - An event whose scope stays locked elsewhere past LOCK_WAIT_MS is deferred: retried
  *    later, attempt not counted. (Order within a scope is therefore arrival order within
  *    a batch, not a global guarantee; exclusivity is.)
- *  - Destinations (src/destinations) are triggers too. Through `hooks` an open circuit
- *    breaker defers an event before any of its handlers run, and a handler throwing
- *    DeferAttempt (a failed breaker probe) defers it unless another handler failed.
+ *  - Destinations (src/destinations) are triggers too, with per-batch `hooks`: admission
+ *    before an event's handlers (./run-event.ts), and `flush` once the batch's handlers are done.
  */
 import { trace } from "@opentelemetry/api";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
-import type { Clock } from "../clock";
-import type { Config, Env } from "../config";
-import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
-import type { Logger } from "../obs/log";
-import { eventTraceContext, withSpan } from "../obs/trace";
-import type { DispatchHooks } from "../triggers/hooks";
-import type { HandlerContext, Match, TriggerRegistry } from "../triggers/registry";
-import { deriveEvent } from "./derive";
-import { onFailure } from "./retry";
+import type { Match, TriggerRegistry } from "../triggers/registry";
+import { completed, deferred, errorMessage, exhausted, failed } from "./outcomes";
+import { type EventDeps, runEvent } from "./run-event";
 import { ScopeGate } from "./scope-gate";
 
-export interface DispatchDeps {
+export interface DispatchDeps extends EventDeps {
   triggers: TriggerRegistry;
-  hooks?: DispatchHooks;
   locks: ScopeLocks;
   filterState: FilterState;
-  clock: Clock;
-  config: Config;
-  env: Env;
-  log: Logger;
 }
 
 export interface DispatchResult {
@@ -58,10 +44,10 @@ export interface DispatchResult {
   released: Promise<void>;
 }
 
-function message(e: unknown): string {
-  return e instanceof Error ? e.message || e.name : String(e);
-}
-
+/**
+ * At most `free` calls of run() at once, the others queued in call order. A dozen lines
+ * here rather than a dependency (p-limit): this is all the consumer needs of one.
+ */
 class Semaphore {
   private waiting: Array<() => void> = [];
   constructor(private free: number) {}
@@ -78,46 +64,49 @@ class Semaphore {
   }
 }
 
+/** An event that matched triggers, and the scopes its handlers run under. */
+interface Work {
+  i: number;
+  matches: Match[];
+  scopes: string[];
+}
+
 export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<DispatchResult> {
-  const cfg = d.config;
   const outcomes: Outcome[] = new Array(batch.length);
-  const derived: EventEnvelope[][] = batch.map(() => []);
-
-  const fail = (i: number, error: string) => {
-    const c = batch[i]!;
-    const decision = onFailure(c.attempts, d.clock.now(), cfg);
-    outcomes[i] =
-      decision.status === "dlq"
-        ? { receipt: c.receipt, status: "dlq", error, event: c.event, attempts: c.attempts }
-        : { receipt: c.receipt, status: "retry", error, retryAt: decision.retryAt };
-  };
-
   const live: number[] = [];
   batch.forEach((c, i) => {
-    if (c.attempts > cfg.EVENT_MAX_ATTEMPTS) {
-      outcomes[i] = {
-        receipt: c.receipt,
-        status: "dlq",
-        error: `no outcome after ${c.attempts - 1} deliveries (the consumer crashed or timed out while handling it)`,
-        event: c.event,
-        attempts: c.attempts - 1,
-      };
-    } else live.push(i);
+    if (c.attempts > d.config.EVENT_MAX_ATTEMPTS) outcomes[i] = exhausted(c);
+    else live.push(i);
   });
 
   const matched = await d.triggers.match(
     live.map((i) => batch[i]!.event),
     { now: d.clock.now(), state: d.filterState },
   );
-  const work: Array<{ i: number; matches: Match[]; scopes: string[] }> = [];
+  const work: Work[] = [];
   live.forEach((i, k) => {
     const m = matched[k]!;
-    if ("error" in m) fail(i, m.error);
-    else if (m.length === 0) outcomes[i] = { receipt: batch[i]!.receipt, status: "completed" };
+    if ("error" in m) outcomes[i] = failed(batch[i]!, m.error, d.clock.now(), d.config);
+    else if (m.length === 0) outcomes[i] = completed(batch[i]!);
     else work.push({ i, matches: m, scopes: [...new Set(m.map((x) => x.scope))] });
   });
   if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, released: Promise.resolve() };
+  return runMatched(batch, work, outcomes, d);
+}
 
+/**
+ * Runs the matched events under their scopes: the batch's scope locks taken together
+ * (./scope-gate.ts), one event at a time per scope in batch order, HANDLER_CONCURRENCY at once.
+ * Fills in `outcomes` for them.
+ */
+async function runMatched(
+  batch: ClaimedEvent[],
+  work: Work[],
+  outcomes: Outcome[],
+  d: DispatchDeps,
+): Promise<DispatchResult> {
+  const cfg = d.config;
+  const derived: EventEnvelope[][] = batch.map(() => []);
   // A failed renew or poll is logged; waiters it leaves behind are deferred. The handlers'
   // outcomes stand - aborting the batch would only run them again.
   const gate = new ScopeGate(
@@ -125,7 +114,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     work.map((w) => w.scopes),
     cfg.LOCK_WAIT_MS,
     cfg.LOCK_LEASE_MS,
-    (e) => d.log.error("scope lock call failed", { error: message(e) }),
+    (e) => d.log.error("scope lock call failed", { error: errorMessage(e) }),
   );
   const sem = new Semaphore(cfg.HANDLER_CONCURRENCY);
   // withSpan traces only inside a traced invocation (an active span, src/obs/trace.ts). Asked
@@ -133,90 +122,30 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
   // event's trace context costs a random span id and two regex tests per call.
   const traced = trace.getActiveSpan() !== undefined;
 
-  const runHandlers = async (w: (typeof work)[number]) => {
-    const c = batch[w.i]!;
-    const defer = (x: { reason: string; retryAt: Date }) => {
-      outcomes[w.i] = { receipt: c.receipt, status: "defer", reason: x.reason, retryAt: x.retryAt };
-    };
-    const admitted = d.hooks ? await d.hooks.admit(c, w.matches) : null;
-    if (admitted) return defer(admitted);
-    const errors: string[] = [];
-    const deferrals: DeferAttempt[] = [];
-    const staged: EventEnvelope[] = [];
-    for (const m of w.matches) {
-      let seq = 0;
-      let log: Logger | undefined;
-      const ctx: HandlerContext = {
-        event: c.event,
-        scope: m.scope,
-        trigger: m.trigger.name,
-        attempt: c.attempts,
-        // Made on first use: most handlers never log, and a child logger per handler call
-        // was a measurable share of a batch's CPU time.
-        get log() {
-          return (log ??= d.log.child({ trigger: m.trigger.name, event_id: c.event.id, scope: m.scope }));
-        },
-        env: d.env,
-        config: cfg,
-        publish: async (input) => {
-          const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now());
-          staged.push(e);
-          return e;
-        },
-      };
-      try {
-        if (!traced) await m.trigger.handler(ctx);
-        else {
-          await withSpan(
-            `trigger ${m.trigger.name}`,
-            {
-              "reflex.event_id": c.event.id,
-              "reflex.event_type": c.event.type,
-              "reflex.scope": m.scope,
-              "reflex.attempt": c.attempts,
-            },
-            async () => {
-              await m.trigger.handler(ctx);
-            },
-            eventTraceContext(c.event.meta?.trace_id),
-          );
-        }
-      } catch (e) {
-        if (e instanceof DeferAttempt) deferrals.push(e);
-        else errors.push(`${m.trigger.name}: ${message(e)}`);
-      }
-    }
-    if (errors.length) fail(w.i, errors.join("; "));
-    else if (deferrals.length) {
-      defer({
-        reason: deferrals.map((x) => x.reason).join("; "),
-        retryAt: new Date(Math.max(...deferrals.map((x) => x.retryAt.getTime()))),
+  const runInScope = async (w: Work) => {
+    if (await gate.waitFor(w.scopes)) {
+      await sem.run(async () => {
+        const r = await runEvent(batch[w.i]!, w.matches, d, traced);
+        outcomes[w.i] = r.outcome;
+        derived[w.i] = r.derived;
       });
     } else {
-      outcomes[w.i] = { receipt: c.receipt, status: "completed" };
-      derived[w.i] = staged;
+      const retryAt = new Date(d.clock.now() + cfg.EVENT_RETRY_BASE_DELAY * 1000);
+      outcomes[w.i] = deferred(batch[w.i]!, `scope busy: ${w.scopes.join(", ")}`, retryAt);
     }
   };
 
   let released: Promise<void> = Promise.resolve();
   try {
     await gate.start();
+    // The run of the last event per scope: the next event of that scope waits for it.
     const tails = new Map<string, Promise<unknown>>();
     const runs = work.map((w) => {
       const before = w.scopes.map((s) => tails.get(s)).filter((p): p is Promise<unknown> => p !== undefined);
       const p = (async () => {
         await Promise.allSettled(before);
         try {
-          if (await gate.waitFor(w.scopes)) await sem.run(() => runHandlers(w));
-          else {
-            const c = batch[w.i]!;
-            outcomes[w.i] = {
-              receipt: c.receipt,
-              status: "defer",
-              reason: `scope busy: ${w.scopes.join(", ")}`,
-              retryAt: new Date(d.clock.now() + cfg.EVENT_RETRY_BASE_DELAY * 1000),
-            };
-          }
+          await runInScope(w);
         } finally {
           gate.done(w.scopes);
         }
@@ -225,8 +154,8 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
       return p;
     });
     const settled = await Promise.allSettled(runs);
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
+    const rejected = settled.find((r) => r.status === "rejected");
+    if (rejected) throw rejected.reason;
   } finally {
     // Not awaited here: see DispatchResult.released. (Marked handled at once, so that an
     // error is seen where it is awaited, not reported as unhandled meanwhile.)
