@@ -1,7 +1,7 @@
 /**
  * The consumer as the worker runs it (src/index.ts): from `scheduled` (cron) and `queue`
- * (wake-up) alike. Opens Redis and Postgres for this invocation, drains with the default
- * trigger registry (filled by src/handlers), and closes the pool in waitUntil.
+ * (wake-up) alike. Opens the backend and Postgres for this invocation, drains with the
+ * default trigger registry (filled by src/handlers), and closes the pool in waitUntil.
  */
 import { type Config, type Env, loadConfig } from "../config";
 import { openDb } from "../db/client";

@@ -33,7 +33,7 @@ export class BatchBreaker {
   constructor(
     row: BreakerRow,
     private readonly policy: BreakerPolicy,
-    /** Asks Postgres to make us the prober; resolves with the won flag and the row as it now is. */
+    /** Asks Postgres to make us the prober; resolves with the won flag and the row as stored. */
     private readonly claim: () => Promise<{ won: boolean; row: BreakerRow | undefined }>,
   ) {
     this.state = row.state;
@@ -105,7 +105,7 @@ export class BatchBreaker {
     return this.probeEventId === eventId && this.probeResult === null;
   }
 
-  /** Records one delivery's result; returns the breaker's next probe time when it is (now) open. */
+  /** Records one delivery's result; returns the breaker's next probe time when this leaves it open. */
   record(eventId: string, ok: boolean, now: number): Date | null {
     this.touched = true;
     if (ok) {

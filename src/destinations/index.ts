@@ -23,9 +23,9 @@ export interface BreakerStatus {
 }
 
 /**
- * The circuit breaker of every configured destination, for health (issue 8) and the admin
- * API. A destination never used, or one removed from the table, reads closed. An open
- * breaker whose cool-down is over reads half-open: the next matching event is its probe.
+ * The circuit breaker of every configured destination, for health and the admin API. A
+ * destination never used, or one removed from the table, reads closed. An open breaker whose
+ * cool-down is over reads half-open: the next matching event is its probe.
  */
 export async function breakerStates(
   db: Db,

@@ -6,9 +6,10 @@
  *       rateLimit({ max: 10, windowMs: 60_000 }))
  *
  * Pure filters answer synchronously. Stateful ones (rateLimit, dedupe) keep their state in
- * Redis - it must hold across invocations and isolates - through a FilterState that sends
- * all checks of a batch in one script call. Composition evaluates left to right and stops
- * early, so `and(type("x"), rateLimit(...))` only spends the rate limit on "x" events.
+ * the backend (Redis, or Postgres's filter_state) - it must hold across invocations and
+ * isolates - through a FilterState that sends all checks of a batch in one call.
+ * Composition evaluates left to right and stops early, so `and(type("x"), rateLimit(...))`
+ * only spends the rate limit on "x" events.
  *
  * Stateful checks are idempotent per event: a retried or redelivered event that passed once
  * passes again in the same window instead of counting twice or being its own duplicate.

@@ -97,7 +97,7 @@ export class TriggerRegistry {
 
   /**
    * The triggers matching each event, highest priority first. All filters of the batch are
-   * evaluated together, so stateful filters make one Redis call per round for the batch.
+   * evaluated together, so stateful filters make one FilterState call per round for the batch.
    */
   async match(events: EventEnvelope[], ctx: Omit<FilterContext, "trigger">): Promise<Array<Match[] | MatchError>> {
     return Promise.all(
