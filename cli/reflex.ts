@@ -46,6 +46,21 @@ function positiveInt(v: string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The event as JSON, then its durable steps and model usage as tables (when it has any). */
+function eventDetail(r: Row): string {
+  const { steps, usage, ...rest } = r as Row & { steps?: Row[]; usage?: Row[] };
+  const parts = [JSON.stringify(rest, null, 2)];
+  if (steps?.length) {
+    const rows = steps.map((s) => {
+      const u = s.usage as { input_tokens: number; output_tokens: number } | undefined;
+      return { ...s, tokens: u ? `${u.input_tokens} in, ${u.output_tokens} out` : "" };
+    });
+    parts.push(`steps:\n${table(rows, ["trigger", "name", "status", "attempt", "duration_ms", "tokens", "error"])}`);
+  }
+  if (usage?.length) parts.push(`model usage:\n${table(usage, ["model", "calls", "input_tokens", "output_tokens"])}`);
+  return parts.join("\n\n");
+}
+
 export function buildProgram(): Command {
   const program = new Command("reflex")
     .description("Operate a Reflex Edge deployment: dead-letter queue, replays, event history.")
@@ -219,10 +234,10 @@ export function buildProgram(): Command {
   // ---- events ------------------------------------------------------------------------
   const ev = program.command("events").description("read event history");
   ev.command("get <id>")
-    .description("one event with its status, attempts, errors and derived events")
+    .description("one event with its status, attempts, errors, derived events and durable steps")
     .action(async (id: string) => {
       const r = await api().call<Row>("GET", `/events/${encodeURIComponent(id)}`);
-      out(json(), r, () => JSON.stringify(r, null, 2));
+      out(json(), r, () => eventDetail(r));
     });
   ev.command("tail")
     .description("follow new events as they are recorded")

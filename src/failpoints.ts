@@ -10,10 +10,16 @@
  *  - "after-claim-before-persist": entries read from the stream (they are in this
  *    consumer's pending list), nothing written to Postgres yet.
  *  - "after-persist-before-dispatch": the batch is in history as 'processing', no handler ran.
+ *  - "after-step-recorded": inside a handler, a durable step's record was written
+ *    (src/triggers/steps.ts) and the handler has not gone on: the crash between two steps.
  *  - "after-persist-before-ack": the outcomes are durable in Postgres (settled), the stream
  *    entries are not acknowledged yet.
  */
-export type Failpoint = "after-claim-before-persist" | "after-persist-before-dispatch" | "after-persist-before-ack";
+export type Failpoint =
+  | "after-claim-before-persist"
+  | "after-persist-before-dispatch"
+  | "after-step-recorded"
+  | "after-persist-before-ack";
 
 /** `true`: crash the first time the point is reached; n: crash the n-th time (1-based). */
 export type FailpointSpec = Partial<Record<Failpoint, true | number>>;

@@ -108,13 +108,14 @@ describe("POST /events", () => {
     expect(r.status).toBe(422);
     expect(r.json.registered_types).toEqual([
       "http.request",
+      "issue.triaged",
       "lifecycle",
       "timer.tick",
       "webhook.received",
       "ws.message",
     ]);
     expect(r.json.errors).toEqual([
-      { path: "/type", message: expect.stringContaining("registered types: http.request, lifecycle") },
+      { path: "/type", message: expect.stringContaining("registered types: http.request, issue.triaged, lifecycle") },
     ]);
   });
 });

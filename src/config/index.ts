@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors";
 import { type Destination, parseDestinations } from "./destinations";
+import { missingForModel, parseModelSpec } from "./models";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
 export interface Env {
@@ -169,6 +170,17 @@ const schema = z.object({
     .string()
     .regex(/^[\w.-]+:\d+$/, "must be host:port")
     .optional(),
+  // --- Agents (src/triggers/agent.ts): the model agents call unless they name their own ---
+  /**
+   * "<provider>:<model>": workers-ai (the `AI` binding), openai (OPENAI_API_KEY) or anthropic
+   * (ANTHROPIC_API_KEY), e.g. "workers-ai:@cf/meta/llama-3.1-8b-instruct". Unset: an agent
+   * without a model of its own fails its attempts, naming this variable.
+   */
+  AGENT_MODEL: z.string().optional(),
+  /** OpenAI API key, for openai:* models (secret). */
+  OPENAI_API_KEY: z.string().optional(),
+  /** Anthropic API key, for anthropic:* models (secret). */
+  ANTHROPIC_API_KEY: z.string().optional(),
   // --- health, observability, cache (src/health, src/obs) ---
   /** /health/detailed: pending (claimed, unacknowledged) above this is degraded (Reflex: 10,000). */
   HEALTH_PENDING_DEGRADED: int(0).default(10_000),
@@ -231,6 +243,11 @@ export function loadConfig(env: Env): Config {
     }
     if (cfg.DESTINATION_BREAKER_MAX_COOLDOWN_S < cfg.DESTINATION_BREAKER_COOLDOWN_S) {
       problems.push("DESTINATION_BREAKER_MAX_COOLDOWN_S: must be at least DESTINATION_BREAKER_COOLDOWN_S");
+    }
+    if (cfg.AGENT_MODEL !== undefined) {
+      const spec = parseModelSpec(cfg.AGENT_MODEL);
+      const missing = "problem" in spec ? `AGENT_MODEL: ${spec.problem}` : missingForModel(spec, env);
+      if (missing) problems.push(missing);
     }
   }
   const destinations = cfg ? parseDestinations(cfg.DESTINATIONS, cfg.PUBLIC_URL) : undefined;

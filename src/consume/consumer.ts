@@ -25,6 +25,7 @@
 import type { ClaimResult, EventStore, FilterState, Outcome, ScopeLocks } from "../backends/types";
 import { type Clock, systemClock } from "../clock";
 import type { Config, Env } from "../config";
+import type { Db } from "../db/client";
 import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
 import { withSpan } from "../obs/trace";
@@ -42,6 +43,8 @@ export interface ConsumerOptions {
   filterState: FilterState;
   config: Config;
   env: Env;
+  /** The invocation's Postgres: durable steps (ctx.step) and ctx.history. Without it, both throw. */
+  db?: Db;
   clock?: Clock;
   log?: Logger;
   /** Crash injection (tests only). */
@@ -195,6 +198,8 @@ class ConsumerRun {
         config: this.cfg,
         env: this.o.env,
         log: this.log,
+        db: this.o.db,
+        failpoints: this.o.failpoints,
       }),
     );
   }

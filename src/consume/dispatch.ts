@@ -18,6 +18,7 @@ import { trace } from "@opentelemetry/api";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
 import type { EventEnvelope } from "../events/envelope";
 import type { Match, TriggerRegistry } from "../triggers/registry";
+import { StepJournal } from "../triggers/steps";
 import { completed, deferred, errorMessage, exhausted, failed } from "./outcomes";
 import { type EventDeps, runEvent } from "./run-event";
 import { ScopeGate } from "./scope-gate";
@@ -117,6 +118,14 @@ async function runMatched(
     (e) => d.log.error("scope lock call failed", { error: errorMessage(e) }),
   );
   const sem = new Semaphore(cfg.HANDLER_CONCURRENCY);
+  // The batch's durable steps: read once, on the first ctx.step of any of its handlers.
+  const steps = d.db
+    ? new StepJournal(
+        d.db,
+        work.map((w) => batch[w.i]!.event.id),
+      )
+    : undefined;
+  const deps = { ...d, steps };
   // withSpan traces only inside a traced invocation (an active span, src/obs/trace.ts). Asked
   // once per batch, so that untraced batches skip the per-handler span arguments - the
   // event's trace context costs a random span id and two regex tests per call.
@@ -125,7 +134,7 @@ async function runMatched(
   const runInScope = async (w: Work) => {
     if (await gate.waitFor(w.scopes)) {
       await sem.run(async () => {
-        const r = await runEvent(batch[w.i]!, w.matches, d, traced);
+        const r = await runEvent(batch[w.i]!, w.matches, deps, traced);
         outcomes[w.i] = r.outcome;
         derived[w.i] = r.derived;
       });

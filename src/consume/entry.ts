@@ -58,6 +58,7 @@ export async function consumeInWorker(
       filterState: backend.filterState(),
       config: cfg,
       env,
+      db: db.db,
       log,
       scheduleWake: wakeScheduler(env),
       ...(laneRun ? { lanes: laneRun.lanes, skipDue: laneRun.skipDue } : {}),

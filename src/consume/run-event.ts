@@ -11,12 +11,17 @@
 import type { ClaimedEvent, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config, Env } from "../config";
+import type { Db } from "../db/client";
+import { scopeHistory } from "../db/scope-history";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
+import { CrashInjected, type Failpoints } from "../failpoints";
 import type { Logger } from "../obs/log";
 import { eventTraceContext, withSpan } from "../obs/trace";
+import { fieldAt } from "../triggers/fields";
 import type { DispatchHooks } from "../triggers/hooks";
-import type { HandlerContext, Match } from "../triggers/registry";
+import type { HandlerContext, HistoryQuery, Match } from "../triggers/registry";
+import { HandlerSteps, type StepJournal } from "../triggers/steps";
 import { deriveEvent } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
 
@@ -26,6 +31,12 @@ export interface EventDeps {
   config: Config;
   env: Env;
   log: Logger;
+  /** The invocation's Postgres: ctx.history reads it. */
+  db?: Db;
+  /** The batch's step records (ctx.step); absent without a database. */
+  steps?: StepJournal;
+  /** Crash injection (tests only). */
+  failpoints?: Failpoints;
 }
 
 export interface EventResult {
@@ -45,6 +56,8 @@ export async function runEvent(c: ClaimedEvent, matches: Match[], d: EventDeps, 
     try {
       await callHandler(c, m, handlerContext(c, m, d, staged), traced);
     } catch (e) {
+      // An injected crash is the isolate dying here: the whole run stops, nothing is settled.
+      if (e instanceof CrashInjected) throw e;
       if (e instanceof DeferAttempt) deferrals.push(e);
       else errors.push(`${m.trigger.name}: ${errorMessage(e)}`);
     }
@@ -58,11 +71,29 @@ export async function runEvent(c: ClaimedEvent, matches: Match[], d: EventDeps, 
   return { outcome: completed(c), derived: staged };
 }
 
-/** What one trigger's handler sees; ctx.publish stages into `staged`. */
+/** Most events ctx.history returns at once. */
+const HISTORY_MAX = 100;
+
+/**
+ * What one trigger's handler sees; ctx.publish stages into `staged` (through the running
+ * step's record when one runs, ../triggers/steps.ts).
+ */
 function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEnvelope[]): HandlerContext {
   // Numbers this trigger's derived events, which makes their ids deterministic (./derive.ts).
+  // A replayed step's events keep the numbers they were given, so the count moves past them.
   let seq = 0;
   let log: Logger | undefined;
+  const steps = new HandlerSteps({
+    journal: d.steps,
+    eventId: c.event.id,
+    trigger: m.trigger.name,
+    attempt: c.attempts,
+    failpoints: d.failpoints,
+    stage: (events, replayed) => {
+      staged.push(...events);
+      if (replayed) seq += events.length;
+    },
+  });
   return {
     event: c.event,
     scope: m.scope,
@@ -77,10 +108,34 @@ function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEn
     config: d.config,
     publish: async (input) => {
       const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now());
-      staged.push(e);
+      // Inside a step, the step's record takes it and stages it when the step settles.
+      if (!steps.capture(e)) staged.push(e);
       return e;
     },
+    step: (name, fn, options) => steps.step(name, fn, options),
+    history: (q) => history(c.event, q, d.db),
   };
+}
+
+async function history(e: EventEnvelope, q: HistoryQuery, db: Db | undefined): Promise<EventEnvelope[]> {
+  if (!db) throw new Error("ctx.history needs Postgres: the consumer was started without a database (db)");
+  const limit = Math.trunc(q.limit);
+  if (!(limit >= 1 && limit <= HISTORY_MAX)) throw new RangeError(`ctx.history: limit must be 1 to ${HISTORY_MAX}`);
+  let field: { path: string; equals: string } | undefined;
+  if (q.field !== undefined) {
+    const equals = fieldAt(e, q.field);
+    // This event has no value there: no other event shares it.
+    if (equals === undefined) return [];
+    field = { path: q.field, equals };
+  }
+  return scopeHistory(db, {
+    source: e.source,
+    before: { id: e.id, timestamp: e.timestamp },
+    limit,
+    ...(field ? { field } : {}),
+    ...(q.type ? { type: q.type } : {}),
+    ...(q.contains ? { contains: q.contains } : {}),
+  });
 }
 
 async function callHandler(c: ClaimedEvent, m: Match, ctx: HandlerContext, traced: boolean): Promise<void> {

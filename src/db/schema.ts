@@ -12,6 +12,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uuid,
@@ -256,3 +257,43 @@ export const metricsCounters = pgTable("metrics_counters", {
   series: text("series").primaryKey(),
   value: doublePrecision("value").notNull().default(0),
 });
+
+export const stepStatus = pgEnum("step_status", ["completed", "failed"]);
+
+/** What a model call cost, on the record of the step that made it (agent triggers). */
+export interface StepUsage {
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+}
+
+/**
+ * Durable steps (ctx.step, src/triggers/steps.ts): one row per (event, trigger, step name).
+ * A completed row is final - a later attempt of the event gets `result` back instead of
+ * running the step again, and re-stages the derived events the step published - while a
+ * failed row is overwritten by the step's next run. A replay copy is a new event id, so its
+ * steps run afresh.
+ */
+export const steps = pgTable(
+  "steps",
+  {
+    eventId: uuid("event_id").notNull(),
+    trigger: text("trigger").notNull(),
+    name: text("name").notNull(),
+    status: stepStatus("status").notNull(),
+    /** `{"value": <the step's JSON result>}`; `{}` when it returned undefined; null while failed. */
+    result: jsonb("result").$type<{ value?: unknown }>(),
+    error: text("error"),
+    /** Derived events the step staged with ctx.publish, re-staged when a later attempt replays it. */
+    derived: jsonb("derived").$type<Array<Record<string, unknown>>>().notNull().default(sql`'[]'::jsonb`),
+    /** Set by model calls: the model and its tokens. */
+    usage: jsonb("usage").$type<StepUsage>(),
+    /** The event's attempt that ran it (the latest one, for a failed step). */
+    attempt: integer("attempt").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull(),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.eventId, t.trigger, t.name] })],
+);
+
+export type StepRow = typeof steps.$inferSelect;

@@ -41,7 +41,17 @@ export const builtinTypes = {
 } satisfies Record<string, z.ZodType<Record<string, unknown>>>;
 
 /** Your own types: add entries here. */
-export const projectTypes: Record<string, z.ZodType<Record<string, unknown>>> = {};
+export const projectTypes: Record<string, z.ZodType<Record<string, unknown>>> = {
+  /** A GitHub issue classified by the triage agent (src/handlers/issue-triage.ts). */
+  "issue.triaged": z.strictObject({
+    /** owner/name */
+    repository: z.string().min(1).max(256),
+    issue_number: z.number().int().min(1),
+    labels: z.array(z.string().min(1).max(50)).min(1).max(10),
+    /** One line. */
+    summary: z.string().min(1).max(200),
+  }),
+};
 
 export function defaultRegistry(): EventRegistry {
   const r = new EventRegistry();

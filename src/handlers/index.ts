@@ -3,6 +3,7 @@
  * `defaultTriggers`; this module is imported once by the consumer entry (src/consume/entry.ts).
  *
  *   import { defaultTriggers, filters as f } from "../triggers";
+import { issueTriage } from "./issue-triage";
  *
  *   defaultTriggers.register({
  *     name: "notify-on-push",                       // unique
@@ -20,6 +21,7 @@
  * delivery): make their effects idempotent, e.g. keyed by ctx.event.id.
  */
 import { defaultTriggers, filters as f } from "../triggers";
+import { issueTriage } from "./issue-triage";
 
 // Example: lifecycle errors reported by clients become a warning in the logs.
 defaultTriggers.register({
@@ -27,3 +29,6 @@ defaultTriggers.register({
   filter: f.and(f.type("lifecycle"), f.keyword('"action":"error"')),
   handler: (ctx) => ctx.log.warn("lifecycle error reported", { source: ctx.event.source, details: ctx.event.details }),
 });
+
+// Example agent: GitHub issues.opened -> issue.triaged (labels, summary), with AGENT_MODEL.
+defaultTriggers.register(issueTriage());

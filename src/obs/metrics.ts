@@ -26,6 +26,9 @@ export const METRICS: Record<string, string> = {
   reflex_redis_commands_total: "Redis commands sent (what Upstash bills)",
   reflex_redis_requests_total: "HTTP requests to Redis (pipelines count once)",
   reflex_pg_round_trips_total: "Postgres queries sent (round trips)",
+  reflex_steps_total: "Durable steps (ctx.step), by outcome (ran, replayed from a record, failed)",
+  reflex_model_calls_total: "Model calls made by steps (agent turns), by model",
+  reflex_model_tokens_total: "Tokens of model calls, by model and kind (input, output)",
 };
 
 export type Labels = Record<string, string | number>;

@@ -6,7 +6,8 @@
  *   POST   /events/dlq/{id}/retry                {id, status, next_retry_at}; 404 when not in the DLQ
  *   DELETE /events/dlq/{id}    {reason}          the event, status 'discarded'; 404 when not in the DLQ
  *   GET    /events/{id}                          envelope + status, attempts, errors, attempt_history,
- *                                                 delivery_attempts (HTTP deliveries to destinations), derived events
+ *                                                 delivery_attempts (HTTP deliveries to destinations), derived events,
+ *                                                 steps (durable steps of its handlers), usage (model tokens by model)
  *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=   {events, next_cursor}
  *
  * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
@@ -24,7 +25,8 @@ import {
   listEvents,
 } from "../db/admin-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
-import { eventStatus } from "../db/schema";
+import { eventStatus, type StepRow } from "../db/schema";
+import { stepsOfEvent } from "../db/steps";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
@@ -55,6 +57,32 @@ function attemptHistory(e: EventView) {
   if (e.status === "completed") out.push({ attempt: e.attempts, outcome: "completed", at: e.processed_at });
   if (e.status === "processing") out.push({ attempt: e.attempts, outcome: "in_progress", at: e.updated_at });
   return out;
+}
+
+/** The event's durable steps, and the tokens its model calls used, summed by model. */
+function stepsView(rows: StepRow[]) {
+  const usage = new Map<string, { model: string; calls: number; input_tokens: number; output_tokens: number }>();
+  for (const r of rows) {
+    if (!r.usage || r.status !== "completed") continue;
+    const u = usage.get(r.usage.model) ?? { model: r.usage.model, calls: 0, input_tokens: 0, output_tokens: 0 };
+    u.calls++;
+    u.input_tokens += r.usage.input_tokens;
+    u.output_tokens += r.usage.output_tokens;
+    usage.set(u.model, u);
+  }
+  return {
+    steps: rows.map((r) => ({
+      trigger: r.trigger,
+      name: r.name,
+      status: r.status,
+      attempt: r.attempt,
+      duration_ms: r.durationMs,
+      started_at: r.startedAt.toISOString(),
+      ...(r.error !== null ? { error: r.error } : {}),
+      ...(r.usage ? { usage: r.usage } : {}),
+    })),
+    usage: [...usage.values()],
+  };
 }
 
 export function adminEventRoutes() {
@@ -169,7 +197,7 @@ export function adminEventRoutes() {
       tags: ["admin"],
       security,
       middleware: [adminAuth] as const,
-      summary: "One event: envelope, status, attempts, errors, delivery attempts, derived events",
+      summary: "One event: envelope, status, attempts, errors, delivery attempts, derived events, steps",
       request: { params: IdParam },
       responses: { 200: jsonOk("The event"), 404: problemResponse("Unknown event"), ...authResponses },
     }),
@@ -182,14 +210,17 @@ export function adminEventRoutes() {
       if (cached) return c.json({ ...cached, cached: true }, 200);
       const found = await withDb(c, "read", async (db) => {
         const e = await getEvent(db, id);
-        return e ? { e, deliveries: await deliveryAttemptsFor(db, id) } : null;
+        if (!e) return null;
+        return { e, deliveries: await deliveryAttemptsFor(db, id), steps: await stepsOfEvent(db, id) };
       });
       if (!found) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
-      const { e, deliveries } = found;
-      const view = { ...e, attempt_history: attemptHistory(e), delivery_attempts: deliveries } as unknown as Record<
-        string,
-        unknown
-      >;
+      const { e, deliveries, steps } = found;
+      const view = {
+        ...e,
+        attempt_history: attemptHistory(e),
+        delivery_attempts: deliveries,
+        ...stepsView(steps),
+      } as unknown as Record<string, unknown>;
       // Only final states are cached: nothing changes a completed or discarded event's status,
       // so a cached detail can never show a stale status (pending, processing and dlq all move).
       if (FINAL.has(String(e.status))) await cache.set(`event:${id}`, view, cfg.CACHE_EVENT_TTL_S);

@@ -10,6 +10,7 @@ import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import type { Logger } from "../obs/log";
 import type { Filter, FilterContext } from "./filters";
+import type { StepOptions } from "./steps";
 
 /** What ctx.publish() accepts: a type plus fields; the rest is filled in from the parent. */
 export interface DerivedEventInput {
@@ -40,6 +41,30 @@ export interface HandlerContext {
    * the same ids, which history stores once. Resolves with the full envelope.
    */
   publish(input: DerivedEventInput): Promise<EventEnvelope>;
+  /**
+   * A durable step (./steps.ts): runs `fn` once per event and trigger, records its JSON
+   * result in Postgres, and on any later attempt of this event returns the recorded result
+   * without running `fn`. Derived events published inside `fn` are recorded with it. Names
+   * are unique per handler call; await each step before starting the next. Returns the
+   * result as JSON would give it back (what a later attempt gets).
+   */
+  step<T>(name: string, fn: () => T | Promise<T>, options?: StepOptions<Awaited<T>>): Promise<Awaited<T>>;
+  /** Events of this event's source from history, newest first, older than this one (replay copies left out). */
+  history(query: HistoryQuery): Promise<EventEnvelope[]>;
+}
+
+export interface HistoryQuery {
+  /** At most this many (1 to 100). */
+  limit: number;
+  /**
+   * Only events whose field at this dotted path (e.g. "body.repository.full_name") holds the
+   * same value as this event's: a scope finer than the source.
+   */
+  field?: string;
+  /** Event type, `*` as a wildcard. */
+  type?: string;
+  /** Only events whose JSON contains this text (case-insensitive). */
+  contains?: string;
 }
 
 export type Handler = (ctx: HandlerContext) => unknown | Promise<unknown>;

@@ -67,6 +67,7 @@ export async function rig(overrides: Record<string, unknown> = {}): Promise<Rig>
           filterState: new RedisFilterState(redis, keys.filterState),
           config: cfg,
           env,
+          db: db.db,
           ...o,
         });
       } finally {
