@@ -164,7 +164,12 @@ async function runMatched(
     });
     const settled = await Promise.allSettled(runs);
     const rejected = settled.find((r) => r.status === "rejected");
-    if (rejected) throw rejected.reason;
+    if (rejected) {
+      // A failed batch (an injected crash inside a handler) ends the run: nobody will await
+      // the release then, so it is done before the error leaves, with no lock call in flight.
+      await gate.close().catch(() => {});
+      throw rejected.reason;
+    }
   } finally {
     // Not awaited here: see DispatchResult.released. (Marked handled at once, so that an
     // error is seen where it is awaited, not reported as unhandled meanwhile.)
