@@ -217,6 +217,35 @@ describe("reflex CLI against wrangler dev", () => {
     expect(unknown.stderr).toMatch(/-> 404 Event not found/);
   });
 
+  it("events get lists the event's durable steps and its model usage", async () => {
+    const id = await insertEvent("cli.agent", "completed");
+    await db!.query(
+      `INSERT INTO steps (event_id, trigger, name, status, result, usage, attempt, started_at, duration_ms)
+       VALUES ($1, 'triage', 'turn 1 model', 'completed', '{"value":1}',
+               '{"model":"openai:gpt-4.1-mini","input_tokens":100,"output_tokens":20}', 1, now() - interval '2 seconds', 812),
+              ($1, 'triage', 'turn 1 tool 1 publish', 'failed', NULL, NULL, 1, now() - interval '1 second', 5)`,
+      [id],
+    );
+    await db!.query(`UPDATE steps SET error = 'destination down' WHERE event_id = $1 AND status = 'failed'`, [id]);
+    const r = await reflex(["events", "get", id]);
+    expectCode(r, 0);
+    expect(r.stdout).toMatch(/steps:\ntrigger +name +status +attempt +duration_ms +tokens +error\n/);
+    expect(r.stdout).toMatch(/triage +turn 1 model +completed +1 +812 +100 in, 20 out/);
+    expect(r.stdout).toMatch(/triage +turn 1 tool 1 publish +failed +1 +5 +destination down/);
+    expect(r.stdout).toMatch(
+      /model usage:\nmodel +calls +input_tokens +output_tokens\nopenai:gpt-4.1-mini +1 +100 +20/,
+    );
+    const j = await reflex(["--json", "events", "get", id]);
+    expectCode(j, 0);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      steps: [
+        { name: "turn 1 model", status: "completed", attempt: 1, duration_ms: 812 },
+        { name: "turn 1 tool 1 publish", status: "failed", error: "destination down" },
+      ],
+      usage: [{ model: "openai:gpt-4.1-mini", calls: 1, input_tokens: 100, output_tokens: 20 }],
+    });
+  });
+
   it("events tail --max 1 --since 1h --json prints one event as a JSON line", async () => {
     const id = await insertEvent("cli.tail", "completed");
     const r = await reflex(["--json", "events", "tail", "--type", "cli.tail", "--max", "1", "--since", "1h"]);
