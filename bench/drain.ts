@@ -30,10 +30,7 @@ import { parseArgs } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
-import pg from "pg";
 import ws from "ws";
-import { migrateDatabase } from "../local/migrate";
-import { spawnStandIns } from "../local/standins-process";
 import { openRedis } from "../src/backends/redis/client";
 import { RedisFilterState } from "../src/backends/redis/filter-state";
 import { redisKeys } from "../src/backends/redis/keys";
@@ -48,6 +45,7 @@ import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
+import { benchInfra } from "./infra";
 
 const { values: args } = parseArgs({
   options: {
@@ -69,11 +67,6 @@ const SIZES = args.sizes!.split(",").map(Number);
 const CONSUMERS = Number(args.consumers);
 const SOURCES = Number(args.sources);
 
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: process.env.PGUSER_TEST ?? "postgres",
-};
 neonConfig.webSocketConstructor = ws;
 
 // --- Redis command counting --------------------------------------------------------------
@@ -110,19 +103,9 @@ const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function main() {
-  const token = randomBytes(16).toString("hex");
-  // Their own process, as Upstash and Neon are remote: the consumer measured here must not
-  // share its event loop with them.
-  const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
+  const infra = await benchInfra();
+  const { token, standIns, dbUrl, ioredis, prefixBase } = infra;
   gatewayUrl = standIns.gatewayUrl;
-  const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ ...PG, database: "postgres" });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-  await migrateDatabase(dbUrl, standIns.proxyAddress);
-  const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
-  const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
 
   const envFor = (prefix: string, extra: Record<string, string> = {}): Env => ({
     UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
@@ -268,15 +251,7 @@ async function main() {
     results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
     console.log(results[results.length - 1]);
   } finally {
-    await ioredis.eval(
-      "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
-      0,
-      `${prefixBase}:*`,
-    );
-    ioredis.disconnect();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-    await standIns.stop();
+    await infra.close();
   }
   console.log(`\n${N} events per run, ${CONSUMERS} concurrent consumer(s), ${SOURCES} sources (scopes)`);
   console.log(results.join("\n"));

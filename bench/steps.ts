@@ -18,11 +18,7 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
-import IORedis from "ioredis";
-import pg from "pg";
 import ws from "ws";
-import { migrateDatabase } from "../local/migrate";
-import { spawnStandIns } from "../local/standins-process";
 import { openBackend } from "../src/backends";
 import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
@@ -31,6 +27,7 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { flush } from "../src/obs/metrics";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
+import { benchInfra } from "./infra";
 
 const { values: args } = parseArgs({
   options: {
@@ -44,11 +41,6 @@ const { values: args } = parseArgs({
 const N = Number(args.events);
 const STEPS = args.steps!.split(",").map(Number);
 const SOURCES = Number(args.sources);
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: process.env.PGUSER_TEST ?? "postgres",
-};
 neonConfig.webSocketConstructor = ws;
 
 /** Postgres round trips counted by the pools (src/db/client.ts) since the last call. */
@@ -141,16 +133,8 @@ function table(backend: string, rs: Result[]): string {
 }
 
 async function main() {
-  const token = randomBytes(16).toString("hex");
-  const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
-  const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ ...PG, database: "postgres" });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-  await migrateDatabase(dbUrl, standIns.proxyAddress);
-  const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
-  const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
+  const infra = await benchInfra();
+  const { token, standIns, dbUrl, prefixBase } = infra;
   const envFor = (backend: "redis" | "postgres", prefix: string): Env => ({
     ...(backend === "redis" ? { UPSTASH_REDIS_REST_URL: standIns.gatewayUrl, UPSTASH_REDIS_REST_TOKEN: token } : {}),
     EVENT_BACKEND: backend,
@@ -173,15 +157,7 @@ async function main() {
       out.push(table(backend, rs));
     }
   } finally {
-    await ioredis.eval(
-      "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
-      0,
-      `${prefixBase}:*`,
-    );
-    ioredis.disconnect();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-    await standIns.stop();
+    await infra.close();
   }
   console.log(`\n${N} events per run, batch ${args.batch}, ${SOURCES} sources (scopes), 1 consumer`);
   console.log(out.join("\n"));

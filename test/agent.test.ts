@@ -15,19 +15,11 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { issueOpened, issueTriage, triageTool } from "../src/handlers/issue-triage";
 import { agent, agentTools, filters as f } from "../src/triggers";
-import { call } from "./support/admin";
-import { type BackendName, type BackendRig, backendRig } from "./support/backend-rig";
+import { call, scrapeMetrics } from "./support/admin";
+import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 
-const open: BackendRig[] = [];
-afterEach(async () => {
-  for (const r of open.splice(0)) await r.close();
-});
-async function make(backend: BackendName, overrides: Record<string, unknown> = {}) {
-  const r = await backendRig(backend, overrides);
-  open.push(r);
-  return r;
-}
+const make = rigsClosedAfterEach();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 // --- the mock model's answers ------------------------------------------------------------
@@ -83,14 +75,9 @@ const issue = (n: number, repo = "acme/app"): EventEnvelope =>
 
 async function scrape(r: BackendRig): Promise<Map<string, number>> {
   await flushMetrics(r.cfg);
-  const res = await call<string>(r.env, "GET", "/metrics");
-  const m = new Map<string, number>();
-  for (const line of res.body.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    m.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return m;
+  const m = await scrapeMetrics(r.env);
+  expect(m.status).toBe(200);
+  return m.series;
 }
 
 describe.each(["redis", "postgres"] as const)("agents (%s)", (backend) => {

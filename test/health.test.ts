@@ -9,7 +9,7 @@ import { openBackend } from "../src/backends";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { ADMIN_TOKEN, call } from "./support/admin";
+import { ADMIN_TOKEN, call, scrapeMetrics } from "./support/admin";
 import { freshEnv, type TestEnv } from "./support/env";
 import { privateStandIns, type StandInPair } from "./support/faults";
 
@@ -156,16 +156,10 @@ describe("GET /metrics", () => {
   it("counters move as events are accepted, rejected and processed", async () => {
     const env = await freshEnv({ ADMIN_TOKEN, API_KEYS: API_KEY });
     const scrape = async () => {
-      const r = await call<string>(env, "GET", "/metrics");
+      const r = await scrapeMetrics(env);
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toContain("text/plain");
-      const m = new Map<string, number>();
-      for (const line of r.body.split("\n")) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.lastIndexOf(" ");
-        m.set(line.slice(0, i), Number(line.slice(i + 1)));
-      }
-      return m;
+      return r.series;
     };
     const before = await scrape();
     expect(before.get("reflex_events_accepted_total")).toBe(0);

@@ -6,23 +6,15 @@
  * Retries are made due by moving the consumers' clock, never by waiting for them.
  */
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashedUuid } from "../src/events/ids";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
 import { call } from "./support/admin";
-import { type BackendName, type BackendRig, backendRig } from "./support/backend-rig";
+import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 
-const open: BackendRig[] = [];
-afterEach(async () => {
-  for (const r of open.splice(0)) await r.close();
-});
-async function make(backend: BackendName, overrides: Record<string, unknown> = {}) {
-  const r = await backendRig(backend, overrides);
-  open.push(r);
-  return r;
-}
+const make = rigsClosedAfterEach();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 type StepRowView = { name: string; status: string; attempt: number; result: unknown; error: string | null };

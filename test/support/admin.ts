@@ -33,3 +33,17 @@ export async function call<T = any>(
   const body = text === "" ? undefined : json === undefined ? text : json;
   return { status: res.status, headers: res.headers, body: body as T };
 }
+
+/** GET /metrics, parsed: series (with labels) -> value. */
+export async function scrapeMetrics(
+  env: Env,
+): Promise<{ status: number; headers: Headers; series: Map<string, number> }> {
+  const r = await call<string>(env, "GET", "/metrics");
+  const series = new Map<string, number>();
+  for (const line of (r.status === 200 ? r.body : "").split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    series.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return { status: r.status, headers: r.headers, series };
+}

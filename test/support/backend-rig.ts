@@ -5,6 +5,7 @@
  * no Redis variable at all.
  */
 import type { SQL } from "drizzle-orm";
+import { afterEach } from "vitest";
 import { type Backend, openBackend } from "../../src/backends";
 import type { Clock } from "../../src/clock";
 import { type Config, loadConfig } from "../../src/config";
@@ -95,5 +96,21 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
       return (await db.db.execute(q)).rows as T[];
     },
     close: () => db.close(),
+  };
+}
+
+/** For a test file: `make(backend, overrides)` gives a rig that is closed after the test. */
+export function rigsClosedAfterEach(): (
+  backend: BackendName,
+  overrides?: Record<string, unknown>,
+) => Promise<BackendRig> {
+  const open: BackendRig[] = [];
+  afterEach(async () => {
+    for (const r of open.splice(0)) await r.close();
+  });
+  return async (backend, overrides = {}) => {
+    const r = await backendRig(backend, overrides);
+    open.push(r);
+    return r;
   };
 }

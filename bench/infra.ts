@@ -1,0 +1,59 @@
+/**
+ * What a drain benchmark runs against: the stand-ins for Upstash and Neon in a process of
+ * their own (as Upstash and Neon are remote, the consumer measured must not share its event
+ * loop with them), a throwaway migrated database, a unique Redis key prefix, and an ioredis
+ * client for server-side figures. close() removes the keys and the database.
+ */
+import { randomBytes } from "node:crypto";
+import IORedis from "ioredis";
+import pg from "pg";
+import { migrateDatabase } from "../local/migrate";
+import { type StandIns, spawnStandIns } from "../local/standins-process";
+
+export const PG = {
+  host: process.env.PGHOST_TEST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT_TEST ?? 5432),
+  user: process.env.PGUSER_TEST ?? "postgres",
+};
+
+export interface BenchInfra {
+  /** The gateway's bearer token (UPSTASH_REDIS_REST_TOKEN). */
+  token: string;
+  standIns: StandIns;
+  dbUrl: string;
+  ioredis: IORedis;
+  /** Every Redis key the benchmark makes starts with it. */
+  prefixBase: string;
+  close(): Promise<void>;
+}
+
+export async function benchInfra(): Promise<BenchInfra> {
+  const token = randomBytes(16).toString("hex");
+  const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
+  const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ ...PG, database: "postgres" });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
+  await migrateDatabase(dbUrl, standIns.proxyAddress);
+  const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
+  const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
+  return {
+    token,
+    standIns,
+    dbUrl,
+    ioredis,
+    prefixBase,
+    async close() {
+      await ioredis.eval(
+        "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
+        0,
+        `${prefixBase}:*`,
+      );
+      ioredis.disconnect();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+      await standIns.stop();
+    },
+  };
+}
