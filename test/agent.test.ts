@@ -7,7 +7,7 @@
 import { tool } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { flushMetrics } from "../src/backends";
 import { loadConfig } from "../src/config";
@@ -356,6 +356,49 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
       sql`select payload -> 'labels' as labels from events where type = 'issue.triaged'`,
     );
     expect(t!.labels).toEqual(["question"]);
+  });
+
+  it("deliver: a failed delivery fails the attempt; the retry delivers again with the same id, the model not called again", async () => {
+    const id = crypto.randomUUID().slice(0, 12);
+    const receiver = inject("receiverUrl");
+    const set = await fetch(`${receiver}/__control/${id}`, {
+      method: "POST",
+      body: JSON.stringify({ mode: "fail-n", n: 1 }),
+    });
+    expect(set.status).toBe(200);
+    const r = await make("redis", {
+      DESTINATIONS: JSON.stringify([{ name: "ops", url: `${receiver}/r/${id}`, filter: { types: ["never.*"] } }]),
+    });
+    const m = scripted(
+      calls(["deliver", { destination: "ops", fields: { text: "Issue 3 needs a human" } }]),
+      says("Sent."),
+    );
+    r.triggers.register(
+      agent({
+        name: "notifier",
+        filter: f.type("work.start"),
+        model: m,
+        instructions: "Tell ops.",
+        tools: { deliver: agentTools.deliver({ destinations: ["ops"], type: "ops.note" }) },
+      }),
+    );
+    const e = event({ type: "work.start", meta: { trace_id: "b".repeat(32) } });
+    await r.bundle.store.publish([e]);
+    expect(await r.run()).toMatchObject({ retried: 1 });
+    r.clock.advance(100);
+    expect(await r.run()).toMatchObject({ completed: 1 });
+    expect(m.doGenerateCalls).toHaveLength(2);
+    const log = (await (await fetch(`${receiver}/__log/${id}`)).json()) as Array<{ body: string; answered: number }>;
+    expect(log.map((x) => x.answered)).toEqual([500, 200]);
+    const [first, second] = log.map((x) => JSON.parse(x.body) as EventEnvelope);
+    expect(second!.id).toBe(first!.id);
+    expect(second).toMatchObject({
+      type: "ops.note",
+      text: "Issue 3 needs a human",
+      meta: { causation_id: e.id, correlation_id: e.id, trace_id: e.meta.trace_id },
+    });
+    const [row] = await r.rows<{ errors: Array<{ error: string }> }>(sql`select errors from events where id = ${e.id}`);
+    expect(row!.errors.map((x) => x.error)).toEqual(["notifier: deliver to ops: HTTP 500"]);
   });
 
   it("configuration: AGENT_MODEL names its provider's missing key or binding", async () => {
