@@ -33,12 +33,10 @@ import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
 import { migrateDatabase } from "../local/migrate";
+import "../local/lua-text";
 import { spawnStandIns } from "../local/standins-process";
 import { openRedis } from "../src/backends/redis/client";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
 import { redisKeys } from "../src/backends/redis/keys";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
-import { RedisStreamStore } from "../src/backends/redis/store";
 import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
@@ -48,6 +46,12 @@ import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
+
+// The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
+// that local/lua-text.ts registers (a static import would load before it runs).
+const { RedisFilterState } = await import("../src/backends/redis/filter-state");
+const { RedisScopeLocks } = await import("../src/backends/redis/locks");
+const { RedisStreamStore } = await import("../src/backends/redis/store");
 
 const { values: args } = parseArgs({
   options: {
