@@ -8,7 +8,7 @@ import type { Dedupe, DedupedReceipt, PublishOptions, PublishReceipt } from "../
 import type { Redis } from "./client";
 import { ENTRY_FIELD, eventFields } from "./entry";
 import { type RedisKeys, shardOf } from "./keys";
-import type { RedisScripts } from "./scripts";
+import type { RedisScripts, StreamTrim } from "./scripts";
 
 export type PublishConfig = Pick<Config, "STREAM_SHARDS" | "STREAM_MAXLEN"> &
   Partial<Pick<Config, "STREAM_RETENTION_S">>;
@@ -30,7 +30,7 @@ export class StreamPublisher {
    * Approximate trimming done by every XADD: by age (MINID ~ now minus STREAM_RETENTION_S)
    * when that is set, else by length (MAXLEN ~ STREAM_MAXLEN).
    */
-  private trim(): { type: "MAXLEN"; threshold: number } | { type: "MINID"; threshold: string } {
+  private trim(): StreamTrim {
     const retention = this.cfg.STREAM_RETENTION_S;
     return retention
       ? { type: "MINID", threshold: String(Date.now() - retention * 1000) }

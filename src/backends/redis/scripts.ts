@@ -5,7 +5,7 @@
  *
  * A call is EVALSHA, falling back to EVAL when Redis answers NOSCRIPT (a restart or a SCRIPT
  * FLUSH forgot it), then EVALSHA again: the SDK's Script does exactly that. One Script per
- * script and client, made on first use, so its SHA-1 is computed once per isolate.
+ * script and client, made on its first call, so its SHA-1 is computed once per isolate.
  */
 import type { Check } from "../filter-batch";
 import type { Redis } from "./client";
@@ -21,12 +21,15 @@ import pruneConsumers from "./scripts/prune-consumers.lua";
 import publishOnce from "./scripts/publish-once.lua";
 import safeTrim from "./scripts/safe-trim.lua";
 
+/** How an XADD trims, approximately: by length, or by age (entries older than an id). */
+export type StreamTrim = { type: "MAXLEN"; threshold: number } | { type: "MINID"; threshold: string };
+
 /** What publish-once.lua needs besides its keys. */
 export interface PublishOnceArgs {
   eventId: string;
   dedupeWindowS: number;
   envelopeJson: string;
-  trim: { type: "MAXLEN"; threshold: number } | { type: "MINID"; threshold: string };
+  trim: StreamTrim;
   /** 0: do not ask for a wake-up. */
   wakeWindowMs: number;
   entryField: string;
@@ -62,26 +65,26 @@ export interface RedisScripts {
   metricsAdd(key: string, deltas: Array<[field: string, delta: number]>): Promise<void>;
 }
 
-const made = new WeakMap<Redis, RedisScripts>();
+const bound = new WeakMap<Redis, RedisScripts>();
 
 /** The scripts bound to `redis`: the same object for every call with the same client. */
 export function redisScripts(redis: Redis): RedisScripts {
-  let s = made.get(redis);
-  if (!s) made.set(redis, (s = bind(redis)));
+  let s = bound.get(redis);
+  if (!s) bound.set(redis, (s = bind(redis)));
   return s;
 }
 
 function bind(redis: Redis): RedisScripts {
-  const read = redis.createScript<Array<[string, StreamEntry[]]> | null>(ackThenRead);
-  const once = redis.createScript<unknown[]>(publishOnce);
-  const prune = redis.createScript<string[] | null>(pruneConsumers);
-  const lag = redis.createScript<number | string>(backlog);
-  const trim = redis.createScript<number | string>(safeTrim);
-  const acquire = redis.createScript<number[]>(lockAcquire);
-  const release = redis.createScript<number>(lockRelease);
-  const renew = redis.createScript<number>(lockRenew);
-  const checks = redis.createScript<number[]>(filterChecks);
-  const add = redis.createScript<number>(metricsAdd);
+  const read = script<Array<[string, StreamEntry[]]> | null>(redis, ackThenRead);
+  const once = script<unknown[]>(redis, publishOnce);
+  const prune = script<string[] | null>(redis, pruneConsumers);
+  const lag = script<number | string>(redis, backlog);
+  const trim = script<number | string>(redis, safeTrim);
+  const acquire = script<number[]>(redis, lockAcquire);
+  const release = script<number>(redis, lockRelease);
+  const renew = script<number>(redis, lockRenew);
+  const checks = script<number[]>(redis, filterChecks);
+  const add = script<number>(redis, metricsAdd);
   return {
     async ackThenRead(r, acks) {
       const reply = await read.exec(
@@ -139,4 +142,10 @@ function bind(redis: Redis): RedisScripts {
       );
     },
   };
+}
+
+/** The SDK's Script for `text`, made on the first call (its SHA-1 computed then, once). */
+function script<R>(redis: Redis, text: string): { exec(keys: string[], args: string[]): Promise<R> } {
+  let made: { exec(keys: string[], args: string[]): Promise<R> } | undefined;
+  return { exec: (keys, args) => (made ??= redis.createScript<R>(text)).exec(keys, args) };
 }
