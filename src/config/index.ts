@@ -164,10 +164,13 @@ const schema = z.object({
   DESTINATION_BREAKER_COOLDOWN_S: int(1).default(30),
   /** Longest cool-down, seconds. */
   DESTINATION_BREAKER_MAX_COOLDOWN_S: int(1).default(600),
-  /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
+  /**
+   * Local development only: "host:port/token" of the WebSocket proxy standing in for Neon
+   * (local/neon-proxy.ts); the driver sends the token as the first segment of the path.
+   */
   NEON_WS_PROXY: z
     .string()
-    .regex(/^[\w.-]+:\d+$/, "must be host:port")
+    .regex(/^[\w.-]+:\d+\/[\w-]+$/, "must be host:port/token")
     .optional(),
   // --- health, observability, cache (src/health, src/obs) ---
   /** /health/detailed: pending (claimed, unacknowledged) above this is degraded (Reflex: 10,000). */
