@@ -8,7 +8,12 @@ import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangle
 // EVENT_MAX_ATTEMPTS or DESTINATIONS. Everything else a test needs comes from
 // test/global-setup.ts through freshEnv() (test/support/env.ts).
 const wrangler = unstable_readConfig({ config: "./wrangler.toml" });
-const { workerOptions } = unstable_getMiniflareWorkerOptions(wrangler);
+// wrangler reads .dev.vars (or .env) only when no env file is named: naming one that does not
+// exist spares the reading (an option the function takes but does not declare).
+const noEnvFiles = { envFiles: ["./.no-env-file-for-tests"] } as Parameters<
+  typeof unstable_getMiniflareWorkerOptions
+>[2];
+const { workerOptions } = unstable_getMiniflareWorkerOptions(wrangler, undefined, noEnvFiles);
 workerOptions.bindings = { ...wrangler.vars };
 
 // Two projects:
