@@ -13,7 +13,7 @@ import { ADMIN_TOKEN, call } from "./support/admin";
 import { freshEnv, type TestEnv } from "./support/env";
 import { privateStandIns, type StandInPair } from "./support/faults";
 
-const API_KEY = "health-test-key";
+const API_KEY = "health-test-key-0123456789";
 
 function event(i: number, source = `src-${i % 3}`): EventEnvelope {
   return {

@@ -130,7 +130,7 @@ describe("admin routes need the admin token (every route in /openapi.json that d
 describe("webhook signature attacks are refused, store nothing, and do not use up the delivery id", () => {
   const sources = {
     ...SOURCES,
-    "gh-other": { scheme: "github", secret: "another-github-secret" },
+    "gh-other": { scheme: "github", secret: "another-github-secret-0123" },
     "svix-other": { scheme: "standard-webhooks", secret: SECRETS.standardOther },
   };
   const env = () =>
@@ -433,8 +433,8 @@ describe("hostile input", () => {
         else expect(a.json.status, c.what).toBe(a.status); // a problem document saying what is wrong
         expect(await health(env), `after ${c.what}`).toBe(200);
       }
-      // What had to be refused was; what is legal was taken.
-      expect(accepted.length).toBe(1 + 1 + 1 + 1 + 1 + 500);
+      // What had to be refused was (prototype keys included: 422 at any depth); what is legal was taken.
+      expect(accepted.length).toBe(1 + 1 + 1 + 1 + 500);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
 
       // And the consumer stores it all, byte for byte where it matters.
@@ -443,10 +443,7 @@ describe("hostile input", () => {
         sql`select id::text, status::text, payload->'body' as body from events`,
       );
       expect(rows.filter((x) => x.status === "completed")).toHaveLength(accepted.length);
-      const proto = rows.find((x) => JSON.stringify(x.body).includes("__proto__"))!;
-      expect(JSON.stringify(proto.body)).toBe(
-        `{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}`,
-      );
+      expect(rows.find((x) => JSON.stringify(x.body).includes("__proto__"))).toBeUndefined();
       const wide = rows.find((x) => typeof x.body === "object" && x.body !== null && "k59999" in (x.body as object))!;
       expect(Object.keys(wide.body as object)).toHaveLength(60_000);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -10,7 +10,7 @@ import worker from "../src/index";
 import { call } from "./support/admin";
 import { freshEnv } from "./support/env";
 
-const API_KEY = "tracing-test-key";
+const API_KEY = "tracing-test-key-0123456789";
 
 async function receiverLog(
   id: string,

@@ -4,7 +4,14 @@
  * an event the store has not confirmed.
  */
 
-import type { Dedupe, DedupedReceipt, EventStore, PublishReceipt } from "../backends/types";
+import type {
+  Dedupe,
+  DedupedReceipt,
+  EventStore,
+  GuardedEvent,
+  GuardedReceipt,
+  PublishReceipt,
+} from "../backends/types";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
@@ -78,4 +85,32 @@ export async function publishDelivery(
   if (r.duplicate) wakeAskFailed(ctx.cfg, opts);
   afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
   return r.duplicate ? { id: r.firstId, duplicate: true } : { id: event.id, duplicate: false };
+}
+
+/**
+ * publishGuarded (src/backends/types.ts) with ingest's failure mapping: the verdict of each
+ * event; a conflict stored nothing. A store failure is a 503.
+ */
+export async function publishGuardedEvents(
+  ctx: IngestContext,
+  items: GuardedEvent[],
+  windowS: number,
+): Promise<GuardedReceipt> {
+  const now = Date.now();
+  const opts = wakeOptions(ctx.cfg, now);
+  let r: GuardedReceipt;
+  try {
+    r = await withSpan(
+      "publish",
+      { "reflex.events": items.length, "reflex.backend": ctx.store.backend, "reflex.dedupe": true },
+      () => ctx.store.publishGuarded(items, windowS, opts),
+    );
+  } catch (err) {
+    wakeAskFailed(ctx.cfg, opts);
+    throw storeUnavailable(err, ctx.cfg);
+  }
+  // Nothing stored ran no wake-up gate: let the next request ask.
+  if (!r.wake && r.wakeWindowLeftMs === 0) wakeAskFailed(ctx.cfg, opts);
+  afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
+  return r;
 }

@@ -4,7 +4,15 @@
  */
 import type { Config } from "../../config";
 import type { EventEnvelope } from "../../events/envelope";
-import type { Dedupe, DedupedReceipt, PublishOptions, PublishReceipt } from "../types";
+import type {
+  Dedupe,
+  DedupedReceipt,
+  GuardedEvent,
+  GuardedReceipt,
+  GuardVerdict,
+  PublishOptions,
+  PublishReceipt,
+} from "../types";
 import type { Redis } from "./client";
 import { ENTRY_FIELD, eventFields } from "./entry";
 import { type RedisKeys, shardOf } from "./keys";
@@ -86,5 +94,35 @@ export class StreamPublisher {
       },
     );
     return r.duplicate ? { ...r, wake: false, wakeWindowLeftMs: 0 } : r;
+  }
+
+  /**
+   * Events guarded by keys (client ids, webhook delivery ids and body digests), as one
+   * script (./scripts/publish-guarded.lua): the events none of whose keys were seen are
+   * appended and their keys recorded; a conflict anywhere appends nothing.
+   */
+  async publishGuarded(items: GuardedEvent[], windowS: number, opts: PublishOptions = {}): Promise<GuardedReceipt> {
+    if (items.length === 0) return { results: [], conflict: false, wake: false, wakeWindowLeftMs: 0 };
+    const r = await this.scripts.publishGuarded(
+      items.map((x) => ({
+        stream: this.streamFor(x.event),
+        eventId: x.event.id,
+        envelopeJson: JSON.stringify(x.event),
+        guards: x.guards.map((g) => ({ ...g, key: this.keys.dedupe(g.key) })),
+      })),
+      {
+        windowS,
+        trim: this.trim(),
+        wakeWindowMs: opts.wakeWindowMs && opts.wakeWindowMs > 0 ? opts.wakeWindowMs : 0,
+        entryField: ENTRY_FIELD,
+        wake: this.keys.wake,
+      },
+    );
+    const results: GuardVerdict[] = r.results.map((v, i) => {
+      if (v.status === 1) return { status: "stored" };
+      if (v.status === 2) return { status: "duplicate", firstId: v.firstId };
+      return { status: "conflict", firstId: v.firstId, key: items[i]!.guards[v.hit - 1]?.key ?? "" };
+    });
+    return { results, conflict: r.conflict, wake: r.wake, wakeWindowLeftMs: r.wakeWindowLeftMs };
   }
 }

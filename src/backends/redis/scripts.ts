@@ -18,6 +18,7 @@ import lockRelease from "./scripts/lock-release.lua";
 import lockRenew from "./scripts/lock-renew.lua";
 import metricsAdd from "./scripts/metrics-add.lua";
 import pruneConsumers from "./scripts/prune-consumers.lua";
+import publishGuarded from "./scripts/publish-guarded.lua";
 import publishOnce from "./scripts/publish-once.lua";
 import safeTrim from "./scripts/safe-trim.lua";
 
@@ -39,6 +40,22 @@ export type PublishOnceReply =
   | { duplicate: true; firstId: string }
   | { duplicate: false; wake: boolean; wakeWindowLeftMs: number };
 
+/** One event of publish-guarded.lua: its stream, envelope, id, and guard keys (namespaced). */
+export interface GuardedEntry {
+  stream: string;
+  eventId: string;
+  envelopeJson: string;
+  guards: Array<{ key: string; digest: string; onMismatch: "conflict" | "duplicate" }>;
+}
+
+export interface PublishGuardedReply {
+  conflict: boolean;
+  wake: boolean;
+  wakeWindowLeftMs: number;
+  /** Per entry: 1 stored, 2 duplicate, 3 conflict; the first id; the 1-based guard that was seen (0: none). */
+  results: Array<{ status: 1 | 2 | 3; firstId: string; hit: number }>;
+}
+
 export interface RedisScripts {
   /** Sends `acks` (entry ids by lane), then XREADGROUP ... > on `lane`: one command. */
   ackThenRead(
@@ -47,6 +64,11 @@ export interface RedisScripts {
   ): Promise<StreamEntry[]>;
   /** XADD guarded by a dedupe key, with the wake-up gate, atomically. */
   publishOnce(keys: { dedupe: string; stream: string; wake: string }, args: PublishOnceArgs): Promise<PublishOnceReply>;
+  /** XADDs guarded by keys with digests, all or nothing on a conflict, with the wake-up gate, atomically. */
+  publishGuarded(
+    entries: GuardedEntry[],
+    a: { windowS: number; trim: StreamTrim; wakeWindowMs: number; entryField: string; wake: string },
+  ): Promise<PublishGuardedReply>;
   /** Deletes the idle consumers of `group` with nothing pending; their names. */
   pruneConsumers(stream: string, group: string, idleMs: number): Promise<string[]>;
   /** Entries of `stream` not yet handled by `group` (lag plus pending). */
@@ -77,6 +99,7 @@ export function redisScripts(redis: Redis): RedisScripts {
 function bind(redis: Redis): RedisScripts {
   const read = script<Array<[string, StreamEntry[]]> | null>(redis, ackThenRead);
   const once = script<unknown[]>(redis, publishOnce);
+  const guarded = script<unknown[]>(redis, publishGuarded);
   const prune = script<string[] | null>(redis, pruneConsumers);
   const lag = script<number | string>(redis, backlog);
   const trim = script<number | string>(redis, safeTrim);
@@ -108,6 +131,26 @@ function bind(redis: Redis): RedisScripts {
       );
       if (Number(r[0]) === 0) return { duplicate: true, firstId: String(r[1]) };
       return { duplicate: false, wake: Number(r[1]) === 1, wakeWindowLeftMs: Math.max(0, Number(r[2])) };
+    },
+    async publishGuarded(entries, a) {
+      const args = [String(Math.ceil(a.windowS)), a.trim.type, String(a.trim.threshold), String(a.wakeWindowMs)];
+      args.push(a.entryField, String(entries.length));
+      for (const e of entries) {
+        args.push(e.envelopeJson, e.eventId, String(e.guards.length));
+        for (const g of e.guards) args.push(g.digest, g.onMismatch);
+      }
+      const keys = [...entries.map((e) => e.stream), ...entries.flatMap((e) => e.guards.map((g) => g.key)), a.wake];
+      const r = await guarded.exec(keys, args);
+      return {
+        conflict: Number(r[0]) === 1,
+        wake: Number(r[1]) === 1,
+        wakeWindowLeftMs: Math.max(0, Number(r[2])),
+        results: entries.map((_, i) => ({
+          status: Number(r[3 + 3 * i]) as 1 | 2 | 3,
+          firstId: String(r[4 + 3 * i]),
+          hit: Number(r[5 + 3 * i]),
+        })),
+      };
     },
     async pruneConsumers(stream, group, idleMs) {
       return (await prune.exec([stream], [group, String(idleMs)])) ?? [];

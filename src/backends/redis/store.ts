@@ -16,6 +16,8 @@ import type {
   DedupedReceipt,
   DueRequest,
   EventStore,
+  GuardedEvent,
+  GuardedReceipt,
   HistoryCounts,
   LaneStats,
   PublishOptions,
@@ -67,6 +69,10 @@ export class RedisStreamStore implements EventStore {
 
   publishOnce(event: EventEnvelope, dedupe: Dedupe, opts?: PublishOptions): Promise<DedupedReceipt> {
     return this.publisher.publishOnce(event, dedupe, opts);
+  }
+
+  publishGuarded(items: GuardedEvent[], windowS: number, opts?: PublishOptions): Promise<GuardedReceipt> {
+    return this.publisher.publishGuarded(items, windowS, opts);
   }
 
   lanes(): string[] {
