@@ -16,7 +16,12 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../src/config";
+import { loadConfig } from "../src/config";
+import { openDb } from "../src/db/client";
+import { openDestinations } from "../src/destinations";
 import { filters as f } from "../src/triggers";
+import { globMatcher } from "../src/triggers/filters";
+import { TriggerRegistry } from "../src/triggers/registry";
 import { post, streamEvents, streamLength } from "./fixtures/ingest";
 import {
   githubHeaders,
@@ -571,3 +576,84 @@ describe("hostile input", () => {
     }
   });
 });
+
+describe("globs match in linear time (destinations and type filters)", () => {
+  // 24 stars between "a"s, against a long run of "a"s that never ends in "b": a regex with
+  // `.*` per star would backtrack through ~10^40 splits and never return.
+  const manyStars = `${"*a".repeat(24)}*b`;
+  const nearMiss = "a".repeat(256);
+
+  it("a many-star glob against a long adversarial type answers, and answers right", () => {
+    const e = (type: string) => ({ ...eventOf(type), source: nearMiss });
+    const flt = f.type(manyStars);
+    expect(flt.test(e(nearMiss.slice(0, 128)), filterCtx, "f")).toBe(false);
+    expect(flt.test(e(`${"a".repeat(100)}b`), filterCtx, "f")).toBe(true);
+    expect(flt.test(e(`${"a".repeat(23)}b`), filterCtx, "f")).toBe(false);
+  });
+
+  it("glob semantics: * is any run, everything else literal (regex characters included)", () => {
+    const cases: Array<[string, string, boolean]> = [
+      ["order.*", "order.created", true],
+      ["order.*", "order.", true],
+      ["order.*", "orderXcreated", false],
+      ["*", "", true],
+      ["a*b*c", "abc", true],
+      ["a*b*c", "aXbYc", true],
+      ["a*b*c", "acb", false],
+      ["a*a", "a", false],
+      ["a*a", "aa", true],
+      ["**x**", "yxy", true],
+      ["(a|b)+", "(a|b)+", true],
+      ["(a|b)+", "a", false],
+      ["exact", "exact", true],
+      ["exact", "exactly", false],
+      ["*.push", "github.push", true],
+      ["*ab*ab", "abab", true],
+      ["*ab*ab", "aab", false],
+    ];
+    for (const [glob, s, want] of cases) expect(globMatcher(glob)(s), `${glob} ~ ${s}`).toBe(want);
+  });
+
+  it("a destination whose source glob has many stars: a client's adversarial source is matched (not delivered) and the run goes on", async () => {
+    const env = await freshEnv({
+      DESTINATIONS: JSON.stringify([
+        {
+          name: "greedy",
+          url: "https://dest.example/hook",
+          filter: { sources: [manyStars], types: ["*.*.*.*.*.*.*.*.*.*x"] },
+        },
+      ]),
+    });
+    const cfg = loadConfig(env);
+    const h = openDb(cfg);
+    try {
+      const rt = openDestinations({ config: cfg, db: h.db, base: new TriggerRegistry() });
+      const matches = await rt.triggers.match(
+        [
+          { ...eventOf("a.".repeat(60)), source: nearMiss },
+          { ...eventOf("a.b.c.d.e.f.g.h.i.jx"), source: `${nearMiss}b` },
+        ],
+        { now: Date.now(), state: filterCtx.state },
+      );
+      expect(matches[0]).toEqual([]);
+      expect((matches[1] as Array<{ trigger: { name: string } }>).map((m) => m.trigger.name)).toEqual([
+        "destination greedy",
+      ]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+const filterCtx = {
+  trigger: "t",
+  now: 0,
+  state: {
+    rateLimit: () => Promise.reject(new Error("not used")),
+    dedupe: () => Promise.reject(new Error("not used")),
+  },
+};
+
+function eventOf(type: string) {
+  return { id: crypto.randomUUID(), type, source: "s", timestamp: new Date().toISOString(), meta: { trace_id: "t" } };
+}

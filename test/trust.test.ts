@@ -8,6 +8,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
+import { derivedIdKey, deriveEvent } from "../src/consume/derive";
 import { type DbHandle, openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import { webhookSources } from "../src/ingest/sources";
@@ -193,5 +194,38 @@ describe("dedupe window against signature tolerance", () => {
     expect(r.status).toBe(500);
     expect(r.json.title).toBe("Server misconfigured");
     expect(await ingestKeysOf(env)).toEqual([]);
+  });
+});
+
+describe("derived-event ids are keyed with a server secret", () => {
+  const parent = {
+    id: "0b6f3e0e-5f7c-4b43-9a53-5d7a0d0f3c7e",
+    type: "timer.tick",
+    source: "cron",
+    timestamp: new Date(0).toISOString(),
+    meta: { trace_id: "t" },
+  };
+  /** The id an unkeyed hash of (parent id, trigger, order) would give: what a client could compute. */
+  async function predictable(parentId: string, trigger: string, seq: number): Promise<string> {
+    const d = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${parentId}\u0000${trigger}\u0000${seq}`)),
+    );
+    return [...d.slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  const bare = (id: string) => id.replace(/-/g, "");
+
+  it("deterministic for one secret, different for another, and not the unkeyed hash a client could compute", async () => {
+    const base = { DATABASE_URL: "postgres://u@127.0.0.1/x" };
+    const a = { ...base, EVENT_ID_SECRET: "a-secret-of-at-least-24-bytes!" };
+    const b = { ...base, EVENT_ID_SECRET: "another-secret-of-24-bytes-or-more" };
+    const derive = (cfg: typeof a | typeof base) =>
+      deriveEvent(parent, "notify", 0, { type: "email.sent" }, 0, derivedIdKey(cfg as never));
+    const [a1, a2, b1, d1] = await Promise.all([derive(a), derive(a), derive(b), derive(base)]);
+    expect(a1.id).toBe(a2.id);
+    expect(a1.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(b1.id).not.toBe(a1.id);
+    expect(d1.id).not.toBe(a1.id);
+    const guess = await predictable(parent.id, "notify", 0);
+    for (const e of [a1, b1, d1]) expect(bare(e.id).slice(0, 12)).not.toBe(guess.slice(0, 12));
   });
 });

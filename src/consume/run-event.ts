@@ -17,7 +17,7 @@ import type { Logger } from "../obs/log";
 import { eventTraceContext, withSpan } from "../obs/trace";
 import type { DispatchHooks } from "../triggers/hooks";
 import type { HandlerContext, Match } from "../triggers/registry";
-import { deriveEvent } from "./derive";
+import { derivedIdKey, deriveEvent } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
 
 export interface EventDeps {
@@ -76,7 +76,7 @@ function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEn
     env: d.env,
     config: d.config,
     publish: async (input) => {
-      const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now());
+      const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now(), derivedIdKey(d.config));
       staged.push(e);
       return e;
     },

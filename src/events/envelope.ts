@@ -24,13 +24,13 @@ export const metaSchema = z
 /**
  * Where an event came in, set by the server and never taken from a client (meta.ingress):
  * a verified webhook delivery (its source and signature scheme), an API key over HTTP or
- * over the WebSocket (the key's id), or a handler deriving it from another event.
+ * over the WebSocket (the key's id). Events a handler derives carry none; replay copies
+ * keep their original's.
  */
 export type Ingress =
   | { kind: "webhook"; source: string; scheme: string }
   | { kind: "api"; key: string }
-  | { kind: "ws"; key: string }
-  | { kind: "derived"; trigger: string };
+  | { kind: "ws"; key: string };
 
 /**
  * meta keys only the server sets: the code reads them to decide what runs (replay_target
