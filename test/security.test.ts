@@ -122,6 +122,26 @@ describe("admin routes need the admin token (every route in /openapi.json that d
     expect((await adminCall(env, "GET", `/events/${crypto.randomUUID()}`)).status).toBe(404);
   });
 
+  it("the read-only METRICS_TOKEN reads every GET route and is refused (403) by every action, which stores nothing", async () => {
+    const METRICS_TOKEN = "read-only-metrics-token-0123456789";
+    const env = await freshEnv({ ADMIN_TOKEN, METRICS_TOKEN, API_KEYS: API_KEY, WAKE_QUEUE: undefined });
+    const routes = await adminRoutes(env);
+    expect(routes.some((r) => r.method !== "GET")).toBe(true);
+    for (const r of routes) {
+      const a = await adminCall(env, r.method, concrete(r.path), {
+        token: METRICS_TOKEN,
+        body: r.method === "POST" ? {} : undefined,
+      });
+      if (r.method === "GET") expect([200, 404], `${r.method} ${r.path}`).toContain(a.status);
+      else {
+        expect(a.status, `${r.method} ${r.path}`).toBe(403);
+        expect(a.body.detail).toMatch(/read-only/);
+      }
+    }
+    const replays = await adminCall(env, "GET", "/replays");
+    expect(replays.body.replays).toEqual([]);
+  });
+
   it("every admin route answers 503 when ADMIN_TOKEN is not configured: never open by default", async () => {
     const env = await freshEnv({ WAKE_QUEUE: undefined });
     for (const r of await adminRoutes(env)) {
