@@ -229,3 +229,58 @@ describe("derived-event ids are keyed with a server secret", () => {
     for (const e of [a1, b1, d1]) expect(bare(e.id).slice(0, 12)).not.toBe(guess.slice(0, 12));
   });
 });
+
+describe("configuration refuses weak credentials and remote use of the local stand-in", () => {
+  const base = { DATABASE_URL: "postgres://u@db.example/x", EVENT_BACKEND: "postgres" };
+  const problemsOf = (env: Record<string, unknown>): string[] => {
+    try {
+      const cfg = loadConfig(env);
+      webhookSources(cfg);
+      return [];
+    } catch (e) {
+      return (e as { problems?: string[] }).problems ?? [String(e)];
+    }
+  };
+
+  it("API keys shorter than 16 characters: an error naming API_KEYS, never the key", () => {
+    const p = problemsOf({ ...base, API_KEYS: "long-enough-key-0123,short-key" });
+    expect(p.join()).toMatch(/API_KEYS.*at least 16 characters/);
+    expect(p.join()).not.toContain("short-key");
+    expect(problemsOf({ ...base, API_KEYS: "long-enough-key-0123" })).toEqual([]);
+  });
+
+  it("webhook secrets under 24 bytes (a whsec_ secret: decoded) name the source's secret", () => {
+    const sources = {
+      gh: { scheme: "github", secret: "only-twenty-bytes!!!" },
+      svix: { scheme: "standard-webhooks", secret: `whsec_${btoa("sixteen bytes!!!")}` },
+      shop: { scheme: "hmac-sha256", secret: "x".repeat(24) },
+    };
+    const p = problemsOf({ ...base, WEBHOOK_SOURCES: JSON.stringify(sources) });
+    expect(p).toEqual([
+      "WEBHOOK_SOURCES.gh.secret: must be at least 24 bytes",
+      "WEBHOOK_SOURCES.svix.secret: must decode to at least 24 bytes",
+    ]);
+  });
+
+  it("NEON_WS_PROXY only with a loopback database host; the read-only token differs from the admin one", () => {
+    expect(problemsOf({ ...base, NEON_WS_PROXY: "127.0.0.1:4444" }).join()).toMatch(
+      /NEON_WS_PROXY: local development only.*DATABASE_URL/,
+    );
+    for (const host of ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"])
+      expect(
+        problemsOf({ ...base, DATABASE_URL: `postgres://u@${host}:5432/x`, NEON_WS_PROXY: "127.0.0.1:4444" }),
+      ).toEqual([]);
+    expect(
+      problemsOf({
+        ...base,
+        DATABASE_URL: "postgres://u@127.0.0.1/x",
+        DATABASE_READ_URL: "postgres://u@replica.example/x",
+        NEON_WS_PROXY: "127.0.0.1:4444",
+      }).join(),
+    ).toMatch(/DATABASE_READ_URL/);
+    const token = "same-token-0123456789";
+    expect(problemsOf({ ...base, ADMIN_TOKEN: token, METRICS_TOKEN: token }).join()).toMatch(
+      /METRICS_TOKEN: must differ/,
+    );
+  });
+});

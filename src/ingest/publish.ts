@@ -16,17 +16,11 @@ import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
-import { withSpan } from "../obs/trace";
+import { errorSummary, withSpan } from "../obs/trace";
 import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 2;
-
-/** The error's first line, without the command (an UpstashError quotes it: event payloads stay out of logs). */
-export function errorSummary(err: unknown): string {
-  const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return msg.split(", command was:")[0]!.slice(0, 300);
-}
 
 export function storeUnavailable(err: unknown, cfg?: Pick<Config, "LOG_LEVEL">): HTTPProblem {
   createLogger(cfg?.LOG_LEVEL).error("event store unavailable", { error: errorSummary(err) });
