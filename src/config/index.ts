@@ -112,6 +112,15 @@ const schema = z.object({
   RATE_LIMIT_SOURCE_REQUESTS: int(0).default(1_000),
   /** Sliding window of both rate limits, seconds. */
   RATE_LIMIT_WINDOW_S: int(1).default(10),
+  /** GET /ws: events per second one connection may send (over it: closed with 1008). */
+  WS_EVENTS_PER_S: int(1).default(1_000),
+  /** GET /ws: a connection silent this long is closed (1000), seconds. */
+  WS_IDLE_TIMEOUT_S: int(1).default(60),
+  /**
+   * GET /ws: frames one connection may send before the server closes it (1000, "reconnect"):
+   * a connection is one Workers invocation, and each frame's publish is a subrequest of it.
+   */
+  WS_MAX_FRAMES: int(1).max(900).default(400),
   /**
    * Wake-up debounce, ms: at most one wake-up (plus one trailing, delayed) is sent to
    * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).
