@@ -15,6 +15,7 @@
  *   POST /events/batch           --batch events per request   -> events/s
  *   GET  /ws, 1 socket and 8     one event per frame, --window frames in flight per socket
  *                                (acknowledged in order, after the append) -> events/s
+ *   GET  /ws, --batch-connections sockets, --batch events per frame (2 in flight) -> events/s
  *
  * then, in a second `wrangler dev`, the floor: a bare worker (bench/floor/worker.ts) that
  * does only the one Upstash request a single event needs. /events is printed against it too:
@@ -189,21 +190,20 @@ async function load(
       }
     }),
   );
-  const elapsed = (performance.now() - start) / 1000;
   agent.destroy();
-  lat.sort((a, b) => a - b);
-  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
-  return {
-    name,
-    requests: lat.length,
-    ok,
-    failed,
-    statuses,
-    seconds: elapsed,
-    p50: pct(50),
-    p99: pct(99),
-    rps: ok / elapsed,
-  };
+  return phase(name, lat, ok, failed, statuses, start);
+}
+
+/** A phase's figures from its latencies and counts (`start`: performance.now() at its start). */
+function phase(
+  name: string,
+  lat: number[],
+  ok: number,
+  failed: number,
+  statuses: Map<number, number>,
+  start: number,
+): Phase {
+  return phase(name, lat, ok, failed, statuses, start);
 }
 
 // --- WebSocket load: N sockets, each keeping `window` frames in flight ---------------------
@@ -261,20 +261,7 @@ async function wsLoad(
       while (performance.now() < end) await socket();
     }),
   );
-  const elapsed = (performance.now() - start) / 1000;
-  lat.sort((a, b) => a - b);
-  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
-  return {
-    name,
-    requests: lat.length,
-    ok,
-    failed,
-    statuses,
-    seconds: elapsed,
-    p50: pct(50),
-    p99: pct(99),
-    rps: ok / elapsed,
-  };
+  return phase(name, lat, ok, failed, statuses, start);
 }
 
 // --- request bodies ----------------------------------------------------------------------
@@ -407,12 +394,16 @@ async function main() {
       BATCH_CONNECTIONS,
     );
 
-    for (const sockets of [1, 8]) {
-      const name = `GET /ws, ${sockets} socket${sockets > 1 ? "s" : ""} (${WINDOW} in flight)`;
+    const wsPhases: Array<[string, (i: number) => string, number, number]> = [
+      [`GET /ws, 1 socket (${WINDOW} in flight)`, eventBody, 1, 1],
+      [`GET /ws, 8 sockets (${WINDOW} in flight)`, eventBody, 8, 1],
+      [`GET /ws, ${BATCH_CONNECTIONS} sockets, ${BATCH}/frame`, batchBody, BATCH_CONNECTIONS, BATCH],
+    ];
+    for (const [name, frame, sockets, perFrame] of wsPhases) {
       const before = await commandStats(redis.port);
-      const r = await wsLoad(base, name, eventBody, sockets, SECONDS, WINDOW);
+      const r = await wsLoad(base, name, frame, sockets, SECONDS, perFrame > 1 ? 2 : WINDOW);
       await new Promise((res) => setTimeout(res, 300));
-      results.push({ ...r, cmds: delta(before, await commandStats(redis.port)), events: r.ok });
+      results.push({ ...r, cmds: delta(before, await commandStats(redis.port)), events: r.ok * perFrame });
     }
 
     // The floor: a bare worker doing only the one Upstash round trip (bench/floor/worker.ts),

@@ -1,17 +1,10 @@
 /**
- * Ingest's way into the EventStore: publish (or publish-once for webhook deliveries),
+ * Ingest's way into the EventStore: publish (or the guarded publish, for client ids and webhook deliveries),
  * wake the consumer, and turn any store failure into 503 + Retry-After - never a 2xx for
  * an event the store has not confirmed.
  */
 
-import type {
-  Dedupe,
-  DedupedReceipt,
-  EventStore,
-  GuardedEvent,
-  GuardedReceipt,
-  PublishReceipt,
-} from "../backends/types";
+import type { EventStore, GuardedEvent, GuardedReceipt, PublishReceipt } from "../backends/types";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
@@ -54,31 +47,6 @@ export async function publishEvents(ctx: IngestContext, events: EventEnvelope[])
     throw storeUnavailable(err, ctx.cfg);
   }
   afterPublish(ctx.env, ctx.cfg, receipt, ctx.waitUntil, now);
-}
-
-/** Publishes unless the delivery was seen; returns the id of the event that stands for it. */
-export async function publishDelivery(
-  ctx: IngestContext,
-  event: EventEnvelope,
-  dedupe: Dedupe,
-): Promise<{ id: string; duplicate: boolean }> {
-  const now = Date.now();
-  const opts = wakeOptions(ctx.cfg, now);
-  let r: DedupedReceipt;
-  try {
-    r = await withSpan(
-      "publish",
-      { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true },
-      () => ctx.store.publishOnce(event, dedupe, opts),
-    );
-  } catch (err) {
-    wakeAskFailed(ctx.cfg, opts);
-    throw storeUnavailable(err, ctx.cfg);
-  }
-  // A duplicate ran no wake-up gate: let the next request ask.
-  if (r.duplicate) wakeAskFailed(ctx.cfg, opts);
-  afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
-  return r.duplicate ? { id: r.firstId, duplicate: true } : { id: event.id, duplicate: false };
 }
 
 /**
