@@ -263,19 +263,19 @@ describe("configuration refuses weak credentials and remote use of the local sta
   });
 
   it("NEON_WS_PROXY only with a loopback database host; the read-only token differs from the admin one", () => {
-    expect(problemsOf({ ...base, NEON_WS_PROXY: "127.0.0.1:4444" }).join()).toMatch(
+    expect(problemsOf({ ...base, NEON_WS_PROXY: "127.0.0.1:4444/tok" }).join()).toMatch(
       /NEON_WS_PROXY: local development only.*DATABASE_URL/,
     );
     for (const host of ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"])
       expect(
-        problemsOf({ ...base, DATABASE_URL: `postgres://u@${host}:5432/x`, NEON_WS_PROXY: "127.0.0.1:4444" }),
+        problemsOf({ ...base, DATABASE_URL: `postgres://u@${host}:5432/x`, NEON_WS_PROXY: "127.0.0.1:4444/tok" }),
       ).toEqual([]);
     expect(
       problemsOf({
         ...base,
         DATABASE_URL: "postgres://u@127.0.0.1/x",
         DATABASE_READ_URL: "postgres://u@replica.example/x",
-        NEON_WS_PROXY: "127.0.0.1:4444",
+        NEON_WS_PROXY: "127.0.0.1:4444/tok",
       }).join(),
     ).toMatch(/DATABASE_READ_URL/);
     const token = "same-token-0123456789";
