@@ -150,13 +150,9 @@ async function load(
   okStatus: number,
 ): Promise<Phase> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const lat: number[] = [];
-  const statuses = new Map<number, number>();
+  const tally = new Tally(okStatus);
   let i = 0;
-  let ok = 0;
-  let failed = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
+  const end = tally.start + seconds * 1000;
   const one = (spec: RequestSpec) =>
     new Promise<number>((resolve) => {
       const req = http.request(
@@ -183,27 +179,47 @@ async function load(
         const spec = next(i++);
         const t0 = performance.now();
         const status = await one(spec);
-        lat.push(performance.now() - t0);
-        statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        if (status === okStatus) ok++;
-        else failed++;
+        tally.book(status, performance.now() - t0);
       }
     }),
   );
   agent.destroy();
-  return phase(name, lat, ok, failed, statuses, start);
+  return tally.phase(name);
 }
 
-/** A phase's figures from its latencies and counts (`start`: performance.now() at its start). */
-function phase(
-  name: string,
-  lat: number[],
-  ok: number,
-  failed: number,
-  statuses: Map<number, number>,
-  start: number,
-): Phase {
-  return phase(name, lat, ok, failed, statuses, start);
+/** One phase's answers as they come: latencies, statuses, and how many were the expected one. */
+class Tally {
+  readonly start = performance.now();
+  private readonly lat: number[] = [];
+  private readonly statuses = new Map<number, number>();
+  private ok = 0;
+  private failed = 0;
+
+  constructor(private readonly okStatus: number) {}
+
+  book(status: number, ms?: number): void {
+    if (ms !== undefined) this.lat.push(ms);
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    if (status === this.okStatus) this.ok++;
+    else this.failed++;
+  }
+
+  phase(name: string): Phase {
+    const elapsed = (performance.now() - this.start) / 1000;
+    const lat = this.lat.sort((a, b) => a - b);
+    const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
+    return {
+      name,
+      requests: lat.length,
+      ok: this.ok,
+      failed: this.failed,
+      statuses: this.statuses,
+      seconds: elapsed,
+      p50: pct(50),
+      p99: pct(99),
+      rps: this.ok / elapsed,
+    };
+  }
 }
 
 // --- WebSocket load: N sockets, each keeping `window` frames in flight ---------------------
@@ -220,13 +236,9 @@ async function wsLoad(
   seconds: number,
   window: number,
 ): Promise<Phase> {
-  const lat: number[] = [];
-  const statuses = new Map<number, number>();
+  const tally = new Tally(202);
   let i = 0;
-  let ok = 0;
-  let failed = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
+  const end = tally.start + seconds * 1000;
   const url = `${base.origin.replace(/^http/, "ws")}/ws`;
   const socket = () =>
     new Promise<void>((done) => {
@@ -242,16 +254,15 @@ async function wsLoad(
       ws.on("open", send);
       ws.on("message", (data) => {
         const t0 = sent.shift()!;
-        lat.push(performance.now() - t0);
         const m = JSON.parse(String(data)) as { status: string | number };
-        const code = m.status === "accepted" ? 202 : typeof m.status === "number" ? m.status : 200;
-        statuses.set(code, (statuses.get(code) ?? 0) + 1);
-        if (code === 202) ok++;
-        else failed++;
+        tally.book(
+          m.status === "accepted" ? 202 : typeof m.status === "number" ? m.status : 200,
+          performance.now() - t0,
+        );
         send();
       });
       ws.on("error", () => {
-        failed++;
+        tally.book(0);
         done();
       });
       ws.on("close", () => done());
@@ -261,7 +272,7 @@ async function wsLoad(
       while (performance.now() < end) await socket();
     }),
   );
-  return phase(name, lat, ok, failed, statuses, start);
+  return tally.phase(name);
 }
 
 // --- request bodies ----------------------------------------------------------------------
