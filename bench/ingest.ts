@@ -362,7 +362,7 @@ async function main() {
       CONSUMER_TIME_BUDGET_MS: "100",
       // One socket may send as fast as it can, as many frames as an invocation allows.
       WS_EVENTS_PER_S: "1000000",
-      WS_MAX_FRAMES: "900",
+      WS_MAX_FRAMES: "450",
     };
     const wrangler = await startWranglerDev({ vars, ready: "/health" });
     cleanups.push(() => wrangler.stop());

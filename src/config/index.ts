@@ -118,9 +118,10 @@ const schema = z.object({
   WS_IDLE_TIMEOUT_S: int(1).default(60),
   /**
    * GET /ws: frames one connection may send before the server closes it (1000, "reconnect"):
-   * a connection is one Workers invocation, and each frame's publish is a subrequest of it.
+   * a connection is one Workers invocation, whose subrequests are capped (1,000), and a frame
+   * costs up to two of them (the rate-limit check and the publish).
    */
-  WS_MAX_FRAMES: int(1).max(900).default(400),
+  WS_MAX_FRAMES: int(1).max(450).default(400),
   /**
    * Wake-up debounce, ms: at most one wake-up (plus one trailing, delayed) is sent to
    * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).
