@@ -31,11 +31,9 @@ import { neonConfig } from "@neondatabase/serverless";
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 import ws from "ws";
+import "../local/lua-text";
 import { openRedis } from "../src/backends/redis/client";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
 import { redisKeys } from "../src/backends/redis/keys";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
-import { RedisStreamStore } from "../src/backends/redis/store";
 import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
@@ -46,6 +44,12 @@ import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 import { benchInfra } from "./infra";
+
+// The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
+// that local/lua-text.ts registers (a static import would load before it runs).
+const { RedisFilterState } = await import("../src/backends/redis/filter-state");
+const { RedisScopeLocks } = await import("../src/backends/redis/locks");
+const { RedisStreamStore } = await import("../src/backends/redis/store");
 
 const { values: args } = parseArgs({
   options: {

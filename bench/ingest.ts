@@ -13,6 +13,9 @@
  *   POST /events                 one event per request        -> ratio to /health
  *   POST /webhooks/bench         signed (standard-webhooks)   -> ratio to /health
  *   POST /events/batch           --batch events per request   -> events/s
+ *   GET  /ws, 1 socket and 8     one event per frame, --window frames in flight per socket
+ *                                (acknowledged in order, after the append) -> events/s
+ *   GET  /ws, --batch-connections sockets, --batch events per frame (2 in flight) -> events/s
  *
  * then, in a second `wrangler dev`, the floor: a bare worker (bench/floor/worker.ts) that
  * does only the one Upstash request a single event needs. /events is printed against it too:
@@ -33,6 +36,7 @@ import net from "node:net";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { Webhook } from "standardwebhooks";
+import WebSocket from "ws";
 import { migrateDatabase } from "../local/migrate";
 import { freePort } from "../local/sockets";
 import { spawnStandIns } from "../local/standins-process";
@@ -44,12 +48,14 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "32" },
     batch: { type: "string", default: "500" },
     "batch-connections": { type: "string", default: "8" },
+    window: { type: "string", default: "16" },
   },
 });
 const SECONDS = Number(args.seconds);
 const CONNECTIONS = Number(args.connections);
 const BATCH = Number(args.batch);
 const BATCH_CONNECTIONS = Number(args["batch-connections"]);
+const WINDOW = Number(args.window);
 
 const PG = {
   host: process.env.PGHOST_TEST ?? "127.0.0.1",
@@ -144,13 +150,9 @@ async function load(
   okStatus: number,
 ): Promise<Phase> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const lat: number[] = [];
-  const statuses = new Map<number, number>();
+  const tally = new Tally(okStatus);
   let i = 0;
-  let ok = 0;
-  let failed = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
+  const end = tally.start + seconds * 1000;
   const one = (spec: RequestSpec) =>
     new Promise<number>((resolve) => {
       const req = http.request(
@@ -177,28 +179,100 @@ async function load(
         const spec = next(i++);
         const t0 = performance.now();
         const status = await one(spec);
-        lat.push(performance.now() - t0);
-        statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        if (status === okStatus) ok++;
-        else failed++;
+        tally.book(status, performance.now() - t0);
       }
     }),
   );
-  const elapsed = (performance.now() - start) / 1000;
   agent.destroy();
-  lat.sort((a, b) => a - b);
-  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
-  return {
-    name,
-    requests: lat.length,
-    ok,
-    failed,
-    statuses,
-    seconds: elapsed,
-    p50: pct(50),
-    p99: pct(99),
-    rps: ok / elapsed,
-  };
+  return tally.phase(name);
+}
+
+/** One phase's answers as they come: latencies, statuses, and how many were the expected one. */
+class Tally {
+  readonly start = performance.now();
+  private readonly lat: number[] = [];
+  private readonly statuses = new Map<number, number>();
+  private ok = 0;
+  private failed = 0;
+
+  constructor(private readonly okStatus: number) {}
+
+  book(status: number, ms?: number): void {
+    if (ms !== undefined) this.lat.push(ms);
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    if (status === this.okStatus) this.ok++;
+    else this.failed++;
+  }
+
+  phase(name: string): Phase {
+    const elapsed = (performance.now() - this.start) / 1000;
+    const lat = this.lat.sort((a, b) => a - b);
+    const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] ?? NaN;
+    return {
+      name,
+      requests: lat.length,
+      ok: this.ok,
+      failed: this.failed,
+      statuses: this.statuses,
+      seconds: elapsed,
+      p50: pct(50),
+      p99: pct(99),
+      rps: this.ok / elapsed,
+    };
+  }
+}
+
+// --- WebSocket load: N sockets, each keeping `window` frames in flight ---------------------
+/**
+ * Acknowledgements come in frame order, so each socket matches them to its sent times with a
+ * queue. A socket the server closes with 1000 (idle, or WS_MAX_FRAMES reached) is replaced,
+ * as a client would; its unacknowledged frames are not counted.
+ */
+async function wsLoad(
+  base: URL,
+  name: string,
+  frame: (i: number) => string,
+  sockets: number,
+  seconds: number,
+  window: number,
+): Promise<Phase> {
+  const tally = new Tally(202);
+  let i = 0;
+  const end = tally.start + seconds * 1000;
+  const url = `${base.origin.replace(/^http/, "ws")}/ws`;
+  const socket = () =>
+    new Promise<void>((done) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${API_KEY}` } });
+      const sent: number[] = [];
+      const send = () => {
+        while (ws.readyState === WebSocket.OPEN && sent.length < window && performance.now() < end) {
+          sent.push(performance.now());
+          ws.send(frame(i++));
+        }
+        if (sent.length === 0 && performance.now() >= end) ws.close(1000);
+      };
+      ws.on("open", send);
+      ws.on("message", (data) => {
+        const t0 = sent.shift()!;
+        const m = JSON.parse(String(data)) as { status: string | number };
+        tally.book(
+          m.status === "accepted" ? 202 : typeof m.status === "number" ? m.status : 200,
+          performance.now() - t0,
+        );
+        send();
+      });
+      ws.on("error", () => {
+        tally.book(0);
+        done();
+      });
+      ws.on("close", () => done());
+    });
+  await Promise.all(
+    Array.from({ length: sockets }, async () => {
+      while (performance.now() < end) await socket();
+    }),
+  );
+  return tally.phase(name);
 }
 
 // --- request bodies ----------------------------------------------------------------------
@@ -286,6 +360,9 @@ async function main() {
       CONSUMER_BATCH_SIZE: "1",
       CONSUMER_MAX_BATCHES: "1",
       CONSUMER_TIME_BUDGET_MS: "100",
+      // One socket may send as fast as it can, as many frames as an invocation allows.
+      WS_EVENTS_PER_S: "1000000",
+      WS_MAX_FRAMES: "450",
     };
     const wrangler = await startWranglerDev({ vars, ready: "/health" });
     cleanups.push(() => wrangler.stop());
@@ -328,6 +405,18 @@ async function main() {
       BATCH_CONNECTIONS,
     );
 
+    const wsPhases: Array<[string, (i: number) => string, number, number]> = [
+      [`GET /ws, 1 socket (${WINDOW} in flight)`, eventBody, 1, 1],
+      [`GET /ws, 8 sockets (${WINDOW} in flight)`, eventBody, 8, 1],
+      [`GET /ws, ${BATCH_CONNECTIONS} sockets, ${BATCH}/frame`, batchBody, BATCH_CONNECTIONS, BATCH],
+    ];
+    for (const [name, frame, sockets, perFrame] of wsPhases) {
+      const before = await commandStats(redis.port);
+      const r = await wsLoad(base, name, frame, sockets, SECONDS, perFrame > 1 ? 2 : WINDOW);
+      await new Promise((res) => setTimeout(res, 300));
+      results.push({ ...r, cmds: delta(before, await commandStats(redis.port)), events: r.ok * perFrame });
+    }
+
     // The floor: a bare worker doing only the one Upstash round trip (bench/floor/worker.ts),
     // in its own `wrangler dev`, started once the app's phases are over.
     await wrangler.stop();
@@ -349,6 +438,7 @@ async function main() {
     results.push({ ...floor, events: 0 });
 
     console.log("route                                 req/s   ratio    p50 ms   p99 ms    events/s   non-2xx");
+    console.log("  (for /ws, req/s counts acknowledged frames, and p50/p99 are frame-to-acknowledgement)");
     for (const r of results) {
       const ratio = r.name === "GET /health" ? "" : `${fmt((100 * r.rps) / health.rps)}%`;
       console.log(

@@ -47,13 +47,10 @@ import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
 import { migrateDatabase } from "../local/migrate";
+import "../local/lua-text";
 import { spawnStandIns } from "../local/standins-process";
 import { openRedis } from "../src/backends/redis/client";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
 import { redisKeys } from "../src/backends/redis/keys";
-import { RedisLanes } from "../src/backends/redis/lanes";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
-import { RedisStreamStore } from "../src/backends/redis/store";
 import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
@@ -63,6 +60,13 @@ import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
+
+// The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
+// that local/lua-text.ts registers (a static import would load before it runs).
+const { RedisFilterState } = await import("../src/backends/redis/filter-state");
+const { RedisLanes } = await import("../src/backends/redis/lanes");
+const { RedisScopeLocks } = await import("../src/backends/redis/locks");
+const { RedisStreamStore } = await import("../src/backends/redis/store");
 
 const { values: args } = parseArgs({
   options: {

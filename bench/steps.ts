@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
 import ws from "ws";
-import { openBackend } from "../src/backends";
+import "../local/lua-text";
 import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
@@ -28,6 +28,10 @@ import { flush } from "../src/obs/metrics";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { benchInfra } from "./infra";
+
+// The Redis backend imports its Lua scripts as .lua text: it loads after the hook that
+// local/lua-text.ts registers (a static import would load before it runs).
+const { openBackend } = await import("../src/backends");
 
 const { values: args } = parseArgs({
   options: {

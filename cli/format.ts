@@ -27,3 +27,24 @@ export function table(rows: Record<string, unknown>[], cols: string[]): string {
     )
     .join("\n");
 }
+
+/**
+ * Characters a terminal may act on rather than print: C0 controls but tab and newline
+ * (ESC starts colour, cursor and title sequences), DEL, C1 controls (CSI and friends, which
+ * JSON.stringify leaves as they are), and the bidirectional overrides that reorder what is
+ * shown. Everything the CLI prints comes from the API, i.e. from clients' events.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/** Text for a terminal: each unsafe character shown as its \uXXXX escape instead. */
+export function terminalSafe(s: string): string {
+  return s.replace(UNSAFE, escaped);
+}
+
+/** JSON text whose strings keep no unsafe character raw (escaped: the JSON means the same). */
+export function terminalSafeJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(UNSAFE, escaped);
+}

@@ -14,7 +14,7 @@
 import cliProgress from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiError, type Client, client, query, UnreachableError } from "./api";
-import { parseDuration, table } from "./format";
+import { parseDuration, table, terminalSafe, terminalSafeJson } from "./format";
 
 interface Globals {
   url?: string;
@@ -25,7 +25,7 @@ interface Globals {
 type Row = Record<string, unknown>;
 
 function out(json: boolean | undefined, data: unknown, human: () => string) {
-  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
+  process.stdout.write(json ? `${terminalSafeJson(data, 2)}\n` : `${terminalSafe(human())}\n`);
 }
 
 function collect(v: string, prev: string[] = []) {
@@ -259,7 +259,9 @@ export function buildProgram(): Command {
         );
         for (const e of r.events) {
           process.stdout.write(
-            json() ? `${JSON.stringify(e)}\n` : `${e.timestamp}  ${e.status}  ${e.type}  ${e.source}  ${e.id}\n`,
+            json()
+              ? `${terminalSafeJson(e)}\n`
+              : terminalSafe(`${e.timestamp}  ${e.status}  ${e.type}  ${e.source}  ${e.id}\n`),
           );
           if (o.max && ++seen >= o.max) return;
         }
@@ -280,7 +282,7 @@ export async function run(argv: string[]): Promise<number> {
     // Before CommanderError, which it extends: thrown from an action, commander has not
     // printed it (option parsers' errors arrive as plain CommanderErrors, already printed).
     if (e instanceof InvalidArgumentError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${terminalSafe(e.message)}\n`);
       return 2;
     }
     if (e instanceof CommanderError) {
@@ -288,11 +290,11 @@ export async function run(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof UnreachableError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${terminalSafe(e.message)}\n`);
       return 3;
     }
     if (e instanceof ApiError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${terminalSafe(e.message)}\n`);
       return e.status === 0 ? 2 : 1;
     }
     throw e;

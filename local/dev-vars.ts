@@ -2,14 +2,30 @@
  * `.dev.vars` is wrangler's file of local variables (KEY=value lines, # comments).
  * `ensureDevVars()` creates it from `.dev.vars.example` when it is absent and adds any
  * variable the example has gained since, never touching a value the user has set.
+ *
+ * `<random>` in the example stands for the checkout's own token: one random value, written
+ * wherever the placeholder appears (the stand-ins' token, in UPSTASH_REDIS_REST_TOKEN and
+ * NEON_WS_PROXY), so no two checkouts share one and none is the example's.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { newToken } from "./guard";
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const DEV_VARS = path.join(ROOT, ".dev.vars");
 export const DEV_VARS_EXAMPLE = path.join(ROOT, ".dev.vars.example");
+
+const PLACEHOLDER = "<random>";
+
+/**
+ * Values that earlier examples wrote with a fixed token; they are the example's, not the
+ * user's, and the stand-ins now refuse them, so they are replaced like missing variables.
+ */
+const FIXED_EXAMPLE_VALUES: Record<string, string> = {
+  UPSTASH_REDIS_REST_TOKEN: "local-dev-token-change-me",
+  NEON_WS_PROXY: "127.0.0.1:8078",
+};
 
 export function parseVars(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -27,24 +43,35 @@ export function readDevVars(file = DEV_VARS): Record<string, string> {
   return fs.existsSync(file) ? parseVars(fs.readFileSync(file, "utf8")) : {};
 }
 
-/** Returns the names it added (all of them when it created the file). */
+const nameOf = (line: string) => /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line)?.[1];
+
+/** Returns the names it added or replaced (all of them when it created the file). */
 export function ensureDevVars(file = DEV_VARS, example = DEV_VARS_EXAMPLE): string[] {
+  const token = newToken();
   const exampleText = fs.readFileSync(example, "utf8");
+  const fill = (line: string) => line.split(PLACEHOLDER).join(token);
   if (!fs.existsSync(file)) {
-    fs.writeFileSync(file, exampleText);
+    fs.writeFileSync(file, exampleText.split("\n").map(fill).join("\n"), { mode: 0o600 });
     return Object.keys(parseVars(exampleText));
   }
-  const have = parseVars(fs.readFileSync(file, "utf8"));
-  const missing = exampleText.split(/\r?\n/).filter((l) => {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(l);
-    return m && !(m[1] in have);
-  });
-  if (missing.length) {
-    const cur = fs.readFileSync(file, "utf8");
-    fs.writeFileSync(
-      file,
-      `${cur}${cur.endsWith("\n") ? "" : "\n"}# added from .dev.vars.example\n${missing.join("\n")}\n`,
-    );
-  }
-  return missing.map((l) => l.split("=")[0].trim());
+  const current = fs.readFileSync(file, "utf8");
+  const have = parseVars(current);
+  const exampleLines = new Map(
+    exampleText.split(/\r?\n/).flatMap((l) => (nameOf(l) ? [[nameOf(l)!, fill(l)] as const] : [])),
+  );
+  const stale = Object.keys(FIXED_EXAMPLE_VALUES).filter(
+    (k) => have[k] === FIXED_EXAMPLE_VALUES[k] && exampleLines.has(k),
+  );
+  let text = current
+    .split("\n")
+    .map((l) => {
+      const k = nameOf(l);
+      return k && stale.includes(k) ? exampleLines.get(k)! : l;
+    })
+    .join("\n");
+  const missing = [...exampleLines.keys()].filter((k) => !(k in have));
+  if (missing.length)
+    text = `${text}${text.endsWith("\n") ? "" : "\n"}# added from .dev.vars.example\n${missing.map((k) => exampleLines.get(k)).join("\n")}\n`;
+  if (text !== current) fs.writeFileSync(file, text);
+  return [...stale, ...missing];
 }

@@ -2,17 +2,22 @@
  * Local stand-in for Neon: a WebSocket-to-TCP proxy in front of a real Postgres.
  *
  * `@neondatabase/serverless` speaks the Postgres wire protocol over a WebSocket. With
- *   neonConfig.wsProxy = (host) => `127.0.0.1:<port>/v1?address=${host}`
+ *   neonConfig.wsProxy = (host) => `127.0.0.1:<port>/<token>/v1?address=${host}`
  *   neonConfig.useSecureWebSocket = false; pipelineTLS = false; pipelineConnect = false
  * the unchanged driver reaches this proxy, which pipes binary frames to and from one TCP
  * connection to Postgres per WebSocket. Frames need not align with Postgres messages.
  * The target is fixed by the proxy's options; the `address` the driver sends is ignored,
- * so the proxy cannot be used to reach anything else.
+ * so the proxy cannot be used to reach anything else. The token is the first segment of
+ * the path (the driver's WebSocket can set no header): `address` below, the value of
+ * NEON_WS_PROXY, carries it. Handshakes without it, with an `Origin` header (a web page)
+ * or a non-loopback `Host` are refused (guard.ts).
  */
 
 import http from "node:http";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { foreignRequest, newToken, sameToken } from "./guard";
 import { trackSockets } from "./sockets";
 
 export interface NeonProxyOptions {
@@ -20,11 +25,13 @@ export interface NeonProxyOptions {
   host?: string;
   pgHost?: string;
   pgPort?: number;
+  /** Required as the first path segment of every handshake (default: a fresh random one). */
+  token?: string;
 }
 
 export interface NeonProxy {
   port: number;
-  /** Value for neonConfig.wsProxy-style configuration: "127.0.0.1:<port>". */
+  /** The value of NEON_WS_PROXY: "127.0.0.1:<port>/<token>". */
   address: string;
   close(): Promise<void>;
   /** Fault injection: while down, open connections are cut and new ones refused (503). */
@@ -34,6 +41,7 @@ export interface NeonProxy {
 export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonProxy> {
   const pgHost = opts.pgHost ?? "127.0.0.1";
   const pgPort = opts.pgPort ?? 5432;
+  const token = opts.token ?? newToken();
   let down = false;
   const live = new Set<{ ws: WebSocket; tcp: net.Socket }>();
 
@@ -42,11 +50,14 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
     res.end("WebSocket upgrade required\n");
   });
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const refuse = (socket: Duplex, status: string, why: string) =>
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
   server.on("upgrade", (req, socket, head) => {
-    if (down) {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
-      return;
-    }
+    const foreign = foreignRequest(req);
+    if (foreign) return refuse(socket, "403 Forbidden", foreign);
+    const given = new URL(req.url ?? "/", "http://proxy").pathname.split("/")[1];
+    if (!sameToken(given, token)) return refuse(socket, "401 Unauthorized", "missing or wrong token");
+    if (down) return refuse(socket, "503 Service Unavailable", "down");
     wss.handleUpgrade(req, socket, head, (ws) => pipe(ws));
   });
 
@@ -87,7 +98,7 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
-    address: `127.0.0.1:${port}`,
+    address: `127.0.0.1:${port}/${token}`,
     setDown(d) {
       down = d;
       if (d)

@@ -1,24 +1,44 @@
 /**
- * Checks that the local Redis and Postgres answer, and says exactly how to start them
- * when they do not. Used by `npm run dev` and the benchmarks.
+ * The Redis and PostgreSQL that `npm run dev` and `npm test` use on this machine: the ones
+ * answering on the usual local addresses, or, when none answers, ones they start
+ * themselves (an embedded PostgreSQL from npm; `redis-server` from the PATH, for the
+ * tests). One implementation for both, and for CI (.ci/run runs `npm test`).
+ *
+ * The probed addresses can be moved, e.g. to closed ports to act out a bare machine
+ * without stopping its services:
+ *   REFLEX_LOCAL_REDIS=127.0.0.1:6379                           (host:port)
+ *   REFLEX_LOCAL_POSTGRES=postgresql://postgres@127.0.0.1:5432  (server URL, user included)
+ *
+ * Run directly (`tsx local/services.ts --preflight`, first step of `npm test`) it only
+ * makes sure the tests can have a Redis: one answers, `redis-server` is on the PATH, or it
+ * installs one (root with apt-get, saying so); otherwise it stops at once with the command
+ * to run.
  */
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { startEmbeddedPostgres, tempClusterDir } from "./embedded-postgres";
+import { freePort } from "./sockets";
 
-export const START_HINTS = {
-  redis: [
-    "Redis is not answering on 127.0.0.1:6379. Start it with:",
-    '  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
-    "(install it first if needed: apt-get install -y redis-server)",
-  ].join("\n"),
-  postgres: [
-    "PostgreSQL is not answering on 127.0.0.1:5432. Start it with:",
-    "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "(install it first if needed: apt-get install -y postgresql; .ci/run shows the trust-auth setup)",
-  ].join("\n"),
-};
+export interface Address {
+  host: string;
+  port: number;
+}
 
-export function redisAnswers(host = "127.0.0.1", port = 6379, timeoutMs = 1500): Promise<boolean> {
+export function localRedis(): Address {
+  const [host, port] = (process.env.REFLEX_LOCAL_REDIS ?? "127.0.0.1:6379").split(":");
+  return { host: host || "127.0.0.1", port: Number(port || 6379) };
+}
+
+/** The local PostgreSQL server to probe: REFLEX_LOCAL_POSTGRES, else `fallback`'s server. */
+export function localPostgres(fallback = "postgresql://postgres@127.0.0.1:5432/postgres"): string {
+  return adminUrlFor(process.env.REFLEX_LOCAL_POSTGRES ?? fallback);
+}
+
+export function redisAnswers({ host, port }: Address, timeoutMs = 1500): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
     const done = (ok: boolean) => {
@@ -34,6 +54,7 @@ export function redisAnswers(host = "127.0.0.1", port = 6379, timeoutMs = 1500):
 
 export async function postgresAnswers(adminUrl: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1500 });
+  c.on("error", () => {});
   try {
     await c.connect();
     await c.query("select 1");
@@ -50,8 +71,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   const u = new URL(url);
   const name = decodeURIComponent(u.pathname.slice(1));
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`unsupported database name: ${name}`);
-  u.pathname = "/postgres";
-  const c = new pg.Client({ connectionString: u.toString() });
+  const c = new pg.Client({ connectionString: adminUrlFor(url) });
   await c.connect();
   try {
     const { rowCount } = await c.query("select 1 from pg_database where datname = $1", [name]);
@@ -61,9 +81,142 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/** The same server's `postgres` database. */
 export function adminUrlFor(url: string): string {
+  return withDatabase(url, "postgres");
+}
+
+export function withDatabase(url: string, db: string): string {
   const u = new URL(url);
-  u.pathname = "/postgres";
+  u.pathname = `/${db}`;
   u.search = "";
   return u.toString();
+}
+
+export function isLocalUrl(url: string): boolean {
+  return ["localhost", "127.0.0.1", "[::1]", "::1"].includes(new URL(url).hostname);
+}
+
+function onPath(cmd: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const file = path.join(dir, cmd);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+const canApt = () => process.getuid?.() === 0 && onPath("apt-get") !== null;
+
+/** The one command that installs Redis here. */
+export function redisInstallCommand(): string {
+  if (process.platform === "darwin") return "brew install redis";
+  if (onPath("apt-get")) return `${process.getuid?.() === 0 ? "" : "sudo "}apt-get install -y redis-server`;
+  if (onPath("dnf")) return "sudo dnf install -y redis";
+  return "install Redis 7 so that redis-server is on the PATH";
+}
+
+/** The one command that starts a Redis where `npm run dev` looks for it. */
+export function redisStartCommand({ host, port }: Address = localRedis()): string {
+  const start = `redis-server --daemonize yes --bind ${host} --port ${port} --save "" --appendonly no`;
+  return onPath("redis-server") ? start : `${redisInstallCommand()} && ${start}`;
+}
+
+/** redis-server on the PATH, installed first when missing and the machine allows it. */
+function redisServerBinary(): string {
+  const found = onPath("redis-server");
+  if (found) return found;
+  if (canApt()) {
+    console.log("redis-server is not installed: installing it (apt-get install -y redis-server)");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
+    execFileSync("apt-get", ["install", "-y", "-qq", "redis-server"], { stdio: "inherit", env });
+    const installed = onPath("redis-server");
+    if (installed) return installed;
+  }
+  const { host, port } = localRedis();
+  throw new Error(
+    `The tests need Redis: none answers on ${host}:${port} and redis-server is not installed. Run:\n  ${redisInstallCommand()}`,
+  );
+}
+
+export interface Provided {
+  /** "host:port" for Redis, a server URL for PostgreSQL. */
+  address: string;
+  /** What it is, for the one line that says what runs. */
+  label: string;
+  /** Started here (and stopped by stop()), as opposed to found answering. */
+  own: boolean;
+  stop(): Promise<void>;
+}
+
+const found = (address: string, label: string): Provided => ({ address, label, own: false, stop: async () => {} });
+
+/** The tests' Redis: the one answering, else a redis-server of their own on a free port. */
+export async function provideRedis(): Promise<Provided> {
+  const local = localRedis();
+  if (await redisAnswers(local)) return found(`${local.host}:${local.port}`, `Redis ${local.host}:${local.port}`);
+  const bin = redisServerBinary();
+  const port = await freePort();
+  const child = spawn(bin, ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  for (let i = 0; !(await redisAnswers({ host: "127.0.0.1", port }, 500)); i++) {
+    if (child.exitCode !== null || i > 50) {
+      child.kill("SIGKILL");
+      throw new Error(`redis-server did not start on 127.0.0.1:${port}:\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    label: `redis-server of its own on 127.0.0.1:${port}`,
+    own: true,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/**
+ * A PostgreSQL server: the one answering at `probe`, else an embedded one, persistent in
+ * `dir` (dev) or throwaway (tests, when `dir` is not given).
+ */
+export async function providePostgres(o: { probe: string; dir?: string }): Promise<Provided> {
+  if (await postgresAnswers(o.probe)) {
+    const u = new URL(o.probe);
+    return found(o.probe, `PostgreSQL ${u.host}`);
+  }
+  const dir = o.dir ?? tempClusterDir();
+  const pg = await startEmbeddedPostgres({ dir, persistent: o.dir !== undefined, fast: o.dir === undefined });
+  const where = o.dir ? `data in ${path.relative(process.cwd(), dir) || dir}` : "throwaway";
+  return {
+    address: pg.url,
+    label: `embedded PostgreSQL on 127.0.0.1:${pg.port} (${where})`,
+    own: true,
+    stop: () => pg.stop(),
+  };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!process.argv.includes("--preflight")) {
+    console.error("usage: tsx local/services.ts --preflight");
+    process.exit(2);
+  }
+  redisAnswers(localRedis())
+    .then((ok) => ok || redisServerBinary())
+    .catch((e: unknown) => {
+      console.error(e instanceof Error ? e.message : e);
+      process.exit(1);
+    });
 }

@@ -6,7 +6,8 @@
  *   POST /            body ["SET","k","v"]             -> {"result": ...} | 400 {"error": "..."}
  *   POST /pipeline    body [["SET","k","v"], ...]      -> [{"result"}|{"error"}, ...]
  *   POST /multi-exec  body [[...], ...] (MULTI/EXEC)   -> [{"result"}|{"error"}, ...] | 400 {"error"}
- * with `Authorization: Bearer <token>` (401 otherwise) and, when the request carries
+ * with `Authorization: Bearer <token>` (401 otherwise; 403 for a request with an `Origin`
+ * header or a non-loopback `Host`, see guard.ts) and, when the request carries
  * `Upstash-Encoding: base64`, every string in the result base64-encoded at any depth
  * (status replies such as OK included); integers and nil pass as they are.
  *
@@ -22,6 +23,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import { createRequire } from "node:module";
 import net from "node:net";
+import { foreignRequest, sameToken } from "./guard";
 import { trackSockets } from "./sockets";
 
 const require = createRequire(import.meta.url);
@@ -35,7 +37,10 @@ const RedisParser = require("redis-parser") as new (opts: {
 type Reply = Buffer | number | null | Error | Reply[];
 type Arg = string | number | boolean;
 
-/** Commands that would block a pooled connection or change its state: not part of the REST protocol. */
+/**
+ * Commands that would block a pooled connection or change its state (not part of the REST
+ * protocol), and commands that reach the server's files, modules or replication role.
+ */
 const REFUSED = new Set([
   "BLPOP",
   "BRPOP",
@@ -64,6 +69,15 @@ const REFUSED = new Set([
   "CLIENT",
   "SHUTDOWN",
   "DEBUG",
+  "CONFIG",
+  "SAVE",
+  "BGSAVE",
+  "BGREWRITEAOF",
+  "MODULE",
+  "REPLICAOF",
+  "SLAVEOF",
+  "MIGRATE",
+  "ACL",
 ]);
 
 function refusal(cmd: Arg[]): string | null {
@@ -283,7 +297,11 @@ export async function startUpstashGateway(opts: GatewayOptions): Promise<Gateway
       return;
     }
     if (typeof fault === "number") return send(fault, { error: `injected fault ${fault}` });
-    if (req.headers.authorization !== `Bearer ${opts.token}`) return send(401, { error: "Unauthorized" });
+    const foreign = foreignRequest(req);
+    if (foreign) return send(403, { error: `Forbidden: ${foreign}` });
+    const auth = req.headers.authorization;
+    if (!sameToken(auth?.startsWith("Bearer ") ? auth.slice(7) : undefined, opts.token))
+      return send(401, { error: "Unauthorized" });
     if (req.method !== "POST") return send(405, { error: "ERR only POST is supported" });
 
     const chunks: Buffer[] = [];

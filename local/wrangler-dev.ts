@@ -8,16 +8,24 @@
  *
  * The variables go in an env file (`--env-file`), not `--var`: secrets stay out of the
  * process list, and wrangler then does not read a developer's `.dev.vars` either. Wrangler
- * runs in its own process group, so stop() ends the workerd it started with it.
+ * is started with node itself (not through npx, which does not pass signals on) in its own
+ * process group, so stop() ends the workerd it started with it, within `graceMs` and then
+ * by SIGKILL.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./sockets";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const WRANGLER = path.join(
+  path.dirname(createRequire(import.meta.url).resolve("wrangler/package.json")),
+  "bin",
+  "wrangler.js",
+);
 
 export interface WranglerDevOptions {
   vars: Record<string, string>;
@@ -29,12 +37,20 @@ export interface WranglerDevOptions {
   testScheduled?: boolean;
   port?: number;
   readyTimeoutMs?: number;
+  /** Wrangler's own output goes to this process's stdout/stderr (npm run dev), not only to log(). */
+  inheritOutput?: boolean;
+  /** Wrangler's --log-level (default "error"). */
+  logLevel?: "debug" | "info" | "log" | "warn" | "error" | "none";
+  /** Time stop() gives wrangler to end before SIGKILL (default 5000 ms). */
+  graceMs?: number;
 }
 
 export interface WranglerDev {
   url: string;
   /** The last few KiB wrangler printed (for error messages). */
   log(): string;
+  /** Settles when wrangler has exited, by stop() or on its own, with its exit code. */
+  exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -52,7 +68,7 @@ export async function startWranglerDev(o: WranglerDevOptions): Promise<WranglerD
   );
 
   const argv = [
-    "wrangler",
+    WRANGLER,
     "dev",
     "--port",
     String(port),
@@ -62,37 +78,41 @@ export async function startWranglerDev(o: WranglerDevOptions): Promise<WranglerD
     "--env-file",
     envFile,
     "--log-level",
-    "error",
+    o.logLevel ?? "error",
   ];
   if (o.testScheduled) argv.push("--test-scheduled");
   if (o.config) argv.push("--config", o.config);
-  const child = spawn("npx", argv, {
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     detached: true,
   });
   let tail = "";
-  const keep = (d: Buffer) => {
+  const keep = (to: NodeJS.WriteStream) => (d: Buffer) => {
     tail = (tail + d.toString()).slice(-8000);
+    if (o.inheritOutput) to.write(d);
   };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.stdout!.on("data", keep(process.stdout));
+  child.stderr!.on("data", keep(process.stderr));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
 
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const signal = (sig: NodeJS.Signals) => {
-        try {
-          process.kill(-child.pid!, sig);
-        } catch {
-          /* already gone */
-        }
-      };
-      signal("SIGINT");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (child.exitCode === null && child.signalCode === null) signal("SIGKILL");
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, sig);
+    } catch {
+      /* the group is empty */
     }
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      signal("SIGINT");
+      const grace = new Promise((r) => setTimeout(r, o.graceMs ?? 5000).unref());
+      await Promise.race([exited, grace]);
+    }
+    // Whatever is left of wrangler's group (a workerd it did not end) goes too.
+    signal("SIGKILL");
+    await exited;
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
@@ -117,5 +137,5 @@ export async function startWranglerDev(o: WranglerDevOptions): Promise<WranglerD
     }
     await new Promise((r) => setTimeout(r, 300));
   }
-  return { url, log: () => tail, stop };
+  return { url, log: () => tail, exited, stop };
 }

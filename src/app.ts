@@ -15,6 +15,7 @@ import { notFound, onError, validationHook } from "./http/errors";
 import { httpMetrics } from "./http/metrics";
 import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
+import { wsRouter } from "./ingest/ws-route";
 import { metricsRoutes } from "./obs/routes";
 import { adminRoutes } from "./ops/admin-routes";
 
@@ -28,6 +29,7 @@ export function createApp() {
   app.route("/", metricsRoutes()); // /metrics (admin token)
   app.route("/", eventsRouter);
   app.route("/", webhooksRouter);
+  app.route("/", wsRouter); // GET /ws: events over a WebSocket (API key)
   app.route("/", adminRoutes()); // GET /events, /events/{id}, /events/dlq..., /replays... (admin token)
   mountDocs(app, registry);
   return app;

@@ -24,11 +24,11 @@ describe("config", () => {
       DATABASE_URL: base.DATABASE_URL,
       EVENT_BACKEND: "postgres",
       EVENT_MAX_ATTEMPTS: "5",
-      API_KEYS: " a, b ,,",
+      API_KEYS: " key-a-0123456789abcdef, key-b-0123456789abcdef ,,",
       LOCK_BACKEND: "",
     });
     expect(c.EVENT_MAX_ATTEMPTS).toBe(5);
-    expect(c.API_KEYS).toEqual(["a", "b"]);
+    expect(c.API_KEYS).toEqual(["key-a-0123456789abcdef", "key-b-0123456789abcdef"]);
     expect(c.LOCK_BACKEND).toBe("postgres");
   });
 

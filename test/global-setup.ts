@@ -1,8 +1,10 @@
 /**
- * Vitest global setup (runs in Node, once per `vitest run`).
+ * Vitest global setup (runs in Node, once per `vitest run`, for both projects).
  *
- * Starts the local stand-ins on free ports in front of the real local Redis and Postgres,
- * and builds a template database with every migration applied. Each test file then makes
+ * Finds or starts what the tests need (local/services.ts): the Redis and PostgreSQL that
+ * answer on the usual local addresses, else a redis-server of its own on a free port and an
+ * embedded, throwaway PostgreSQL. Then starts the local stand-ins on free ports in front of
+ * them and builds a template database with every migration applied. Each test file makes
  * its own database from the template and its own Redis key prefix (test/support/env.ts),
  * so files are isolated from each other and from other runs on the same machine.
  */
@@ -11,13 +13,10 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase } from "../local/migrate";
 import { startNeonProxy } from "../local/neon-proxy";
+import { localPostgres, type Provided, providePostgres, provideRedis, withDatabase } from "../local/services";
 import { startUpstashGateway } from "../local/upstash-gateway";
 import { startFaultControl } from "./support/fault-control";
 import { startReceiver } from "./support/receiver";
-
-const PG_HOST = process.env.PGHOST_TEST ?? "127.0.0.1";
-const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
-const PG_USER = process.env.PGUSER_TEST ?? "postgres";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -27,6 +26,8 @@ declare module "vitest" {
     pgAdminUrl: string;
     templateDb: string;
     runId: string;
+    /** "host:port" of the Redis behind the stand-ins (for tools that start their own gateway). */
+    redisAddress: string;
     /** test/support/receiver.ts: controllable HTTP receiver for destination tests. */
     receiverUrl: string;
     /** test/support/fault-control.ts: private stand-in pairs with switchable faults. */
@@ -34,36 +35,54 @@ declare module "vitest" {
   }
 }
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ host: PG_HOST, port: PG_PORT, user: PG_USER, database: "postgres" });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 export default async function setup(project: TestProject) {
+  // Redis first: when none can be had, the run stops here, in its first seconds.
+  const started: Provided[] = [];
+  const redis = await provideRedis();
+  started.push(redis);
+  let postgres: Provided;
+  try {
+    postgres = await providePostgres({ probe: localPostgres() });
+  } catch (e) {
+    await redis.stop();
+    throw e;
+  }
+  started.push(postgres);
+  console.log(`test services: ${redis.label}; ${postgres.label}`);
+
+  const adminUrl = postgres.address;
+  const server = new URL(adminUrl);
+  const pgAt = { host: server.hostname, port: Number(server.port || 5432) };
+  const [redisHost, redisPort] = redis.address.split(":");
+  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+
   const runId = randomBytes(4).toString("hex");
   const token = randomBytes(16).toString("hex");
   const templateDb = `reflex_tpl_${runId}`;
-  const gateway = await startUpstashGateway({ token });
-  const proxy = await startNeonProxy({ pgHost: PG_HOST, pgPort: PG_PORT });
+  const gateway = await startUpstashGateway({ token, redisHost, redisPort: Number(redisPort) });
+  const proxy = await startNeonProxy({ pgHost: pgAt.host, pgPort: pgAt.port });
 
   await admin((c) => c.query(`CREATE DATABASE ${templateDb}`));
-  const base = `postgresql://${PG_USER}@${PG_HOST}:${PG_PORT}`;
-  await migrateDatabase(`${base}/${templateDb}`, proxy.address);
+  await migrateDatabase(withDatabase(adminUrl, templateDb), proxy.address);
 
   project.provide("upstashUrl", gateway.url);
   project.provide("upstashToken", token);
   project.provide("neonProxy", proxy.address);
-  project.provide("pgAdminUrl", `${base}/postgres`);
+  project.provide("pgAdminUrl", adminUrl);
   project.provide("templateDb", templateDb);
   project.provide("runId", runId);
+  project.provide("redisAddress", redis.address);
   const receiver = await startReceiver();
   project.provide("receiverUrl", receiver.url);
-  const faultControl = await startFaultControl({ host: PG_HOST, port: PG_PORT });
+  const faultControl = await startFaultControl({ ...pgAt, redisHost, redisPort: Number(redisPort) });
   project.provide("faultControlUrl", faultControl.url);
 
   return async () => {
@@ -71,6 +90,11 @@ export default async function setup(project: TestProject) {
     await faultControl.close();
     await gateway.close();
     await proxy.close();
+    if (postgres.own) {
+      // A throwaway cluster: its databases go with it.
+      for (const s of started.reverse()) await s.stop();
+      return;
+    }
     const { rows } = await admin((c) =>
       c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1 OR datname = $2`, [
         `reflex_t_${runId}_%`,
@@ -88,5 +112,6 @@ export default async function setup(project: TestProject) {
         }),
       ),
     );
+    for (const s of started.reverse()) await s.stop();
   };
 }

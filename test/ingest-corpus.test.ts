@@ -416,9 +416,247 @@ const cases: Case[] = [
   { name: "webhook: oversize body", req: () => hook("lab", json({ a: "x".repeat(MAX_BODY) }), {}), status: 413 },
 ];
 
+/** A body that fails the request if anything reads it: the refusal must come from the headers alone. */
+const unreadable = () =>
+  new ReadableStream<Uint8Array>({
+    pull() {
+      throw new Error("the body was read");
+    },
+  });
+const streamed = (path: string, headers: Record<string, string>) =>
+  new Request(`http://reflex.test${path}`, {
+    method: "POST",
+    headers,
+    body: unreadable(),
+    duplex: "half",
+  } as RequestInit);
+const ghBody = '{"ref":"refs/heads/main"}';
+
+/** Trust boundaries: what a client may not claim, and the work it may not cause. */
+const trustCases: Case[] = [
+  // --- forged ingress: a client's event posing as a verified webhook delivery ---
+  {
+    name: "webhook.received posted as an API event",
+    req: () => ev({ type: "webhook.received", source: "gh", delivery_id: "d-1", headers: {}, body: {} }),
+    status: 422,
+    at: { path: "/type" },
+  },
+  {
+    name: "webhook.received inside a batch",
+    req: () =>
+      batch({
+        events: [tick, { type: "webhook.received", source: "billing", delivery_id: null, headers: {}, body: {} }],
+      }),
+    status: 422,
+    at: { path: "/events/1/type" },
+  },
+  {
+    name: "client-set meta.ingress claiming a webhook",
+    req: () => ev({ ...tick, meta: { ingress: { kind: "webhook", source: "gh", scheme: "github" } } }),
+    status: 422,
+    at: { path: "/meta/ingress" },
+  },
+  {
+    name: "client-set meta.ingress claiming another key",
+    req: () => ev({ ...tick, meta: { ingress: { kind: "api", key: "admin" } } }),
+    status: 422,
+    at: { path: "/meta/ingress" },
+  },
+  {
+    name: "client-set meta.ingress in a batch",
+    req: () => batch({ events: [{ ...tick, meta: { ingress: "ws" } }] }),
+    status: 422,
+    at: { path: "/events/0/meta/ingress" },
+  },
+  // --- internal meta keys that decide what runs ---
+  {
+    name: "client-set meta.replay",
+    req: () => ev({ ...tick, meta: { replay: "job-1" } }),
+    status: 422,
+    at: { path: "/meta/replay" },
+  },
+  {
+    name: "client-set meta.replay_target (silencing triggers)",
+    req: () => ev({ ...tick, meta: { replay_target: "nobody" } }),
+    status: 422,
+    at: { path: "/meta/replay_target" },
+  },
+  {
+    name: "client-set meta.replay_of",
+    req: () => ev({ ...tick, meta: { replay_of: crypto.randomUUID() } }),
+    status: 422,
+    at: { path: "/meta/replay_of" },
+  },
+  {
+    name: "reserved meta key in the second item of a batch",
+    req: () => batch({ events: [tick, { ...tick, meta: { replay_target: "x" } }] }),
+    status: 422,
+    at: { path: "/events/1/meta/replay_target" },
+  },
+  // --- prototype keys ---
+  {
+    name: "top-level __proto__ supplying the required fields",
+    req: () => ev('{"type":"timer.tick","source":"s","__proto__":{"timer_name":"t","tick_count":1}}'),
+    status: 422,
+    at: { path: "/__proto__" },
+  },
+  {
+    name: "__proto__ nested in a payload",
+    req: () =>
+      ev('{"type":"http.request","source":"s","method":"GET","path":"/","body":{"a":[{"__proto__":{"x":1}}]}}'),
+    status: 422,
+    at: { path: "/body/a/0/__proto__" },
+  },
+  {
+    name: "__proto__ spelt with escapes",
+    req: () =>
+      ev('{"type":"timer.tick","source":"s","\\u005f\\u005fproto\\u005f\\u005f":{"timer_name":"t","tick_count":1}}'),
+    status: 422,
+    at: { path: "/__proto__" },
+  },
+  {
+    name: "constructor key in meta",
+    req: () =>
+      ev('{"type":"timer.tick","source":"s","timer_name":"t","tick_count":1,"meta":{"constructor":{"prototype":1}}}'),
+    status: 422,
+    at: { path: "/meta/constructor" },
+  },
+  {
+    name: "prototype key in a payload",
+    req: () => ev('{"type":"http.request","source":"s","method":"GET","path":"/","body":{"prototype":{}}}'),
+    status: 422,
+    at: { path: "/body/prototype" },
+  },
+  {
+    name: "__proto__ beside the events of a batch",
+    req: () => batch(`{"events":[${json(tick)}],"__proto__":{"events":[]}}`),
+    status: 422,
+    at: { path: "/__proto__" },
+  },
+  {
+    name: "__proto__ in a webhook body",
+    req: () => hook("lab", '{"__proto__":{"admin":true}}', {}),
+    status: 422,
+    at: { path: "/__proto__" },
+  },
+  // --- compressed bodies ---
+  {
+    name: "Content-Encoding: gzip",
+    req: () => ev(json(tick), { "content-encoding": "gzip" }),
+    status: 415,
+    at: { header: "content-encoding" },
+  },
+  {
+    name: "Content-Encoding: identity, br",
+    req: () => ev(json(tick), { "content-encoding": "identity, br" }),
+    status: 415,
+    at: { header: "content-encoding" },
+  },
+  {
+    name: "Content-Encoding on a batch",
+    req: () => authed("/events/batch", json({ events: [tick] }), { "content-encoding": "deflate" }),
+    status: 415,
+    at: { header: "content-encoding" },
+  },
+  {
+    name: "Content-Encoding on a webhook",
+    req: () => hook("lab", "{}", { "content-encoding": "gzip" }),
+    status: 415,
+    at: { header: "content-encoding" },
+  },
+  // --- bounded signature work ---
+  {
+    name: "github: signature header far over its size",
+    req: async () =>
+      hook("gh", ghBody, { ...(await githubHeaders(ghBody)), "x-hub-signature-256": `sha256=${"a".repeat(4000)}` }),
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "stripe: more v1 signatures than allowed",
+    req: async () => {
+      const body = stripeEvent();
+      const h = (await stripeHeaders(body))["stripe-signature"]!;
+      return hook("billing", body, { "stripe-signature": `${h}${",v1=00".repeat(8)}` });
+    },
+    status: 401,
+    at: { header: "stripe-signature" },
+  },
+  {
+    name: "standard-webhooks: more signatures than allowed",
+    req: () => {
+      const h = standardHeaders("{}");
+      const extra = Array(8)
+        .fill(`v1,${btoa("x".repeat(32))}`)
+        .join(" ");
+      return hook("svix", "{}", { ...h, "webhook-signature": `${extra} ${h["webhook-signature"]}` });
+    },
+    status: 401,
+    at: { header: "webhook-signature" },
+  },
+  {
+    name: "hmac-sha256: signature header over its size",
+    req: () => hook("plain", "{}", { "x-signature": `sha256=${"0".repeat(2048)}` }),
+    status: 401,
+    at: { header: "x-signature" },
+  },
+  // --- cheap refusals, before the body is read ---
+  {
+    name: "unknown source, body never read",
+    req: () => streamed("/webhooks/nosuch", { "content-type": "application/json" }),
+    status: 404,
+    at: { param: "source" },
+  },
+  {
+    name: "missing signature, body never read",
+    req: () => streamed("/webhooks/gh", { "content-type": "application/json", "x-github-delivery": "d-2" }),
+    status: 401,
+    at: { header: "x-hub-signature-256" },
+  },
+  {
+    name: "stale standard-webhooks timestamp, body never read",
+    req: () => {
+      const h = standardHeaders("{}", "msg_old", new Date(Date.now() - 3600_000));
+      return streamed("/webhooks/svix", { "content-type": "application/json", ...h });
+    },
+    status: 401,
+    at: { header: "webhook-timestamp" },
+  },
+  {
+    name: "webhook with a wrong content type, body never read",
+    req: () => streamed("/webhooks/lab", { "content-type": "text/plain" }),
+    status: 415,
+    at: { header: "content-type" },
+  },
+  {
+    name: "webhook declaring an oversize body, body never read",
+    req: () => streamed("/webhooks/gh", { "content-type": "application/json", "content-length": String(MAX_BODY * 4) }),
+    status: 413,
+  },
+  {
+    name: "missing API key, body never read",
+    req: () => streamed("/events", { "content-type": "application/json" }),
+    status: 401,
+    at: { header: "authorization" },
+  },
+  {
+    name: "compressed event body, body never read",
+    req: () =>
+      streamed("/events", {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        authorization: `Bearer ${API_KEY}`,
+      }),
+    status: 415,
+    at: { header: "content-encoding" },
+  },
+];
+cases.push(...trustCases);
+
 describe("bad-request corpus", () => {
-  it(`has at least 30 cases (${cases.length})`, () => {
-    expect(cases.length).toBeGreaterThanOrEqual(30);
+  it(`has at least 95 cases, ${trustCases.length} of them on trust boundaries (${cases.length})`, () => {
+    expect(cases.length).toBeGreaterThanOrEqual(95);
+    expect(trustCases.length).toBeGreaterThanOrEqual(30);
     expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
   });
 

@@ -33,7 +33,11 @@ describe("POST /events", () => {
       type: "ws.message",
       source: "ws:client1",
       timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      meta: { trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) },
+      // Where it came in is the server's record: the API key's id, never the client's word.
+      meta: {
+        trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+        ingress: { kind: "api", key: expect.stringMatching(/^[0-9a-f]{16}$/) },
+      },
       connection_id: "client1",
       content: "hello",
     });

@@ -193,6 +193,27 @@ describe("Upstash REST gateway", () => {
     expect(blocking.status).toBe(400);
     expect(((await blocking.json()) as { error: string }).error).toMatch(/not supported/);
   });
+
+  it("refuses what a web page could send, and commands that reach the server's files or role", async () => {
+    const headers = { authorization: `Bearer ${token()}` };
+    const fromPage = await fetch(url(), {
+      method: "POST",
+      headers: { ...headers, origin: "https://evil.example" },
+      body: JSON.stringify(["PING"]),
+    });
+    expect(fromPage.status).toBe(403);
+    for (const cmd of [
+      ["CONFIG", "SET", "dir", "/tmp"],
+      ["SAVE"],
+      ["MODULE", "LOAD", "/tmp/x.so"],
+      ["SLAVEOF", "h", "1"],
+    ]) {
+      const r = await fetch(url(), { method: "POST", headers, body: JSON.stringify(cmd) });
+      expect(r.status, cmd[0]).toBe(400);
+      expect(((await r.json()) as { error: string }).error).toMatch(/not supported/);
+    }
+    expect(await raw().get(k("still-here"))).toBeNull();
+  });
 });
 
 describe("Neon WebSocket proxy", () => {
@@ -236,5 +257,25 @@ describe("Neon WebSocket proxy", () => {
     } finally {
       await h.close();
     }
+  });
+
+  it("takes the driver only with the proxy's token, and no handshake from a web page", async () => {
+    const [hostPort, proxyToken] = String(env.NEON_WS_PROXY).split("/");
+    const wrong = openDb(loadConfig({ ...env, NEON_WS_PROXY: `${hostPort}/not-the-token` }));
+    try {
+      await expect(wrong.db.execute(sql`select 1`)).rejects.toThrow();
+    } finally {
+      await wrong.close();
+    }
+    const upgrade = { upgrade: "websocket" };
+    expect((await fetch(`http://${hostPort}/v1`, { headers: upgrade })).status).toBe(401);
+    const page = await fetch(`http://${hostPort}/${proxyToken}/v1`, {
+      headers: { ...upgrade, origin: "https://evil.example" },
+    });
+    expect(page.status).toBe(403);
+    const ok = await fetch(`http://${hostPort}/${proxyToken}/v1`, { headers: upgrade });
+    expect(ok.status).toBe(101);
+    ok.webSocket?.accept();
+    ok.webSocket?.close();
   });
 });

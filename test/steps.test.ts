@@ -7,7 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { hashedUuid } from "../src/events/ids";
+import { derivedIdKey, deriveEvent } from "../src/consume/derive";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
 import { call } from "./support/admin";
@@ -140,7 +140,8 @@ describe.each(["redis", "postgres"] as const)("durable steps (%s)", (backend) =>
     r.clock.advance(100);
     expect(await r.run()).toMatchObject({ completed: 3, derived: 2 });
 
-    const ids = [await hashedUuid(e.id, "flow", 0), await hashedUuid(e.id, "flow", 1)];
+    const idOf = async (seq: number) => (await deriveEvent(e, "flow", seq, { type: "x" }, 0, derivedIdKey(r.cfg))).id;
+    const ids = [await idOf(0), await idOf(1)];
     expect(announced).toEqual([ids[0], ids[0]]);
     const derived = await r.rows<{ id: string; type: string; causation: string; correlation: string }>(sql`
       select id, type, meta ->> 'causation_id' as causation, meta ->> 'correlation_id' as correlation

@@ -138,21 +138,30 @@ async function takeOver(
 }
 
 /**
- * Counts the Redis commands sent from now on (a pipeline's commands each count; a script is
- * one), by watching the requests to the Upstash endpoint; stops counting at the first read.
+ * The bodies of the requests sent to the Upstash endpoint from now on (a command, or a
+ * pipeline's list of them); stops watching at the first read.
  */
-function counter(upstashUrl: string): () => number {
+function requests(upstashUrl: string): () => unknown[] {
   const realFetch = globalThis.fetch;
-  let n = 0;
+  const bodies: unknown[] = [];
   globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(upstashUrl) && typeof init?.body === "string") n += redisCommandsIn(JSON.parse(init.body));
+    if (url.startsWith(upstashUrl) && typeof init?.body === "string") bodies.push(JSON.parse(init.body));
     return realFetch(input, init);
   }) as typeof fetch;
   return () => {
     globalThis.fetch = realFetch;
-    return n;
+    return bodies;
   };
+}
+
+/** The command of each single-command request body, upper-cased ("EVALSHA"). */
+const commandsOf = (bodies: unknown[]): string[] => bodies.map((b) => String((b as unknown[])[0]).toUpperCase());
+
+/** Counts the Redis commands sent from now on (a pipeline's commands each count; a script is one). */
+function counter(upstashUrl: string): () => number {
+  const sent = requests(upstashUrl);
+  return () => sent().reduce<number>((n, body) => n + redisCommandsIn(body), 0);
 }
 
 const completed = (c: ClaimedEvent[]): Outcome[] =>
@@ -394,6 +403,33 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
       await h.store.settle({ consumer: "c-1", outcomes: completed(second.events), now: new Date() });
       await h.store.flush();
       expect(await pendingNow()).toBe(0);
+    });
+
+  // Redis only: scripts are a Redis thing.
+  if (backend === "redis")
+    it("a script Redis has forgotten (SCRIPT FLUSH) is sent again: EVALSHA, NOSCRIPT, EVAL", async () => {
+      const h = await harness(backend);
+      const [lane] = h.store.lanes();
+      const redis = openRedis(h.cfg);
+      await h.store.publish(Array.from({ length: 6 }, () => event()));
+      const claimOne = () =>
+        h.store.claim({ lane: lane!, consumer: "c-1", max: 1, mode: "new", reclaimIdleMs: 60_000 });
+      expect((await claimOne()).events).toHaveLength(1); // Redis knows the script now
+      // Other test runs share this Redis and may load the script again between the flush and
+      // the claim (then EVALSHA simply succeeds): flush again until the fallback was taken.
+      let sent: string[] = [];
+      for (let i = 0; i < 5 && sent.length !== 2; i++) {
+        await redis.scriptFlush();
+        const watch = requests(h.cfg.UPSTASH_REDIS_REST_URL!);
+        const claimed = await claimOne();
+        sent = commandsOf(watch());
+        expect(claimed.events).toHaveLength(1);
+      }
+      expect(sent).toEqual(["EVALSHA", "EVAL"]);
+      // Loaded again by that EVAL: the next call is one EVALSHA.
+      const watch = requests(h.cfg.UPSTASH_REDIS_REST_URL!);
+      expect((await claimOne()).events).toHaveLength(1);
+      expect(commandsOf(watch())).toEqual(["EVALSHA"]);
     });
 
   it("a failed attempt publishes no derived events; the retry publishes them once, handled in the same run", async () => {

@@ -6,11 +6,14 @@
 
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
+import { openRedis } from "../src/backends/redis/client";
+import { redisKeys } from "../src/backends/redis/keys";
+import { loadConfig } from "../src/config";
 import worker from "../src/index";
 import { call } from "./support/admin";
 import { freshEnv } from "./support/env";
 
-const API_KEY = "tracing-test-key";
+const API_KEY = "tracing-test-key-0123456789";
 
 async function receiverLog(
   id: string,
@@ -19,8 +22,10 @@ async function receiverLog(
 }
 
 describe("tracing", () => {
+  // One collector for the file: an isolate keeps the exporter of the first traced invocation.
+  const rid = `otel-${crypto.randomUUID()}`;
+
   it("exports ingest, publish, claim, trigger and settle spans in the event's trace", async () => {
-    const rid = `otel-${crypto.randomUUID()}`;
     const env = await freshEnv({
       API_KEYS: API_KEY,
       OTEL_EXPORTER_OTLP_ENDPOINT: `${inject("receiverUrl")}/r/${rid}/v1/traces`,
@@ -53,5 +58,38 @@ describe("tracing", () => {
     const handler = spans.find((s) => s.name === "trigger log-lifecycle-errors")!;
     expect(handler.traceId).toBe(traceId);
     expect(spans.find((s) => s.name === "publish")!.traceId).toBe(traceId);
+  });
+
+  it("a failed publish marks its span as an error without the payload (the Upstash error quotes the command)", async () => {
+    const before = (await receiverLog(rid)).length;
+    const env = await freshEnv({
+      API_KEYS: API_KEY,
+      WEBHOOK_SOURCES: JSON.stringify({ lab: { scheme: "none", unsigned: true, id_header: "x-request-id" } }),
+      OTEL_EXPORTER_OTLP_ENDPOINT: `${inject("receiverUrl")}/r/${rid}/v1/traces`,
+    });
+    const cfg = loadConfig(env);
+    // The stream key holds a string: XADD fails with WRONGTYPE, and the error quotes the command.
+    await openRedis(cfg).set(redisKeys(cfg.REDIS_PREFIX).stream(0), "not a stream");
+    const marker = `secret-payload-${crypto.randomUUID()}`;
+    // A deduplicated delivery takes one script call, whose error quotes its arguments (the envelope).
+    const r = await call(env, "POST", "/webhooks/lab", {
+      token: null,
+      headers: { "x-request-id": crypto.randomUUID() },
+      body: { content: marker },
+    });
+    expect(r.status).toBe(503);
+    let posts = (await receiverLog(rid)).slice(before);
+    for (let i = 0; i < 50 && !posts.some((p) => p.body.includes("WRONGTYPE")); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      posts = (await receiverLog(rid)).slice(before);
+    }
+    expect(posts.length).toBeGreaterThan(0);
+    const spans = posts.flatMap((p) =>
+      JSON.parse(p.body).resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)),
+    ) as Array<{ name: string; status?: { code?: number; message?: string }; events?: unknown[] }>;
+    const publish = spans.find((s) => s.name === "publish" && s.status?.code === 2)!;
+    expect(publish.status?.code).toBe(2); // ERROR
+    expect(publish.status?.message).toMatch(/WRONGTYPE/);
+    for (const p of posts) expect(p.body).not.toContain(marker);
   });
 });

@@ -165,6 +165,43 @@ export interface Dedupe {
 export type DedupedReceipt = PublishReceipt & ({ duplicate: false } | { duplicate: true; firstId: string });
 
 /**
+ * A key an event claims for a window when it is stored (publishGuarded): a client's event
+ * id, a webhook delivery id, a digest of a signed body. The key remembers the event's id and
+ * `digest` (what the key stood for: the client's body).
+ */
+export interface Guard {
+  /** Logical key, e.g. "@id:<uuid>"; the backend namespaces it. */
+  key: string;
+  /** Hex digest of what the key stands for. */
+  digest: string;
+  /**
+   * The key seen with another digest: "conflict" refuses the whole publish (a client id
+   * reused for another body), "duplicate" answers a duplicate (a redelivery).
+   */
+  onMismatch: "conflict" | "duplicate";
+}
+
+export interface GuardedEvent {
+  event: EventEnvelope;
+  /** Keys the event claims; none: published as is. */
+  guards: Guard[];
+}
+
+export type GuardVerdict =
+  | { status: "stored" }
+  /** A guard key was seen within the window with this digest (or the guard says duplicate): nothing stored for it. */
+  | { status: "duplicate"; firstId: string }
+  /** A guard key was seen with another digest: nothing of the whole publish is stored. */
+  | { status: "conflict"; firstId: string; key: string };
+
+export interface GuardedReceipt extends PublishReceipt {
+  /** One verdict per event, in order. */
+  results: GuardVerdict[];
+  /** Some event is a conflict: nothing was stored, no key recorded. */
+  conflict: boolean;
+}
+
+/**
  * Where a replay job's copies wait to be handled: a lane of its own, drained by the replay
  * runner's consumer (src/ops), so that a replay never queues in front of live traffic.
  */
@@ -196,6 +233,13 @@ export interface EventStore {
    * appended, so a failed publish never makes the provider's retry look like a duplicate.
    */
   publishOnce(event: EventEnvelope, dedupe: Dedupe, opts?: PublishOptions): Promise<DedupedReceipt>;
+  /**
+   * Appends the events whose guard keys are all unseen within `windowS` seconds, and records
+   * those keys (event id and digest) for the window; events with a key seen are duplicates
+   * and are not appended. Atomic, one round trip: keys are recorded if and only if their
+   * event was appended, and when any event is a conflict nothing at all is appended.
+   */
+  publishGuarded(items: GuardedEvent[], windowS: number, opts?: PublishOptions): Promise<GuardedReceipt>;
 
   /** The lanes the consumer drains by default: one per shard. */
   lanes(): string[];

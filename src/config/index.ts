@@ -50,8 +50,21 @@ const schema = z.object({
    */
   DB_TIMEOUT_MS: int(100).default(10_000),
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
-  /** Bearer keys accepted by POST /events and /events/batch, comma-separated. None: those routes answer 401. */
-  API_KEYS: csv.default([]),
+  /**
+   * Read-only token: /metrics, the figures of /health/detailed and the read-only admin views
+   * (GET); no action. For scrapers and dashboards, which must not be able to change anything.
+   */
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /**
+   * Bearer keys accepted by POST /events, /events/batch and GET /ws, comma-separated, each at
+   * least 16 characters. None: those routes answer 401.
+   */
+  API_KEYS: csv.pipe(z.array(z.string().min(16, "each key must be at least 16 characters"))).default([]),
+  /**
+   * Key of the HMAC that makes derived-event ids (ctx.publish), so no client can compute one
+   * in advance and claim it with an event of its own. Unset: a key derived from DATABASE_URL.
+   */
+  EVENT_ID_SECRET: z.string().min(24, "must be at least 24 characters").optional(),
   /**
    * Webhook sources, JSON: {"<source>": {"scheme": "standard-webhooks"|"github"|"stripe"|
    * "hmac-sha256"|"none", "secret": "...", "tolerance_s": 300, ...}}. Parsed and checked by
@@ -84,6 +97,12 @@ const schema = z.object({
    */
   DEDUPE_WINDOW_S: int(1).default(259_200),
   /**
+   * How long a client-supplied event id is remembered with a digest of its body, seconds:
+   * within it the same id and body answer 200 "duplicate", the same id with another body 409.
+   * Each remembered id costs a key (Redis) or a row (Postgres) for the window.
+   */
+  IDEMPOTENCY_WINDOW_S: int(1).default(86_400),
+  /**
    * Rate limit per API key: events per RATE_LIMIT_WINDOW_S (a batch counts each event).
    * 0 turns it off (and saves the one Redis command per request it costs). Both ingest limits
    * need Upstash: without UPSTASH_* (a Postgres-only deployment) they are off - a Postgres
@@ -94,6 +113,16 @@ const schema = z.object({
   RATE_LIMIT_SOURCE_REQUESTS: int(0).default(1_000),
   /** Sliding window of both rate limits, seconds. */
   RATE_LIMIT_WINDOW_S: int(1).default(10),
+  /** GET /ws: events per second one connection may send (over it: closed with 1008). */
+  WS_EVENTS_PER_S: int(1).default(1_000),
+  /** GET /ws: a connection silent this long is closed (1000), seconds. */
+  WS_IDLE_TIMEOUT_S: int(1).default(60),
+  /**
+   * GET /ws: frames one connection may send before the server closes it (1000, "reconnect"):
+   * a connection is one Workers invocation, whose subrequests are capped (1,000), and a frame
+   * costs up to two of them (the rate-limit check and the publish).
+   */
+  WS_MAX_FRAMES: int(1).max(450).default(400),
   /**
    * Wake-up debounce, ms: at most one wake-up (plus one trailing, delayed) is sent to
    * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).
@@ -165,10 +194,15 @@ const schema = z.object({
   DESTINATION_BREAKER_COOLDOWN_S: int(1).default(30),
   /** Longest cool-down, seconds. */
   DESTINATION_BREAKER_MAX_COOLDOWN_S: int(1).default(600),
-  /** Local development only: "host:port" of the WebSocket proxy standing in for Neon. */
+  /**
+   * Local development only: "host:port/token" of the WebSocket proxy standing in for Neon
+   * (local/neon-proxy.ts); the driver sends the token as the first segment of the path. It
+   * turns TLS off, so it is refused unless DATABASE_URL's host is a loopback address
+   * (localhost, 127.0.0.0/8, ::1): "local" means the database itself is on this machine.
+   */
   NEON_WS_PROXY: z
     .string()
-    .regex(/^[\w.-]+:\d+$/, "must be host:port")
+    .regex(/^[\w.-]+:\d+\/[\w-]+$/, "must be host:port/token")
     .optional(),
   // --- Agents (src/triggers/agent.ts): the model agents call unless they name their own ---
   /**
@@ -217,6 +251,17 @@ export type Config = Omit<z.output<typeof schema>, "DESTINATIONS"> & {
   DESTINATIONS: Destination[];
 };
 
+/** The URL's host is this machine (localhost, 127.0.0.0/8, ::1). */
+function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === "localhost" || host === "[::1]" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
 const cache = new WeakMap<object, Config>();
 
 /** Parses `env` (cached per env object). Throws ConfigError naming every bad variable. */
@@ -243,6 +288,20 @@ export function loadConfig(env: Env): Config {
     }
     if (cfg.DESTINATION_BREAKER_MAX_COOLDOWN_S < cfg.DESTINATION_BREAKER_COOLDOWN_S) {
       problems.push("DESTINATION_BREAKER_MAX_COOLDOWN_S: must be at least DESTINATION_BREAKER_COOLDOWN_S");
+    }
+    if (cfg.NEON_WS_PROXY !== undefined) {
+      for (const [name, url] of [
+        ["DATABASE_URL", cfg.DATABASE_URL],
+        ["DATABASE_READ_URL", cfg.DATABASE_READ_URL],
+      ] as const) {
+        if (url !== undefined && !isLoopbackUrl(url))
+          problems.push(
+            `NEON_WS_PROXY: local development only (unencrypted); ${name} must point at localhost, 127.0.0.1 or ::1`,
+          );
+      }
+    }
+    if (cfg.METRICS_TOKEN !== undefined && cfg.METRICS_TOKEN === cfg.ADMIN_TOKEN) {
+      problems.push("METRICS_TOKEN: must differ from ADMIN_TOKEN (it is the read-only one)");
     }
     if (cfg.AGENT_MODEL !== undefined) {
       const spec = parseModelSpec(cfg.AGENT_MODEL);

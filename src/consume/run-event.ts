@@ -22,7 +22,7 @@ import { fieldAt } from "../triggers/fields";
 import type { DispatchHooks } from "../triggers/hooks";
 import type { HandlerContext, HistoryQuery, Match } from "../triggers/registry";
 import { HandlerSteps, type StepJournal } from "../triggers/steps";
-import { deriveEvent } from "./derive";
+import { derivedIdKey, deriveEvent } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
 
 export interface EventDeps {
@@ -107,7 +107,7 @@ function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEn
     env: d.env,
     config: d.config,
     publish: async (input) => {
-      const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now());
+      const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now(), derivedIdKey(d.config));
       // Inside a step, the step's record takes it and stages it when the step settles.
       if (!steps.capture(e)) staged.push(e);
       return e;

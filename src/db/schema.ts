@@ -155,7 +155,7 @@ export const opsState = pgTable("ops_state", {
 // --- Postgres backend: state the Redis backend keeps in Redis keys ---
 
 /**
- * Webhook deliveries seen (publishOnce), for DEDUPE_WINDOW_S: the Postgres form of the
+ * Webhook deliveries and client ids seen (publishOnce, publishGuarded), for DEDUPE_WINDOW_S: the Postgres form of the
  * `<prefix>:dedupe:<key>` keys. Recorded in the same statement as the event's INSERT, so the
  * key exists if and only if the event was stored. Expired rows are overwritten on reuse and
  * deleted a few at a time by later deliveries (src/backends/postgres/queue.ts): no sweeper needed.
@@ -166,6 +166,8 @@ export const webhookDeliveries = pgTable(
     key: text("key").primaryKey(),
     eventId: uuid("event_id").notNull(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** Digest of what the key stands for (publishGuarded: a client's body); null for publishOnce rows. */
+    digest: text("digest"),
   },
   (t) => [index("webhook_deliveries_expires_idx").on(t.expiresAt)],
 );

@@ -24,7 +24,7 @@ import { type AttemptRow, type BreakerPolicy, claimProbe, flushDeliveries, loadB
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
 import { createLogger, type Logger } from "../obs/log";
-import type { Filter } from "../triggers/filters";
+import { type Filter, globMatcher } from "../triggers/filters";
 import type { DispatchHooks } from "../triggers/hooks";
 import { type HandlerContext, type Match, TriggerRegistry } from "../triggers/registry";
 import { BatchBreaker } from "./breaker";
@@ -43,19 +43,15 @@ export function breakerPolicy(cfg: Config): BreakerPolicy {
   };
 }
 
-function globs(list: string[]): RegExp[] {
-  return list.map((g) => new RegExp(`^${g.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`));
-}
-
 /** types AND sources, each a list of globs; an empty list matches anything. */
 function destinationFilter(d: Destination): Filter {
-  const types = globs(d.filter.types);
-  const sources = globs(d.filter.sources);
+  const types = d.filter.types.map(globMatcher);
+  const sources = d.filter.sources.map(globMatcher);
   return {
     describe: `destination(${d.name})`,
     test: (e) =>
-      (types.length === 0 || types.some((r) => r.test(e.type))) &&
-      (sources.length === 0 || sources.some((r) => r.test(e.source))),
+      (types.length === 0 || types.some((m) => m(e.type))) &&
+      (sources.length === 0 || sources.some((m) => m(e.source))),
   };
 }
 

@@ -7,10 +7,21 @@
  *   idempotency key: history stores each id once); otherwise crypto.randomUUID().
  * - `timestamp`: ISO 8601 with an offset, normalised to UTC; now when absent.
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
+ * - `meta.ingress`: always the server's (BuildContext.ingress); reserved meta keys and
+ *   ingress-only types (webhook.received) from a client are errors naming them.
+ * - Own keys only: the input is copied into null-prototype objects, so a "__proto__" key
+ *   can never supply fields through a prototype (ingest refuses such keys anyway).
  */
 import { z } from "zod";
 import { type ProblemError, zodErrors } from "../http/problem";
-import { ENVELOPE_KEYS, type EventEnvelope, type EventMeta } from "./envelope";
+import {
+  ENVELOPE_KEYS,
+  type EventEnvelope,
+  type EventMeta,
+  INGRESS_TYPES,
+  type Ingress,
+  isReservedMetaKey,
+} from "./envelope";
 import type { EventRegistry } from "./registry";
 
 const ref = z.string().min(1).max(128);
@@ -25,9 +36,14 @@ const envelopeInput = z.object({
       trace_id: ref.optional(),
       correlation_id: ref.optional(),
       causation_id: ref.optional(),
-      replay: ref.optional(),
     })
     .catchall(z.unknown())
+    .superRefine((m, ctx) => {
+      for (const k of Object.keys(m)) {
+        if (isReservedMetaKey(k))
+          ctx.addIssue({ code: "custom", path: [k], message: "is set by the server; clients cannot send it" });
+      }
+    })
     .optional(),
 });
 
@@ -36,6 +52,8 @@ export interface BuildContext {
   traceId: string;
   /** "now" for events without a timestamp (one value per request keeps a batch coherent). */
   now: Date;
+  /** Where the event came in: becomes meta.ingress. */
+  ingress: Ingress;
 }
 
 export type BuildResult =
@@ -47,8 +65,8 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
     return { ok: false, errors: [{ path: "", message: "an event must be a JSON object" }] };
   }
   const obj = input as Record<string, unknown>;
-  const common: Record<string, unknown> = {};
-  const fields: Record<string, unknown> = {};
+  const common: Record<string, unknown> = Object.create(null);
+  const fields: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(obj)) {
     if ((ENVELOPE_KEYS as readonly string[]).includes(k)) common[k] = v;
     else fields[k] = v;
@@ -62,7 +80,9 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
   let payload: Record<string, unknown> | undefined;
   let unknownType: string | undefined;
   if (type !== undefined && type.length > 0) {
-    if (!registry.has(type)) {
+    if (ctx.ingress.kind !== "webhook" && (INGRESS_TYPES as readonly string[]).includes(type)) {
+      errors.push({ path: "/type", message: `"${type}" events are made by the server only (POST /webhooks/{source})` });
+    } else if (!registry.has(type)) {
       unknownType = type;
       errors.push({
         path: "/type",
@@ -79,7 +99,7 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
   }
 
   const e = env.data;
-  const meta: EventMeta = { ...e.meta, trace_id: e.meta?.trace_id ?? ctx.traceId };
+  const meta: EventMeta = { ...e.meta, trace_id: e.meta?.trace_id ?? ctx.traceId, ingress: ctx.ingress };
   const event: EventEnvelope = {
     id: e.id?.toLowerCase() ?? crypto.randomUUID(),
     type: e.type,

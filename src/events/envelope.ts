@@ -21,6 +21,32 @@ export const metaSchema = z
   })
   .catchall(z.unknown());
 
+/**
+ * Where an event came in, set by the server and never taken from a client (meta.ingress):
+ * a verified webhook delivery (its source and signature scheme), an API key over HTTP or
+ * over the WebSocket (the key's id). Events a handler derives carry none; replay copies
+ * keep their original's.
+ */
+export type Ingress =
+  | { kind: "webhook"; source: string; scheme: string }
+  | { kind: "api"; key: string }
+  | { kind: "ws"; key: string };
+
+/**
+ * meta keys only the server sets: the code reads them to decide what runs (replay_target
+ * restricts the triggers, replay keeps an event out of replays) and where an event came
+ * from (ingress). A client that sends one gets a 422, so its event cannot pose as a replay,
+ * silence triggers, or look verified. Keys starting with "replay_" are reserved as well.
+ */
+export const RESERVED_META_KEYS = ["ingress", "replay", "replay_target"] as const;
+
+export function isReservedMetaKey(k: string): boolean {
+  return (RESERVED_META_KEYS as readonly string[]).includes(k) || k.startsWith("replay_");
+}
+
+/** Event types only the server produces: refused from clients (a client's webhook.received would pass as a verified delivery). */
+export const INGRESS_TYPES = ["webhook.received"] as const;
+
 export type EventMeta = z.infer<typeof metaSchema>;
 
 /** A fully-formed event: every common field present, typed fields alongside. */

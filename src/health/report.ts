@@ -4,13 +4,15 @@
  * ready: can we reach what serving needs (Postgres; Redis when the backend uses it)?
  * detailed: dependency latency, per-lane stream length and consumer-group lag, pending
  * (claimed, unacknowledged) count and oldest pending age, retry backlog, DLQ size, each
- * judged against its configured threshold.
+ * judged against its configured threshold. Counts come through the partial indexes of
+ * open events and of the DLQ (src/db/open-counts.ts), never a count of the whole history.
  */
 
 import { pingRedis, type Redis } from "../backends/redis/client";
 import type { EventStore } from "../backends/types";
 import type { Config } from "../config";
 import { type DbHandle, pingDb } from "../db/client";
+import { openCounts } from "../db/open-counts";
 import { breakerStates } from "../destinations";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 
@@ -62,7 +64,7 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
       ? Promise.all(d.store.lanes().map((l) => d.store.laneStats(l))).catch((e: Error) => e)
       : Promise.resolve(null),
     ready.checks.postgres.status !== "unhealthy"
-      ? d.store.historyCounts(now).catch((e: Error) => e)
+      ? openCounts(d.db.db, now).catch((e: Error) => e)
       : Promise.resolve(null),
   ]);
 

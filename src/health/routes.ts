@@ -1,8 +1,15 @@
 /**
  * GET /health (liveness: no dependencies), GET /ready (can we serve: Postgres, and Redis
- * when the deployment uses it; 503 naming what is down), GET /health/detailed (figures
- * with healthy/degraded/unhealthy per indicator; 503 when unhealthy). Detailed figures
- * are cached in Redis for CACHE_HEALTH_TTL_S so dashboards polling it cost little.
+ * when the deployment uses it; 503 when not), GET /health/detailed (figures with
+ * healthy/degraded/unhealthy per indicator; 503 when unhealthy).
+ *
+ * Anonymous callers get the status alone; what is down, the figures, destination names
+ * and dependency errors need the admin token or the read-only METRICS_TOKEN (and are in
+ * the log when something is down). Every result is shared by the requests that arrive
+ * while it is being computed (single flight, per isolate) and kept for a while: healthy and
+ * degraded figures for CACHE_HEALTH_TTL_S (in Redis too, for every isolate); an unhealthy
+ * one, and any /ready answer, for a second and for anonymous callers only - operators see
+ * a change at once, and a flood of anonymous calls costs one check per second per isolate.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
@@ -10,9 +17,56 @@ import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { openDb } from "../db/client";
 import type { AppEnv } from "../http/app-env";
+import { accessOf } from "../http/auth";
 import { problem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { type Deps, detailedHealth, readiness } from "./report";
+import { createLogger } from "../obs/log";
+import { type Deps, type DetailedReport, detailedHealth, type ReadyReport, readiness } from "./report";
+
+/** How long an unhealthy result is reused for anonymous callers, ms. */
+const UNHEALTHY_REUSE_MS = 1000;
+
+interface Memo<T> {
+  value?: { at: number; result: T };
+  inflight?: Promise<T>;
+}
+
+/**
+ * One computation per configuration at a time; a finished result is reused while
+ * `keepMs(result, operator)` says so. A failed computation is not kept.
+ */
+function singleFlight<T>(
+  memos: WeakMap<Config, Memo<T>>,
+  cfg: Config,
+  operator: boolean,
+  keepMs: (r: T, operator: boolean) => number,
+  compute: () => Promise<T>,
+): Promise<{ result: T; reused: boolean }> {
+  let m = memos.get(cfg);
+  if (!m) memos.set(cfg, (m = {}));
+  const memo = m;
+  if (memo.value && Date.now() - memo.value.at < keepMs(memo.value.result, operator))
+    return Promise.resolve({ result: memo.value.result, reused: true });
+  if (memo.inflight) return memo.inflight.then((result) => ({ result, reused: true }));
+  const p = compute().then((result) => {
+    memo.value = { at: Date.now(), result };
+    return result;
+  });
+  memo.inflight = p;
+  const clear = () => {
+    if (memo.inflight === p) memo.inflight = undefined;
+  };
+  p.then(clear, clear);
+  return p.then((result) => ({ result, reused: false }));
+}
+
+const readyMemos = new WeakMap<Config, Memo<ReadyReport>>();
+const detailedMemos = new WeakMap<Config, Memo<DetailedReport & { cached: boolean }>>();
+
+const downOf = (checks: ReadyReport["checks"]) =>
+  Object.entries(checks)
+    .filter(([, v]) => v.status === "unhealthy")
+    .map(([k]) => k);
 
 async function withDeps<T>(c: Context<AppEnv>, cfg: Config, fn: (d: Deps) => Promise<T>): Promise<T> {
   const db = openDb(cfg);
@@ -54,26 +108,42 @@ export function healthRoutes() {
       method: "get",
       path: "/ready",
       tags: ["Health"],
-      summary: "Readiness: Postgres (and Redis when used) answer",
+      summary: "Readiness: Postgres (and Redis when used) answer; what is down with a token",
       responses: {
         200: {
           description: "Ready",
           content: {
             "application/json": {
-              schema: z.object({ status: z.literal("ready"), checks: z.record(z.string(), Indicator) }),
+              schema: z.object({
+                status: z.literal("ready"),
+                checks: z.record(z.string(), Indicator).optional().describe("With a token"),
+              }),
             },
           },
         },
-        503: problemResponse("A dependency is down; `checks` names it"),
+        503: problemResponse("A dependency is down; with a token, `down` and `checks` name it"),
       },
     }),
     async (c) => {
       const cfg = c.var.config;
-      const report = await withDeps(c, cfg, (d) => readiness(cfg, d));
-      if (report.status === "ready") return c.json({ status: "ready" as const, checks: report.checks }, 200);
-      const down = Object.entries(report.checks)
-        .filter(([, v]) => v.status === "unhealthy")
-        .map(([k]) => k);
+      const operator = (await accessOf(c)) !== "none";
+      const { result: report, reused } = await singleFlight(
+        readyMemos,
+        cfg,
+        operator,
+        (_r, op) => (op ? 0 : UNHEALTHY_REUSE_MS),
+        () => withDeps(c, cfg, (d) => readiness(cfg, d)),
+      );
+      if (report.status === "ready") {
+        return c.json({ status: "ready" as const, ...(operator ? { checks: report.checks } : {}) }, 200) as never;
+      }
+      const down = downOf(report.checks);
+      if (!reused) createLogger(cfg.LOG_LEVEL).error("not ready", { down, checks: report.checks });
+      if (!operator) {
+        return problem(c, 503, "Not ready", "A dependency is down; the log says which.", {
+          headers: { "retry-after": "5" },
+        }) as never;
+      }
       return problem(c, 503, "Not ready", `${down.join(" and ")} ${down.length > 1 ? "are" : "is"} down`, {
         headers: { "retry-after": "5" },
         down,
@@ -87,9 +157,9 @@ export function healthRoutes() {
       method: "get",
       path: "/health/detailed",
       tags: ["Health"],
-      summary: "Figures and thresholds per indicator",
+      summary: "Status; figures and thresholds per indicator with a token",
       description:
-        "Postgres and Redis latency, per-lane stream length and consumer-group lag, pending (claimed, unacknowledged) count, oldest pending age, retry backlog and DLQ size, each healthy/degraded/unhealthy against configurable thresholds. Cached for CACHE_HEALTH_TTL_S seconds (`cached: true`). 503 when unhealthy.",
+        "Without a token: the status alone. With the admin token or the read-only METRICS_TOKEN: Postgres and Redis latency, per-lane stream length and consumer-group lag, pending (claimed, unacknowledged) count, oldest pending age, retry backlog, DLQ size and destination breakers, each healthy/degraded/unhealthy against configurable thresholds. Cached for CACHE_HEALTH_TTL_S seconds (`cached: true`). 503 when unhealthy.",
       responses: {
         200: {
           description: "Healthy or degraded",
@@ -107,12 +177,26 @@ export function healthRoutes() {
     }),
     async (c) => {
       const cfg = c.var.config;
-      const cache = openCache(cfg);
-      const hit = await cache.get<Awaited<ReturnType<typeof detailedHealth>>>("health");
-      const report = hit ?? (await withDeps(c, cfg, (d) => detailedHealth(cfg, d)));
-      // Only healthy/degraded figures are cached: an outage must show the moment it happens.
-      if (!hit && report.status !== "unhealthy") await cache.set("health", report, cfg.CACHE_HEALTH_TTL_S);
-      return c.json({ ...report, cached: Boolean(hit) }, report.status === "unhealthy" ? 503 : 200) as never;
+      const operator = (await accessOf(c)) !== "none";
+      const { result: report, reused } = await singleFlight(
+        detailedMemos,
+        cfg,
+        operator,
+        (r, op) => (r.status !== "unhealthy" ? cfg.CACHE_HEALTH_TTL_S * 1000 : op ? 0 : UNHEALTHY_REUSE_MS),
+        async () => {
+          const cache = openCache(cfg);
+          const hit = await cache.get<DetailedReport>("health");
+          if (hit) return { ...hit, cached: true };
+          const fresh = await withDeps(c, cfg, (d) => detailedHealth(cfg, d));
+          // Only healthy/degraded figures go to Redis: an operator must see an outage at once.
+          if (fresh.status !== "unhealthy") await cache.set("health", fresh, cfg.CACHE_HEALTH_TTL_S);
+          else createLogger(cfg.LOG_LEVEL).error("unhealthy", { indicators: fresh.indicators });
+          return { ...fresh, cached: false };
+        },
+      );
+      const code = report.status === "unhealthy" ? 503 : 200;
+      if (!operator) return c.json({ status: report.status }, code) as never;
+      return c.json({ ...report, cached: report.cached || reused }, code) as never;
     },
   );
 

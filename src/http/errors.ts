@@ -7,7 +7,7 @@
  * - HTTPProblem: rendered as it is.
  * - Hono's HTTPException (body-limit, validator "Malformed JSON", bearer-auth, …): its status,
  *   the standard title, its message as detail; headers of its own response (WWW-Authenticate) kept.
- * - ConfigError: 500 "Server misconfigured", naming the variables (never their values).
+ * - ConfigError: 500 "Server misconfigured"; the log names the variables (never their values).
  * - Anything else: 500 with a generic text; the error goes to the log, not to the client.
  */
 import type { Context } from "hono";
@@ -50,9 +50,12 @@ export function toProblem(err: unknown): HTTPProblem {
     return new HTTPProblem(err.status, statusTitle(err.status), err.message || undefined, { headers });
   }
   if (err instanceof ConfigError) {
-    return new HTTPProblem(500, "Server misconfigured", "The worker's configuration is invalid; see `problems`.", {
-      problems: err.problems,
-    });
+    // What is wrong goes to the log (onError), not to whoever sent the request.
+    return new HTTPProblem(
+      500,
+      "Server misconfigured",
+      "The worker's configuration is invalid; its log names each bad variable.",
+    );
   }
   return new HTTPProblem(500, "Internal Server Error", "An unexpected error occurred.");
 }

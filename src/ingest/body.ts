@@ -3,11 +3,13 @@
  * naming what is wrong:
  *
  *   Content-Type not JSON (or a charset other than UTF-8)  -> 415  header content-type
+ *   Content-Encoding other than identity                   -> 415  header content-encoding
  *   larger than MAX_BODY_BYTES (declared or actual)        -> 413
  *   not UTF-8                                              -> 400
  *   nested deeper than MAX_JSON_DEPTH                      -> 400  (checked before parsing)
  *   not JSON                                               -> 400
  *   strings Postgres cannot store (NUL, lone surrogates)   -> 422  path of the string
+ *   a key "__proto__", "constructor" or "prototype"        -> 422  path of the key
  *
  * Why a depth scan before JSON.parse: V8's parser is iterative, so 1 MiB of "[[[[…" parses
  * (slowly: ~0.5 s of CPU) into an object whose later JSON.stringify overflows the stack.
@@ -54,6 +56,36 @@ export function requireJsonContentType(headers: Headers): void {
   }
 }
 
+/**
+ * 415 unless the body is sent as is. A compressed body would be inflated before any limit
+ * could apply to what it expands to (and signatures cover the bytes as sent), so none is
+ * accepted; `identity` is the only coding.
+ */
+export function requireIdentityEncoding(headers: Headers): void {
+  const ce = headers.get("content-encoding");
+  if (ce === null) return;
+  const codings = ce
+    .split(",")
+    .map((x) => x.trim().toLowerCase())
+    .filter(Boolean);
+  if (codings.every((x) => x === "identity")) return;
+  throw new HTTPProblem(
+    415,
+    "Unsupported media type",
+    `Content-Encoding "${ce.slice(0, 100)}" is not accepted; send the body uncompressed.`,
+    {
+      errors: [{ header: "content-encoding", message: "only identity (no compression) is accepted" }],
+      headers: { "accept-encoding": "identity" },
+    },
+  );
+}
+
+/** Content type and encoding: the header checks of a JSON body, before any of it is read. */
+export function requireJsonHeaders(headers: Headers): void {
+  requireJsonContentType(headers);
+  requireIdentityEncoding(headers);
+}
+
 function tooLarge(maxBytes: number, what: string): HTTPProblem {
   return new HTTPProblem(413, "Content too large", `${what}; the limit is ${maxBytes} bytes.`, {
     errors: [{ path: "", message: `body exceeds ${maxBytes} bytes` }],
@@ -62,11 +94,16 @@ function tooLarge(maxBytes: number, what: string): HTTPProblem {
 }
 
 /** The raw body, at most `maxBytes`: refused from Content-Length when declared, else while reading. */
-export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = req.headers.get("content-length");
+/** 413 when Content-Length declares more than `maxBytes` (checked before anything is read). */
+export function refuseDeclaredSize(headers: Headers, maxBytes: number): void {
+  const declared = headers.get("content-length");
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
     throw tooLarge(maxBytes, `Content-Length is ${declared}`);
   }
+}
+
+export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+  refuseDeclaredSize(req.headers, maxBytes);
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -145,8 +182,16 @@ function badString(s: string): string | undefined {
   return undefined;
 }
 
-/** First string (key or value) that Postgres jsonb would refuse, with its JSON Pointer. */
-function findUnstorableString(root: unknown): { path: string; message: string } | undefined {
+/**
+ * Keys that reach an object's prototype when assigned with `obj[key] = value` (or that code
+ * may treat as one): refused at any depth, so no later copy of the input can be polluted.
+ */
+const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+// A cheap pre-check of the text: such a key is either spelt out or written with \u00XX escapes.
+const MAYBE_PROTOTYPE_KEY = /__proto__|constructor|prototype|\\u00[0-7]/;
+
+/** First string (key or value) that Postgres jsonb would refuse, or prototype key, with its JSON Pointer. */
+function findUnstorableString(root: unknown, protoKeys: boolean): { path: string; message: string } | undefined {
   const stack: Array<{ v: unknown; path: PropertyKey[] }> = [{ v: root, path: [] }];
   while (stack.length) {
     const { v, path } = stack.pop()!;
@@ -157,6 +202,8 @@ function findUnstorableString(root: unknown): { path: string; message: string } 
       for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: [...path, i] });
     } else if (v && typeof v === "object") {
       for (const [k, x] of Object.entries(v)) {
+        if (protoKeys && PROTOTYPE_KEYS.has(k))
+          return { path: pointer([...path, k]), message: `the key "${k}" is not accepted (prototype pollution)` };
         const m = badString(k);
         if (m) return { path: pointer([...path, k]), message: `key ${m}` };
         stack.push({ v: x, path: [...path, k] });
@@ -182,16 +229,20 @@ export function parseJsonText(text: string, maxDepth: number): unknown {
   } catch (e) {
     throw malformed("The body is not valid JSON.", (e as Error).message);
   }
-  if (suspectEscape) {
-    const bad = findUnstorableString(value);
-    if (bad) throw new HTTPProblem(422, "Invalid fields", "A string cannot be stored.", { errors: [bad] });
+  const protoKeys = MAYBE_PROTOTYPE_KEY.test(text);
+  if (suspectEscape || protoKeys) {
+    const bad = findUnstorableString(value, protoKeys);
+    if (bad) {
+      const detail = bad.message.includes("prototype") ? "A key is not accepted." : "A string cannot be stored.";
+      throw new HTTPProblem(422, "Invalid fields", detail, { errors: [bad] });
+    }
   }
   return value;
 }
 
 /** Content type, size, UTF-8, depth, JSON: the whole strict read, for routes that need no raw bytes. */
 export async function readJson(req: Request, limits: BodyLimits): Promise<unknown> {
-  requireJsonContentType(req.headers);
+  requireJsonHeaders(req.headers);
   const bytes = await readBodyBytes(req, limits.maxBytes);
   return parseJsonText(decodeUtf8(bytes), limits.maxDepth);
 }

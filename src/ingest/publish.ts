@@ -1,25 +1,19 @@
 /**
- * Ingest's way into the EventStore: publish (or publish-once for webhook deliveries),
+ * Ingest's way into the EventStore: publish (or the guarded publish, for client ids and webhook deliveries),
  * wake the consumer, and turn any store failure into 503 + Retry-After - never a 2xx for
  * an event the store has not confirmed.
  */
 
-import type { Dedupe, DedupedReceipt, EventStore, PublishReceipt } from "../backends/types";
+import type { EventStore, GuardedEvent, GuardedReceipt, PublishReceipt } from "../backends/types";
 import type { Config, Env } from "../config";
 import type { EventEnvelope } from "../events/envelope";
 import { HTTPProblem } from "../http/problem";
 import { createLogger } from "../obs/log";
-import { withSpan } from "../obs/trace";
+import { errorSummary, withSpan } from "../obs/trace";
 import { afterPublish, wakeAskFailed, wakeOptions } from "./wake";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 2;
-
-/** The error's first line, without the command (an UpstashError quotes it: event payloads stay out of logs). */
-export function errorSummary(err: unknown): string {
-  const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return msg.split(", command was:")[0]!.slice(0, 300);
-}
 
 export function storeUnavailable(err: unknown, cfg?: Pick<Config, "LOG_LEVEL">): HTTPProblem {
   createLogger(cfg?.LOG_LEVEL).error("event store unavailable", { error: errorSummary(err) });
@@ -55,27 +49,30 @@ export async function publishEvents(ctx: IngestContext, events: EventEnvelope[])
   afterPublish(ctx.env, ctx.cfg, receipt, ctx.waitUntil, now);
 }
 
-/** Publishes unless the delivery was seen; returns the id of the event that stands for it. */
-export async function publishDelivery(
+/**
+ * publishGuarded (src/backends/types.ts) with ingest's failure mapping: the verdict of each
+ * event; a conflict stored nothing. A store failure is a 503.
+ */
+export async function publishGuardedEvents(
   ctx: IngestContext,
-  event: EventEnvelope,
-  dedupe: Dedupe,
-): Promise<{ id: string; duplicate: boolean }> {
+  items: GuardedEvent[],
+  windowS: number,
+): Promise<GuardedReceipt> {
   const now = Date.now();
   const opts = wakeOptions(ctx.cfg, now);
-  let r: DedupedReceipt;
+  let r: GuardedReceipt;
   try {
     r = await withSpan(
       "publish",
-      { "reflex.event_id": event.id, "reflex.backend": ctx.store.backend, "reflex.dedupe": true },
-      () => ctx.store.publishOnce(event, dedupe, opts),
+      { "reflex.events": items.length, "reflex.backend": ctx.store.backend, "reflex.dedupe": true },
+      () => ctx.store.publishGuarded(items, windowS, opts),
     );
   } catch (err) {
     wakeAskFailed(ctx.cfg, opts);
     throw storeUnavailable(err, ctx.cfg);
   }
-  // A duplicate ran no wake-up gate: let the next request ask.
-  if (r.duplicate) wakeAskFailed(ctx.cfg, opts);
+  // Nothing stored ran no wake-up gate: let the next request ask.
+  if (!r.wake && r.wakeWindowLeftMs === 0) wakeAskFailed(ctx.cfg, opts);
   afterPublish(ctx.env, ctx.cfg, r, ctx.waitUntil, now);
-  return r.duplicate ? { id: r.firstId, duplicate: true } : { id: event.id, duplicate: false };
+  return r;
 }

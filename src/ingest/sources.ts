@@ -14,6 +14,9 @@
  * event, besides content-type, user-agent and the scheme's event-type headers. Credentials
  * and signature headers are never kept, even if listed.
  *
+ * Secrets must be at least 24 bytes (a whsec_ secret: after base64 decoding); a source's
+ * tolerance_s may not exceed DEDUPE_WINDOW_S.
+ *
  * Invalid JSON or fields raise ConfigError (answered as 500 "Server misconfigured", naming
  * the field - never a secret).
  */
@@ -21,7 +24,22 @@ import { z } from "zod";
 import type { Config } from "../config";
 import { ConfigError } from "../errors";
 
-const secret = z.string().min(1, "must not be empty");
+/** Shortest secret accepted, bytes: a shorter HMAC key can be guessed offline from one captured delivery. */
+export const MIN_SECRET_BYTES = 24;
+const secret = z
+  .string()
+  .refine(
+    (v) => new TextEncoder().encode(v).byteLength >= MIN_SECRET_BYTES,
+    `must be at least ${MIN_SECRET_BYTES} bytes`,
+  );
+/** A whsec_ secret's strength is that of the bytes after the prefix (base64-decoded). */
+function whsecBytes(v: string): number {
+  try {
+    return atob(v.replace(/^whsec_/, "")).length;
+  } catch {
+    return 0;
+  }
+}
 // The standardwebhooks library fixes its timestamp window at 5 minutes; a longer one cannot be honoured.
 const tolerance = (max: number) => z.number().int().min(1).max(max).default(300);
 const headerName = z
@@ -33,7 +51,10 @@ const common = { headers: z.array(headerName).max(32).default([]) };
 const sourceSchema = z.discriminatedUnion("scheme", [
   z.strictObject({
     scheme: z.literal("standard-webhooks"),
-    secret: secret.regex(/^(whsec_)?[A-Za-z0-9+/]+={0,2}$/, "must be a whsec_ secret (base64 after the prefix)"),
+    secret: z
+      .string()
+      .regex(/^(whsec_)?[A-Za-z0-9+/]+={0,2}$/, "must be a whsec_ secret (base64 after the prefix)")
+      .refine((v) => whsecBytes(v) >= MIN_SECRET_BYTES, `must decode to at least ${MIN_SECRET_BYTES} bytes`),
     tolerance_s: tolerance(300),
     ...common,
   }),
@@ -88,6 +109,13 @@ export function webhookSources(cfg: Config): Map<string, WebhookSource> {
       for (const i of parsed.error.issues)
         problems.push(`WEBHOOK_SOURCES.${[name, ...i.path.map(String)].join(".")}: ${i.message}`);
     } else {
+      const tolerance = "tolerance_s" in parsed.data ? parsed.data.tolerance_s : undefined;
+      // A delivery must be remembered for as long as its signature stays valid: otherwise a
+      // capture re-sent after its dedupe key expired would pass as new.
+      if (tolerance !== undefined && tolerance > cfg.DEDUPE_WINDOW_S)
+        problems.push(
+          `WEBHOOK_SOURCES.${name}.tolerance_s: ${tolerance} s is longer than DEDUPE_WINDOW_S (${cfg.DEDUPE_WINDOW_S} s); a replay after the dedupe window would be accepted`,
+        );
       out.set(name, { ...parsed.data, name });
     }
   }

@@ -1,25 +1,30 @@
 /**
  * POST /webhooks/:source: signed deliveries from providers, stored as `webhook.received`.
  *
- * Order of checks (each failure stores nothing): unknown source 404 -> Content-Type 415
- * -> size 413 -> UTF-8 400 -> signature / timestamp 401 -> depth / JSON 400 -> delivery id
- * and fields 422 -> rate limit 429 -> publish-once (503 if the store does not confirm).
+ * Order of checks (each failure stores nothing): unknown source 404 -> Content-Type and
+ * Content-Encoding 415 -> declared size 413 -> signature headers present, bounded, in form
+ * (and a signed timestamp within tolerance) 401 -> [the body is read] size 413 -> UTF-8 400
+ * -> signature over the body 401 -> depth / JSON 400 -> delivery id and fields 422 -> rate
+ * limit 429 -> guarded publish (503 if the store does not confirm).
  *
  * The signature is checked over the raw bytes before the body is parsed: nothing from an
  * unauthenticated sender reaches the JSON parser. (A body that is not UTF-8 is refused
  * first: it cannot be JSON, and the signature libraries take the body as text.)
  *
  * A delivery id seen within DEDUPE_WINDOW_S answers 200 {"id": <first event's id>,
- * "status": "duplicate"} and publishes nothing.
+ * "status": "duplicate"} and publishes nothing; for github and hmac-sha256 sources, whose
+ * signatures cover no timestamp and no delivery id, so does a body seen before.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Guard } from "../backends/types";
 import { buildEvent } from "../events/build";
 import { registry } from "../events/types";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { decodeUtf8, parseJsonText, readBodyBytes, requireJsonContentType } from "./body";
+import { decodeUtf8, parseJsonText, readBodyBytes, refuseDeclaredSize, requireJsonHeaders } from "./body";
 import { ingestContext, rateLimit } from "./context";
-import { publishDelivery, publishEvents } from "./publish";
+import { sha256, toHex } from "./crypto";
+import { publishEvents, publishGuardedEvents } from "./publish";
 import { type Scheme, schemeOf } from "./signatures";
 import { type WebhookSource, webhookSources } from "./sources";
 import { traceIdFrom } from "./trace";
@@ -81,6 +86,28 @@ export function selectHeaders(headers: Headers, source: WebhookSource, scheme: S
   return out;
 }
 
+function unauthenticated(verdict: { header: string; message: string }): HTTPProblem {
+  return new HTTPProblem(
+    401,
+    "Invalid signature",
+    `The delivery could not be authenticated: ${verdict.header} ${verdict.message}.`,
+    { errors: [{ header: verdict.header, message: verdict.message }] },
+  );
+}
+
+/**
+ * The keys a delivery claims for DEDUPE_WINDOW_S: its delivery id, and for schemes whose
+ * signature a replay can reuse under a fresh delivery id, a digest of the signed body.
+ * Any of them seen: a duplicate.
+ */
+function deliveryGuards(name: string, deliveryId: string | null, bodyDigest: string, scheme: Scheme): Guard[] {
+  const guards: Guard[] = [];
+  if (deliveryId !== null) guards.push({ key: `${name}:${deliveryId}`, digest: bodyDigest, onMismatch: "duplicate" });
+  if (scheme.replayableBody)
+    guards.push({ key: `@body:${name}:${bodyDigest}`, digest: bodyDigest, onMismatch: "duplicate" });
+  return guards;
+}
+
 export const webhooksRouter = createRouter().openapi(route, async (c) => {
   const cfg = c.var.config;
   const name = c.req.param("source");
@@ -91,21 +118,16 @@ export const webhooksRouter = createRouter().openapi(route, async (c) => {
     });
   }
   const headers = c.req.raw.headers;
-  requireJsonContentType(headers);
+  const scheme = schemeOf(source);
+  // Everything the headers alone can refuse, before a byte of the body is read or hashed.
+  requireJsonHeaders(headers);
+  refuseDeclaredSize(headers, cfg.MAX_BODY_BYTES);
+  const pre = scheme.checkHeaders(source, headers, Date.now());
+  if (!pre.ok) throw unauthenticated(pre);
   const raw = await readBodyBytes(c.req.raw, cfg.MAX_BODY_BYTES);
   const text = decodeUtf8(raw);
-  const scheme = schemeOf(source);
   const verdict = await scheme.verify(source, { headers, raw, text, now: Date.now() });
-  if (!verdict.ok) {
-    throw new HTTPProblem(
-      401,
-      "Invalid signature",
-      `The delivery could not be authenticated: ${verdict.header} ${verdict.message}.`,
-      {
-        errors: [{ header: verdict.header, message: verdict.message }],
-      },
-    );
-  }
+  if (!verdict.ok) throw unauthenticated(verdict);
   const body = parseJsonText(text, cfg.MAX_JSON_DEPTH);
   const delivery = scheme.deliveryId(source, headers, body);
   if (!delivery.ok) throw invalidFields([delivery.error]);
@@ -119,17 +141,23 @@ export const webhooksRouter = createRouter().openapi(route, async (c) => {
       body,
     },
     registry,
-    { traceId: traceIdFrom(headers), now: new Date() },
+    {
+      traceId: traceIdFrom(headers),
+      now: new Date(),
+      ingress: { kind: "webhook", source: name, scheme: source.scheme },
+    },
   );
   if (!built.ok) throw invalidFields(built.errors);
 
   const ctx = ingestContext(c, cfg);
   await rateLimit(ctx, { kind: "source", id: name, cost: 1 });
-  if (delivery.id === null) {
+  const guards = deliveryGuards(name, delivery.id, toHex(await sha256(raw)), scheme);
+  if (guards.length === 0) {
     await publishEvents(ctx, [built.event]);
     return c.json({ id: built.event.id, status: "accepted" as const }, 202);
   }
-  const r = await publishDelivery(ctx, built.event, { key: `${name}:${delivery.id}`, windowS: cfg.DEDUPE_WINDOW_S });
-  if (r.duplicate) return c.json({ id: r.id, status: "duplicate" as const }, 200);
-  return c.json({ id: r.id, status: "accepted" as const }, 202);
+  const r = await publishGuardedEvents(ctx, [{ event: built.event, guards }], cfg.DEDUPE_WINDOW_S);
+  const v = r.results[0]!;
+  if (v.status !== "stored") return c.json({ id: v.firstId, status: "duplicate" as const }, 200);
+  return c.json({ id: built.event.id, status: "accepted" as const }, 202);
 });

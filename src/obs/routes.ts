@@ -1,12 +1,13 @@
 /**
- * GET /metrics (admin token): Prometheus text. Counters come from the shared store the
- * isolates flush into (src/obs/metrics.ts); gauges (DLQ size, pending, retry backlog,
- * oldest pending age) are read from history at scrape time.
+ * GET /metrics (admin token, or the read-only METRICS_TOKEN): Prometheus text. Counters come
+ * from the shared store the isolates flush into (src/obs/metrics.ts); gauges (DLQ size,
+ * pending, retry backlog, oldest pending age) are read at scrape time through the partial
+ * indexes of open events and of the DLQ (src/db/open-counts.ts), never a full count.
  */
 import { createRoute } from "@hono/zod-openapi";
 import { withMetricsSink } from "../backends";
 import { openDb } from "../db/client";
-import { historyCounts } from "../db/history";
+import { openCounts } from "../db/open-counts";
 import { adminAuth } from "../http/auth";
 import { createRouter, problemResponse } from "../http/router";
 import { flush, render } from "./metrics";
@@ -18,7 +19,7 @@ export function metricsRoutes() {
       method: "get",
       path: "/metrics",
       tags: ["Health"],
-      summary: "Prometheus metrics (admin token)",
+      summary: "Prometheus metrics (admin token or read-only METRICS_TOKEN)",
       security: [{ adminToken: [] }],
       middleware: [adminAuth] as const,
       responses: {
@@ -26,8 +27,8 @@ export function metricsRoutes() {
           description: "Prometheus text exposition format 0.0.4",
           content: { "text/plain": { schema: { type: "string" } } },
         },
-        401: problemResponse("No admin token"),
-        403: problemResponse("Wrong admin token"),
+        401: problemResponse("No token"),
+        403: problemResponse("Wrong token"),
       },
     }),
     async (c) => {
@@ -37,7 +38,7 @@ export function metricsRoutes() {
         return sink.read();
       });
       const h = openDb(cfg);
-      const gauges = await historyCounts(h.db, new Date())
+      const gauges = await openCounts(h.db, new Date())
         .then((n) => [
           { name: "reflex_dlq_events", help: "Events in the dead-letter queue", value: n.dlq },
           {

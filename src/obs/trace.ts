@@ -16,7 +16,16 @@ import type { Config } from "../config";
 
 const tracer = () => trace.getTracer("reflex-edge");
 
-/** Runs `fn` in a span; an exception marks the span as an error and is rethrown. */
+/**
+ * The error's name and first line, without a quoted command (an UpstashError quotes it,
+ * event payloads and all), at most 300 characters: what logs and spans keep of an error.
+ */
+export function errorSummary(err: unknown): string {
+  const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return msg.split(", command was:")[0]!.split("\n")[0]!.slice(0, 300);
+}
+
+/** Runs `fn` in a span; an exception marks the span as an error (its summary only) and is rethrown. */
 export async function withSpan<T>(
   name: string,
   attributes: Attributes,
@@ -30,8 +39,10 @@ export async function withSpan<T>(
     try {
       return await fn(span);
     } catch (e) {
-      span.recordException(e as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error)?.message });
+      // The summary only: no stack, no quoted command, so no payload reaches the exporter.
+      const summary = errorSummary(e);
+      span.recordException({ name: e instanceof Error ? e.name : "Error", message: summary });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: summary });
       throw e;
     } finally {
       span.end();

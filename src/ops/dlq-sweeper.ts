@@ -32,7 +32,16 @@ export interface SweepOptions {
   now?: Date;
   /** How alerts are sent (default: global fetch). */
   fetch?: typeof fetch;
+  /** Deadline of the alert POST, ms (default ALERT_TIMEOUT_MS). */
+  alertTimeoutMs?: number;
 }
+
+/**
+ * The alert POST gives up after this: a hung alert endpoint must not hold the sweep. It
+ * follows no redirect either (a 3xx fails the alert, which is retried next run), so the
+ * summary goes to the configured URL and nowhere it points to.
+ */
+export const ALERT_TIMEOUT_MS = 10_000;
 
 export interface SweepReport {
   stuck: { toDlq: number; toRetry: number };
@@ -118,6 +127,8 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": "reflex-edge-dlq-sweeper" },
         body: JSON.stringify(body),
+        redirect: "manual",
+        signal: AbortSignal.timeout(o.alertTimeoutMs ?? ALERT_TIMEOUT_MS),
       });
       await res.body?.cancel();
       if (!res.ok) throw new Error(`alert endpoint answered ${res.status}`);

@@ -34,9 +34,34 @@ export interface Filter {
   test(e: EventEnvelope, ctx: FilterContext, path: string): boolean | Promise<boolean>;
 }
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${body}$`);
+/**
+ * A glob ("order.*", "*github*") as a matcher: `*` is any run of characters, everything else
+ * is literal. Globs come from configuration (destinations) and are matched against
+ * client-chosen types and sources, so the matching must not backtrack: a regex with `.*`
+ * per star takes exponential-looking time on a many-star glob against a long near-miss and
+ * blocks the isolate (picomatch and micromatch compile to such regexes too). With `*` the
+ * only wildcard, no search is needed: the literal prefix and suffix are compared, and each
+ * piece between stars is taken at its first occurrence after the previous one (leftmost is
+ * never worse), one indexOf per piece - at most text x pattern steps, nothing revisited.
+ */
+export function globMatcher(glob: string): (s: string) => boolean {
+  if (!glob.includes("*")) return (s) => s === glob;
+  const parts = glob.split("*");
+  const head = parts[0]!;
+  const tail = parts[parts.length - 1]!;
+  // Runs of stars are one star; empty middles drop out.
+  const middle = parts.slice(1, -1).filter((p) => p.length > 0);
+  return (s) => {
+    if (s.length < head.length + tail.length || !s.startsWith(head) || !s.endsWith(tail)) return false;
+    let at = head.length;
+    const end = s.length - tail.length;
+    for (const p of middle) {
+      const i = s.indexOf(p, at);
+      if (i < 0 || i + p.length > end) return false;
+      at = i + p.length;
+    }
+    return true;
+  };
 }
 
 /** Matches every event. */
@@ -44,8 +69,8 @@ export const any = (): Filter => ({ describe: "any", test: () => true });
 
 /** Event type equals one of `types`; `*` is a wildcard ("github.*"). */
 export function type(...types: string[]): Filter {
-  const res = types.map(globToRegExp);
-  return { describe: `type(${types.join(", ")})`, test: (e) => res.some((r) => r.test(e.type)) };
+  const ms = types.map(globMatcher);
+  return { describe: `type(${types.join(", ")})`, test: (e) => ms.some((m) => m(e.type)) };
 }
 
 /** Source matches the regular expression (a string is compiled as one). */

@@ -13,19 +13,15 @@ import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { migrateDatabase } from "../../local/migrate";
 import { type NeonProxy, startNeonProxy } from "../../local/neon-proxy";
+import { withDatabase } from "../../local/services";
 import { freePort } from "../../local/sockets";
 import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 import { startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: process.env.PGUSER_TEST ?? "postgres",
-};
 const ADMIN_TOKEN = `cli-admin-${randomBytes(12).toString("hex")}`;
 const DB_NAME = `reflex_cli_${randomBytes(4).toString("hex")}`;
 const PREFIX = `cli:${randomBytes(4).toString("hex")}`;
@@ -96,14 +92,17 @@ async function runCron(cron: string): Promise<void> {
 
 beforeAll(async () => {
   redisToken = randomBytes(16).toString("hex");
-  gateway = await startUpstashGateway({ token: redisToken });
-  proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
-  admin = new pg.Client({ ...PG, database: "postgres" });
+  const [redisHost, redisPort] = inject("redisAddress").split(":");
+  gateway = await startUpstashGateway({ token: redisToken, redisHost, redisPort: Number(redisPort) });
+  const adminUrl = inject("pgAdminUrl");
+  const server = new URL(adminUrl);
+  proxy = await startNeonProxy({ pgHost: server.hostname, pgPort: Number(server.port || 5432) });
+  admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${DB_NAME}`);
-  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${DB_NAME}`;
+  const dbUrl = withDatabase(adminUrl, DB_NAME);
   await migrateDatabase(dbUrl, proxy.address);
-  db = new pg.Client({ ...PG, database: DB_NAME });
+  db = new pg.Client({ connectionString: dbUrl });
   await db.connect();
 
   wrangler = await startWranglerDev({

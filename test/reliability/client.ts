@@ -168,9 +168,12 @@ export class Client {
       const want = a.status === 202 ? "accepted" : "duplicate";
       if (a.status !== 202 && a.status !== 200) L.problems.push(`webhook answered ${a.status}`);
       if (a.json?.status !== want) L.problems.push(`webhook ${a.status} with status ${JSON.stringify(a.json?.status)}`);
-    } else if (a.status !== 202 || JSON.stringify(named) !== JSON.stringify(item.ids)) {
-      // /events answers 202 with exactly the ids the client sent, in order - retries included.
+    } else if ((a.status !== 202 && a.status !== 200) || JSON.stringify(named) !== JSON.stringify(item.ids)) {
+      // /events answers with exactly the ids the client sent, in order - retries included: 202,
+      // or 200 "duplicate" for a retry whose every event the first attempt had stored.
       L.problems.push(`${item.kind} ${a.status}: answer names other ids than were sent`);
+    } else if (a.json?.status !== (a.status === 202 ? "accepted" : "duplicate")) {
+      L.problems.push(`${item.kind} ${a.status} with status ${JSON.stringify(a.json?.status)}`);
     }
   }
 }

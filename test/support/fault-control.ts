@@ -17,7 +17,7 @@ import type { AddressInfo } from "node:net";
 import { type NeonProxy, startNeonProxy } from "../../local/neon-proxy";
 import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 
-export async function startFaultControl(pg: { host: string; port: number }) {
+export async function startFaultControl(at: { host: string; port: number; redisHost: string; redisPort: number }) {
   const pairs = new Map<string, { gateway: Gateway; proxy: NeonProxy }>();
   const server = http.createServer(async (req, res) => {
     const send = (status: number, body: unknown) => {
@@ -32,8 +32,8 @@ export async function startFaultControl(pg: { host: string; port: number }) {
       if (req.method === "POST" && parts.length === 1 && parts[0] === "pairs") {
         const id = randomBytes(6).toString("hex");
         const token = randomBytes(16).toString("hex");
-        const gateway = await startUpstashGateway({ token });
-        const proxy = await startNeonProxy({ pgHost: pg.host, pgPort: pg.port });
+        const gateway = await startUpstashGateway({ token, redisHost: at.redisHost, redisPort: at.redisPort });
+        const proxy = await startNeonProxy({ pgHost: at.host, pgPort: at.port });
         pairs.set(id, { gateway, proxy });
         return send(201, { id, upstashUrl: gateway.url, upstashToken: token, neonProxy: proxy.address });
       }

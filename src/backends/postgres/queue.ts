@@ -29,7 +29,7 @@ export interface GateAnswer {
 }
 
 /** unnest() of the events' columns, as `v(id, type, source, ts, payload, meta)`. */
-function eventRows(events: EventEnvelope[]): SQL {
+export function eventRows(events: EventEnvelope[]): SQL {
   const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
   return sql`unnest(
       ${col((e) => e.id)}::uuid[], ${col((e) => e.type)}::text[], ${col((e) => e.source)}::text[],
@@ -43,7 +43,7 @@ function eventRows(events: EventEnvelope[]): SQL {
  * ON CONFLICT ... WHERE sees the latest committed row, so concurrent publishers open one
  * window between them). `when` restricts it (publishOnce: only if the event was new).
  */
-function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
+export function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
   return sql`gate AS (
       INSERT INTO wake_gate (name, open_until)
       SELECT ${GATE}, now() + ${windowMs}::float8 * interval '1 millisecond' WHERE ${when}
@@ -53,11 +53,11 @@ function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
 }
 
 /** The gate's answer columns (the plain SELECT sees the row as of the statement's start). */
-const gateAnswer = sql`(SELECT count(*) FROM gate)::int AS opened,
+export const gateAnswer = sql`(SELECT count(*) FROM gate)::int AS opened,
       greatest(0, extract(epoch FROM (coalesce((SELECT open_until FROM gate),
         (SELECT open_until FROM wake_gate WHERE name = ${GATE})) - now())) * 1000)::float8 AS left_ms`;
 
-function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): GateAnswer {
+export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): GateAnswer {
   return { opened: Number(row?.opened ?? 0) > 0, leftMs: Math.max(0, Number(row?.left_ms ?? 0)) };
 }
 
@@ -66,7 +66,7 @@ function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): Gat
  * in microseconds, so that created_at alone orders arrivals (now() is one value per
  * statement, and envelope timestamps tie or come from clients). A batch of 1,000 spans 1 ms.
  */
-const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
+export const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
 
 /**
  * Inserts the events as fresh 'pending' rows of `lane` (null: live traffic), one statement;

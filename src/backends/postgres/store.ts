@@ -31,6 +31,8 @@ import type {
   DedupedReceipt,
   DueRequest,
   EventStore,
+  GuardedEvent,
+  GuardedReceipt,
   HistoryCounts,
   LaneStats,
   PublishOptions,
@@ -39,6 +41,7 @@ import type {
   SettleRequest,
   SettleResult,
 } from "../types";
+import { insertGuarded } from "./guarded";
 import { claimFresh, insertOnce, insertPending, queueStats } from "./queue";
 
 /** The live lane of the Postgres backend: published events (column `lane` NULL). */
@@ -90,6 +93,13 @@ export class PostgresEventStore implements EventStore {
     const r = await this.withDb((db) => insertOnce(db, event, dedupe.key, Math.max(1, Math.ceil(dedupe.windowS)), ask));
     if (r.duplicate) return { duplicate: true, firstId: r.firstId, wake: false, wakeWindowLeftMs: 0 };
     return { duplicate: false, wake: r.opened, wakeWindowLeftMs: r.leftMs };
+  }
+
+  async publishGuarded(items: GuardedEvent[], windowS: number, opts: PublishOptions = {}): Promise<GuardedReceipt> {
+    if (items.length === 0) return { results: [], conflict: false, wake: false, wakeWindowLeftMs: 0 };
+    const ask = opts.wakeWindowMs !== undefined && opts.wakeWindowMs > 0 ? opts.wakeWindowMs : undefined;
+    const r = await this.withDb((db) => insertGuarded(db, items, Math.max(1, Math.ceil(windowS)), ask));
+    return { results: r.results, conflict: r.conflict, wake: r.opened, wakeWindowLeftMs: r.leftMs };
   }
 
   lanes(): string[] {

@@ -7,17 +7,20 @@
 import type { EventEnvelope } from "../../events/envelope";
 import type { DlqTrailEntry, ReplayLane, StreamUpkeep } from "../types";
 import type { Redis } from "./client";
+import { dlqFields, eventFields } from "./entry";
 import { redisKeys } from "./keys";
-import { ENTRY_FIELD } from "./store";
+import { type RedisScripts, redisScripts } from "./scripts";
 
 export class RedisLanes implements StreamUpkeep {
   readonly keys: ReturnType<typeof redisKeys>;
+  private readonly scripts: RedisScripts;
 
   constructor(
     readonly redis: Redis,
     prefix: string,
   ) {
     this.keys = redisKeys(prefix);
+    this.scripts = redisScripts(redis);
   }
 
   /**
@@ -28,7 +31,7 @@ export class RedisLanes implements StreamUpkeep {
   async append(lane: string, events: EventEnvelope[]): Promise<void> {
     if (events.length === 0) return;
     const p = this.redis.pipeline();
-    for (const e of events) p.xadd(lane, "*", { [ENTRY_FIELD]: JSON.stringify(e) });
+    for (const e of events) p.xadd(lane, "*", eventFields(e));
     await p.exec();
   }
 
@@ -42,9 +45,8 @@ export class RedisLanes implements StreamUpkeep {
    * Entries of `lane` not yet handled by the consumer group: never delivered (lag) plus
    * delivered and unacknowledged (pending). With no group yet, every entry.
    */
-  async backlog(lane: string): Promise<number> {
-    const r = (await this.redis.eval(BACKLOG, [lane], [this.keys.group])) as number | string;
-    return Number(r);
+  backlog(lane: string): Promise<number> {
+    return this.scripts.backlog(lane, this.keys.group);
   }
 
   /**
@@ -53,8 +55,8 @@ export class RedisLanes implements StreamUpkeep {
    * yet delivered to it. A stream without any group is left alone (nobody read it yet).
    * Returns the number of entries removed.
    */
-  async trimAcknowledged(lane: string, cutoffMs: number): Promise<number> {
-    return Number(await this.redis.eval(SAFE_TRIM, [lane], [`${Math.max(0, Math.floor(cutoffMs))}-0`]));
+  trimAcknowledged(lane: string, cutoffMs: number): Promise<number> {
+    return this.scripts.safeTrim(lane, `${Math.max(0, Math.floor(cutoffMs))}-0`);
   }
 
   /** The DLQ trail has no consumer group: plain trim by age. */
@@ -76,64 +78,10 @@ export class RedisLanes implements StreamUpkeep {
       p.xadd(
         this.keys.dlq,
         "*",
-        {
-          [ENTRY_FIELD]: JSON.stringify(x.event),
-          id: x.event.id,
-          error: x.error,
-          attempts: String(x.attempts),
-          at: x.at,
-          by: "sweeper",
-        },
+        { ...dlqFields(x), by: "sweeper" },
         { trim: { type: "MAXLEN", comparison: "~", threshold: maxlen } },
       );
     }
     await p.exec();
   }
 }
-
-/** KEYS[1] stream; ARGV[1] group. lag (undelivered) + pending; XLEN when the group does not exist. */
-const BACKLOG = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if not ok then return redis.call('XLEN', KEYS[1]) end
-for _, g in ipairs(groups) do
-  local f = {}
-  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
-  if f['name'] == ARGV[1] then
-    local lag = f['lag']
-    if type(lag) ~= 'number' then
-      -- lag unknown (entries deleted mid-stream): count what follows last-delivered-id
-      local after = redis.call('XRANGE', KEYS[1], '(' .. f['last-delivered-id'], '+')
-      lag = #after
-    end
-    return lag + f['pending']
-  end
-end
-return redis.call('XLEN', KEYS[1])
-`;
-
-/** KEYS[1] stream; ARGV[1] cutoff id "ms-0". */
-const SAFE_TRIM = `
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function less(a, b)
-  local am, as = parse(a)
-  local bm, bs = parse(b)
-  return am < bm or (am == bm and as < bs)
-end
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if not ok or #groups == 0 then return 0 end
-local floor = ARGV[1]
-for _, g in ipairs(groups) do
-  local f = {}
-  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
-  local p = redis.call('XPENDING', KEYS[1], f['name'])
-  if p[2] and less(p[2], floor) then floor = p[2] end
-  local lm, ls = parse(f['last-delivered-id'])
-  local nextId = string.format('%d-%d', lm, ls + 1)
-  if less(nextId, floor) then floor = nextId end
-end
-return redis.call('XTRIM', KEYS[1], 'MINID', '~', floor)
-`;

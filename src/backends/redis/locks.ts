@@ -7,50 +7,27 @@
  */
 import type { ScopeLocks } from "../types";
 import type { Redis } from "./client";
-
-// KEYS: lock keys. ARGV[1] token, ARGV[2] lease ms. Returns 1/0 per key.
-const ACQUIRE = `
-local out = {}
-for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1
-  elseif redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    out[i] = 1
-  else out[i] = 0 end
-end
-return out
-`;
-const RELEASE = `
-local n = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
-end
-return n
-`;
-const RENEW = `
-local n = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-end
-return n
-`;
+import { type RedisScripts, redisScripts } from "./scripts";
 
 export class RedisScopeLocks implements ScopeLocks {
   private readonly held = new Set<string>();
   readonly token = `lk-${crypto.randomUUID()}`;
+  private readonly scripts: RedisScripts;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly keyOf: (scope: string) => string,
     private readonly leaseMs: number,
-  ) {}
+  ) {
+    this.scripts = redisScripts(redis);
+  }
 
   async tryAcquire(scopes: string[]): Promise<Set<string>> {
     const want = scopes.filter((s) => !this.held.has(s));
     if (want.length) {
-      const r = (await this.redis.eval(ACQUIRE, want.map(this.keyOf), [this.token, String(this.leaseMs)])) as number[];
+      const ours = await this.scripts.lockAcquire(want.map(this.keyOf), this.token, this.leaseMs);
       want.forEach((s, i) => {
-        if (Number(r[i]) === 1) this.held.add(s);
+        if (ours[i]) this.held.add(s);
       });
     }
     return new Set(scopes.filter((s) => this.held.has(s)));
@@ -60,12 +37,12 @@ export class RedisScopeLocks implements ScopeLocks {
     const mine = scopes.filter((s) => this.held.has(s));
     if (!mine.length) return;
     for (const s of mine) this.held.delete(s);
-    await this.redis.eval(RELEASE, mine.map(this.keyOf), [this.token]);
+    await this.scripts.lockRelease(mine.map(this.keyOf), this.token);
   }
 
   async renew(scopes: string[]): Promise<void> {
     const mine = scopes.filter((s) => this.held.has(s));
-    if (mine.length) await this.redis.eval(RENEW, mine.map(this.keyOf), [this.token, String(this.leaseMs)]);
+    if (mine.length) await this.scripts.lockRenew(mine.map(this.keyOf), this.token, this.leaseMs);
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,7 @@
 import type { MetricsSink } from "../../obs/metrics";
 import type { Redis } from "./client";
 import { redisKeys } from "./keys";
-
-const ADD = `
-for i = 1, #ARGV, 2 do
-  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-return #ARGV / 2`;
+import { redisScripts } from "./scripts";
 
 export class RedisMetricsSink implements MetricsSink {
   private key: string;
@@ -20,11 +15,7 @@ export class RedisMetricsSink implements MetricsSink {
 
   async add(deltas: Array<[string, number]>): Promise<void> {
     if (deltas.length === 0) return;
-    await this.redis.eval(
-      ADD,
-      [this.key],
-      deltas.flatMap(([k, v]) => [k, String(v)]),
-    );
+    await redisScripts(this.redis).metricsAdd(this.key, deltas);
   }
 
   async read(): Promise<Array<[string, number]>> {

@@ -6,18 +6,25 @@
  */
 import { verify } from "@octokit/webhooks-methods";
 import type { WebhookSource } from "../sources";
-import { idFromHeader, type Scheme, type SignedRequest, type Verdict } from "./types";
+import { boundedHeader, idFromHeader, type Scheme, type SignedRequest, type Verdict } from "./types";
 
 type Source = Extract<WebhookSource, { scheme: "github" }>;
 
 const HEADER = "x-hub-signature-256";
 
+const FORM = /^sha256=[0-9a-f]{64}$/i;
+
 export const github: Scheme<Source> = {
+  replayableBody: true,
+  checkHeaders(_s, headers): Verdict {
+    const h = boundedHeader(headers, HEADER);
+    if (!h.ok) return h;
+    return FORM.test(h.value) ? { ok: true } : { ok: false, header: HEADER, message: "must be sha256=<64 hex digits>" };
+  },
   async verify(source: Source, req: SignedRequest): Promise<Verdict> {
-    const sig = req.headers.get(HEADER)?.trim();
-    if (!sig) return { ok: false, header: HEADER, message: "missing" };
-    if (!/^sha256=[0-9a-f]{64}$/i.test(sig))
-      return { ok: false, header: HEADER, message: "must be sha256=<64 hex digits>" };
+    const pre = github.checkHeaders(source, req.headers, req.now);
+    if (!pre.ok) return pre;
+    const sig = req.headers.get(HEADER)!.trim();
     let ok = false;
     try {
       ok = await verify(source.secret, req.text, sig.toLowerCase());

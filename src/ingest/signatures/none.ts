@@ -5,6 +5,8 @@ import { idFromHeader, type Scheme } from "./types";
 type Source = Extract<WebhookSource, { scheme: "none" }>;
 
 export const unsigned: Scheme<Source> = {
+  replayableBody: false,
+  checkHeaders: () => ({ ok: true }),
   verify: async () => ({ ok: true }),
   deliveryId: (s, headers) => idFromHeader(headers, s.id_header, false),
   eventHeaders: () => [],

@@ -9,7 +9,16 @@
  */
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import type { WebhookSource } from "../sources";
-import { idFromHeader, outsideTolerance, type Scheme, type SignedRequest, type Verdict } from "./types";
+import {
+  boundedHeader,
+  idFromHeader,
+  MAX_SIGNATURES,
+  outsideTolerance,
+  type Scheme,
+  type SignedRequest,
+  tooManySignatures,
+  type Verdict,
+} from "./types";
 
 type Source = Extract<WebhookSource, { scheme: "standard-webhooks" }>;
 
@@ -27,14 +36,18 @@ function hookFor(secret: string): Webhook {
 const REQUIRED = ["webhook-id", "webhook-timestamp", "webhook-signature"] as const;
 
 export const standardWebhooks: Scheme<Source> = {
-  async verify(source: Source, req: SignedRequest): Promise<Verdict> {
+  replayableBody: false,
+  checkHeaders(source, headers, now): Verdict {
     for (const h of REQUIRED) {
-      if (!req.headers.get(h)) return { ok: false, header: h, message: "missing" };
+      const b = boundedHeader(headers, h);
+      if (!b.ok) return b;
     }
-    const ts = req.headers.get("webhook-timestamp")!;
-    if (!/^\d{1,12}$/.test(ts.trim()))
-      return { ok: false, header: "webhook-timestamp", message: "must be Unix seconds" };
-    const skew = outsideTolerance(Number(ts), req.now, source.tolerance_s);
+    // Space-separated "v1,<base64>" entries; the library would try each of them.
+    if (headers.get("webhook-signature")!.trim().split(/\s+/).length > MAX_SIGNATURES)
+      return tooManySignatures("webhook-signature");
+    const ts = headers.get("webhook-timestamp")!.trim();
+    if (!/^\d{1,12}$/.test(ts)) return { ok: false, header: "webhook-timestamp", message: "must be Unix seconds" };
+    const skew = outsideTolerance(Number(ts), now, source.tolerance_s);
     if (skew !== undefined) {
       return {
         ok: false,
@@ -42,6 +55,12 @@ export const standardWebhooks: Scheme<Source> = {
         message: `outside the ${source.tolerance_s} s tolerance (${skew} s off)`,
       };
     }
+    return { ok: true };
+  },
+  async verify(source: Source, req: SignedRequest): Promise<Verdict> {
+    const pre = standardWebhooks.checkHeaders(source, req.headers, req.now);
+    if (!pre.ok) return pre;
+    const ts = req.headers.get("webhook-timestamp")!.trim();
     try {
       hookFor(source.secret).verify(
         req.text,

@@ -11,7 +11,16 @@
 
 import { constantTimeEqual, fromHex, hmacSha256, utf8Bytes } from "../crypto";
 import type { WebhookSource } from "../sources";
-import { outsideTolerance, type Scheme, type SignedRequest, type Verdict, validDeliveryId } from "./types";
+import {
+  boundedHeader,
+  MAX_SIGNATURES,
+  outsideTolerance,
+  type Scheme,
+  type SignedRequest,
+  tooManySignatures,
+  type Verdict,
+  validDeliveryId,
+} from "./types";
 
 type Source = Extract<WebhookSource, { scheme: "stripe" }>;
 
@@ -30,13 +39,29 @@ function parse(header: string): { t?: number; v1: string[] } {
   return out;
 }
 
+/** The parsed header, or the verdict that refuses it from the headers alone. */
+function parsed(headers: Headers): { ok: true; t: number; v1: string[] } | (Verdict & { ok: false }) {
+  const b = boundedHeader(headers, HEADER);
+  if (!b.ok) return b;
+  const { t, v1 } = parse(b.value);
+  if (t === undefined) return { ok: false, header: HEADER, message: "no timestamp (t=)" };
+  if (v1.length === 0) return { ok: false, header: HEADER, message: "no v1 signature" };
+  if (v1.length > MAX_SIGNATURES) return tooManySignatures(HEADER);
+  return { ok: true, t, v1 };
+}
+
 export const stripe: Scheme<Source> = {
+  replayableBody: false,
+  // The timestamp is checked only once the signature matched (a forged t= says nothing);
+  // before the body is read, only the header's form and size.
+  checkHeaders(_s, headers): Verdict {
+    const p = parsed(headers);
+    return p.ok ? { ok: true } : p;
+  },
   async verify(source: Source, req: SignedRequest): Promise<Verdict> {
-    const h = req.headers.get(HEADER);
-    if (!h) return { ok: false, header: HEADER, message: "missing" };
-    const { t, v1 } = parse(h);
-    if (t === undefined) return { ok: false, header: HEADER, message: "no timestamp (t=)" };
-    if (v1.length === 0) return { ok: false, header: HEADER, message: "no v1 signature" };
+    const p = parsed(req.headers);
+    if (!p.ok) return p;
+    const { t, v1 } = p;
     const expected = await hmacSha256(source.secret, utf8Bytes(`${t}.`), req.raw);
     let match = false;
     for (const s of v1) {
