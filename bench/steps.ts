@@ -29,8 +29,7 @@ import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { benchInfra } from "./infra";
 
-// The Redis backend imports its Lua scripts as .lua text: it loads after the hook that
-// local/lua-text.ts registers (a static import would load before it runs).
+/** Loaded after local/lua-text.ts's hook is registered: the Redis backend imports .lua files as text. */
 const { openBackend } = await import("../src/backends");
 
 const { values: args } = parseArgs({
