@@ -6,6 +6,7 @@
  * appears in /openapi.json; every error is an RFC 9457 problem (src/http/errors.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { dashboardRoutes } from "./dashboard/routes";
 import { registry } from "./events/types";
 import { healthRoutes } from "./health/routes";
 import type { AppEnv } from "./http/app-env";
@@ -31,6 +32,8 @@ export function createApp() {
   app.route("/", webhooksRouter);
   app.route("/", wsRouter); // GET /ws: events over a WebSocket (API key)
   app.route("/", adminRoutes()); // GET /events, /events/{id}, /events/dlq..., /replays... (admin token)
+  app.route("/dashboard", dashboardRoutes()); // the operator dashboard (HTML, session cookie)
+  app.get("/", (c) => c.redirect("/dashboard", 302));
   mountDocs(app, registry);
   return app;
 }

@@ -47,7 +47,7 @@ const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(
  * (attempt numbers restart after a DLQ redrive), then the outcome of the latest one when it
  * did not fail. (HTTP deliveries to destinations are listed apart, in delivery_attempts.)
  */
-function attemptHistory(e: EventView) {
+export function attemptHistory(e: EventView) {
   const out: Array<{ attempt: number; outcome: string; error?: string; at?: string | null }> = e.errors.map((x) => ({
     attempt: x.attempt,
     outcome: "failed",

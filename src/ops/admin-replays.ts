@@ -8,6 +8,8 @@
  *   POST /replays/{id}/cancel   the job, now 'cancelled'; 409 when it had already ended
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
 import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../db/replays";
 import { eventStatus, replayStatus } from "../db/schema";
 import { adminAuth } from "../http/auth";
@@ -20,7 +22,8 @@ import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 const when = z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a time zone" });
 const names = (max: number) => z.array(z.string().min(1).max(max)).min(1).max(100);
 
-const NewReplayBody = z
+/** A new job as the API (and the dashboard's form) takes it. */
+export const NewReplayBody = z
   .object({
     from: when,
     to: when.optional(),
@@ -33,6 +36,37 @@ const NewReplayBody = z
     start_at: when.optional(),
   })
   .strict();
+
+/**
+ * Creates a job from a checked body (`to` defaults to `now`, `rate` to REPLAY_DEFAULT_RATE).
+ * Throws an invalid-fields problem when the range is empty or the rate above REPLAY_MAX_RATE.
+ */
+export async function startReplay(
+  db: Db,
+  cfg: Config,
+  b: z.output<typeof NewReplayBody>,
+  now = new Date(),
+): Promise<ReplayJob> {
+  const to = b.to ?? now.toISOString();
+  const errors: ProblemError[] = [];
+  if (Date.parse(to) <= Date.parse(b.from)) errors.push({ path: "/to", message: "must be after `from`" });
+  const rate = b.rate ?? Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE);
+  if (rate > cfg.REPLAY_MAX_RATE)
+    errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
+  if (errors.length) throw invalidFields(errors);
+  return createReplay(db, {
+    id: crypto.randomUUID(),
+    from: new Date(b.from).toISOString(),
+    to: new Date(to).toISOString(),
+    types: b.types ?? null,
+    sources: b.sources ?? null,
+    status: b.status ?? null,
+    target: b.target ?? null,
+    dryRun: b.dry_run ?? false,
+    rate,
+    startAt: b.start_at ? new Date(b.start_at).toISOString() : now.toISOString(),
+  });
+}
 
 /** The job as the API shows it: counters, progress, ETA. */
 export function replayView(j: ReplayJob, now = new Date()) {
@@ -94,26 +128,8 @@ export function adminReplayRoutes() {
     async (c) => {
       const b = c.req.valid("json");
       const now = new Date();
-      const to = b.to ?? now.toISOString();
       return withDb(c, "write", async (db, cfg) => {
-        const errors: ProblemError[] = [];
-        if (Date.parse(to) <= Date.parse(b.from)) errors.push({ path: "/to", message: "must be after `from`" });
-        const rate = b.rate ?? Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE);
-        if (rate > cfg.REPLAY_MAX_RATE)
-          errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
-        if (errors.length) throw invalidFields(errors);
-        const job = await createReplay(db, {
-          id: crypto.randomUUID(),
-          from: new Date(b.from).toISOString(),
-          to: new Date(to).toISOString(),
-          types: b.types ?? null,
-          sources: b.sources ?? null,
-          status: b.status ?? null,
-          target: b.target ?? null,
-          dryRun: b.dry_run ?? false,
-          rate,
-          startAt: b.start_at ? new Date(b.start_at).toISOString() : now.toISOString(),
-        });
+        const job = await startReplay(db, cfg, b, now);
         c.header("location", `/replays/${job.id}`);
         return c.json(replayView(job, now), 202);
       });

@@ -1,0 +1,242 @@
+/**
+ * The dead-letter queue: grouped by error, type and source with counts, the events with
+ * retry and discard (with a reason) each, and retry-all for a filter, confirmed with the
+ * count on a page of its own first.
+ */
+import type { FC } from "hono/jsx";
+import type { DlqGroup, EventSummary } from "../../db/dashboard-queries";
+import type { Session } from "../env";
+import { Badge, Csrf, EventLink, Flash, num, Page, Time } from "../layout";
+
+export interface DlqFilterForm {
+  type?: string;
+  source?: string;
+}
+
+export function dlqHref(f: DlqFilterForm, path = "/dashboard/dlq"): string {
+  const q = new URLSearchParams();
+  if (f.type) q.set("type", f.type);
+  if (f.source) q.set("source", f.source);
+  const s = q.toString();
+  return `${path}${s ? `?${s}` : ""}`;
+}
+
+const filterText = (f: DlqFilterForm) =>
+  [f.type ? `type ${f.type}` : "", f.source ? `source ${f.source}` : ""].filter(Boolean).join(" and ") || "no filter";
+
+export const DlqPage: FC<{
+  session: Session;
+  form: DlqFilterForm;
+  total: number;
+  matching: number;
+  groups: DlqGroup[];
+  rows: EventSummary[];
+  flash?: string;
+  n?: string;
+}> = (p) => {
+  const admin = p.session.role === "admin";
+  const back = dlqHref(p.form);
+  const filtered = Boolean(p.form.type || p.form.source);
+  return (
+    <Page title="DLQ" section="dlq" session={p.session}>
+      <div class="head">
+        <div>
+          <h1>Dead-letter queue</h1>
+          <p class="lede">
+            {num(p.total)} event(s) whose attempts ran out. A retry sends an event back with its attempts reset (its
+            errors are kept); a discard takes it out for good, with a reason.
+          </p>
+        </div>
+      </div>
+      <Flash code={p.flash} n={p.n} />
+
+      <section aria-labelledby="groups-h">
+        <h2 id="groups-h">By error, type and source</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col" class="num">
+                  Events
+                </th>
+                <th scope="col">Error</th>
+                <th scope="col">Type</th>
+                <th scope="col">Source</th>
+                <th scope="col">Latest</th>
+                <th scope="col">
+                  <span class="sr-only">Filter</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.groups.length === 0 ? (
+                <tr>
+                  <td colspan={6} class="empty">
+                    The DLQ is empty.
+                  </td>
+                </tr>
+              ) : (
+                p.groups.map((g) => (
+                  <tr>
+                    <td class="num">{num(g.count)}</td>
+                    <td class="err">{g.error || <span class="muted">(no error recorded)</span>}</td>
+                    <td>{g.type}</td>
+                    <td>{g.source}</td>
+                    <td>
+                      <Time at={g.newest} />
+                    </td>
+                    <td class="actions">
+                      <a href={dlqHref({ type: g.type, source: g.source })}>Show these</a>
+                    </td>
+                  </tr>
+                ))
+              )}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section aria-labelledby="dlq-events-h">
+        <h2 id="dlq-events-h">Events</h2>
+        <form class="filters card" method="get" action="/dashboard/dlq" aria-label="Filter the DLQ">
+          <label>
+            Type
+            <input name="type" value={p.form.type ?? ""} maxlength={128} />
+          </label>
+          <label>
+            Source
+            <input name="source" value={p.form.source ?? ""} maxlength={256} />
+          </label>
+          <div class="actions-bar">
+            <button type="submit" class="secondary">
+              Filter
+            </button>
+            {filtered ? (
+              <a class="btn secondary" href="/dashboard/dlq">
+                Clear
+              </a>
+            ) : null}
+            {admin && p.matching > 0 ? (
+              <a class="btn" href={dlqHref(p.form, "/dashboard/dlq/retry-all")}>
+                Retry all {num(p.matching)} matching…
+              </a>
+            ) : null}
+          </div>
+        </form>
+        <div class="table-wrap">
+          <table>
+            <caption class="sr-only">
+              DLQ events ({filterText(p.form)}), most recently dead first: {num(p.rows.length)} of {num(p.matching)}
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">Dead since</th>
+                <th scope="col">Event</th>
+                <th scope="col">Type</th>
+                <th scope="col">Source</th>
+                <th scope="col" class="num">
+                  Attempts
+                </th>
+                <th scope="col">Last error</th>
+                {admin ? (
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                ) : null}
+              </tr>
+            </thead>
+            <tbody>
+              {p.rows.length === 0 ? (
+                <tr>
+                  <td colspan={admin ? 7 : 6} class="empty">
+                    Nothing here.
+                  </td>
+                </tr>
+              ) : (
+                p.rows.map((e) => (
+                  <tr id={`dlq-${e.id}`}>
+                    <td>
+                      <Time at={e.updated_at} />
+                    </td>
+                    <td>
+                      <EventLink id={e.id} short />
+                    </td>
+                    <td>{e.type}</td>
+                    <td>{e.source}</td>
+                    <td class="num">{num(e.attempts)}</td>
+                    <td class="err">{e.last_error ?? ""}</td>
+                    {admin ? (
+                      <td class="actions">
+                        <form method="post" action={`/dashboard/dlq/${e.id}/retry`}>
+                          <Csrf session={p.session} />
+                          <input type="hidden" name="back" value={back} />
+                          <button type="submit" class="sm" aria-label={`Retry event ${e.id}`}>
+                            Retry
+                          </button>
+                        </form>
+                        <form method="post" action={`/dashboard/dlq/${e.id}/discard`}>
+                          <Csrf session={p.session} />
+                          <input type="hidden" name="back" value={back} />
+                          <input
+                            class="reason"
+                            name="reason"
+                            required
+                            maxlength={1000}
+                            placeholder="Reason"
+                            aria-label={`Reason for discarding event ${e.id}`}
+                          />
+                          <button type="submit" class="danger sm" aria-label={`Discard event ${e.id}`}>
+                            Discard
+                          </button>
+                        </form>
+                      </td>
+                    ) : null}
+                  </tr>
+                ))
+              )}
+            </tbody>
+          </table>
+        </div>
+        {p.matching > p.rows.length ? (
+          <p class="hint">
+            Showing the {num(p.rows.length)} most recent of {num(p.matching)}; filter by type or source to narrow.
+          </p>
+        ) : null}
+      </section>
+    </Page>
+  );
+};
+
+/** Step one of retry-all: how many events the filter takes, and the button that does it. */
+export const RetryAllPage: FC<{ session: Session; form: DlqFilterForm; count: number }> = (p) => (
+  <Page title="Retry all" section="dlq" session={p.session}>
+    <div class="confirm">
+      <h1>Retry all matching?</h1>
+      {p.count === 0 ? (
+        <p class="lede">No event in the DLQ matches {filterText(p.form)}.</p>
+      ) : (
+        <>
+          <p class="lede">
+            <strong>{num(p.count)}</strong> event(s) in the DLQ match {filterText(p.form)}. They go back to{" "}
+            <Badge value="pending" /> with their attempts reset and reach the consumers oldest first, spread at
+            REDRIVE_RATE per second.
+          </p>
+          <form method="post" action="/dashboard/dlq/retry-all" class="actions-bar">
+            <Csrf session={p.session} />
+            {p.form.type ? <input type="hidden" name="type" value={p.form.type} /> : null}
+            {p.form.source ? <input type="hidden" name="source" value={p.form.source} /> : null}
+            <button type="submit">Retry {num(p.count)} event(s)</button>
+            <a class="btn secondary" href={dlqHref(p.form)}>
+              Cancel
+            </a>
+          </form>
+        </>
+      )}
+      {p.count === 0 ? (
+        <a class="btn secondary" href={dlqHref(p.form)}>
+          Back to the DLQ
+        </a>
+      ) : null}
+    </div>
+  </Page>
+);

@@ -1,0 +1,355 @@
+/**
+ * One event: envelope facts, payload (formatted JSON), handling attempts with their errors,
+ * destination deliveries, the causation chain (parents and derived events as links) and
+ * its replay copies; actions retry (in the DLQ), discard (in the DLQ) and replay this event.
+ */
+import type { FC } from "hono/jsx";
+import type { DerivedSummary, EventView } from "../../db/admin-queries";
+import type { ChainLink } from "../../db/dashboard-queries";
+import type { DeliveryAttempt } from "../../db/deliveries";
+import type { Session } from "../env";
+import { Badge, Csrf, duration, EventLink, Flash, num, Page, Time } from "../layout";
+import { searchHref } from "./events";
+
+/** Larger bodies are cut for the page (it stays under 100 KB); GET /events/{id} has them whole. */
+const SHOW_BYTES = 48 * 1024;
+
+export interface EventPageData {
+  e: EventView & { derived: DerivedSummary[] };
+  attempts: Array<{ attempt: number; outcome: string; error?: string; at?: string | null }>;
+  deliveries: DeliveryAttempt[];
+  /** Nearest parent first. */
+  chain: ChainLink[];
+}
+
+function json(v: unknown): { text: string; cut: number } {
+  const text = JSON.stringify(v, null, 2) ?? "null";
+  return text.length > SHOW_BYTES ? { text: text.slice(0, SHOW_BYTES), cut: text.length } : { text, cut: 0 };
+}
+
+const Json: FC<{ value: unknown; label: string }> = ({ value, label }) => {
+  const j = json(value);
+  return (
+    <>
+      <pre class="json" tabindex={0} title={label}>
+        <code>{j.text}</code>
+      </pre>
+      {j.cut ? (
+        <p class="hint">
+          Showing the first {num(SHOW_BYTES)} of {num(j.cut)} characters; <code>GET /events/&lt;id&gt;</code> has it
+          all.
+        </p>
+      ) : null}
+    </>
+  );
+};
+
+const ChainItem: FC<{ l: { id: string; type: string; status: string; found: boolean } }> = ({ l }) => (
+  <>
+    <EventLink id={l.id} />
+    {l.found ? (
+      <>
+        <span>{l.type}</span> <Badge value={l.status} />
+      </>
+    ) : (
+      <span class="muted">not in history</span>
+    )}
+  </>
+);
+
+export const EventPage: FC<{ session: Session; d: EventPageData; flash?: string }> = ({ session, d, flash }) => {
+  const { e } = d;
+  const admin = session.role === "admin";
+  const copies = e.derived.filter((x) => x.replay !== null);
+  const derived = e.derived.filter((x) => x.replay === null);
+  const back = `/dashboard/events/${e.id}`;
+  const isCopy = typeof e.meta.replay === "string";
+  return (
+    <Page title={`${e.type} ${e.id.slice(0, 8)}`} section="events" session={session}>
+      <p class="muted">
+        <a href="/dashboard/events">Events</a> / <span class="mono">{e.id}</span>
+      </p>
+      <div class="head">
+        <div>
+          <h1>
+            {e.type} <Badge value={e.status} />
+          </h1>
+          <p class="lede">
+            from <strong>{e.source}</strong>, stamped <Time at={e.timestamp} />
+          </p>
+        </div>
+      </div>
+      <Flash code={flash} />
+      {admin ? (
+        <div class="actions-bar">
+          {e.status === "dlq" ? (
+            <>
+              <form method="post" action={`/dashboard/dlq/${e.id}/retry`}>
+                <Csrf session={session} />
+                <input type="hidden" name="back" value={back} />
+                <button type="submit">Retry</button>
+              </form>
+              <form method="post" action={`/dashboard/dlq/${e.id}/discard`}>
+                <Csrf session={session} />
+                <input type="hidden" name="back" value={back} />
+                <label class="sr-only" for="discard-reason">
+                  Reason for discarding
+                </label>
+                <input id="discard-reason" name="reason" required maxlength={1000} placeholder="Reason to discard" />
+                <button type="submit" class="danger">
+                  Discard
+                </button>
+              </form>
+            </>
+          ) : null}
+          {isCopy ? null : (
+            <form
+              method="post"
+              action={`/dashboard/events/${e.id}/replay`}
+              data-confirm="Replay this event through every trigger?"
+            >
+              <Csrf session={session} />
+              <button type="submit" class="secondary" title="A replay job of this event's type, source and millisecond">
+                Replay this event
+              </button>
+            </form>
+          )}
+        </div>
+      ) : null}
+
+      <div class="grid2">
+        <section aria-labelledby="facts-h">
+          <h2 id="facts-h">Envelope</h2>
+          <div class="card">
+            <dl class="facts">
+              <dt>Id</dt>
+              <dd class="mono">{e.id}</dd>
+              <dt>Source</dt>
+              <dd>{e.source}</dd>
+              <dt>Timestamp</dt>
+              <dd>
+                <Time at={e.timestamp} />
+              </dd>
+              <dt>Status</dt>
+              <dd>
+                <Badge value={e.status} />
+                {e.status === "discarded" && e.discard_reason ? <span> {e.discard_reason}</span> : null}
+              </dd>
+              <dt>Attempts</dt>
+              <dd>{num(e.attempts)}</dd>
+              {e.next_retry_at && e.status === "pending" ? (
+                <>
+                  <dt>Next retry</dt>
+                  <dd>
+                    <Time at={e.next_retry_at} />
+                  </dd>
+                </>
+              ) : null}
+              <dt>Stored</dt>
+              <dd>
+                <Time at={e.created_at} />
+              </dd>
+              <dt>Updated</dt>
+              <dd>
+                <Time at={e.updated_at} />
+              </dd>
+              <dt>Processed</dt>
+              <dd>
+                <Time at={e.processed_at} />
+              </dd>
+              <dt>Trace</dt>
+              <dd class="mono">{e.meta.trace_id}</dd>
+              {e.meta.correlation_id ? (
+                <>
+                  <dt>Correlation</dt>
+                  <dd>
+                    <a class="mono" href={searchHref({ correlation: e.meta.correlation_id })}>
+                      {e.meta.correlation_id}
+                    </a>
+                  </dd>
+                </>
+              ) : null}
+              {isCopy ? (
+                <>
+                  <dt>Replay job</dt>
+                  <dd>
+                    <a class="mono" href={`/dashboard/replays#job-${e.meta.replay}`}>
+                      {String(e.meta.replay)}
+                    </a>
+                  </dd>
+                </>
+              ) : null}
+            </dl>
+          </div>
+        </section>
+
+        <section aria-labelledby="chain-h">
+          <h2 id="chain-h">Causation</h2>
+          <div class="card">
+            <h3>Chain</h3>
+            <ol class="chain" reversed>
+              {[...d.chain].reverse().map((l) => (
+                <li>
+                  <ChainItem l={l} />
+                </li>
+              ))}
+              <li class="self" aria-current="true">
+                <span class="mono">{e.id.slice(0, 8)}</span> <span>{e.type}</span>{" "}
+                <span class="muted">(this event)</span>
+              </li>
+            </ol>
+            {d.chain.length === 0 ? <p class="hint">No parent: this event came in through ingest.</p> : null}
+            <h3>Derived events</h3>
+            {derived.length ? (
+              <ul class="plain">
+                {derived.map((x) => (
+                  <li>
+                    <ChainItem l={{ ...x, found: true }} />
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <p class="hint">None.</p>
+            )}
+            <h3>Replay copies</h3>
+            {copies.length ? (
+              <ul class="plain">
+                {copies.map((x) => (
+                  <li>
+                    <ChainItem l={{ ...x, found: true }} />{" "}
+                    <a class="muted" href={`/dashboard/replays#job-${x.replay}`}>
+                      job {x.replay!.slice(0, 8)}
+                    </a>
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <p class="hint">None.</p>
+            )}
+          </div>
+        </section>
+      </div>
+
+      <section aria-labelledby="attempts-h">
+        <h2 id="attempts-h">Attempts</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col" class="num">
+                  Attempt
+                </th>
+                <th scope="col">Outcome</th>
+                <th scope="col">At</th>
+                <th scope="col">Error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.attempts.length === 0 ? (
+                <tr>
+                  <td colspan={4} class="empty">
+                    Not handled yet.
+                  </td>
+                </tr>
+              ) : (
+                d.attempts.map((a) => (
+                  <tr>
+                    <td class="num">{a.attempt}</td>
+                    <td>
+                      <Badge value={a.outcome} />
+                    </td>
+                    <td>
+                      <Time at={a.at ?? null} />
+                    </td>
+                    <td class="err">{a.error ?? ""}</td>
+                  </tr>
+                ))
+              )}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section aria-labelledby="deliveries-h">
+        <h2 id="deliveries-h">Destination deliveries</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Destination</th>
+                <th scope="col" class="num">
+                  Attempt
+                </th>
+                <th scope="col">Status</th>
+                <th scope="col">At</th>
+                <th scope="col" class="num">
+                  Took
+                </th>
+                <th scope="col">Answer</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.deliveries.length === 0 ? (
+                <tr>
+                  <td colspan={6} class="empty">
+                    No delivery to a destination.
+                  </td>
+                </tr>
+              ) : (
+                d.deliveries.map((x) => (
+                  <tr>
+                    <td>
+                      <a href={`/dashboard/destinations#dest-${x.destination}`}>{x.destination}</a>
+                      {x.probe ? <span class="muted"> (probe)</span> : null}
+                    </td>
+                    <td class="num">{x.attempt}</td>
+                    <td>
+                      {x.error ? <Badge value="failed" /> : <Badge value="completed" />}{" "}
+                      <span class="mono">{x.status_code ?? ""}</span>
+                      {x.error ? <div class="err">{x.error}</div> : null}
+                    </td>
+                    <td>
+                      <Time at={x.at} />
+                    </td>
+                    <td class="num nowrap">
+                      {x.duration_ms < 1000 ? `${x.duration_ms} ms` : duration(x.duration_ms / 1000)}
+                    </td>
+                    <td class="mono">{(x.response_body ?? "").slice(0, 160)}</td>
+                  </tr>
+                ))
+              )}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section aria-labelledby="payload-h">
+        <h2 id="payload-h">Payload</h2>
+        <Json value={Object.fromEntries(Object.entries(e).filter(([k]) => !NOT_PAYLOAD.has(k)))} label="Payload" />
+        <details class="raw">
+          <summary>Meta</summary>
+          <Json value={e.meta} label="Meta" />
+        </details>
+      </section>
+    </Page>
+  );
+};
+
+/** The envelope and history fields of EventView; everything else is the event's own payload. */
+const NOT_PAYLOAD = new Set([
+  "id",
+  "type",
+  "source",
+  "timestamp",
+  "meta",
+  "status",
+  "attempts",
+  "last_error",
+  "errors",
+  "next_retry_at",
+  "created_at",
+  "updated_at",
+  "processed_at",
+  "discard_reason",
+  "derived",
+]);

@@ -1,0 +1,232 @@
+/**
+ * Overview: traffic per minute over the last hour, backlog and lag per lane, pending and
+ * oldest pending, DLQ size, replays running, each destination's breaker. The figures
+ * region refreshes itself (every 10 s with the script, every 30 s without).
+ */
+import type { FC } from "hono/jsx";
+import type { LaneStats } from "../../backends/types";
+import type { Config } from "../../config";
+import type { MinuteBucket } from "../../db/dashboard-queries";
+import type { ReplayJob } from "../../db/replays";
+import type { BreakerStatus } from "../../destinations";
+import { BarChart } from "../chart";
+import type { Session } from "../env";
+import { Badge, duration, num, Page, Problem, Time } from "../layout";
+
+export interface OverviewData {
+  backend: "redis" | "postgres";
+  checkedAt: string;
+  counts: {
+    pending: number;
+    processing: number;
+    dlq: number;
+    retryBacklog: number;
+    oldestPendingAgeSeconds: number;
+  };
+  lanes: LaneStats[] | { error: string };
+  breakers: BreakerStatus[];
+  replays: ReplayJob[];
+  series: MinuteBucket[];
+}
+
+type Thresholds = Pick<
+  Config,
+  "HEALTH_PENDING_DEGRADED" | "HEALTH_DLQ_DEGRADED" | "HEALTH_LAG_DEGRADED" | "HEALTH_OLDEST_PENDING_DEGRADED_S"
+>;
+
+const Tile: FC<{ label: string; value: string; hint?: string; degraded?: boolean; href?: string }> = (p) => (
+  <div class={p.degraded ? "tile degraded" : "tile"}>
+    <dt>{p.label}</dt>
+    <dd>
+      {p.href ? <a href={p.href}>{p.value}</a> : p.value}
+      {p.hint ? <small>{p.hint}</small> : null}
+    </dd>
+  </div>
+);
+
+export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds }> = ({ session, d, t }) => {
+  const accepted = d.series.reduce((s, m) => s + m.accepted, 0);
+  const completed = d.series.reduce((s, m) => s + m.completed, 0);
+  const dead = d.series.reduce((s, m) => s + m.dlq, 0);
+  const pending = d.counts.pending + d.counts.processing;
+  const running = d.replays.filter((j) => j.status === "running").length;
+  const scheduled = d.replays.filter((j) => j.status === "scheduled").length;
+  return (
+    <Page title="Overview" section="overview" session={session} noscriptRefresh={30}>
+      <section id="overview" data-refresh="10" aria-labelledby="overview-h">
+        <div class="head">
+          <div>
+            <h1 id="overview-h">Overview</h1>
+            <p class="lede">
+              Backend <strong>{d.backend}</strong>. Traffic per minute over the last hour, from history.
+            </p>
+          </div>
+          <p class="live" aria-live="polite">
+            Figures of <Time at={d.checkedAt} />
+          </p>
+        </div>
+        <dl class="tiles">
+          <Tile label="Accepted, 1 h" value={num(accepted)} hint="events stamped in the hour" />
+          <Tile
+            label="Processed, 1 h"
+            value={num(completed + dead)}
+            hint={`${num(completed)} completed, ${num(dead)} to DLQ`}
+          />
+          <Tile
+            label="Pending"
+            value={num(pending)}
+            hint={`${num(d.counts.processing)} processing, ${num(d.counts.retryBacklog)} awaiting retry`}
+            degraded={pending > t.HEALTH_PENDING_DEGRADED}
+          />
+          <Tile
+            label="Oldest pending"
+            value={duration(d.counts.oldestPendingAgeSeconds)}
+            degraded={d.counts.oldestPendingAgeSeconds > t.HEALTH_OLDEST_PENDING_DEGRADED_S}
+          />
+          <Tile
+            label="DLQ"
+            value={num(d.counts.dlq)}
+            href="/dashboard/dlq"
+            degraded={d.counts.dlq > t.HEALTH_DLQ_DEGRADED}
+          />
+          <Tile
+            label="Replays running"
+            value={num(running)}
+            hint={`${num(scheduled)} scheduled`}
+            href="/dashboard/replays"
+          />
+        </dl>
+
+        <div class="charts">
+          <figure class="card">
+            <figcaption>
+              Accepted per minute <span>{num(accepted)} in the hour</span>
+            </figcaption>
+            <BarChart
+              id="chart-accepted"
+              title="Accepted per minute"
+              unit="events"
+              data={d.series.map((m) => ({
+                minute: m.minute,
+                parts: [{ cls: "", value: m.accepted, label: "accepted" }],
+              }))}
+            />
+          </figure>
+          <figure class="card">
+            <figcaption>
+              Processed per minute <span>{num(completed + dead)} in the hour</span>
+            </figcaption>
+            <BarChart
+              id="chart-processed"
+              title="Processed per minute"
+              unit="events"
+              data={d.series.map((m) => ({
+                minute: m.minute,
+                parts: [
+                  { cls: "", value: m.completed, label: "completed" },
+                  { cls: "dlq", value: m.dlq, label: "to the DLQ" },
+                ],
+              }))}
+            />
+            <p class="legend">
+              <span>
+                <i />
+                completed
+              </span>
+              <span>
+                <i class="dlq" />
+                to the DLQ
+              </span>
+            </p>
+          </figure>
+        </div>
+
+        <div class="grid2">
+          <section aria-labelledby="lanes-h">
+            <h2 id="lanes-h">Lanes</h2>
+            {"error" in d.lanes ? (
+              <Problem title="Lanes unavailable." detail={d.lanes.error} />
+            ) : (
+              <div class="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Lane</th>
+                      <th scope="col" class="num">
+                        Backlog
+                      </th>
+                      <th scope="col" class="num">
+                        Lag
+                      </th>
+                      <th scope="col" class="num">
+                        Pending
+                      </th>
+                      <th scope="col" class="num">
+                        Consumers
+                      </th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {d.lanes.map((l) => (
+                      <tr>
+                        <td class="mono">{l.lane}</td>
+                        <td class="num">{num(l.length)}</td>
+                        <td class="num">
+                          {(l.lag ?? 0) > t.HEALTH_LAG_DEGRADED ? <Badge value="degraded" /> : null} {num(l.lag)}
+                        </td>
+                        <td class="num">{num(l.pending)}</td>
+                        <td class="num">{num(l.consumers)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+            <p class="hint">
+              Backlog: entries in the lane (
+              {d.backend === "redis" ? "stream length, until trimmed" : "events not final"}); lag: never delivered;
+              pending: delivered, not acknowledged.
+            </p>
+          </section>
+          <section aria-labelledby="breakers-h">
+            <h2 id="breakers-h">Destinations</h2>
+            {d.breakers.length === 0 ? (
+              <p class="card empty">No destinations configured.</p>
+            ) : (
+              <div class="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Destination</th>
+                      <th scope="col">Breaker</th>
+                      <th scope="col" class="num">
+                        Failures
+                      </th>
+                      <th scope="col">Next probe</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {d.breakers.map((b) => (
+                      <tr>
+                        <td>
+                          <a href={`/dashboard/destinations#dest-${b.destination}`}>{b.destination}</a>
+                        </td>
+                        <td>
+                          <Badge value={b.state} />
+                        </td>
+                        <td class="num">{num(b.failures)}</td>
+                        <td>
+                          <Time at={b.next_probe_at} />
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+          </section>
+        </div>
+      </section>
+    </Page>
+  );
+};

@@ -1,0 +1,306 @@
+/**
+ * Reads the operator dashboard (src/dashboard) needs and the admin API does not have.
+ *
+ * Listings select summary columns only, never payloads: a page of fifty rows must not pull
+ * up to MAX_BODY_BYTES per row from Postgres; the event page reads the whole row with
+ * getEvent (./admin-queries.ts). Keyset cursors are the admin API's (encodeCursor).
+ */
+import { and, desc, eq, gte, isNotNull, or, type SQL, sql } from "drizzle-orm";
+import { type Cursor, encodeCursor, isoMicros } from "./admin-queries";
+import type { Db } from "./client";
+import { deliveryAttempts, type EventStatus, events } from "./schema";
+
+export interface EventSummary {
+  id: string;
+  type: string;
+  source: string;
+  /** ISO 8601 with microseconds (a keyset position). */
+  timestamp: string;
+  status: EventStatus;
+  attempts: number;
+  /** The first 300 characters of the last error. */
+  last_error: string | null;
+  updated_at: string;
+  /** Set on replay copies: the job's id. */
+  replay: string | null;
+}
+
+export interface SearchFilter {
+  type?: string;
+  source?: string;
+  status?: EventStatus;
+  /** Inclusive lower bound of the event's timestamp (ISO 8601). */
+  from?: string;
+  /** Exclusive upper bound. */
+  to?: string;
+  /** meta.correlation_id; an event whose id it is (the root of derived events) matches too. */
+  correlation?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const summary = {
+  id: events.id,
+  type: events.type,
+  source: events.source,
+  timestamp: isoMicros(sql`${events.timestamp}`).mapWith(String),
+  status: events.status,
+  attempts: events.attempts,
+  last_error: sql<string | null>`left(${events.lastError}, 300)`,
+  updated_at: events.updatedAt,
+  replay: sql<string | null>`${events.meta} ->> 'replay'`,
+};
+
+function summaryOf(r: Omit<EventSummary, "updated_at"> & { updated_at: Date }): EventSummary {
+  return { ...r, attempts: Number(r.attempts), updated_at: new Date(r.updated_at).toISOString() };
+}
+
+function conditions(f: SearchFilter): SQL[] {
+  const w: (SQL | undefined)[] = [
+    f.type !== undefined ? eq(events.type, f.type) : undefined,
+    f.source !== undefined ? eq(events.source, f.source) : undefined,
+    f.status !== undefined ? eq(events.status, f.status) : undefined,
+    f.from !== undefined ? sql`${events.timestamp} >= ${f.from}::timestamptz` : undefined,
+    f.to !== undefined ? sql`${events.timestamp} < ${f.to}::timestamptz` : undefined,
+  ];
+  if (f.correlation !== undefined) {
+    const byMeta = sql`${events.meta} ->> 'correlation_id' = ${f.correlation}`;
+    w.push(UUID.test(f.correlation) ? or(byMeta, sql`${events.id} = ${f.correlation}::uuid`) : byMeta);
+  }
+  return w.filter((x): x is SQL => x !== undefined);
+}
+
+/**
+ * One page of history, newest first by (timestamp, id). Without a correlation id every
+ * filter is served by an index (timestamp, type or source with timestamp, the open-status
+ * index); a correlation id has none and is checked row by row within the other filters.
+ */
+export async function searchEvents(
+  db: Db,
+  f: SearchFilter,
+  page: { cursor?: Cursor; limit: number },
+): Promise<{ events: EventSummary[]; next_cursor: string | null }> {
+  const w = conditions(f);
+  if (page.cursor)
+    w.push(sql`(${events.timestamp}, ${events.id}) < (${page.cursor.ts}::timestamptz, ${page.cursor.id}::uuid)`);
+  const rows = await db
+    .select(summary)
+    .from(events)
+    .where(and(...w))
+    .orderBy(desc(events.timestamp), desc(events.id))
+    .limit(page.limit + 1);
+  const list = rows.slice(0, page.limit).map(summaryOf);
+  const last = list[list.length - 1];
+  const next = rows.length > page.limit && last ? encodeCursor({ ts: last.timestamp, id: last.id }) : null;
+  return { events: list, next_cursor: next };
+}
+
+/** The DLQ, most recently dead first (the partial DLQ index), summaries only. */
+export async function dlqEvents(db: Db, f: { type?: string; source?: string }, limit: number): Promise<EventSummary[]> {
+  const rows = await db
+    .select(summary)
+    .from(events)
+    .where(and(eq(events.status, "dlq"), ...conditions(f)))
+    .orderBy(desc(events.updatedAt), desc(events.id))
+    .limit(limit);
+  return rows.map(summaryOf);
+}
+
+export interface DlqGroup {
+  /** The first 160 characters of the last error (errors that differ only later group together). */
+  error: string;
+  type: string;
+  source: string;
+  count: number;
+  newest: string;
+}
+
+/** The DLQ grouped by error, type and source, largest groups first. */
+export async function dlqGroups(db: Db, limit: number): Promise<DlqGroup[]> {
+  const r = await db.execute<{ error: string; type: string; source: string; n: number; newest: string | Date }>(sql`
+    SELECT coalesce(left(last_error, 160), '') AS error, type, source, count(*)::int AS n, max(updated_at) AS newest
+      FROM events WHERE status = 'dlq'
+     GROUP BY 1, 2, 3 ORDER BY n DESC, newest DESC LIMIT ${limit}`);
+  return r.rows.map((x) => ({
+    error: x.error,
+    type: x.type,
+    source: x.source,
+    count: Number(x.n),
+    newest: new Date(x.newest).toISOString(),
+  }));
+}
+
+export interface ChainLink {
+  id: string;
+  type: string;
+  source: string;
+  status: EventStatus;
+  found: boolean;
+}
+
+/**
+ * The causation chain above an event: its parent, the parent's parent, ... up to `depth`,
+ * nearest first, by primary key. A parent missing from history (not persisted yet, or an
+ * id a client made up) ends the chain with found = false.
+ */
+export async function ancestors(db: Db, parentId: string, depth = 20): Promise<ChainLink[]> {
+  if (!UUID.test(parentId)) return [{ id: parentId, type: "", source: "", status: "pending", found: false }];
+  const r = await db.execute<{
+    id: string;
+    type: string;
+    source: string;
+    status: EventStatus;
+    parent: string | null;
+    d: number;
+  }>(sql`
+    WITH RECURSIVE chain AS (
+      SELECT id, type, source, status, meta ->> 'causation_id' AS parent, 1 AS d FROM events WHERE id = ${parentId}::uuid
+      UNION ALL
+      SELECT e.id, e.type, e.source, e.status, e.meta ->> 'causation_id', c.d + 1
+        FROM chain c JOIN events e ON e.id = c.parent::uuid
+       WHERE c.d < ${depth} AND c.parent ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    )
+    SELECT id, type, source, status, parent, d FROM chain ORDER BY d`);
+  const links: ChainLink[] = r.rows.map((x) => ({
+    id: x.id,
+    type: x.type,
+    source: x.source,
+    status: x.status,
+    found: true,
+  }));
+  const top = r.rows[r.rows.length - 1];
+  if (!top) return [{ id: parentId, type: "", source: "", status: "pending", found: false }];
+  if (top.parent && Number(top.d) < depth)
+    links.push({ id: top.parent, type: "", source: "", status: "pending", found: false });
+  return links;
+}
+
+export interface MinuteBucket {
+  /** Start of the minute, ISO 8601. */
+  minute: string;
+  /** Events stamped in this minute that no handler or replay derived (ingest traffic). */
+  accepted: number;
+  /** Events completed in this minute. */
+  completed: number;
+  /** Events that went to the DLQ in this minute (and are still there). */
+  dlq: number;
+}
+
+/**
+ * Per-minute traffic over the last `minutes`, from history, on existing indexes only:
+ *  - accepted and completed: events whose timestamp falls in the window plus `slackMin`
+ *    before it (the (timestamp, id) index), bucketed by timestamp and by processed_at. An
+ *    event completed more than the slack after its timestamp (an old DLQ event redriven,
+ *    a replay copy, which keeps its original's timestamp) is not counted;
+ *  - dlq: the partial DLQ index on updated_at, exact for events still in the DLQ.
+ * The cost is one range scan of the window's events, whatever the size of history.
+ * Every minute of the window is returned, empty ones as zeros, oldest first.
+ */
+export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 60): Promise<MinuteBucket[]> {
+  const end = Math.floor(now.getTime() / 60_000) * 60_000 + 60_000;
+  const start = end - minutes * 60_000;
+  const since = new Date(start).toISOString();
+  const scanFrom = new Date(start - slackMin * 60_000).toISOString();
+  const r = await db.execute<{ m: string | Date; accepted: number; completed: number; dlq: number }>(sql`
+    WITH recent AS (
+      SELECT "timestamp", processed_at, status, meta ? 'causation_id' AS derived
+        FROM events WHERE "timestamp" >= ${scanFrom}::timestamptz
+    )
+    SELECT m, sum(accepted)::int AS accepted, sum(completed)::int AS completed, sum(dlq)::int AS dlq FROM (
+      SELECT date_trunc('minute', "timestamp") AS m, count(*) FILTER (WHERE NOT derived) AS accepted, 0 AS completed, 0 AS dlq
+        FROM recent WHERE "timestamp" >= ${since}::timestamptz GROUP BY 1
+      UNION ALL
+      SELECT date_trunc('minute', processed_at), 0, count(*), 0
+        FROM recent WHERE status = 'completed' AND processed_at >= ${since}::timestamptz GROUP BY 1
+      UNION ALL
+      SELECT date_trunc('minute', updated_at), 0, 0, count(*)
+        FROM events WHERE status = 'dlq' AND updated_at >= ${since}::timestamptz GROUP BY 1
+    ) x GROUP BY m`);
+  const byMinute = new Map(r.rows.map((x) => [new Date(x.m).getTime(), x]));
+  const out: MinuteBucket[] = [];
+  for (let t = start; t < end; t += 60_000) {
+    const x = byMinute.get(t);
+    out.push({
+      minute: new Date(t).toISOString(),
+      accepted: Number(x?.accepted ?? 0),
+      completed: Number(x?.completed ?? 0),
+      dlq: Number(x?.dlq ?? 0),
+    });
+  }
+  return out;
+}
+
+export interface DestinationFigures {
+  destination: string;
+  attempts: number;
+  succeeded: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  last_at: string | null;
+}
+
+/** Delivery figures per destination since `since` (the (destination, at) index). */
+export async function destinationFigures(db: Db, names: string[], since: Date): Promise<DestinationFigures[]> {
+  if (names.length === 0) return [];
+  const rows = await db
+    .select({
+      destination: deliveryAttempts.destination,
+      attempts: sql<number>`count(*)::int`,
+      succeeded: sql<number>`count(*) FILTER (WHERE ${deliveryAttempts.error} IS NULL)::int`,
+      p50: sql<number | null>`percentile_disc(0.5) WITHIN GROUP (ORDER BY ${deliveryAttempts.durationMs})`,
+      p95: sql<number | null>`percentile_disc(0.95) WITHIN GROUP (ORDER BY ${deliveryAttempts.durationMs})`,
+      last: sql<string | Date | null>`max(${deliveryAttempts.at})`,
+    })
+    .from(deliveryAttempts)
+    .where(
+      and(sql`${deliveryAttempts.destination} = ANY(${sql.param(names)}::text[])`, gte(deliveryAttempts.at, since)),
+    )
+    .groupBy(deliveryAttempts.destination);
+  const by = new Map(rows.map((x) => [x.destination, x]));
+  return names.map((name) => {
+    const x = by.get(name);
+    return {
+      destination: name,
+      attempts: Number(x?.attempts ?? 0),
+      succeeded: Number(x?.succeeded ?? 0),
+      p50_ms: x?.p50 == null ? null : Number(x.p50),
+      p95_ms: x?.p95 == null ? null : Number(x.p95),
+      last_at: x?.last ? new Date(x.last).toISOString() : null,
+    };
+  });
+}
+
+export interface DeliveryError {
+  destination: string;
+  event_id: string;
+  attempt: number;
+  status_code: number | null;
+  error: string;
+  at: string;
+}
+
+/** The latest failed deliveries of one destination since `since`, newest first. */
+export async function lastDeliveryErrors(db: Db, name: string, since: Date, limit: number): Promise<DeliveryError[]> {
+  const rows = await db
+    .select({
+      event_id: deliveryAttempts.eventId,
+      attempt: deliveryAttempts.attempt,
+      status_code: deliveryAttempts.statusCode,
+      error: deliveryAttempts.error,
+      at: deliveryAttempts.at,
+    })
+    .from(deliveryAttempts)
+    .where(
+      and(eq(deliveryAttempts.destination, name), gte(deliveryAttempts.at, since), isNotNull(deliveryAttempts.error)),
+    )
+    .orderBy(desc(deliveryAttempts.at))
+    .limit(limit);
+  return rows.map((x) => ({
+    destination: name,
+    event_id: x.event_id,
+    attempt: Number(x.attempt),
+    status_code: x.status_code === null ? null : Number(x.status_code),
+    error: x.error ?? "",
+    at: new Date(x.at).toISOString(),
+  }));
+}
