@@ -101,7 +101,8 @@ form.stack .row { display: grid; grid-template-columns: 1fr 1fr; gap: .85rem; }
 label { display: grid; gap: .25rem; font-size: .82rem; font-weight: 600; color: var(--muted); }
 label.check { display: flex; align-items: center; gap: .5rem; font-size: .9rem; color: var(--text); font-weight: 500; }
 input, select, textarea { font: inherit; font-size: .92rem; font-weight: 400; color: var(--text); background: var(--surface); border: 1px solid var(--border); border-radius: 6px; padding: .45rem .6rem; min-width: 0; }
-input[type="checkbox"] { width: 1rem; height: 1rem; accent-color: var(--accent); }
+input, select { min-height: 2.3rem; }
+input[type="checkbox"] { width: 1rem; height: 1rem; min-height: 0; accent-color: var(--accent); }
 input:focus, select:focus, textarea:focus { border-color: var(--accent); }
 .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 button, .btn { font: inherit; font-size: .88rem; font-weight: 600; border-radius: 6px; padding: .45rem .9rem; border: 1px solid var(--accent); background: var(--accent); color: var(--accent-ink); cursor: pointer; display: inline-block; line-height: 1.3; }
@@ -110,7 +111,7 @@ button.secondary, .btn.secondary { background: var(--surface); color: var(--text
 button.danger { background: var(--surface); color: var(--bad); border-color: var(--bad); }
 button.sm, .btn.sm { padding: .2rem .55rem; font-size: .8rem; }
 button.link { background: none; border: 0; color: var(--accent); padding: 0; font-weight: 500; }
-input.reason { width: 11rem; padding: .2rem .45rem; font-size: .8rem; }
+input.reason { width: 11rem; padding: .2rem .45rem; font-size: .8rem; min-height: 0; }
 .actions-bar { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: 1rem 0; }
 form.filters .actions-bar { margin: 0; }
 .actions-bar form { margin: 0; display: flex; gap: .5rem; align-items: center; }

@@ -22,7 +22,7 @@ import { HTTPException } from "hono/http-exception";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { openBackend } from "../backends";
+import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
 import { type DbHandle, openDb, openReadDb } from "../db/client";
@@ -32,7 +32,9 @@ import {
   dlqEvents,
   dlqGroups,
   lastDeliveryErrors,
+  type MinuteBucket,
   minuteSeries,
+  openCounts,
   searchEvents,
 } from "../db/dashboard-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
@@ -192,6 +194,19 @@ async function errorPage(err: Error, c: C): Promise<Response> {
   return res;
 }
 
+/**
+ * The per-minute series, shared by every open overview for CACHE_HEALTH_TTL_S (the hot
+ * cache, like /health/detailed's figures): it is the overview's one scan of the hour.
+ */
+async function cachedSeries(cfg: Config, h: DbHandle, now: Date): Promise<MinuteBucket[]> {
+  const cache = openCache(cfg);
+  const hit = await cache.get<MinuteBucket[]>("dashboard:series");
+  if (hit) return hit;
+  const series = await minuteSeries(h.db, now);
+  await cache.set("dashboard:series", series, cfg.CACHE_HEALTH_TTL_S);
+  return series;
+}
+
 async function overview(c: C) {
   const now = new Date();
   const { d, degraded } = await withPg(c, "write", async (h, cfg) => {
@@ -201,10 +216,10 @@ async function overview(c: C) {
       Promise.all(laneNames.map((l) => backend.store.laneStats(l))).catch((e: Error) => ({
         error: String(e.message).slice(0, 200),
       })),
-      backend.store.historyCounts(now),
+      openCounts(h.db, now),
       breakerStates(h.db, cfg, now),
       listReplays(h.db, 100, "running").then(async (r) => [...r, ...(await listReplays(h.db, 100, "scheduled"))]),
-      minuteSeries(h.db, now),
+      cachedSeries(cfg, h, now),
     ]);
     return {
       d: { backend: backend.kind, checkedAt: now.toISOString(), counts, lanes, breakers, replays, series },
@@ -317,7 +332,7 @@ async function dlqPage(c: C) {
   const d = await withPg(c, "read", async (h) => {
     const [groups, rows, matching] = await Promise.all([
       dlqGroups(h.db, 25),
-      dlqEvents(h.db, form, 100),
+      dlqEvents(h.db, form, PAGE_SIZE),
       dlqList(h.db, form, 0).then((x) => x.count),
     ]);
     const total = form.type || form.source ? (await dlqList(h.db, {}, 0)).count : matching;

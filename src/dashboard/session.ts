@@ -12,10 +12,10 @@
  *    stays valid until its expiry (SESSION_TTL_S) or until the token is rotated.
  *  - Every POST needs the same origin (hono/csrf: Origin or Sec-Fetch-Site) and the session's
  *    CSRF token, an HMAC of the session id under the session key, sent as the form field
- *    `_csrf` (or the header x-csrf-token).
+ *    `_csrf`.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
+import { deleteCookie, generateSignedCookie, getSignedCookie } from "hono/cookie";
 import type { Config } from "../config";
 import { tokensEqual } from "../http/auth";
 import { HTTPProblem } from "../http/problem";
@@ -73,12 +73,16 @@ async function csrfFor(key: string, sid: string): Promise<string> {
   return base64url(await hmac(key, `csrf:${sid}`));
 }
 
-/** Signs a new session in: sets the cookie. */
-export async function openSession(c: Context<DashEnv>, role: Role, now = Date.now()): Promise<void> {
-  const token = tokens(c.var.config).find(([r]) => r === role)![1];
+/**
+ * The Set-Cookie value of a new session of `role` (which must have its token configured),
+ * opened at `now` (ms). Exported for tests, which need sessions that have expired.
+ */
+export async function sessionCookie(cfg: Config, role: Role, now = Date.now()): Promise<string> {
+  const token = tokens(cfg).find(([r]) => r === role)?.[1];
+  if (token === undefined) throw new Error(`no token configured for a ${role} session`);
   const expires = Math.floor(now / 1000) + SESSION_TTL_S;
   const sid = base64url(crypto.getRandomValues(new Uint8Array(16)));
-  await setSignedCookie(c, COOKIE, `${role}.${expires}.${sid}`, await sessionKey(token), {
+  return generateSignedCookie(COOKIE, `${role}.${expires}.${sid}`, await sessionKey(token), {
     prefix: "host",
     httpOnly: true,
     secure: true,
@@ -86,6 +90,11 @@ export async function openSession(c: Context<DashEnv>, role: Role, now = Date.no
     maxAge: SESSION_TTL_S,
     expires: new Date(expires * 1000),
   });
+}
+
+/** Signs a new session in: sets the cookie. */
+export async function openSession(c: Context<DashEnv>, role: Role): Promise<void> {
+  c.header("set-cookie", await sessionCookie(c.var.config, role), { append: true });
 }
 
 export function closeSession(c: Context<DashEnv>): void {
@@ -129,13 +138,10 @@ export const requireSession: MiddlewareHandler<DashEnv> = async (c, next) => {
  */
 export const requireCsrfToken: MiddlewareHandler<DashEnv> = async (c, next) => {
   const s = c.var.session;
-  let given = c.req.header("x-csrf-token");
-  if (given === undefined) {
-    const type = c.req.header("content-type") ?? "";
-    if (/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) {
-      const v = (await c.req.parseBody())._csrf;
-      if (typeof v === "string") given = v;
-    }
+  let given: string | undefined;
+  if (/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(c.req.header("content-type") ?? "")) {
+    const v = (await c.req.parseBody())._csrf;
+    if (typeof v === "string") given = v;
   }
   if (given === undefined || !(await tokensEqual(given, s.csrf))) {
     throw new HTTPProblem(

@@ -214,6 +214,11 @@ export const RetryAllPage: FC<{ session: Session; form: DlqFilterForm; count: nu
       <h1>Retry all matching?</h1>
       {p.count === 0 ? (
         <p class="lede">No event in the DLQ matches {filterText(p.form)}.</p>
+      ) : p.session.role !== "admin" ? (
+        <p class="lede">
+          <strong>{num(p.count)}</strong> event(s) in the DLQ match {filterText(p.form)}. Retrying them needs the admin
+          token.
+        </p>
       ) : (
         <>
           <p class="lede">
@@ -232,7 +237,7 @@ export const RetryAllPage: FC<{ session: Session; form: DlqFilterForm; count: nu
           </form>
         </>
       )}
-      {p.count === 0 ? (
+      {p.count === 0 || p.session.role !== "admin" ? (
         <a class="btn secondary" href={dlqHref(p.form)}>
           Back to the DLQ
         </a>

@@ -6,7 +6,7 @@
 import type { FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
-import type { MinuteBucket } from "../../db/dashboard-queries";
+import type { MinuteBucket, OpenCounts } from "../../db/dashboard-queries";
 import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
 import { BarChart } from "../chart";
@@ -16,13 +16,7 @@ import { Badge, duration, num, Page, Problem, Time } from "../layout";
 export interface OverviewData {
   backend: "redis" | "postgres";
   checkedAt: string;
-  counts: {
-    pending: number;
-    processing: number;
-    dlq: number;
-    retryBacklog: number;
-    oldestPendingAgeSeconds: number;
-  };
+  counts: OpenCounts;
   lanes: LaneStats[] | { error: string };
   breakers: BreakerStatus[];
   replays: ReplayJob[];
