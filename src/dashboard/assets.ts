@@ -114,6 +114,7 @@ button.link { background: none; border: 0; color: var(--accent); padding: 0; fon
 input.reason { width: 11rem; padding: .2rem .45rem; font-size: .8rem; min-height: 0; }
 .actions-bar { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: 1rem 0; }
 form.filters .actions-bar { margin: 0; }
+form.filters input, form.filters select { height: 2.4rem; }
 .actions-bar form { margin: 0; display: flex; gap: .5rem; align-items: center; }
 .flash { border-radius: var(--radius); padding: .7rem 1rem; margin-bottom: 1rem; border: 1px solid; }
 .flash.ok { background: var(--ok-soft); border-color: var(--ok); color: var(--ok); }

@@ -3,6 +3,7 @@
  * rendered on the server; hono/jsx escapes every interpolated value.
  */
 import type { Child, FC } from "hono/jsx";
+import { eventStatus } from "../db/schema";
 import { assetUrls } from "./assets";
 import type { Session } from "./env";
 
@@ -128,6 +129,9 @@ export function duration(seconds: number | null | undefined): string {
   return `${Math.floor(s / 86400)} d${Math.floor((s % 86400) / 3600) ? ` ${Math.floor((s % 86400) / 3600)} h` : ""}`;
 }
 
+/** A duration given in milliseconds: "42 ms", or "3 min 5 s" from a second up. */
+export const millis = (v: number | null) => (v === null ? "-" : v < 1000 ? `${v} ms` : duration(v / 1000));
+
 export const EventLink: FC<{ id: string; short?: boolean }> = ({ id, short }) => (
   <a class="mono" href={`/dashboard/events/${id}`} title={id}>
     {short ? id.slice(0, 8) : id}
@@ -170,4 +174,51 @@ export const Problem: FC<{ title: string; detail?: string; errors?: Array<{ fiel
       </ul>
     ) : null}
   </div>
+);
+
+/** A column heading; `num` right-aligns figures; `hidden` keeps the heading for screen readers only. */
+export type Col = string | { label: string; num?: boolean; hidden?: boolean };
+
+/** A data table in its scrolling frame; without rows, one row that says `empty`. */
+export const Table: FC<{ cols: Col[]; rows: Child[]; empty: string; caption?: string }> = (p) => (
+  <div class="table-wrap">
+    <table>
+      {p.caption ? <caption class="sr-only">{p.caption}</caption> : null}
+      <thead>
+        <tr>
+          {p.cols.map((c) => {
+            const col = typeof c === "string" ? { label: c } : c;
+            return (
+              <th scope="col" class={col.num ? "num" : undefined}>
+                {col.hidden ? <span class="sr-only">{col.label}</span> : col.label}
+              </th>
+            );
+          })}
+        </tr>
+      </thead>
+      <tbody>
+        {p.rows.length ? (
+          p.rows
+        ) : (
+          <tr>
+            <td colspan={p.cols.length} class="empty">
+              {p.empty}
+            </td>
+          </tr>
+        )}
+      </tbody>
+    </table>
+  </div>
+);
+
+/** A select of event statuses, "any" first. */
+export const StatusSelect: FC<{ id: string; value?: string }> = ({ id, value }) => (
+  <select name="status" id={id}>
+    <option value="">any</option>
+    {eventStatus.enumValues.map((s) => (
+      <option value={s} selected={value === s}>
+        {s}
+      </option>
+    ))}
+  </select>
 );

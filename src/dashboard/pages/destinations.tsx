@@ -3,7 +3,7 @@ import type { FC } from "hono/jsx";
 import type { DeliveryError, DestinationFigures } from "../../db/dashboard-queries";
 import type { BreakerStatus } from "../../destinations";
 import type { Session } from "../env";
-import { Badge, duration, EventLink, num, Page, Time } from "../layout";
+import { Badge, duration, EventLink, millis, num, Page, Table, Time } from "../layout";
 
 export interface DestinationView {
   name: string;
@@ -15,8 +15,6 @@ export interface DestinationView {
   figures: DestinationFigures;
   errors: DeliveryError[];
 }
-
-const ms = (v: number | null) => (v === null ? "-" : v < 1000 ? `${v} ms` : duration(v / 1000));
 
 export const DestinationsPage: FC<{ session: Session; list: DestinationView[]; cooldownS: number }> = (p) => (
   <Page title="Destinations" section="destinations" session={p.session}>
@@ -85,8 +83,8 @@ export const DestinationsPage: FC<{ session: Session; list: DestinationView[]; c
               <div class="tile">
                 <dt>Latency p50</dt>
                 <dd>
-                  {ms(d.figures.p50_ms)}
-                  <small>p95 {ms(d.figures.p95_ms)}</small>
+                  {millis(d.figures.p50_ms)}
+                  <small>p95 {millis(d.figures.p95_ms)}</small>
                 </dd>
               </div>
               <div class="tile">
@@ -98,44 +96,23 @@ export const DestinationsPage: FC<{ session: Session; list: DestinationView[]; c
             </dl>
           </div>
           <h3>Last errors</h3>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">At</th>
-                  <th scope="col">Event</th>
-                  <th scope="col" class="num">
-                    Attempt
-                  </th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Error</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.errors.length === 0 ? (
-                  <tr>
-                    <td colspan={5} class="empty">
-                      No failed delivery in the last day.
-                    </td>
-                  </tr>
-                ) : (
-                  d.errors.map((x) => (
-                    <tr>
-                      <td>
-                        <Time at={x.at} />
-                      </td>
-                      <td>
-                        <EventLink id={x.event_id} short />
-                      </td>
-                      <td class="num">{x.attempt}</td>
-                      <td class="mono">{x.status_code ?? "-"}</td>
-                      <td class="err">{x.error}</td>
-                    </tr>
-                  ))
-                )}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            cols={["At", "Event", { label: "Attempt", num: true }, "Status", "Error"]}
+            empty="No failed delivery in the last day."
+            rows={d.errors.map((x) => (
+              <tr>
+                <td>
+                  <Time at={x.at} />
+                </td>
+                <td>
+                  <EventLink id={x.event_id} short />
+                </td>
+                <td class="num">{x.attempt}</td>
+                <td class="mono">{x.status_code ?? "-"}</td>
+                <td class="err">{x.error}</td>
+              </tr>
+            ))}
+          />
         </section>
       );
     })}

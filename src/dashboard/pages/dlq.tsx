@@ -6,7 +6,7 @@
 import type { FC } from "hono/jsx";
 import type { DlqGroup, EventSummary } from "../../db/dashboard-queries";
 import type { Session } from "../env";
-import { Badge, Csrf, EventLink, Flash, num, Page, Time } from "../layout";
+import { Badge, Csrf, EventLink, Flash, num, Page, Table, Time } from "../layout";
 
 export interface DlqFilterForm {
   type?: string;
@@ -52,48 +52,31 @@ export const DlqPage: FC<{
 
       <section aria-labelledby="groups-h">
         <h2 id="groups-h">By error, type and source</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col" class="num">
-                  Events
-                </th>
-                <th scope="col">Error</th>
-                <th scope="col">Type</th>
-                <th scope="col">Source</th>
-                <th scope="col">Latest</th>
-                <th scope="col">
-                  <span class="sr-only">Filter</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.groups.length === 0 ? (
-                <tr>
-                  <td colspan={6} class="empty">
-                    The DLQ is empty.
-                  </td>
-                </tr>
-              ) : (
-                p.groups.map((g) => (
-                  <tr>
-                    <td class="num">{num(g.count)}</td>
-                    <td class="err">{g.error || <span class="muted">(no error recorded)</span>}</td>
-                    <td>{g.type}</td>
-                    <td>{g.source}</td>
-                    <td>
-                      <Time at={g.newest} />
-                    </td>
-                    <td class="actions">
-                      <a href={dlqHref({ type: g.type, source: g.source })}>Show these</a>
-                    </td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          cols={[
+            { label: "Events", num: true },
+            "Error",
+            "Type",
+            "Source",
+            "Latest",
+            { label: "Filter", hidden: true },
+          ]}
+          empty="The DLQ is empty."
+          rows={p.groups.map((g) => (
+            <tr>
+              <td class="num">{num(g.count)}</td>
+              <td class="err">{g.error || <span class="muted">(no error recorded)</span>}</td>
+              <td>{g.type}</td>
+              <td>{g.source}</td>
+              <td>
+                <Time at={g.newest} />
+              </td>
+              <td class="actions">
+                <a href={dlqHref({ type: g.type, source: g.source })}>Show these</a>
+              </td>
+            </tr>
+          ))}
+        />
       </section>
 
       <section aria-labelledby="dlq-events-h">
@@ -123,80 +106,59 @@ export const DlqPage: FC<{
             ) : null}
           </div>
         </form>
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">
-              DLQ events ({filterText(p.form)}), most recently dead first: {num(p.rows.length)} of {num(p.matching)}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Dead since</th>
-                <th scope="col">Event</th>
-                <th scope="col">Type</th>
-                <th scope="col">Source</th>
-                <th scope="col" class="num">
-                  Attempts
-                </th>
-                <th scope="col">Last error</th>
-                {admin ? (
-                  <th scope="col">
-                    <span class="sr-only">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
-            <tbody>
-              {p.rows.length === 0 ? (
-                <tr>
-                  <td colspan={admin ? 7 : 6} class="empty">
-                    Nothing here.
-                  </td>
-                </tr>
-              ) : (
-                p.rows.map((e) => (
-                  <tr id={`dlq-${e.id}`}>
-                    <td>
-                      <Time at={e.updated_at} />
-                    </td>
-                    <td>
-                      <EventLink id={e.id} short />
-                    </td>
-                    <td>{e.type}</td>
-                    <td>{e.source}</td>
-                    <td class="num">{num(e.attempts)}</td>
-                    <td class="err">{e.last_error ?? ""}</td>
-                    {admin ? (
-                      <td class="actions">
-                        <form method="post" action={`/dashboard/dlq/${e.id}/retry`}>
-                          <Csrf session={p.session} />
-                          <input type="hidden" name="back" value={back} />
-                          <button type="submit" class="sm" aria-label={`Retry event ${e.id}`}>
-                            Retry
-                          </button>
-                        </form>
-                        <form method="post" action={`/dashboard/dlq/${e.id}/discard`}>
-                          <Csrf session={p.session} />
-                          <input type="hidden" name="back" value={back} />
-                          <input
-                            class="reason"
-                            name="reason"
-                            required
-                            maxlength={1000}
-                            placeholder="Reason"
-                            aria-label={`Reason for discarding event ${e.id}`}
-                          />
-                          <button type="submit" class="danger sm" aria-label={`Discard event ${e.id}`}>
-                            Discard
-                          </button>
-                        </form>
-                      </td>
-                    ) : null}
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          caption={`DLQ events (${filterText(p.form)}), most recently dead first: ${num(p.rows.length)} of ${num(p.matching)}`}
+          cols={[
+            "Dead since",
+            "Event",
+            "Type",
+            "Source",
+            { label: "Attempts", num: true },
+            "Last error",
+            ...(admin ? [{ label: "Actions", hidden: true }] : []),
+          ]}
+          empty="Nothing here."
+          rows={p.rows.map((e) => (
+            <tr id={`dlq-${e.id}`}>
+              <td>
+                <Time at={e.updated_at} />
+              </td>
+              <td>
+                <EventLink id={e.id} short />
+              </td>
+              <td>{e.type}</td>
+              <td>{e.source}</td>
+              <td class="num">{num(e.attempts)}</td>
+              <td class="err">{e.last_error ?? ""}</td>
+              {admin ? (
+                <td class="actions">
+                  <form method="post" action={`/dashboard/dlq/${e.id}/retry`}>
+                    <Csrf session={p.session} />
+                    <input type="hidden" name="back" value={back} />
+                    <button type="submit" class="sm" aria-label={`Retry event ${e.id}`}>
+                      Retry
+                    </button>
+                  </form>
+                  <form method="post" action={`/dashboard/dlq/${e.id}/discard`}>
+                    <Csrf session={p.session} />
+                    <input type="hidden" name="back" value={back} />
+                    <input
+                      class="reason"
+                      name="reason"
+                      required
+                      maxlength={1000}
+                      placeholder="Reason"
+                      aria-label={`Reason for discarding event ${e.id}`}
+                    />
+                    <button type="submit" class="danger sm" aria-label={`Discard event ${e.id}`}>
+                      Discard
+                    </button>
+                  </form>
+                </td>
+              ) : null}
+            </tr>
+          ))}
+        />
         {p.matching > p.rows.length ? (
           <p class="hint">
             Showing the {num(p.rows.length)} most recent of {num(p.matching)}; filter by type or source to narrow.

@@ -8,7 +8,7 @@ import type { DerivedSummary, EventView } from "../../db/admin-queries";
 import type { ChainLink } from "../../db/dashboard-queries";
 import type { DeliveryAttempt } from "../../db/deliveries";
 import type { Session } from "../env";
-import { Badge, Csrf, duration, EventLink, Flash, num, Page, Time } from "../layout";
+import { Badge, Csrf, EventLink, Flash, millis, num, Page, Table, Time } from "../layout";
 import { searchHref } from "./events";
 
 /** Larger bodies are cut for the page (it stays under 100 KB); GET /events/{id} has them whole. */
@@ -232,95 +232,56 @@ export const EventPage: FC<{ session: Session; d: EventPageData; flash?: string 
 
       <section aria-labelledby="attempts-h">
         <h2 id="attempts-h">Attempts</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col" class="num">
-                  Attempt
-                </th>
-                <th scope="col">Outcome</th>
-                <th scope="col">At</th>
-                <th scope="col">Error</th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.attempts.length === 0 ? (
-                <tr>
-                  <td colspan={4} class="empty">
-                    Not handled yet.
-                  </td>
-                </tr>
-              ) : (
-                d.attempts.map((a) => (
-                  <tr>
-                    <td class="num">{a.attempt}</td>
-                    <td>
-                      <Badge value={a.outcome} />
-                    </td>
-                    <td>
-                      <Time at={a.at ?? null} />
-                    </td>
-                    <td class="err">{a.error ?? ""}</td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          cols={[{ label: "Attempt", num: true }, "Outcome", "At", "Error"]}
+          empty="Not handled yet."
+          rows={d.attempts.map((a) => (
+            <tr>
+              <td class="num">{a.attempt}</td>
+              <td>
+                <Badge value={a.outcome} />
+              </td>
+              <td>
+                <Time at={a.at ?? null} />
+              </td>
+              <td class="err">{a.error ?? ""}</td>
+            </tr>
+          ))}
+        />
       </section>
 
       <section aria-labelledby="deliveries-h">
         <h2 id="deliveries-h">Destination deliveries</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Destination</th>
-                <th scope="col" class="num">
-                  Attempt
-                </th>
-                <th scope="col">Status</th>
-                <th scope="col">At</th>
-                <th scope="col" class="num">
-                  Took
-                </th>
-                <th scope="col">Answer</th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.deliveries.length === 0 ? (
-                <tr>
-                  <td colspan={6} class="empty">
-                    No delivery to a destination.
-                  </td>
-                </tr>
-              ) : (
-                d.deliveries.map((x) => (
-                  <tr>
-                    <td>
-                      <a href={`/dashboard/destinations#dest-${x.destination}`}>{x.destination}</a>
-                      {x.probe ? <span class="muted"> (probe)</span> : null}
-                    </td>
-                    <td class="num">{x.attempt}</td>
-                    <td>
-                      {x.error ? <Badge value="failed" /> : <Badge value="completed" />}{" "}
-                      <span class="mono">{x.status_code ?? ""}</span>
-                      {x.error ? <div class="err">{x.error}</div> : null}
-                    </td>
-                    <td>
-                      <Time at={x.at} />
-                    </td>
-                    <td class="num nowrap">
-                      {x.duration_ms < 1000 ? `${x.duration_ms} ms` : duration(x.duration_ms / 1000)}
-                    </td>
-                    <td class="mono">{(x.response_body ?? "").slice(0, 160)}</td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          cols={[
+            "Destination",
+            { label: "Attempt", num: true },
+            "Status",
+            "At",
+            { label: "Took", num: true },
+            "Answer",
+          ]}
+          empty="No delivery to a destination."
+          rows={d.deliveries.map((x) => (
+            <tr>
+              <td>
+                <a href={`/dashboard/destinations#dest-${x.destination}`}>{x.destination}</a>
+                {x.probe ? <span class="muted"> (probe)</span> : null}
+              </td>
+              <td class="num">{x.attempt}</td>
+              <td>
+                {x.error ? <Badge value="failed" /> : <Badge value="completed" />}{" "}
+                <span class="mono">{x.status_code ?? ""}</span>
+                {x.error ? <div class="err">{x.error}</div> : null}
+              </td>
+              <td>
+                <Time at={x.at} />
+              </td>
+              <td class="num nowrap">{millis(x.duration_ms)}</td>
+              <td class="mono">{(x.response_body ?? "").slice(0, 160)}</td>
+            </tr>
+          ))}
+        />
       </section>
 
       <section aria-labelledby="payload-h">

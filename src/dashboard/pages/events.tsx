@@ -1,9 +1,8 @@
 /** Events: search history by type, source, status, time range and correlation id, keyset pages. */
 import type { FC } from "hono/jsx";
 import type { EventSummary } from "../../db/dashboard-queries";
-import { eventStatus } from "../../db/schema";
 import type { Session } from "../env";
-import { Badge, EventLink, Flash, num, Page, Problem, Time } from "../layout";
+import { Badge, EventLink, Flash, num, Page, Problem, StatusSelect, Table, Time } from "../layout";
 
 /** The search as typed (datetime-local values stay as the browser sent them). */
 export interface SearchForm {
@@ -23,37 +22,6 @@ export function searchHref(f: SearchForm, cursor?: string): string {
   const s = q.toString();
   return `/dashboard/events${s ? `?${s}` : ""}`;
 }
-
-export const EventRows: FC<{ rows: EventSummary[]; empty: string }> = ({ rows, empty }) => (
-  <tbody>
-    {rows.length === 0 ? (
-      <tr>
-        <td colspan={7} class="empty">
-          {empty}
-        </td>
-      </tr>
-    ) : (
-      rows.map((e) => (
-        <tr>
-          <td>
-            <Time at={e.timestamp} />
-          </td>
-          <td>
-            <EventLink id={e.id} short />
-            {e.replay ? <span class="muted"> (replay)</span> : null}
-          </td>
-          <td>{e.type}</td>
-          <td>{e.source}</td>
-          <td>
-            <Badge value={e.status} />
-          </td>
-          <td class="num">{num(e.attempts)}</td>
-          <td class="err">{e.last_error ?? ""}</td>
-        </tr>
-      ))
-    )}
-  </tbody>
-);
 
 export const EventsPage: FC<{
   session: Session;
@@ -81,16 +49,9 @@ export const EventsPage: FC<{
         Source
         <input name="source" value={p.form.source ?? ""} placeholder="e.g. stripe" maxlength={256} />
       </label>
-      <label>
+      <label for="search-status">
         Status
-        <select name="status">
-          <option value="">any</option>
-          {eventStatus.enumValues.map((s) => (
-            <option value={s} selected={p.form.status === s}>
-              {s}
-            </option>
-          ))}
-        </select>
+        <StatusSelect id="search-status" value={p.form.status} />
       </label>
       <label>
         From (UTC)
@@ -111,25 +72,29 @@ export const EventsPage: FC<{
         </a>
       </div>
     </form>
-    <div class="table-wrap">
-      <table>
-        <caption class="sr-only">Events matching the search, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col">Event</th>
-            <th scope="col">Type</th>
-            <th scope="col">Source</th>
-            <th scope="col">Status</th>
-            <th scope="col" class="num">
-              Attempts
-            </th>
-            <th scope="col">Last error</th>
-          </tr>
-        </thead>
-        <EventRows rows={p.rows} empty="No event matches." />
-      </table>
-    </div>
+    <Table
+      caption="Events matching the search, newest first"
+      cols={["Time", "Event", "Type", "Source", "Status", { label: "Attempts", num: true }, "Last error"]}
+      empty="No event matches."
+      rows={p.rows.map((e) => (
+        <tr>
+          <td>
+            <Time at={e.timestamp} />
+          </td>
+          <td>
+            <EventLink id={e.id} short />
+            {e.replay ? <span class="muted"> (replay)</span> : null}
+          </td>
+          <td>{e.type}</td>
+          <td>{e.source}</td>
+          <td>
+            <Badge value={e.status} />
+          </td>
+          <td class="num">{num(e.attempts)}</td>
+          <td class="err">{e.last_error ?? ""}</td>
+        </tr>
+      ))}
+    />
     <nav class="pager" aria-label="Pages">
       {p.form.cursor ? (
         <a class="btn secondary sm" href={searchHref(p.form)}>

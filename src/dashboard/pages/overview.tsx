@@ -3,15 +3,15 @@
  * oldest pending, DLQ size, replays running, each destination's breaker. The figures
  * region refreshes itself (every 10 s with the script, every 30 s without).
  */
-import type { FC } from "hono/jsx";
+import type { Child, FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
 import type { MinuteBucket, OpenCounts } from "../../db/dashboard-queries";
 import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
-import { BarChart } from "../chart";
+import { BarChart, type Series } from "../chart";
 import type { Session } from "../env";
-import { Badge, duration, num, Page, Problem, Time } from "../layout";
+import { Badge, duration, num, Page, Problem, Table, Time } from "../layout";
 
 export interface OverviewData {
   backend: "redis" | "postgres";
@@ -36,6 +36,16 @@ const Tile: FC<{ label: string; value: string; hint?: string; degraded?: boolean
       {p.hint ? <small>{p.hint}</small> : null}
     </dd>
   </div>
+);
+
+const ChartCard: FC<{ id: string; title: string; total: number; data: Series[]; children?: Child }> = (p) => (
+  <figure class="card">
+    <figcaption>
+      {p.title} <span>{num(p.total)} in the hour</span>
+    </figcaption>
+    <BarChart id={p.id} title={p.title} unit="events" data={p.data} />
+    {p.children}
+  </figure>
 );
 
 export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds }> = ({ session, d, t }) => {
@@ -92,36 +102,27 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
         </dl>
 
         <div class="charts">
-          <figure class="card">
-            <figcaption>
-              Accepted per minute <span>{num(accepted)} in the hour</span>
-            </figcaption>
-            <BarChart
-              id="chart-accepted"
-              title="Accepted per minute"
-              unit="events"
-              data={d.series.map((m) => ({
-                minute: m.minute,
-                parts: [{ cls: "", value: m.accepted, label: "accepted" }],
-              }))}
-            />
-          </figure>
-          <figure class="card">
-            <figcaption>
-              Processed per minute <span>{num(completed + dead)} in the hour</span>
-            </figcaption>
-            <BarChart
-              id="chart-processed"
-              title="Processed per minute"
-              unit="events"
-              data={d.series.map((m) => ({
-                minute: m.minute,
-                parts: [
-                  { cls: "", value: m.completed, label: "completed" },
-                  { cls: "dlq", value: m.dlq, label: "to the DLQ" },
-                ],
-              }))}
-            />
+          <ChartCard
+            id="chart-accepted"
+            title="Accepted per minute"
+            total={accepted}
+            data={d.series.map((m) => ({
+              minute: m.minute,
+              parts: [{ cls: "", value: m.accepted, label: "accepted" }],
+            }))}
+          />
+          <ChartCard
+            id="chart-processed"
+            title="Processed per minute"
+            total={completed + dead}
+            data={d.series.map((m) => ({
+              minute: m.minute,
+              parts: [
+                { cls: "", value: m.completed, label: "completed" },
+                { cls: "dlq", value: m.dlq, label: "to the DLQ" },
+              ],
+            }))}
+          >
             <p class="legend">
               <span>
                 <i />
@@ -132,7 +133,7 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
                 to the DLQ
               </span>
             </p>
-          </figure>
+          </ChartCard>
         </div>
 
         <div class="grid2">
@@ -141,40 +142,27 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
             {"error" in d.lanes ? (
               <Problem title="Lanes unavailable." detail={d.lanes.error} />
             ) : (
-              <div class="table-wrap">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Lane</th>
-                      <th scope="col" class="num">
-                        Backlog
-                      </th>
-                      <th scope="col" class="num">
-                        Lag
-                      </th>
-                      <th scope="col" class="num">
-                        Pending
-                      </th>
-                      <th scope="col" class="num">
-                        Consumers
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {d.lanes.map((l) => (
-                      <tr>
-                        <td class="mono">{l.lane}</td>
-                        <td class="num">{num(l.length)}</td>
-                        <td class="num">
-                          {(l.lag ?? 0) > t.HEALTH_LAG_DEGRADED ? <Badge value="degraded" /> : null} {num(l.lag)}
-                        </td>
-                        <td class="num">{num(l.pending)}</td>
-                        <td class="num">{num(l.consumers)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <Table
+                cols={[
+                  "Lane",
+                  { label: "Backlog", num: true },
+                  { label: "Lag", num: true },
+                  { label: "Pending", num: true },
+                  { label: "Consumers", num: true },
+                ]}
+                empty="No lane."
+                rows={d.lanes.map((l) => (
+                  <tr>
+                    <td class="mono">{l.lane}</td>
+                    <td class="num">{num(l.length)}</td>
+                    <td class="num">
+                      {(l.lag ?? 0) > t.HEALTH_LAG_DEGRADED ? <Badge value="degraded" /> : null} {num(l.lag)}
+                    </td>
+                    <td class="num">{num(l.pending)}</td>
+                    <td class="num">{num(l.consumers)}</td>
+                  </tr>
+                ))}
+              />
             )}
             <p class="hint">
               Backlog: entries in the lane (
@@ -184,40 +172,24 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
           </section>
           <section aria-labelledby="breakers-h">
             <h2 id="breakers-h">Destinations</h2>
-            {d.breakers.length === 0 ? (
-              <p class="card empty">No destinations configured.</p>
-            ) : (
-              <div class="table-wrap">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Destination</th>
-                      <th scope="col">Breaker</th>
-                      <th scope="col" class="num">
-                        Failures
-                      </th>
-                      <th scope="col">Next probe</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {d.breakers.map((b) => (
-                      <tr>
-                        <td>
-                          <a href={`/dashboard/destinations#dest-${b.destination}`}>{b.destination}</a>
-                        </td>
-                        <td>
-                          <Badge value={b.state} />
-                        </td>
-                        <td class="num">{num(b.failures)}</td>
-                        <td>
-                          <Time at={b.next_probe_at} />
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )}
+            <Table
+              cols={["Destination", "Breaker", { label: "Failures", num: true }, "Next probe"]}
+              empty="No destinations configured."
+              rows={d.breakers.map((b) => (
+                <tr>
+                  <td>
+                    <a href={`/dashboard/destinations#dest-${b.destination}`}>{b.destination}</a>
+                  </td>
+                  <td>
+                    <Badge value={b.state} />
+                  </td>
+                  <td class="num">{num(b.failures)}</td>
+                  <td>
+                    <Time at={b.next_probe_at} />
+                  </td>
+                </tr>
+              ))}
+            />
           </section>
         </div>
       </section>

@@ -4,10 +4,9 @@
  * While a job is scheduled or running the list refreshes itself every 3 s.
  */
 import type { FC } from "hono/jsx";
-import { eventStatus } from "../../db/schema";
 import type { replayView } from "../../ops/admin-replays";
 import type { Session } from "../env";
-import { Badge, Csrf, duration, Flash, num, Page, Problem, Time, utc } from "../layout";
+import { Badge, Csrf, duration, Flash, num, Page, Problem, StatusSelect, Table, Time, utc } from "../layout";
 
 type Job = ReturnType<typeof replayView>;
 
@@ -78,77 +77,60 @@ export const ReplaysPage: FC<{
       <Flash code={p.flash} />
       <section id="replay-jobs" data-refresh={live ? "3" : undefined} aria-labelledby="jobs-h">
         <h2 id="jobs-h">Jobs</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Status</th>
-                <th scope="col">Range and filter</th>
-                <th scope="col">Progress</th>
-                {admin ? (
-                  <th scope="col">
-                    <span class="sr-only">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
-            <tbody>
-              {p.jobs.length === 0 ? (
-                <tr>
-                  <td colspan={admin ? 5 : 4} class="empty">
-                    No replay yet.
-                  </td>
-                </tr>
-              ) : (
-                p.jobs.map((j) => (
-                  <tr id={`job-${j.id}`}>
-                    <td>
-                      <span class="mono" title={j.id}>
-                        {j.id.slice(0, 8)}
-                      </span>
-                      <div class="progress-text">
-                        created <Time at={j.created_at} />
-                      </div>
-                    </td>
-                    <td>
-                      <Badge value={j.status} />
-                      {j.errors.length ? <div class="err">{j.errors[j.errors.length - 1]!.error}</div> : null}
-                    </td>
-                    <td>
-                      <div class="nowrap">
-                        {utc(j.filter.from)} → {utc(j.filter.to)}
-                      </div>
-                      <div class="progress-text">
-                        {filterText(j)}
-                        {j.target ? ` · target ${j.target}` : ""}
-                      </div>
-                    </td>
-                    <td>
-                      <Progress j={j} />
-                    </td>
-                    {admin ? (
-                      <td class="actions">
-                        {LIVE.has(j.status) ? (
-                          <form
-                            method="post"
-                            action={`/dashboard/replays/${j.id}/cancel`}
-                            data-confirm="Cancel this replay? Copies already published stay."
-                          >
-                            <Csrf session={p.session} />
-                            <button type="submit" class="danger sm" aria-label={`Cancel replay ${j.id}`}>
-                              Cancel
-                            </button>
-                          </form>
-                        ) : null}
-                      </td>
-                    ) : null}
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          cols={[
+            "Job",
+            "Status",
+            "Range and filter",
+            "Progress",
+            ...(admin ? [{ label: "Actions", hidden: true }] : []),
+          ]}
+          empty="No replay yet."
+          rows={p.jobs.map((j) => (
+            <tr id={`job-${j.id}`}>
+              <td>
+                <span class="mono" title={j.id}>
+                  {j.id.slice(0, 8)}
+                </span>
+                <div class="progress-text">
+                  created <Time at={j.created_at} />
+                </div>
+              </td>
+              <td>
+                <Badge value={j.status} />
+                {j.errors.length ? <div class="err">{j.errors[j.errors.length - 1]!.error}</div> : null}
+              </td>
+              <td>
+                <div class="nowrap">
+                  {utc(j.filter.from)} → {utc(j.filter.to)}
+                </div>
+                <div class="progress-text">
+                  {filterText(j)}
+                  {j.target ? ` · target ${j.target}` : ""}
+                </div>
+              </td>
+              <td>
+                <Progress j={j} />
+              </td>
+              {admin ? (
+                <td class="actions">
+                  {LIVE.has(j.status) ? (
+                    <form
+                      method="post"
+                      action={`/dashboard/replays/${j.id}/cancel`}
+                      data-confirm="Cancel this replay? Copies already published stay."
+                    >
+                      <Csrf session={p.session} />
+                      <button type="submit" class="danger sm" aria-label={`Cancel replay ${j.id}`}>
+                        Cancel
+                      </button>
+                    </form>
+                  ) : null}
+                </td>
+              ) : null}
+            </tr>
+          ))}
+        />
         <p class="live" aria-live="polite">
           {live ? "Following the running jobs." : "No job running."} The replay runner advances jobs every 2 minutes.
         </p>
@@ -185,16 +167,9 @@ export const ReplaysPage: FC<{
               </label>
             </div>
             <div class="row">
-              <label>
+              <label for="replay-status">
                 Status
-                <select name="status">
-                  <option value="">any</option>
-                  {eventStatus.enumValues.map((s) => (
-                    <option value={s} selected={p.form.status === s}>
-                      {s}
-                    </option>
-                  ))}
-                </select>
+                <StatusSelect id="replay-status" value={p.form.status} />
                 <span class="hint">only events whose history status is this</span>
               </label>
               <label>
