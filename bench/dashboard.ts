@@ -2,13 +2,14 @@
  * Dashboard benchmark against `wrangler dev`: render time and size of every page with a
  * large history.
  *
- *   npx tsx bench/dashboard.ts                       # 100,000 events, 30 requests per page
+ *   npx tsx bench/dashboard.ts                       # 100,000 events in the last hour, 30 requests per page
+ *   npx tsx bench/dashboard.ts --hours 24            # the same history spread over a day
  *   npx tsx bench/dashboard.ts --events 1000000 --requests 50
  *
  * On a throwaway database and Redis prefix (removed at the end), with the stand-ins in a
  * process of their own (local/standins-process.ts): seeds --events history rows in one
- * statement (all in the last hour, so the overview's per-minute scan reads every one of
- * them: its worst case), about 1% in the DLQ across a few error groups, a tenth of them
+ * statement, spread over the last --hours (default 1: the overview's per-minute scan then
+ * reads every one of them, its worst case), about 1% in the DLQ across a few error groups, a tenth of them
  * derived, delivery attempts for two destinations and some finished replay jobs. Then signs
  * in and times each page, one request at a time (wall clock at the client: the worker's
  * queries and rendering, and the local stand-ins), next to the admin API route that reads
@@ -39,10 +40,12 @@ const { values: args } = parseArgs({
   options: {
     events: { type: "string", default: "100000" },
     requests: { type: "string", default: "30" },
+    hours: { type: "string", default: "1" },
   },
 });
 const EVENTS = Number(args.events);
 const REQUESTS = Number(args.requests);
+const HOURS = Number(args.hours);
 
 const PG = {
   host: process.env.PGHOST_TEST ?? "127.0.0.1",
@@ -68,12 +71,12 @@ async function seed(db: pg.Client) {
             CASE WHEN n % 97 = 0 THEN jsonb_build_array(jsonb_build_object('attempt', 3, 'error', t.err, 'at', ts)) ELSE '[]' END,
             ts, ts + interval '1 second', ts + interval '1 second'
        FROM generate_series(1, $1::int) AS n,
-            LATERAL (SELECT now() - (n::float8 / $1::int) * interval '59 minutes' AS ts) s,
+            LATERAL (SELECT now() - (n::float8 / $1::int) * $2::float8 * interval '59 minutes' AS ts) s,
             LATERAL (SELECT (ARRAY['order.created', 'order.paid', 'github.push', 'invoice.sent', 'timer.tick'])[1 + n % 5] AS type,
                             (ARRAY['shopify', 'shopify', 'github', 'billing', 'scheduler'])[1 + n % 5] AS source,
                             (ARRAY['timeout after 5000 ms', 'duplicate key order_id', 'HTTP 502', 'template not found',
                                    'HTTP 500'])[1 + n % 5] AS err) t`,
-    [EVENTS],
+    [EVENTS, HOURS],
   );
   await db.query(
     `INSERT INTO delivery_attempts (event_id, destination, attempt, status_code, error, duration_ms, response_body, at)
@@ -172,7 +175,7 @@ async function main() {
     const api = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
     console.log(
-      `${EVENTS.toLocaleString("en-US")} events in history (seeded in ${(seededMs / 1000).toFixed(1)} s), ` +
+      `${EVENTS.toLocaleString("en-US")} events in history over the last ${HOURS} h (seeded in ${(seededMs / 1000).toFixed(1)} s), ` +
         `${REQUESTS} requests per page, one at a time, against wrangler dev\n`,
     );
     const health = await time(base, "/health", {});

@@ -227,6 +227,9 @@ export interface MinuteBucket {
   dlq: number;
 }
 
+/** Minutes counted from the Unix epoch: date_bin is cheaper than date_trunc, which works in the session's zone. */
+const EPOCH = sql`TIMESTAMPTZ 'epoch'`;
+
 /**
  * Per-minute traffic over the last `minutes`, from history, on existing indexes only:
  *  - accepted and completed: events whose timestamp falls in the window plus `slackMin`
@@ -235,7 +238,7 @@ export interface MinuteBucket {
  *    a replay copy, which keeps its original's timestamp) is not counted;
  *  - dlq: the partial DLQ index on updated_at, exact for events still in the DLQ.
  * The cost is one range scan of the window's events (plus the slack), whatever the size of
- * history: about 60 ms for 100,000 events in the hour on the bench machine.
+ * history (bench/dashboard.ts measures it).
  * Every minute of the window is returned, empty ones as zeros, oldest first.
  */
 export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 60): Promise<MinuteBucket[]> {
@@ -253,14 +256,14 @@ export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 6
   }>(sql`
     SELECT GROUPING(am, pm) AS g, am, pm,
            count(*) FILTER (WHERE NOT derived)::int AS accepted, count(*) FILTER (WHERE done)::int AS completed
-      FROM (SELECT CASE WHEN "timestamp" >= ${since}::timestamptz THEN date_trunc('minute', "timestamp") END AS am,
+      FROM (SELECT CASE WHEN "timestamp" >= ${since}::timestamptz THEN date_bin('1 minute', "timestamp", ${EPOCH}) END AS am,
                    CASE WHEN status = 'completed' AND processed_at >= ${since}::timestamptz
-                        THEN date_trunc('minute', processed_at) END AS pm,
+                        THEN date_bin('1 minute', processed_at, ${EPOCH}) END AS pm,
                    meta ? 'causation_id' AS derived, status = 'completed' AS done
               FROM events WHERE "timestamp" >= ${scanFrom}::timestamptz) x
      GROUP BY GROUPING SETS ((am), (pm))`);
   const dead = db.execute<{ m: string | Date; n: number }>(sql`
-    SELECT date_trunc('minute', updated_at) AS m, count(*)::int AS n
+    SELECT date_bin('1 minute', updated_at, ${EPOCH}) AS m, count(*)::int AS n
       FROM events WHERE status = 'dlq' AND updated_at >= ${since}::timestamptz GROUP BY 1`);
   const [t, d] = await Promise.all([traffic, dead]);
   const key = (v: string | Date) => new Date(v).getTime();
