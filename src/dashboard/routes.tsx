@@ -25,7 +25,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
-import { type DbHandle, openDb, openReadDb } from "../db/client";
+import type { Db } from "../db/client";
 import {
   ancestors,
   destinationFigures,
@@ -45,7 +45,7 @@ import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
 import { attemptHistory } from "../ops/admin-events";
 import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
-import { UUID_RE } from "../ops/db-scope";
+import { UUID_RE, withDb } from "../ops/db-scope";
 import { defaultTriggers } from "../triggers";
 import { asset } from "./assets";
 import type { DashEnv } from "./env";
@@ -75,27 +75,6 @@ const PAGE_SIZE = 50;
 
 function html(c: C, node: JSX.Element, status: ContentfulStatusCode = 200) {
   return c.html(`<!doctype html>${node}`, status);
-}
-
-/**
- * A Postgres handle for one page, closed after the response (waitUntil), as the admin
- * routes do (src/ops/db-scope.ts): Workers must not share a pool across requests.
- */
-async function withPg<T>(c: C, mode: "read" | "write", fn: (h: DbHandle, cfg: Config) => Promise<T>): Promise<T> {
-  const cfg = c.var.config;
-  const h = mode === "read" ? openReadDb(cfg) : openDb(cfg);
-  try {
-    return await fn(h, cfg);
-  } finally {
-    let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
-    try {
-      ctx = c.executionCtx;
-    } catch {
-      ctx = undefined;
-    }
-    if (ctx) ctx.waitUntil(h.close());
-    else await h.close();
-  }
 }
 
 /** A form field as a trimmed string; empty and absent are both undefined. */
@@ -198,28 +177,28 @@ async function errorPage(err: Error, c: C): Promise<Response> {
  * The per-minute series, shared by every open overview for CACHE_HEALTH_TTL_S (the hot
  * cache, like /health/detailed's figures): it is the overview's one scan of the hour.
  */
-async function cachedSeries(cfg: Config, h: DbHandle, now: Date): Promise<MinuteBucket[]> {
+async function cachedSeries(cfg: Config, db: Db, now: Date): Promise<MinuteBucket[]> {
   const cache = openCache(cfg);
   const hit = await cache.get<MinuteBucket[]>("dashboard:series");
   if (hit) return hit;
-  const series = await minuteSeries(h.db, now);
+  const series = await minuteSeries(db, now);
   await cache.set("dashboard:series", series, cfg.CACHE_HEALTH_TTL_S);
   return series;
 }
 
 async function overview(c: C) {
   const now = new Date();
-  const { d, degraded } = await withPg(c, "write", async (h, cfg) => {
+  const { d, degraded } = await withDb(c, "write", async (db, cfg, h) => {
     const backend = openBackend(cfg, h);
     const laneNames = [...backend.store.lanes(), backend.replayLane().name];
     const [lanes, counts, breakers, replays, series] = await Promise.all([
       Promise.all(laneNames.map((l) => backend.store.laneStats(l))).catch((e: Error) => ({
         error: String(e.message).slice(0, 200),
       })),
-      openCounts(h.db, now),
-      breakerStates(h.db, cfg, now),
-      listReplays(h.db, 100, "running").then(async (r) => [...r, ...(await listReplays(h.db, 100, "scheduled"))]),
-      cachedSeries(cfg, h, now),
+      openCounts(db, now),
+      breakerStates(db, cfg, now),
+      listReplays(db, 100, "running").then(async (r) => [...r, ...(await listReplays(db, 100, "scheduled"))]),
+      cachedSeries(cfg, db, now),
     ]);
     return {
       d: { backend: backend.kind, checkedAt: now.toISOString(), counts, lanes, breakers, replays, series },
@@ -258,9 +237,9 @@ async function eventsPage(c: C) {
   if (errors.length)
     return html(c, <EventsPage session={c.var.session} form={form} rows={[]} next={null} errors={errors} />, 422);
   const cursor = form.cursor ? decodeCursor(form.cursor)! : undefined;
-  const page = await withPg(c, "read", (h) =>
+  const page = await withDb(c, "read", (db) =>
     searchEvents(
-      h.db,
+      db,
       {
         type: form.type,
         source: form.source,
@@ -287,13 +266,13 @@ async function eventsPage(c: C) {
 async function eventPage(c: C) {
   const id = c.req.param("id")!;
   const d = UUID_RE.test(id)
-    ? await withPg(c, "read", async (h) => {
-        const e = await getEvent(h.db, id);
+    ? await withDb(c, "read", async (db) => {
+        const e = await getEvent(db, id);
         if (!e) return null;
         const parent = typeof e.meta.causation_id === "string" ? e.meta.causation_id : undefined;
         const [deliveries, chain] = await Promise.all([
-          deliveryAttemptsFor(h.db, id),
-          parent ? ancestors(h.db, parent) : Promise.resolve([]),
+          deliveryAttemptsFor(db, id),
+          parent ? ancestors(db, parent) : Promise.resolve([]),
         ]);
         return { e, attempts: attemptHistory(e), deliveries, chain };
       })
@@ -305,13 +284,13 @@ async function eventPage(c: C) {
 /** "Replay this event": a job over its type, source and millisecond (envelope timestamps have ms precision). */
 async function replayEvent(c: C) {
   const id = c.req.param("id")!;
-  const job = await withPg(c, "write", async (h, cfg) => {
-    const e = UUID_RE.test(id) ? await getEvent(h.db, id) : null;
+  const job = await withDb(c, "write", async (db, cfg) => {
+    const e = UUID_RE.test(id) ? await getEvent(db, id) : null;
     if (!e) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
     if (typeof e.meta.replay === "string")
       throw new HTTPProblem(409, "A replay copy", "Replay copies are not replayed again: replay the original.");
     const from = Math.floor(Date.parse(e.timestamp));
-    return startReplay(h.db, cfg, {
+    return startReplay(db, cfg, {
       from: new Date(from).toISOString(),
       to: new Date(from + 1).toISOString(),
       types: [e.type],
@@ -329,13 +308,13 @@ function dlqForm(type: string | undefined, source: string | undefined): DlqFilte
 
 async function dlqPage(c: C) {
   const form = dlqForm(query(c, "type"), query(c, "source"));
-  const d = await withPg(c, "read", async (h) => {
+  const d = await withDb(c, "read", async (db) => {
     const [groups, rows, matching] = await Promise.all([
-      dlqGroups(h.db, 25),
-      dlqEvents(h.db, form, PAGE_SIZE),
-      dlqList(h.db, form, 0).then((x) => x.count),
+      dlqGroups(db, 25),
+      dlqEvents(db, form, PAGE_SIZE),
+      dlqList(db, form, 0).then((x) => x.count),
     ]);
-    const total = form.type || form.source ? (await dlqList(h.db, {}, 0)).count : matching;
+    const total = form.type || form.source ? (await dlqList(db, {}, 0)).count : matching;
     return { groups, rows, matching, total };
   });
   return html(c, <DlqPage session={c.var.session} form={form} {...d} flash={query(c, "flash")} n={query(c, "n")} />);
@@ -343,7 +322,7 @@ async function dlqPage(c: C) {
 
 async function replaysPage(c: C, form: ReplayForm = {}, errors?: Array<{ field: string; message: string }>) {
   const cfg = c.var.config;
-  const jobs = await withPg(c, "write", (h) => listReplays(h.db, 50));
+  const jobs = await withDb(c, "write", (db) => listReplays(db, 50));
   const now = new Date();
   const targets = [...new Set([...defaultTriggers.list().map((t) => t.name), ...cfg.DESTINATIONS.map((d) => d.name)])];
   return html(
@@ -395,7 +374,7 @@ async function startReplayFromForm(c: C) {
         errors.push({ field: i.path.join("."), message: i.message });
   if (errors.length || !body.success) return replaysPage(c, form, errors);
   try {
-    const job = await withPg(c, "write", (h, cfg) => startReplay(h.db, cfg, body.data));
+    const job = await withDb(c, "write", (db, cfg) => startReplay(db, cfg, body.data));
     return c.redirect(withFlash(`/dashboard/replays#job-${job.id}`, "replay-started"), 303);
   } catch (e) {
     if (e instanceof HTTPProblem && e.status === 422) {
@@ -413,11 +392,11 @@ async function destinationsPage(c: C) {
   const cfg = c.var.config;
   const now = new Date();
   const names = cfg.DESTINATIONS.map((d) => d.name);
-  const list = await withPg(c, "write", async (h) => {
+  const list = await withDb(c, "write", async (db) => {
     const [breakers, figures, errors] = await Promise.all([
-      breakerStates(h.db, cfg, now),
-      destinationFigures(h.db, names, new Date(now.getTime() - 3_600_000)),
-      Promise.all(names.map((n) => lastDeliveryErrors(h.db, n, new Date(now.getTime() - 86_400_000), 5))),
+      breakerStates(db, cfg, now),
+      destinationFigures(db, names, new Date(now.getTime() - 3_600_000)),
+      Promise.all(names.map((n) => lastDeliveryErrors(db, n, new Date(now.getTime() - 86_400_000), 5))),
     ]);
     return cfg.DESTINATIONS.map((d, i) => {
       const u = new URL(d.url);
@@ -503,18 +482,18 @@ export function dashboardRoutes() {
   r.get("/dlq", dlqPage);
   r.get("/dlq/retry-all", async (c) => {
     const form = dlqForm(query(c, "type"), query(c, "source"));
-    const count = await withPg(c, "read", (h) => dlqList(h.db, form, 0).then((x) => x.count));
+    const count = await withDb(c, "read", (db) => dlqList(db, form, 0).then((x) => x.count));
     return html(c, <RetryAllPage session={c.var.session} form={form} count={count} />);
   });
   r.post("/dlq/retry-all", requireAdmin, async (c) => {
     const f = dlqForm(await field(c, "type"), await field(c, "source"));
-    const n = await withPg(c, "write", (h, cfg) => dlqRetryAll(h.db, f, cfg.REDRIVE_RATE));
+    const n = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, f, cfg.REDRIVE_RATE));
     return c.redirect(withFlash(dlqHref(f), "retried-all", n), 303);
   });
   r.post("/dlq/:id/retry", requireAdmin, async (c) => {
     const id = c.req.param("id");
     const back = safeNext(await field(c, "back"));
-    const done = UUID_RE.test(id) ? await withPg(c, "write", (h) => dlqRetry(h.db, id)) : null;
+    const done = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqRetry(db, id)) : null;
     if (!done) throw new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
     return c.redirect(withFlash(back, "retried"), 303);
   });
@@ -526,7 +505,7 @@ export function dashboardRoutes() {
       throw new HTTPProblem(422, "Invalid fields", "A reason (1 to 1,000 characters) is needed to discard.", {
         errors: [{ path: "/reason", message: "required, at most 1000 characters" }],
       });
-    const done = UUID_RE.test(id) ? await withPg(c, "write", (h) => dlqDiscard(h.db, id, reason)) : null;
+    const done = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqDiscard(db, id, reason)) : null;
     if (!done) throw new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
     return c.redirect(withFlash(back, "discarded"), 303);
   });
@@ -535,7 +514,7 @@ export function dashboardRoutes() {
   r.post("/replays", requireAdmin, startReplayFromForm);
   r.post("/replays/:id/cancel", requireAdmin, async (c) => {
     const id = c.req.param("id");
-    const out = UUID_RE.test(id) ? await withPg(c, "write", (h) => cancelReplay(h.db, id)) : null;
+    const out = UUID_RE.test(id) ? await withDb(c, "write", (db) => cancelReplay(db, id)) : null;
     if (!out) throw new HTTPProblem(404, "Replay not found", `No replay job with id ${id}.`);
     if (!out.changed) throw new HTTPProblem(409, "Replay already ended", `Replay ${id} is ${out.job.status}.`);
     return c.redirect(withFlash(`/dashboard/replays#job-${id}`, "replay-cancelled"), 303);

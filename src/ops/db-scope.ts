@@ -1,22 +1,23 @@
 /**
  * A Postgres handle for one admin request: opened per request (Workers must not share a
  * Pool across requests) and closed after the response, in waitUntil when there is an
- * execution context.
+ * execution context. `fn` gets the Drizzle handle, the configuration, and the whole
+ * handle (its pool) for code that needs more than queries (a backend's store).
  */
 import type { Context } from "hono";
 import type { Config } from "../config";
-import { type Db, openDb, openReadDb } from "../db/client";
+import { type Db, type DbHandle, openDb, openReadDb } from "../db/client";
 import type { AppEnv } from "../http/app-env";
 
 export async function withDb<T>(
-  c: Context<AppEnv>,
+  c: Pick<Context<AppEnv>, "var" | "executionCtx">,
   mode: "read" | "write",
-  fn: (db: Db, cfg: Config) => Promise<T>,
+  fn: (db: Db, cfg: Config, handle: DbHandle) => Promise<T>,
 ): Promise<T> {
   const cfg = c.var.config;
   const h = mode === "read" ? openReadDb(cfg) : openDb(cfg);
   try {
-    return await fn(h.db, cfg);
+    return await fn(h.db, cfg, h);
   } finally {
     let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
     try {
