@@ -446,6 +446,8 @@ export function dashboardRoutes() {
 
   r.use("*", async (c, next) => {
     c.header("cache-control", "no-store");
+    // No configuration here means a path no page serves (src/http/config.ts lets those through).
+    if (!c.var.config) throw new HTTPProblem(404, "Not Found", `No dashboard page ${new URL(c.req.url).pathname}.`);
     if (!dashboardEnabled(c.var.config)) {
       return html(c, <LoginPage next="/dashboard" disabled />, 503);
     }

@@ -166,6 +166,15 @@ describe("dashboard sessions", () => {
     expect((await c.req("GET", "/dashboard")).status).toBe(200);
   });
 
+  it("answers 404 for a path no page serves (after the sign-in), even misconfigured", async () => {
+    const { env } = await setup();
+    expect((await new Client(env).req("GET", "/dashboard/nope")).status).toBe(303);
+    expect((await (await signedIn(env)).req("GET", "/dashboard/nope")).status).toBe(404);
+    const broken = new Client({ ...env, EVENT_MAX_ATTEMPTS: "zero" });
+    expect((await broken.req("GET", "/dashboard/nope")).status).toBe(404);
+    expect((await broken.req("GET", "/dashboard")).status).toBe(500);
+  });
+
   it("returns only to a page of the dashboard after signing in", async () => {
     const { env } = await setup();
     for (const next of [
