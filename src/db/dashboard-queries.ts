@@ -219,7 +219,10 @@ export async function openCounts(db: Db, now: Date): Promise<OpenCounts> {
 export interface MinuteBucket {
   /** Start of the minute, ISO 8601. */
   minute: string;
-  /** Events stamped in this minute that no handler or replay derived (ingest traffic). */
+  /**
+   * Events stamped in this minute: ingest's and those handlers derived, what entered the
+   * backbone (replay copies keep their original's time and are not in the window).
+   */
   accepted: number;
   /** Events completed in this minute. */
   completed: number;
@@ -235,7 +238,8 @@ const EPOCH = sql`TIMESTAMPTZ 'epoch'`;
  *  - accepted and completed: events whose timestamp falls in the window plus `slackMin`
  *    before it (the (timestamp, id) index), bucketed by timestamp and by processed_at. An
  *    event completed more than the slack after its timestamp (an old DLQ event redriven,
- *    a replay copy, which keeps its original's timestamp) is not counted;
+ *    a replay copy, which keeps its original's timestamp) is not counted: in a steady state
+ *    both charts count the same events, so they show whether the consumers keep up;
  *  - dlq: the partial DLQ index on updated_at, exact for events still in the DLQ.
  * The cost is one range scan of the window's events (plus the slack), whatever the size of
  * history (bench/dashboard.ts measures it).
@@ -247,19 +251,11 @@ export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 6
   const since = new Date(start).toISOString();
   const scanFrom = new Date(start - slackMin * 60_000).toISOString();
   // One pass over the window's rows, grouped twice (by stamped minute, by completed minute).
-  const traffic = db.execute<{
-    g: number;
-    am: string | Date | null;
-    pm: string | Date | null;
-    accepted: number;
-    completed: number;
-  }>(sql`
-    SELECT GROUPING(am, pm) AS g, am, pm,
-           count(*) FILTER (WHERE NOT derived)::int AS accepted, count(*) FILTER (WHERE done)::int AS completed
+  const traffic = db.execute<{ g: number; am: string | Date | null; pm: string | Date | null; n: number }>(sql`
+    SELECT GROUPING(am, pm) AS g, am, pm, count(*)::int AS n
       FROM (SELECT CASE WHEN "timestamp" >= ${since}::timestamptz THEN date_bin('1 minute', "timestamp", ${EPOCH}) END AS am,
                    CASE WHEN status = 'completed' AND processed_at >= ${since}::timestamptz
-                        THEN date_bin('1 minute', processed_at, ${EPOCH}) END AS pm,
-                   meta ? 'causation_id' AS derived, status = 'completed' AS done
+                        THEN date_bin('1 minute', processed_at, ${EPOCH}) END AS pm
               FROM events WHERE "timestamp" >= ${scanFrom}::timestamptz) x
      GROUP BY GROUPING SETS ((am), (pm))`);
   const dead = db.execute<{ m: string | Date; n: number }>(sql`
@@ -271,8 +267,8 @@ export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 6
   const completed = new Map<number, number>();
   for (const x of t.rows) {
     // GROUPING(am, pm) is 1 for the (am) set, 2 for the (pm) set; NULL keys are outside the window.
-    if (Number(x.g) === 1 && x.am !== null) accepted.set(key(x.am), Number(x.accepted));
-    if (Number(x.g) === 2 && x.pm !== null) completed.set(key(x.pm), Number(x.completed));
+    if (Number(x.g) === 1 && x.am !== null) accepted.set(key(x.am), Number(x.n));
+    if (Number(x.g) === 2 && x.pm !== null) completed.set(key(x.pm), Number(x.n));
   }
   const dlq = new Map(d.rows.map((x) => [key(x.m), Number(x.n)]));
   const out: MinuteBucket[] = [];

@@ -570,7 +570,7 @@ describe("dashboard pages", () => {
 });
 
 describe("minuteSeries", () => {
-  it("buckets accepted by timestamp (derived excluded), completed by processed_at, DLQ moves by updated_at", async () => {
+  it("buckets accepted by timestamp, completed by processed_at, DLQ moves by updated_at", async () => {
     const { db } = await setup();
     const now = new Date("2026-03-01T12:00:30Z");
     const at = (m: number, s = 10) =>
@@ -592,7 +592,7 @@ describe("minuteSeries", () => {
     );
     expect(by).toEqual({
       "11:30": { minute: "2026-03-01T11:30:00.000Z", accepted: 1, completed: 0, dlq: 0 },
-      "11:55": { minute: "2026-03-01T11:55:00.000Z", accepted: 2, completed: 2, dlq: 0 },
+      "11:55": { minute: "2026-03-01T11:55:00.000Z", accepted: 3, completed: 2, dlq: 0 },
       "11:57": { minute: "2026-03-01T11:57:00.000Z", accepted: 0, completed: 1, dlq: 0 },
       "11:58": { minute: "2026-03-01T11:58:00.000Z", accepted: 1, completed: 0, dlq: 0 },
       "11:59": { minute: "2026-03-01T11:59:00.000Z", accepted: 0, completed: 0, dlq: 1 },

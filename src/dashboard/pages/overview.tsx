@@ -70,7 +70,7 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
           </p>
         </div>
         <dl class="tiles">
-          <Tile label="Accepted, 1 h" value={num(accepted)} hint="events stamped in the hour" />
+          <Tile label="Accepted, 1 h" value={num(accepted)} hint="stamped in the hour, derived included" />
           <Tile
             label="Processed, 1 h"
             value={num(completed + dead)}
