@@ -100,7 +100,7 @@ function withFlash(back: string, code: string, n?: number): string {
  * A datetime-local value ("2026-05-01T10:00" or with seconds) read as UTC, or any ISO 8601
  * date-time with a zone. undefined for empty; null when it is neither.
  */
-export function utcInput(v: string | undefined): string | undefined | null {
+function utcInput(v: string | undefined): string | undefined | null {
   if (v === undefined) return undefined;
   const s = /^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(v)
     ? `${v}:00Z`
@@ -125,10 +125,12 @@ function isStatus(v: string | undefined): v is EventStatus {
   return v !== undefined && (eventStatus.enumValues as readonly string[]).includes(v);
 }
 
+const originCheck = csrf();
+
 /** Origin check of every POST (Origin or Sec-Fetch-Site, hono/csrf), as a problem when refused. */
 const sameOrigin: MiddlewareHandler<DashEnv> = async (c, next) => {
   try {
-    await csrf()(c, async () => {});
+    await originCheck(c, async () => {});
   } catch (e) {
     if (e instanceof HTTPException && e.status === 403) {
       throw new HTTPProblem(

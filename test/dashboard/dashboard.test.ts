@@ -315,6 +315,10 @@ describe("dashboard pages", () => {
     }
     const detail = await c.req("GET", `/dashboard/events/${root}`);
     expect(detail.text).toContain("Showing the first 49,152 of");
+    const missing = await c.req("GET", `/dashboard/events/${crypto.randomUUID()}`);
+    expect(missing.status).toBe(404);
+    expect(missing.text).toContain("Event not found");
+    expect(missing.headers.get("content-security-policy")).toContain("default-src 'none'");
   });
 
   it("serves its assets with a content hash, for a year; unknown ones are 404", async () => {
