@@ -34,10 +34,10 @@ import {
   lastDeliveryErrors,
   type MinuteBucket,
   minuteSeries,
-  openCounts,
   searchEvents,
 } from "../db/dashboard-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
+import { openCounts } from "../db/open-counts";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { breakerStates } from "../destinations";

@@ -17,7 +17,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, generateSignedCookie, getSignedCookie } from "hono/cookie";
 import type { Config } from "../config";
-import { tokensEqual } from "../http/auth";
+import { accessFor, tokensEqual } from "../http/auth";
 import { HTTPProblem } from "../http/problem";
 import type { DashEnv, Role, Session } from "./env";
 
@@ -62,11 +62,10 @@ export function dashboardEnabled(cfg: Config): boolean {
   return tokens(cfg).length > 0;
 }
 
-/** The role a typed token grants, or null. Every configured token is compared (no early exit). */
+/** The role a typed token grants, or null: the admin API's own comparison (src/http/auth.ts). */
 export async function roleOf(cfg: Config, given: string): Promise<Role | null> {
-  let role: Role | null = null;
-  for (const [r, t] of tokens(cfg)) if ((await tokensEqual(given, t)) && role === null) role = r;
-  return role;
+  const access = await accessFor(given, cfg);
+  return access === "none" ? null : access;
 }
 
 async function csrfFor(key: string, sid: string): Promise<string> {

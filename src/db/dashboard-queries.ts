@@ -175,47 +175,6 @@ export async function ancestors(db: Db, parentId: string, depth = 20): Promise<C
   return links;
 }
 
-export interface OpenCounts {
-  pending: number;
-  processing: number;
-  dlq: number;
-  /** Pending events whose retry is not due yet. */
-  retryBacklog: number;
-  /** Age of the oldest pending or processing event, seconds (0 when none). */
-  oldestPendingAgeSeconds: number;
-}
-
-/**
- * The overview's counts from the partial indexes of open and dead events only, so their
- * cost follows the backlog, not the history (historyCounts also counts completed events,
- * which reads every row).
- */
-export async function openCounts(db: Db, now: Date): Promise<OpenCounts> {
-  const at = now.toISOString();
-  const r = await db.execute<{
-    pending: number;
-    processing: number;
-    backlog: number;
-    oldest: string | Date | null;
-    dlq: number;
-  }>(sql`
-    SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
-           count(*) FILTER (WHERE status = 'processing')::int AS processing,
-           count(*) FILTER (WHERE status = 'pending' AND next_retry_at > ${at}::timestamptz)::int AS backlog,
-           min(created_at) AS oldest,
-           (SELECT count(*)::int FROM events WHERE status = 'dlq') AS dlq
-      FROM events WHERE status IN ('pending', 'processing')`);
-  const x = r.rows[0];
-  const oldest = x?.oldest ? new Date(x.oldest).getTime() : null;
-  return {
-    pending: Number(x?.pending ?? 0),
-    processing: Number(x?.processing ?? 0),
-    dlq: Number(x?.dlq ?? 0),
-    retryBacklog: Number(x?.backlog ?? 0),
-    oldestPendingAgeSeconds: oldest === null ? 0 : Math.max(0, (now.getTime() - oldest) / 1000),
-  };
-}
-
 export interface MinuteBucket {
   /** Start of the minute, ISO 8601. */
   minute: string;

@@ -39,7 +39,8 @@ function bearer(c: Context<AppEnv>): string | undefined {
   return m?.[1];
 }
 
-async function accessFor(token: string, cfg: AppEnv["Variables"]["config"]): Promise<Access> {
+/** What `token` grants under `cfg` (the dashboard's sign-in asks the same question). */
+export async function accessFor(token: string, cfg: AppEnv["Variables"]["config"]): Promise<Access> {
   // Both compared whatever the first answers, so timing does not say which one matched.
   const [admin, read] = await Promise.all([
     cfg.ADMIN_TOKEN ? tokensEqual(token, cfg.ADMIN_TOKEN) : false,

@@ -22,9 +22,10 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { migrateDatabase } from "../../local/migrate";
 import { type NeonProxy, startNeonProxy } from "../../local/neon-proxy";
+import { withDatabase } from "../../local/services";
 import { type Gateway, startUpstashGateway } from "../../local/upstash-gateway";
 import { startWranglerDev, type WranglerDev } from "../../local/wrangler-dev";
 import { type Receiver, startReceiver } from "../support/receiver";
@@ -37,11 +38,6 @@ if (!runnable) {
   );
 }
 
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: "postgres",
-};
 const ADMIN_TOKEN = `dash-admin-${randomBytes(12).toString("hex")}`;
 const METRICS_TOKEN = `dash-read-${randomBytes(12).toString("hex")}`;
 const API_KEY = `dash-key-${randomBytes(8).toString("hex")}`;
@@ -129,14 +125,17 @@ suite("dashboard in headless Chromium against wrangler dev", () => {
   beforeAll(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     redisToken = randomBytes(16).toString("hex");
-    services.gateway = await startUpstashGateway({ token: redisToken });
-    services.proxy = await startNeonProxy({ pgHost: PG.host, pgPort: PG.port });
-    services.admin = new pg.Client({ ...PG, database: "postgres" });
+    const [redisHost, redisPort] = inject("redisAddress").split(":");
+    services.gateway = await startUpstashGateway({ token: redisToken, redisHost, redisPort: Number(redisPort) });
+    const adminUrl = inject("pgAdminUrl");
+    const server = new URL(adminUrl);
+    services.proxy = await startNeonProxy({ pgHost: server.hostname, pgPort: Number(server.port || 5432) });
+    services.admin = new pg.Client({ connectionString: adminUrl });
     await services.admin.connect();
     await services.admin.query(`CREATE DATABASE ${DB_NAME}`);
-    const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${DB_NAME}`;
+    const dbUrl = withDatabase(adminUrl, DB_NAME);
     await migrateDatabase(dbUrl, services.proxy.address);
-    services.db = new pg.Client({ ...PG, database: DB_NAME });
+    services.db = new pg.Client({ connectionString: dbUrl });
     await services.db.connect();
     await seedHistory();
     services.receiver = await startReceiver();

@@ -6,7 +6,8 @@
 import type { Child, FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
-import type { MinuteBucket, OpenCounts } from "../../db/dashboard-queries";
+import type { MinuteBucket } from "../../db/dashboard-queries";
+import type { OpenCounts } from "../../db/open-counts";
 import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
 import { BarChart, type Series } from "../chart";
