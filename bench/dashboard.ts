@@ -16,7 +16,8 @@
  * the same data as JSON and to GET /health:
  *
  *   page                           baseline
- *   /dashboard                     /health/detailed
+ *   /dashboard                     GET /metrics (the other live figures; /health/detailed
+ *                                  keeps its figures per isolate, so it is no baseline)
  *   /dashboard/events              GET /events?limit=50
  *   /dashboard/events?type=...     GET /events?type=...&limit=50
  *   /dashboard/events?correlation  (none: the admin API has no correlation filter)
@@ -180,7 +181,7 @@ async function main() {
     );
     const health = await time(base, "/health", {});
     const rows: Array<[string, string | null]> = [
-      ["/dashboard", "/health/detailed"],
+      ["/dashboard", "/metrics"],
       ["/dashboard/events", "/events?limit=50"],
       ["/dashboard/events?type=order.paid", "/events?type=order.paid&limit=50"],
       ["/dashboard/events?status=dlq", "/events?status=dlq&limit=50"],
