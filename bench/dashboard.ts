@@ -7,7 +7,7 @@
  *   npx tsx bench/dashboard.ts --events 1000000 --requests 50
  *
  * On a throwaway database and Redis prefix (removed at the end), with the stand-ins in a
- * process of their own (local/standins-process.ts): seeds --events history rows in one
+ * process of their own (./infra.ts): seeds --events history rows in one
  * statement, spread over the last --hours (default 1: the overview's per-minute scan then
  * reads every one of them, its worst case), about 1% in the DLQ across a few error groups, a tenth of them
  * derived, delivery attempts for two destinations and some finished replay jobs. Then signs
@@ -33,9 +33,8 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { migrateDatabase } from "../local/migrate";
-import { spawnStandIns } from "../local/standins-process";
 import { startWranglerDev } from "../local/wrangler-dev";
+import { benchInfra } from "./infra";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,11 +47,6 @@ const EVENTS = Number(args.events);
 const REQUESTS = Number(args.requests);
 const HOURS = Number(args.hours);
 
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: process.env.PGUSER_TEST ?? "postgres",
-};
 const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString("hex")}`;
 
 async function seed(db: pg.Client) {
@@ -124,21 +118,11 @@ async function time(base: string, path: string, headers: Record<string, string>)
 async function main() {
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
-    const token = randomBytes(16).toString("hex");
-    const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
-    cleanups.push(() => standIns.stop());
-    const dbName = `reflex_bench_dash_${randomBytes(4).toString("hex")}`;
-    const prefix = `bench-dash:${randomBytes(4).toString("hex")}`;
-    const admin = new pg.Client({ ...PG, database: "postgres" });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    cleanups.push(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await admin.end();
-    });
-    const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-    await migrateDatabase(dbUrl, standIns.proxyAddress);
-    const db = new pg.Client({ ...PG, database: dbName });
+    const infra = await benchInfra();
+    cleanups.push(() => infra.close());
+    const { token, standIns, dbUrl } = infra;
+    const prefix = `${infra.prefixBase}:dash`;
+    const db = new pg.Client({ connectionString: dbUrl });
     await db.connect();
     cleanups.push(() => db.end());
     const seededMs = await seed(db);
