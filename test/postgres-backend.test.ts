@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openBackend } from "../src/backends";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
+import { PgMetricsSink } from "../src/backends/postgres/metrics-sink";
 import { ManualClock } from "../src/clock";
 import { loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
@@ -141,6 +142,23 @@ describe("Postgres-only deployment (no Redis configured)", () => {
       { key: "src:new", event_id: expect.any(String) },
       { key: "src:old-1", event_id: b.id },
     ]);
+  });
+});
+
+describe("PgMetricsSink: metrics counters in Postgres", () => {
+  it("a flush adds every delta, to new series and to stored ones", async () => {
+    const sink = new PgMetricsSink(db(await pgOnlyEnv()).db);
+    await sink.add([
+      ["reflex_a_total", 1],
+      ['reflex_b_total{outcome="completed"}', 2.5],
+    ]);
+    await sink.add([["reflex_a_total", 2]]);
+    expect(new Map(await sink.read())).toEqual(
+      new Map([
+        ["reflex_a_total", 3],
+        ['reflex_b_total{outcome="completed"}', 2.5],
+      ]),
+    );
   });
 });
 

@@ -9,14 +9,18 @@
  * Timestamps that serve as keyset cursors are read as text with microsecond precision
  * (JS dates stop at milliseconds, and a truncated cursor would skip or repeat rows).
  */
-import { type SQL, sql } from "drizzle-orm";
+import { and, asc, type Column, desc, eq, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
-import type { HistoryRow } from "./history";
-import type { EventStatus } from "./schema";
+import { type EventStatus, events } from "./schema";
+import { assign, type RowOf } from "./sql";
 
 /** ISO 8601 UTC with microseconds, from a timestamptz column. */
-export const isoMicros = (col: SQL) => sql`to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const isoMicros = <C extends Column>(col: C) =>
+  sql<
+    C["_"]["notNull"] extends true ? string : string | null
+  >`to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 export interface EventView extends EventEnvelope {
   status: EventStatus;
@@ -30,35 +34,39 @@ export interface EventView extends EventEnvelope {
   discard_reason: string | null;
 }
 
-type Row = HistoryRow & {
-  status: EventStatus;
-  attempts: number;
-  last_error: string | null;
-  errors: EventView["errors"];
-  next_retry_at: string | Date | null;
-  created_at: string | Date;
-  updated_at: string | Date;
-  processed_at: string | Date | null;
-  discard_reason: string | null;
+/** The columns an EventView is made of; `ts` is the keyset cursor's timestamp. */
+const viewFields = {
+  id: events.id,
+  type: events.type,
+  source: events.source,
+  ts: isoMicros(events.timestamp),
+  payload: events.payload,
+  meta: events.meta,
+  status: events.status,
+  attempts: events.attempts,
+  lastError: events.lastError,
+  errors: events.errors,
+  nextRetryAt: events.nextRetryAt,
+  createdAt: events.createdAt,
+  updatedAt: events.updatedAt,
+  processedAt: events.processedAt,
+  discardReason: events.discardReason,
 };
 
-const COLUMNS = sql`id, type, source, ${isoMicros(sql`"timestamp"`)} AS ts, payload, meta, status, attempts, last_error, errors,
-  next_retry_at, created_at, updated_at, processed_at, discard_reason`;
+const iso = (v: Date | null): string | null => (v === null ? null : v.toISOString());
 
-const iso = (v: string | Date | null): string | null => (v === null ? null : new Date(v).toISOString());
-
-function view(r: Row): EventView {
+function view(r: RowOf<typeof viewFields>): EventView {
   return {
     ...envelopeFrom({ id: r.id, type: r.type, source: r.source, timestamp: r.ts, meta: r.meta, payload: r.payload }),
     status: r.status,
-    attempts: Number(r.attempts),
-    last_error: r.last_error,
+    attempts: r.attempts,
+    last_error: r.lastError,
     errors: r.errors ?? [],
-    next_retry_at: iso(r.next_retry_at),
-    created_at: iso(r.created_at)!,
-    updated_at: iso(r.updated_at)!,
-    processed_at: iso(r.processed_at),
-    discard_reason: r.discard_reason,
+    next_retry_at: iso(r.nextRetryAt),
+    created_at: r.createdAt.toISOString(),
+    updated_at: r.updatedAt.toISOString(),
+    processed_at: iso(r.processedAt),
+    discard_reason: r.discardReason,
   };
 }
 
@@ -73,30 +81,22 @@ export interface DerivedSummary {
 
 /** One event with its derived events (those whose causation_id is its id, replay copies included). */
 export async function getEvent(db: Db, id: string): Promise<(EventView & { derived: DerivedSummary[] }) | null> {
-  const r = await db.execute<Row>(sql`SELECT ${COLUMNS} FROM events WHERE id = ${id}::uuid`);
-  const row = r.rows[0];
+  const [row] = await db.select(viewFields).from(events).where(eq(events.id, id));
   if (!row) return null;
-  const d = await db.execute<{
-    id: string;
-    type: string;
-    source: string;
-    ts: string;
-    status: EventStatus;
-    replay: string | null;
-  }>(sql`
-    SELECT id, type, source, ${isoMicros(sql`"timestamp"`)} AS ts, status, meta ->> 'replay' AS replay
-      FROM events WHERE meta ->> 'causation_id' = ${id} ORDER BY "timestamp", id LIMIT 100`);
-  return {
-    ...view(row),
-    derived: d.rows.map((x) => ({
-      id: x.id,
-      type: x.type,
-      source: x.source,
-      timestamp: x.ts,
-      status: x.status,
-      replay: x.replay,
-    })),
-  };
+  const derived = await db
+    .select({
+      id: events.id,
+      type: events.type,
+      source: events.source,
+      timestamp: isoMicros(events.timestamp),
+      status: events.status,
+      replay: sql<string | null>`${events.meta} ->> 'replay'`,
+    })
+    .from(events)
+    .where(sql`${events.meta} ->> 'causation_id' = ${id}`)
+    .orderBy(events.timestamp, events.id)
+    .limit(100);
+  return { ...view(row), derived };
 }
 
 export interface HistoryFilter {
@@ -137,15 +137,14 @@ export function decodeCursor(s: string): Cursor | null {
 
 function where(f: HistoryFilter): SQL[] {
   const w: SQL[] = [];
-  if (f.type !== undefined) w.push(sql`type = ${f.type}`);
-  if (f.source !== undefined) w.push(sql`source = ${f.source}`);
-  if (f.status !== undefined) w.push(sql`status = ${f.status}::event_status`);
-  if (f.from !== undefined) w.push(sql`"timestamp" >= ${f.from}::timestamptz`);
-  if (f.to !== undefined) w.push(sql`"timestamp" < ${f.to}::timestamptz`);
+  if (f.type !== undefined) w.push(eq(events.type, f.type));
+  if (f.source !== undefined) w.push(eq(events.source, f.source));
+  if (f.status !== undefined) w.push(eq(events.status, f.status));
+  // Bounds as given (µs text), not through a Date.
+  if (f.from !== undefined) w.push(sql`${events.timestamp} >= ${f.from}::timestamptz`);
+  if (f.to !== undefined) w.push(sql`${events.timestamp} < ${f.to}::timestamptz`);
   return w;
 }
-
-const and = (w: SQL[]) => (w.length ? sql`WHERE ${sql.join(w, sql` AND `)}` : sql``);
 
 /** History page by (timestamp, id), ascending or descending; next_cursor null on the last page. */
 export async function listEvents(
@@ -154,21 +153,26 @@ export async function listEvents(
   page: { cursor?: Cursor; limit: number; order: "asc" | "desc" },
 ): Promise<{ events: EventView[]; next_cursor: string | null }> {
   const w = where(f);
-  const desc = page.order === "desc";
+  const newestFirst = page.order === "desc";
   if (page.cursor) {
+    const key = sql`(${events.timestamp}, ${events.id})`;
     const c = sql`(${page.cursor.ts}::timestamptz, ${page.cursor.id}::uuid)`;
-    w.push(desc ? sql`("timestamp", id) < ${c}` : sql`("timestamp", id) > ${c}`);
+    w.push(newestFirst ? sql`${key} < ${c}` : sql`${key} > ${c}`);
   }
-  const dir = desc ? sql`DESC` : sql`ASC`;
-  const r = await db.execute<Row>(sql`
-    SELECT ${COLUMNS} FROM events ${and(w)} ORDER BY "timestamp" ${dir}, id ${dir} LIMIT ${page.limit + 1}`);
-  const rows = r.rows.slice(0, page.limit);
+  const dir = newestFirst ? desc : asc;
+  const found = await db
+    .select(viewFields)
+    .from(events)
+    .where(and(...w))
+    .orderBy(dir(events.timestamp), dir(events.id))
+    .limit(page.limit + 1);
+  const rows = found.slice(0, page.limit);
   const last = rows[rows.length - 1];
   // With order=asc (tail) a cursor is handed out even on the last page - the same one again
   // on an empty page - so a follower keeps polling from where it is: new events may follow.
   let next: Cursor | null = null;
-  if (last && (r.rows.length > page.limit || !desc)) next = { ts: last.ts, id: last.id };
-  else if (!last && !desc && page.cursor) next = page.cursor;
+  if (last && (found.length > page.limit || !newestFirst)) next = { ts: last.ts, id: last.id };
+  else if (!last && !newestFirst && page.cursor) next = page.cursor;
   return { events: rows.map(view), next_cursor: next ? encodeCursor(next) : null };
 }
 
@@ -177,25 +181,36 @@ export interface DlqFilter {
   source?: string;
 }
 
+const IN_DLQ = eq(events.status, "dlq");
+
 /** The DLQ, newest dead first, with the total count for the same filter. */
 export async function dlqList(db: Db, f: DlqFilter, limit: number): Promise<{ count: number; events: EventView[] }> {
-  const w = [sql`status = 'dlq'`, ...where(f)];
+  const w = and(IN_DLQ, ...where(f));
   const [rows, count] = await Promise.all([
-    db.execute<Row>(sql`SELECT ${COLUMNS} FROM events ${and(w)} ORDER BY updated_at DESC, id DESC LIMIT ${limit}`),
-    db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM events ${and(w)}`),
+    db.select(viewFields).from(events).where(w).orderBy(desc(events.updatedAt), desc(events.id)).limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(events).where(w),
   ]);
-  return { count: Number(count.rows[0]?.n ?? 0), events: rows.rows.map(view) };
+  return { count: count[0]?.n ?? 0, events: rows.map(view) };
 }
 
-const REDRIVE = sql`status = 'pending', attempts = 0, claimed_by = NULL, lease_until = NULL, processed_at = NULL, updated_at = now()`;
+/** What a redrive sets (next_retry_at apart). */
+const REDRIVE = {
+  status: sql`'pending'`,
+  attempts: sql`0`,
+  claimedBy: sql`NULL`,
+  leaseUntil: sql`NULL`,
+  processedAt: sql`NULL`,
+  updatedAt: sql`now()`,
+};
 
 /** Sends one DLQ event back for processing now. null when it is not in the DLQ. */
 export async function dlqRetry(db: Db, id: string): Promise<{ id: string; next_retry_at: string } | null> {
-  const r = await db.execute<{ id: string; next_retry_at: string | Date }>(sql`
-    UPDATE events SET ${REDRIVE}, next_retry_at = now()
-     WHERE id = ${id}::uuid AND status = 'dlq' RETURNING id, next_retry_at`);
-  const row = r.rows[0];
-  return row ? { id: row.id, next_retry_at: new Date(row.next_retry_at).toISOString() } : null;
+  const [row] = await db
+    .update(events)
+    .set({ ...REDRIVE, nextRetryAt: sql`now()` })
+    .where(and(eq(events.id, id), IN_DLQ))
+    .returning({ id: events.id, nextRetryAt: events.nextRetryAt });
+  return row ? { id: row.id, next_retry_at: row.nextRetryAt!.toISOString() } : null;
 }
 
 /**
@@ -204,13 +219,17 @@ export async function dlqRetry(db: Db, id: string): Promise<{ id: string; next_r
  * steady trickle instead of one burst in front of live traffic. Returns how many.
  */
 export async function dlqRetryAll(db: Db, f: DlqFilter, rate: number): Promise<number> {
-  const w = [sql`status = 'dlq'`, ...where(f)];
+  const e = alias(events, "e");
   const r = await db.execute<{ n: number }>(sql`
     WITH picked AS (
-      SELECT id, row_number() OVER (ORDER BY updated_at, id) - 1 AS n FROM events ${and(w)}
+      SELECT ${events.id} AS id, row_number() OVER (ORDER BY ${events.updatedAt}, ${events.id}) - 1 AS n
+        FROM ${events} WHERE ${and(IN_DLQ, ...where(f))}
     ), moved AS (
-      UPDATE events AS e SET ${REDRIVE}, next_retry_at = now() + (p.n::float8 / ${rate}::float8) * interval '1 second'
-        FROM picked p WHERE e.id = p.id AND e.status = 'dlq'
+      UPDATE ${events} AS ${e} SET ${assign(e, {
+        ...REDRIVE,
+        nextRetryAt: sql`now() + (p.n::float8 / ${rate}::float8) * interval '1 second'`,
+      })}
+        FROM picked p WHERE ${e.id} = p.id AND ${e.status} = 'dlq'
       RETURNING 1)
     SELECT count(*)::int AS n FROM moved`);
   return Number(r.rows[0]?.n ?? 0);
@@ -218,26 +237,30 @@ export async function dlqRetryAll(db: Db, f: DlqFilter, rate: number): Promise<n
 
 /** Takes an event out of the DLQ for good; the row stays, with the reason. null when not in the DLQ. */
 export async function dlqDiscard(db: Db, id: string, reason: string): Promise<EventView | null> {
-  const r = await db.execute<Row>(sql`
-    UPDATE events SET status = 'discarded', discard_reason = ${reason}, next_retry_at = NULL, updated_at = now()
-     WHERE id = ${id}::uuid AND status = 'dlq' RETURNING ${COLUMNS}`);
-  return r.rows[0] ? view(r.rows[0]) : null;
+  const [row] = await db
+    .update(events)
+    .set({ status: "discarded", discardReason: reason, nextRetryAt: null, updatedAt: sql`now()` })
+    .where(and(eq(events.id, id), IN_DLQ))
+    .returning(viewFields);
+  return row ? view(row) : null;
 }
 
 /** DLQ size and its largest types, for the sweeper's alert. */
 export async function dlqSummary(
   db: Db,
 ): Promise<{ count: number; byType: Array<{ type: string; count: number }>; oldest: string | null }> {
-  const r = await db.execute<{ type: string; n: number; oldest: string | Date }>(sql`
-    SELECT type, count(*)::int AS n, min(updated_at) AS oldest FROM events WHERE status = 'dlq' GROUP BY type ORDER BY n DESC`);
-  const count = r.rows.reduce((s, x) => s + Number(x.n), 0);
-  const oldest = r.rows.reduce<Date | null>((m, x) => {
-    const d = new Date(x.oldest);
-    return m === null || d < m ? d : m;
-  }, null);
+  const n = sql<number>`count(*)::int`.as("n");
+  const rows = await db
+    .select({ type: events.type, n, oldest: sql`min(${events.updatedAt})`.mapWith(events.updatedAt) })
+    .from(events)
+    .where(IN_DLQ)
+    .groupBy(events.type)
+    .orderBy(desc(n));
+  const count = rows.reduce((s, x) => s + x.n, 0);
+  const oldest = rows.reduce<Date | null>((m, x) => (m === null || x.oldest < m ? x.oldest : m), null);
   return {
     count,
-    byType: r.rows.slice(0, 10).map((x) => ({ type: x.type, count: Number(x.n) })),
+    byType: rows.slice(0, 10).map((x) => ({ type: x.type, count: x.n })),
     oldest: oldest?.toISOString() ?? null,
   };
 }

@@ -5,32 +5,28 @@
  * to read (and create) the breaker rows, one to record every attempt and update every
  * breaker (flushDeliveries) - whatever the number of events.
  */
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "./client";
+import { deliveryAttempts, destinationBreakers } from "./schema";
+import { anyOf, arrayOf, assign, bare, columnNames, type RowOf, selection } from "./sql";
 
-export type BreakerState = "closed" | "open" | "half-open";
+export type BreakerState = (typeof destinationBreakers.$inferSelect)["state"];
 
-export interface BreakerRow {
-  destination: string;
-  state: BreakerState;
-  failures: number;
-  openedAt: Date | null;
-  nextProbeAt: Date | null;
-  cooldownMs: number;
-  probeOwner: string | null;
-}
+const breakerFields = {
+  destination: destinationBreakers.destination,
+  state: destinationBreakers.state,
+  failures: destinationBreakers.failures,
+  openedAt: destinationBreakers.openedAt,
+  nextProbeAt: destinationBreakers.nextProbeAt,
+  cooldownMs: destinationBreakers.cooldownMs,
+  probeOwner: destinationBreakers.probeOwner,
+};
+const breakers = selection(breakerFields);
 
-export interface AttemptRow {
-  eventId: string;
-  destination: string;
-  attempt: number;
-  statusCode: number | null;
-  error: string | null;
-  durationMs: number;
-  responseBody: string | null;
-  probe: boolean;
-  at: Date;
-}
+export type BreakerRow = RowOf<typeof breakerFields>;
+
+export type AttemptRow = Omit<typeof deliveryAttempts.$inferSelect, "id">;
 
 /** What one batch saw of a destination, for the breaker update. */
 export interface BreakerTally {
@@ -50,50 +46,25 @@ export interface BreakerPolicy {
   maxCooldownMs: number;
 }
 
-type RawBreaker = {
-  destination: string;
-  state: BreakerState;
-  failures: number | string;
-  opened_at: string | Date | null;
-  next_probe_at: string | Date | null;
-  cooldown_ms: number | string;
-  probe_owner: string | null;
-};
-
-const date = (x: string | Date | null) => (x === null ? null : new Date(x));
-function breaker(r: RawBreaker): BreakerRow {
-  return {
-    destination: r.destination,
-    state: r.state,
-    failures: Number(r.failures),
-    openedAt: date(r.opened_at),
-    nextProbeAt: date(r.next_probe_at),
-    cooldownMs: Number(r.cooldown_ms),
-    probeOwner: r.probe_owner,
-  };
-}
-const COLUMNS = sql.raw(`destination, state, failures, opened_at, next_probe_at, cooldown_ms, probe_owner`);
-
-/** The breaker rows of `names`, created (closed) where missing - one statement. */
-export async function loadBreakers(db: Db, names: string[]): Promise<BreakerRow[]> {
-  if (names.length === 0) return [];
-  const r = await db.execute<RawBreaker>(sql`
+/** The breaker rows of `destinations`, created (closed) where missing - one statement. */
+export async function loadBreakers(db: Db, destinations: string[]): Promise<BreakerRow[]> {
+  if (destinations.length === 0) return [];
+  const d = destinationBreakers.destination;
+  const r = await db.execute(sql`
     WITH ins AS (
-      INSERT INTO destination_breakers (destination) SELECT unnest(${sql.param(names)}::text[])
-      ON CONFLICT (destination) DO NOTHING
-      RETURNING ${COLUMNS})
-    SELECT ${COLUMNS} FROM ins
+      INSERT INTO ${destinationBreakers} (${columnNames(d)}) SELECT unnest(${arrayOf(d, destinations)})
+      ON CONFLICT (${bare(d)}) DO NOTHING
+      RETURNING ${breakers.list})
+    SELECT * FROM ins
     UNION ALL
-    SELECT ${COLUMNS} FROM destination_breakers WHERE destination = ANY(${sql.param(names)}::text[])`);
-  return r.rows.map(breaker);
+    SELECT ${breakers.list} FROM ${destinationBreakers} WHERE ${anyOf(d, destinations)}`);
+  return r.rows.map(breakers.read);
 }
 
 /** Breaker rows as stored (no row: never used, closed). */
-export async function readBreakers(db: Db, names: string[]): Promise<BreakerRow[]> {
-  if (names.length === 0) return [];
-  const r = await db.execute<RawBreaker>(sql`
-    SELECT ${COLUMNS} FROM destination_breakers WHERE destination = ANY(${sql.param(names)}::text[])`);
-  return r.rows.map(breaker);
+export async function readBreakers(db: Db, destinations: string[]): Promise<BreakerRow[]> {
+  if (destinations.length === 0) return [];
+  return db.select(breakerFields).from(destinationBreakers).where(anyOf(destinationBreakers.destination, destinations));
 }
 
 /**
@@ -108,20 +79,25 @@ export async function claimProbe(
   now: Date,
   leaseUntil: Date,
 ): Promise<{ won: boolean; row: BreakerRow | undefined }> {
-  const r = await db.execute<RawBreaker & { won: boolean }>(sql`
+  const t = destinationBreakers;
+  const r = await db.execute<{ won: boolean }>(sql`
     WITH c AS (
-      UPDATE destination_breakers
-         SET state = 'half-open', probe_owner = ${owner}, next_probe_at = ${leaseUntil.toISOString()}::timestamptz,
-             updated_at = now()
-       WHERE destination = ${destination} AND state IN ('open', 'half-open')
-         AND next_probe_at <= ${now.toISOString()}::timestamptz
-      RETURNING ${COLUMNS})
-    SELECT ${COLUMNS}, true AS won FROM c
+      UPDATE ${t}
+         SET ${assign(t, {
+           state: sql`'half-open'`,
+           probeOwner: owner,
+           nextProbeAt: sql`${leaseUntil.toISOString()}::timestamptz`,
+           updatedAt: sql`now()`,
+         })}
+       WHERE ${t.destination} = ${destination} AND ${t.state} IN ('open', 'half-open')
+         AND ${t.nextProbeAt} <= ${now.toISOString()}::timestamptz
+      RETURNING ${breakers.list})
+    SELECT *, true AS won FROM c
     UNION ALL
-    SELECT ${COLUMNS}, false AS won FROM destination_breakers
-     WHERE destination = ${destination} AND NOT EXISTS (SELECT 1 FROM c)`);
+    SELECT ${breakers.list}, false AS won FROM ${t}
+     WHERE ${t.destination} = ${destination} AND NOT EXISTS (SELECT 1 FROM c)`);
   const x = r.rows[0];
-  return { won: x?.won === true, row: x ? breaker(x) : undefined };
+  return { won: x?.won === true, row: x ? breakers.read(x) : undefined };
 }
 
 /**
@@ -141,15 +117,20 @@ export async function flushDeliveries(
   attempts: AttemptRow[],
   tallies: BreakerTally[],
   now: Date,
-  p: BreakerPolicy,
+  policy: BreakerPolicy,
 ): Promise<BreakerRow[]> {
   if (attempts.length === 0 && tallies.length === 0) return [];
   const a = <T>(f: (x: AttemptRow) => T) => sql.param(attempts.map(f));
-  const t = <T>(f: (x: BreakerTally) => T) => sql.param(tallies.map(f));
+  const p = <T>(f: (x: BreakerTally) => T) => sql.param(tallies.map(f));
   const at = now.toISOString();
-  const r = await db.execute<RawBreaker>(sql`
+  const da = deliveryAttempts;
+  const t = destinationBreakers;
+  // cur, s and n carry a breaker row's columns (SELECT c.*, s.*), named through aliases of the table.
+  const c = alias(t, "c");
+  const n = alias(t, "n");
+  const r = await db.execute(sql`
     WITH ins AS (
-      INSERT INTO delivery_attempts (event_id, destination, attempt, status_code, error, duration_ms, response_body, probe, at)
+      INSERT INTO ${da} (${columnNames(da.eventId, da.destination, da.attempt, da.statusCode, da.error, da.durationMs, da.responseBody, da.probe, da.at)})
       SELECT * FROM unnest(
         ${a((x) => x.eventId)}::uuid[], ${a((x) => x.destination)}::text[], ${a((x) => x.attempt)}::int[],
         ${a((x) => x.statusCode)}::int[], ${a((x) => x.error)}::text[], ${a((x) => Math.round(x.durationMs))}::int[],
@@ -157,48 +138,49 @@ export async function flushDeliveries(
       RETURNING 1
     ),
     v AS (
-      SELECT * FROM unnest(${t((x) => x.destination)}::text[], ${t((x) => x.successes)}::int[],
-                           ${t((x) => x.trailingFailures)}::int[], ${t((x) => x.probe)}::text[])
+      SELECT * FROM unnest(${p((x) => x.destination)}::text[], ${p((x) => x.successes)}::int[],
+                           ${p((x) => x.trailingFailures)}::int[], ${p((x) => x.probe)}::text[])
         AS v(destination, successes, trail, probe)
     ),
     -- FOR UPDATE returns each row's latest committed version (after waiting for a concurrent
     -- flush): the tallies are folded into fresh counts, never into a stale snapshot.
     cur AS (
-      SELECT * FROM destination_breakers WHERE destination IN (SELECT destination FROM v) FOR UPDATE
+      SELECT * FROM ${t} WHERE ${t.destination} IN (SELECT destination FROM v) FOR UPDATE
     ),
     s AS (
-      SELECT c.*, v.probe AS probe_result, m.mine,
+      SELECT ${c}.*, v.probe AS probe_result, m.mine,
              CASE WHEN m.mine AND v.probe = 'ok' THEN 'closed'
                   WHEN m.mine AND v.probe = 'failed' THEN 'open'
-                  ELSE c.state END AS st,
-             CASE WHEN v.successes > 0 THEN v.trail ELSE c.failures + v.trail END AS nf,
-             least(greatest(c.cooldown_ms, ${p.cooldownMs}::int) * 2, ${p.maxCooldownMs}::int) AS doubled
-        FROM cur c JOIN v USING (destination),
-             LATERAL (SELECT v.probe IS NOT NULL AND c.state = 'half-open' AND c.probe_owner = ${owner} AS mine) m
+                  ELSE ${c.state} END AS st,
+             CASE WHEN v.successes > 0 THEN v.trail ELSE ${c.failures} + v.trail END AS nf,
+             least(greatest(${c.cooldownMs}, ${policy.cooldownMs}::int) * 2, ${policy.maxCooldownMs}::int) AS doubled
+        FROM cur ${c} JOIN v ON v.destination = ${c.destination},
+             LATERAL (SELECT v.probe IS NOT NULL AND ${c.state} = 'half-open' AND ${c.probeOwner} = ${owner} AS mine) m
     ),
     n AS (
-      SELECT s.*, (s.st = 'closed' AND s.nf >= ${p.threshold}::int) AS trip FROM s
+      SELECT s.*, (s.st = 'closed' AND s.nf >= ${policy.threshold}::int) AS trip FROM s
     )
-    UPDATE destination_breakers AS b SET
-      state = CASE WHEN n.trip THEN 'open' ELSE n.st END,
-      failures = n.nf,
-      opened_at = CASE WHEN n.trip THEN ${at}::timestamptz WHEN n.st = 'closed' THEN NULL ELSE n.opened_at END,
-      next_probe_at = CASE
-        WHEN n.trip THEN ${at}::timestamptz + ${p.cooldownMs}::int * interval '1 millisecond'
+    UPDATE ${t} SET ${assign(t, {
+      state: sql`CASE WHEN n.trip THEN 'open' ELSE n.st END`,
+      failures: sql`n.nf`,
+      openedAt: sql`CASE WHEN n.trip THEN ${at}::timestamptz WHEN n.st = 'closed' THEN NULL ELSE ${n.openedAt} END`,
+      nextProbeAt: sql`CASE
+        WHEN n.trip THEN ${at}::timestamptz + ${policy.cooldownMs}::int * interval '1 millisecond'
         WHEN n.mine AND n.probe_result = 'failed' THEN ${at}::timestamptz + n.doubled * interval '1 millisecond'
         WHEN n.st = 'closed' THEN NULL
-        ELSE n.next_probe_at END,
-      cooldown_ms = CASE
-        WHEN n.trip THEN ${p.cooldownMs}::int
+        ELSE ${n.nextProbeAt} END`,
+      cooldownMs: sql`CASE
+        WHEN n.trip THEN ${policy.cooldownMs}::int
         WHEN n.mine AND n.probe_result = 'failed' THEN n.doubled
         WHEN n.st = 'closed' THEN 0
-        ELSE n.cooldown_ms END,
-      probe_owner = CASE WHEN n.mine THEN NULL ELSE n.probe_owner END,
-      updated_at = now()
+        ELSE ${n.cooldownMs} END`,
+      probeOwner: sql`CASE WHEN n.mine THEN NULL ELSE ${n.probeOwner} END`,
+      updatedAt: sql`now()`,
+    })}
     FROM n
-    WHERE b.destination = n.destination
-    RETURNING b.destination, b.state, b.failures, b.opened_at, b.next_probe_at, b.cooldown_ms, b.probe_owner`);
-  return r.rows.map(breaker);
+    WHERE ${t.destination} = ${n.destination}
+    RETURNING ${breakers.list}`);
+  return r.rows.map(breakers.read);
 }
 
 export interface DeliveryAttempt {
@@ -216,18 +198,29 @@ export interface DeliveryAttempt {
 
 /** Every delivery attempt of one event, oldest first (admin API: GET /events/:id). */
 export async function deliveryAttemptsFor(db: Db, eventId: string): Promise<DeliveryAttempt[]> {
-  const r = await db.execute<Omit<DeliveryAttempt, "at"> & { at: string | Date }>(sql`
-    SELECT destination, attempt, status_code, error, duration_ms, response_body, probe, at
-      FROM delivery_attempts WHERE event_id = ${eventId}::uuid
-     ORDER BY at, id`);
-  return r.rows.map((x) => ({
+  const da = deliveryAttempts;
+  const rows = await db
+    .select({
+      destination: da.destination,
+      attempt: da.attempt,
+      statusCode: da.statusCode,
+      error: da.error,
+      durationMs: da.durationMs,
+      responseBody: da.responseBody,
+      probe: da.probe,
+      at: da.at,
+    })
+    .from(da)
+    .where(eq(da.eventId, eventId))
+    .orderBy(da.at, da.id);
+  return rows.map((x) => ({
     destination: x.destination,
-    attempt: Number(x.attempt),
-    status_code: x.status_code === null ? null : Number(x.status_code),
+    attempt: x.attempt,
+    status_code: x.statusCode,
     error: x.error,
-    duration_ms: Number(x.duration_ms),
-    response_body: x.response_body,
+    duration_ms: x.durationMs,
+    response_body: x.responseBody,
     probe: x.probe,
-    at: new Date(x.at).toISOString(),
+    at: x.at.toISOString(),
   }));
 }

@@ -11,9 +11,12 @@
  * holding it, and settle() applies only for that consumer. A consumer that was presumed
  * dead and lost its claim therefore cannot overwrite the newer owner's outcome.
  */
-import { type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
+import { type EventRow, eventStatus, events } from "./schema";
+import { anyOf, arrayOf, assign, bare, columnNames, excluded, padded, selection } from "./sql";
 
 export interface PersistedClaim {
   id: string;
@@ -37,6 +40,31 @@ export interface ClaimedRow {
 }
 
 /**
+ * `events AS e`: the row a claim UPDATE sets, kept apart from its subquery's own scan of
+ * events (dueUpdate, and the Postgres backend's claimFresh).
+ */
+export const claimTarget = alias(events, "e");
+const e = claimTarget;
+
+/** What a claim answers per event (the columns an envelope is made of, and attempts). */
+export const claimedFields = {
+  id: e.id,
+  type: e.type,
+  source: e.source,
+  timestamp: e.timestamp,
+  payload: e.payload,
+  meta: e.meta,
+  attempts: e.attempts,
+};
+const claimed = selection(claimedFields);
+
+/** A history row as a claim returns it, before it becomes an envelope. */
+export type ClaimedEventRow = Pick<EventRow, keyof typeof claimedFields>;
+
+/** A history row as the keyset scans (replay chunks) return it: `ts` is the timestamp as µs ISO text, the next cursor. */
+export type HistoryRow = Pick<EventRow, "id" | "type" | "source" | "payload" | "meta"> & { ts: string };
+
+/**
  * Records a freshly read batch as 'processing' for `consumer`, idempotently on event id:
  *  - a new id is inserted (attempts 1);
  *  - an id already 'processing' under a stream claim (its consumer died before settling; the
@@ -55,70 +83,62 @@ export interface ClaimedRow {
 export async function persistClaimed(
   db: Db,
   consumer: string,
-  events: EventEnvelope[],
+  batch: EventEnvelope[],
   due?: DueLook,
 ): Promise<{ owned: PersistedClaim[]; due: ClaimedRow[] }> {
-  if (events.length === 0) return { owned: [], due: due ? await claimDue(db, { consumer, ...due }) : [] };
-  const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
-  const insert = sql`
-    INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, claimed_by)
+  if (batch.length === 0) return { owned: [], due: due ? await claimDue(db, { consumer, ...due }) : [] };
+  const col = <T>(f: (x: EventEnvelope) => T) => sql.param(batch.map(f));
+  const insert = (returning: SQL) => sql`
+    INSERT INTO ${events} (${columnNames(
+      events.id,
+      events.type,
+      events.source,
+      events.timestamp,
+      events.payload,
+      events.meta,
+      events.scope,
+      events.status,
+      events.attempts,
+      events.claimedBy,
+    )})
     SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', 1, ${consumer}
     FROM unnest(
-      ${col((e) => e.id)}::uuid[], ${col((e) => e.type)}::text[], ${col((e) => e.source)}::text[],
-      ${col((e) => e.timestamp)}::timestamptz[], ${col((e) => JSON.stringify(payloadOf(e)))}::text[],
-      ${col((e) => JSON.stringify(e.meta))}::text[]
+      ${col((x) => x.id)}::uuid[], ${col((x) => x.type)}::text[], ${col((x) => x.source)}::text[],
+      ${col((x) => x.timestamp)}::timestamptz[], ${col((x) => JSON.stringify(payloadOf(x)))}::text[],
+      ${col((x) => JSON.stringify(x.meta))}::text[]
     ) AS v(id, type, source, ts, payload, meta)
-    ON CONFLICT (id) DO UPDATE
-      SET attempts = events.attempts + 1, claimed_by = EXCLUDED.claimed_by, updated_at = now()
-      WHERE events.status = 'processing' AND events.lease_until IS NULL
-        AND events.claimed_by IS DISTINCT FROM EXCLUDED.claimed_by
-    RETURNING id, attempts`;
+    ON CONFLICT (${bare(events.id)}) DO UPDATE
+      SET ${assign(events, {
+        attempts: sql`${events.attempts} + 1`,
+        claimedBy: excluded(events.claimedBy),
+        updatedAt: sql`now()`,
+      })}
+      WHERE ${events.status} = 'processing' AND ${events.leaseUntil} IS NULL
+        AND ${events.claimedBy} IS DISTINCT FROM ${excluded(events.claimedBy)}
+    RETURNING ${returning}`;
+  const owned = selection({ id: events.id, attempts: events.attempts });
   if (!due) {
-    const r = await db.execute<{ id: string; attempts: number }>(insert);
-    return { owned: r.rows.map((x) => ({ id: x.id, attempts: Number(x.attempts) })), due: [] };
+    const r = await db.execute(insert(owned.list));
+    return { owned: r.rows.map((x) => owned.read(x)), due: [] };
   }
   // The two parts touch disjoint rows (the due part skips this batch's ids), as one statement
-  // must not modify a row twice.
-  const r = await db.execute<Partial<EventRowLite> & { id: string; attempts: number; is_due: boolean }>(sql`
-    WITH lane AS (${insert}),
-         due AS (${dueUpdate(
-           { consumer, ...due },
-           events.map((e) => e.id),
-         )})
-    SELECT id, attempts, false AS is_due, NULL::text AS type, NULL::text AS source, NULL::timestamptz AS "timestamp",
-           NULL::jsonb AS payload, NULL::jsonb AS meta FROM lane
+  // must not modify a row twice. The lane's rows come padded to the due rows' columns.
+  const lane = insert(padded(claimedFields, { id: events.id, attempts: events.attempts }));
+  const except = batch.map((x) => x.id);
+  const r = await db.execute<{ is_due: boolean }>(sql`
+    WITH lane AS (${lane}),
+         due AS (${dueUpdate({ consumer, ...due }, except)})
+    SELECT *, false AS is_due FROM lane
     UNION ALL
-    SELECT id, attempts, true, type, source, "timestamp", payload, meta FROM due`);
-  const owned: PersistedClaim[] = [];
-  const claimed: EventRowLite[] = [];
+    SELECT *, true FROM due`);
+  const mine: PersistedClaim[] = [];
+  const claimedDue: ClaimedRow[] = [];
   for (const x of r.rows) {
-    if (x.is_due) claimed.push(x as EventRowLite);
-    else owned.push({ id: x.id, attempts: Number(x.attempts) });
+    if (x.is_due) claimedDue.push(claimedRow(claimed.read(x)));
+    else mine.push(owned.read(x));
   }
-  return { owned, due: claimed.map(claimedRow) };
+  return { owned: mine, due: claimedDue };
 }
-
-/** A history row as the claim queries return it (before it becomes an envelope). */
-export type EventRowLite = Record<string, unknown> & {
-  id: string;
-  type: string;
-  source: string;
-  timestamp: string | Date;
-  payload: Record<string, unknown>;
-  meta: Record<string, unknown>;
-  attempts: number;
-};
-
-/** A history row as the keyset scans (admin listing, replay chunks) return it. */
-export type HistoryRow = {
-  id: string;
-  type: string;
-  source: string;
-  /** µs-precision ISO text: the next cursor. */
-  ts: string;
-  payload: Record<string, unknown>;
-  meta: Record<string, unknown>;
-};
 
 /**
  * Claims up to `max` events that are due in Postgres: pending with next_retry_at <= now, or
@@ -127,34 +147,40 @@ export type HistoryRow = {
  * FOR UPDATE SKIP LOCKED: overlapping consumers never claim the same row.
  */
 export async function claimDue(db: Db, req: DueLook & { consumer: string }): Promise<ClaimedRow[]> {
-  const r = await db.execute<EventRowLite>(dueUpdate(req));
-  return r.rows.map(claimedRow);
+  const r = await db.execute(dueUpdate(req));
+  return r.rows.map((x) => claimedRow(claimed.read(x)));
 }
 
 /**
  * claimDue's statement, also run as a CTE beside a lane claim (persistClaimed, and the
  * Postgres backend's claimFresh). `except`: ids the rest of that statement touches.
+ * It answers `claimedFields`.
  */
 export function dueUpdate(req: DueLook & { consumer: string }, except: string[] = []): SQL {
   const now = req.now.toISOString();
   const leaseUntil = new Date(req.now.getTime() + req.leaseMs).toISOString();
   return sql`
-    UPDATE events AS e
-       SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
-           lease_until = ${leaseUntil}::timestamptz, updated_at = now()
-     WHERE e.id IN (
-       SELECT id FROM events
-        WHERE ((status = 'pending' AND next_retry_at <= ${now}::timestamptz)
-           OR (status = 'processing' AND lease_until < ${now}::timestamptz))
-          ${except.length ? sql`AND id <> ALL(${sql.param(except)}::uuid[])` : sql``}
-        ORDER BY next_retry_at NULLS FIRST
+    UPDATE ${events} AS ${e}
+       SET ${assign(e, {
+         status: sql`'processing'`,
+         attempts: sql`${e.attempts} + 1`,
+         claimedBy: req.consumer,
+         leaseUntil: sql`${leaseUntil}::timestamptz`,
+         updatedAt: sql`now()`,
+       })}
+     WHERE ${e.id} IN (
+       SELECT ${events.id} FROM ${events}
+        WHERE ((${events.status} = 'pending' AND ${events.nextRetryAt} <= ${now}::timestamptz)
+           OR (${events.status} = 'processing' AND ${events.leaseUntil} < ${now}::timestamptz))
+          ${except.length ? sql`AND ${events.id} <> ALL(${arrayOf(events.id, except)})` : sql``}
+        ORDER BY ${events.nextRetryAt} NULLS FIRST
         LIMIT ${req.max}
         FOR UPDATE SKIP LOCKED)
-    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts`;
+    RETURNING ${claimed.list}`;
 }
 
-export function claimedRow(x: EventRowLite): ClaimedRow {
-  return { event: envelopeFrom({ ...x, timestamp: new Date(x.timestamp) }), attempts: Number(x.attempts) };
+export function claimedRow(x: ClaimedEventRow): ClaimedRow {
+  return { event: envelopeFrom(x), attempts: x.attempts };
 }
 
 export type SettleStatus = "completed" | "retry" | "defer" | "dlq";
@@ -177,23 +203,27 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
   if (rows.length === 0) return [];
   const p = <T>(f: (r: SettleRow) => T) => sql.param(rows.map(f));
   const at = now.toISOString();
-  const r = await db.execute<{ id: string }>(sql`
-    UPDATE events AS e SET
-      status = (CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)::event_status,
-      attempts = CASE WHEN v.kind = 'defer' THEN greatest(e.attempts - 1, 0) ELSE e.attempts END,
-      last_error = coalesce(v.error, e.last_error),
-      errors = CASE WHEN v.error IS NULL THEN e.errors
-               ELSE e.errors || jsonb_build_array(jsonb_build_object('attempt', e.attempts, 'error', v.error, 'at', ${at}::text)) END,
-      next_retry_at = v.retry_at,
-      processed_at = CASE WHEN v.kind IN ('completed', 'dlq') THEN ${at}::timestamptz ELSE e.processed_at END,
-      claimed_by = NULL, lease_until = NULL, updated_at = now()
+  const settled = selection({ id: e.id });
+  const r = await db.execute(sql`
+    UPDATE ${events} AS ${e} SET ${assign(e, {
+      status: sql`(CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)::${eventStatus}`,
+      attempts: sql`CASE WHEN v.kind = 'defer' THEN greatest(${e.attempts} - 1, 0) ELSE ${e.attempts} END`,
+      lastError: sql`coalesce(v.error, ${e.lastError})`,
+      errors: sql`CASE WHEN v.error IS NULL THEN ${e.errors}
+               ELSE ${e.errors} || jsonb_build_array(jsonb_build_object('attempt', ${e.attempts}, 'error', v.error, 'at', ${at}::text)) END`,
+      nextRetryAt: sql`v.retry_at`,
+      processedAt: sql`CASE WHEN v.kind IN ('completed', 'dlq') THEN ${at}::timestamptz ELSE ${e.processedAt} END`,
+      claimedBy: sql`NULL`,
+      leaseUntil: sql`NULL`,
+      updatedAt: sql`now()`,
+    })}
     FROM unnest(
       ${p((x) => x.id)}::uuid[], ${p((x) => x.status)}::text[], ${p((x) => x.error ?? null)}::text[],
       ${p((x) => x.retryAt?.toISOString() ?? null)}::timestamptz[]
     ) AS v(id, kind, error, retry_at)
-    WHERE e.id = v.id AND e.status = 'processing' AND e.claimed_by = ${consumer}
-    RETURNING e.id`);
-  return r.rows.map((x) => x.id);
+    WHERE ${e.id} = v.id AND ${e.status} = 'processing' AND ${e.claimedBy} = ${consumer}
+    RETURNING ${settled.list}`);
+  return r.rows.map((x) => settled.read(x).id);
 }
 
 /**
@@ -204,31 +234,43 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
  */
 export async function settleCompleted(db: Db, consumer: string, ids: string[], now: Date): Promise<number> {
   if (ids.length === 0) return 0;
-  const r = await db.execute(sql`
-    UPDATE events SET status = 'completed', next_retry_at = NULL, processed_at = ${now.toISOString()}::timestamptz,
-      claimed_by = NULL, lease_until = NULL, updated_at = now()
-    WHERE id = ANY(${sql.param(ids)}::uuid[]) AND status = 'processing' AND claimed_by = ${consumer}`);
+  const r = await db
+    .update(events)
+    .set({
+      status: "completed",
+      nextRetryAt: null,
+      processedAt: now,
+      claimedBy: null,
+      leaseUntil: null,
+      updatedAt: sql`now()`,
+    })
+    .where(and(anyOf(events.id, ids), eq(events.status, "processing"), eq(events.claimedBy, consumer)));
   return r.rowCount ?? 0;
 }
 
 /** Counts for health and metrics, in one statement. */
 export async function historyCounts(db: Db, now: Date) {
-  const r = await db.execute<Record<string, number | string | null>>(sql`
-    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-           count(*) FILTER (WHERE status = 'processing') AS processing,
-           count(*) FILTER (WHERE status = 'completed') AS completed,
-           count(*) FILTER (WHERE status = 'dlq') AS dlq,
-           count(*) FILTER (WHERE status = 'pending' AND next_retry_at > ${now.toISOString()}::timestamptz) AS retry_backlog,
-           coalesce(extract(epoch FROM (${now.toISOString()}::timestamptz
-             - min(created_at) FILTER (WHERE status IN ('pending', 'processing')))), 0) AS oldest_age
-      FROM events`);
-  const x = r.rows[0] ?? {};
+  const at = now.toISOString();
+  const count = (where: SQL) => sql<number>`count(*) FILTER (WHERE ${where})`.mapWith(Number);
+  const [x] = await db
+    .select({
+      pending: count(sql`${events.status} = 'pending'`),
+      processing: count(sql`${events.status} = 'processing'`),
+      completed: count(sql`${events.status} = 'completed'`),
+      dlq: count(sql`${events.status} = 'dlq'`),
+      retryBacklog: count(sql`${events.status} = 'pending' AND ${events.nextRetryAt} > ${at}::timestamptz`),
+      oldestAge: sql<number>`coalesce(extract(epoch FROM (${at}::timestamptz
+             - min(${events.createdAt}) FILTER (WHERE ${events.status} IN ('pending', 'processing')))), 0)`.mapWith(
+        Number,
+      ),
+    })
+    .from(events);
   return {
-    pending: Number(x.pending ?? 0),
-    processing: Number(x.processing ?? 0),
-    completed: Number(x.completed ?? 0),
-    dlq: Number(x.dlq ?? 0),
-    retryBacklog: Number(x.retry_backlog ?? 0),
-    oldestPendingAgeSeconds: Math.max(0, Number(x.oldest_age ?? 0)),
+    pending: x?.pending ?? 0,
+    processing: x?.processing ?? 0,
+    completed: x?.completed ?? 0,
+    dlq: x?.dlq ?? 0,
+    retryBacklog: x?.retryBacklog ?? 0,
+    oldestPendingAgeSeconds: Math.max(0, x?.oldestAge ?? 0),
   };
 }

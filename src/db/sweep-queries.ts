@@ -1,9 +1,11 @@
 /**
  * Postgres side of the DLQ sweeper (src/ops/dlq-sweeper.ts).
  */
-import { sql } from "drizzle-orm";
+import { and, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
+import { eventStatus, events, opsState } from "./schema";
+import { excluded } from "./sql";
 
 export interface SweptEvent {
   event: EventEnvelope;
@@ -27,35 +29,49 @@ export async function sweepStuck(
   const before = o.stuckBefore.toISOString();
   const now = o.now.toISOString();
   const error = "no outcome recorded: the consumer died or timed out during this attempt (swept)";
-  const r = await db.execute<{
-    id: string;
-    type: string;
-    source: string;
-    timestamp: string | Date;
-    payload: Record<string, unknown>;
-    meta: Record<string, unknown>;
-    status: "dlq" | "pending";
-    attempts: number;
-  }>(sql`
-    WITH stuck AS (
-      SELECT id FROM events
-       WHERE status = 'processing'
-         AND coalesce(lease_until, updated_at) < ${before}::timestamptz
-       LIMIT ${o.limit}
-       FOR UPDATE SKIP LOCKED)
-    UPDATE events AS e SET
-      status = (CASE WHEN e.attempts >= ${o.maxAttempts} THEN 'dlq' ELSE 'pending' END)::event_status,
-      last_error = ${error},
-      errors = e.errors || jsonb_build_array(jsonb_build_object('attempt', e.attempts, 'error', ${error}::text, 'at', ${now}::text)),
-      next_retry_at = CASE WHEN e.attempts >= ${o.maxAttempts} THEN NULL ELSE ${now}::timestamptz END,
-      processed_at = CASE WHEN e.attempts >= ${o.maxAttempts} THEN ${now}::timestamptz ELSE e.processed_at END,
-      claimed_by = NULL, lease_until = NULL, updated_at = now()
-      FROM stuck WHERE e.id = stuck.id AND e.status = 'processing'
-    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.status, e.attempts`);
-  return r.rows.map((x) => ({
+  const stuck = db.$with("stuck").as(
+    db
+      .select({ id: events.id })
+      .from(events)
+      .where(
+        and(
+          eq(events.status, "processing"),
+          sql`coalesce(${events.leaseUntil}, ${events.updatedAt}) < ${before}::timestamptz`,
+        ),
+      )
+      .limit(o.limit)
+      .for("update", { skipLocked: true }),
+  );
+  const exhausted = () => sql`${events.attempts} >= ${o.maxAttempts}`;
+  const rows = await db
+    .with(stuck)
+    .update(events)
+    .set({
+      status: sql`(CASE WHEN ${exhausted()} THEN 'dlq' ELSE 'pending' END)::${eventStatus}`,
+      lastError: error,
+      errors: sql`${events.errors} || jsonb_build_array(jsonb_build_object('attempt', ${events.attempts}, 'error', ${error}::text, 'at', ${now}::text))`,
+      nextRetryAt: sql`CASE WHEN ${exhausted()} THEN NULL ELSE ${now}::timestamptz END`,
+      processedAt: sql`CASE WHEN ${exhausted()} THEN ${now}::timestamptz ELSE ${events.processedAt} END`,
+      claimedBy: null,
+      leaseUntil: null,
+      updatedAt: sql`now()`,
+    })
+    .from(stuck)
+    .where(and(eq(events.id, stuck.id), eq(events.status, "processing")))
+    .returning({
+      id: events.id,
+      type: events.type,
+      source: events.source,
+      timestamp: events.timestamp,
+      payload: events.payload,
+      meta: events.meta,
+      status: events.status,
+      attempts: events.attempts,
+    });
+  return rows.map((x) => ({
     event: envelopeFrom(x),
-    status: x.status,
-    attempts: Number(x.attempts),
+    status: x.status as SweptEvent["status"],
+    attempts: x.attempts,
     error,
   }));
 }
@@ -65,10 +81,15 @@ export async function sweepStuck(
  * transition to "above" (once per crossing). Atomic: of two overlapping sweeps, one wins.
  */
 export async function crossedAbove(db: Db, key: string, above: boolean): Promise<boolean> {
-  const r = await db.execute<{ above: boolean }>(sql`
-    INSERT INTO ops_state (key, value) VALUES (${key}, jsonb_build_object('above', ${above}::boolean))
-    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
-      WHERE (ops_state.value ->> 'above')::boolean IS DISTINCT FROM (EXCLUDED.value ->> 'above')::boolean
-    RETURNING (value ->> 'above')::boolean AS above`);
-  return r.rows.length > 0 && r.rows[0]!.above === true;
+  const flag = (value: SQLWrapper) => sql<boolean>`(${value} ->> 'above')::boolean`;
+  const rows = await db
+    .insert(opsState)
+    .values({ key, value: sql`jsonb_build_object('above', ${above}::boolean)` })
+    .onConflictDoUpdate({
+      target: opsState.key,
+      set: { value: excluded(opsState.value), updatedAt: sql`now()` },
+      setWhere: sql`${flag(opsState.value)} IS DISTINCT FROM ${flag(excluded(opsState.value))}`,
+    })
+    .returning({ above: flag(opsState.value) });
+  return rows.length > 0 && rows[0]!.above === true;
 }

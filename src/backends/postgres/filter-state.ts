@@ -21,7 +21,10 @@
  * uses the first one's.
  */
 import { sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client";
+import { filterState } from "../../db/schema";
+import { arrayOf, assign, bare, columnNames, excluded, padded, selection } from "../../db/sql";
 import { BatchedFilterState, type Check } from "../filter-batch";
 
 interface Group {
@@ -61,46 +64,54 @@ export class PgFilterState extends BatchedFilterState {
   private async exec(rl: Group[], dd: Group[]): Promise<Map<string, { members?: string[]; first?: string }>> {
     const p = <T>(gs: Group[], f: (g: Group) => T) => sql.param(gs.map(f));
     const keys = [...rl, ...dd].map((g) => g.key);
+    const t = filterState;
+    // The stored row in ON CONFLICT DO UPDATE (`filter_state AS f`), apart from EXCLUDED.
+    const f = alias(t, "f");
     // Live state of an existing row (expired counts as absent).
-    const liveMembers = sql`(CASE WHEN f.expires_at > now() THEN f.members ELSE '{}'::text[] END)`;
+    const liveMembers = sql`(CASE WHEN ${f.expiresAt} > now() THEN ${f.members} ELSE '{}'::text[] END)`;
     const dNow = dd[0]?.a ?? 0;
-    const r = await this.db.execute<{ key: string; members: string[] | null; first_id: string | null }>(sql`
+    // Rate limit rows answer their members, dedupe rows their first id (the other field NULL).
+    const answerFields = { key: f.key, members: f.members, firstId: f.firstId };
+    const answer = selection(answerFields);
+    const r = await this.db.execute(sql`
       WITH rl AS (
-        INSERT INTO filter_state AS f (key, members, window_ends_ms, expires_at)
+        INSERT INTO ${t} AS ${f} (${columnNames(t.key, t.members, t.windowEndsMs, t.expiresAt)})
         SELECT v.key,
                ARRAY(SELECT m FROM jsonb_array_elements_text(v.mj::jsonb) WITH ORDINALITY AS u(m, o) ORDER BY o LIMIT v.max),
                v.max, now() + v.ttl * interval '1 millisecond'
           FROM unnest(${p(rl, (g) => g.key)}::text[], ${p(rl, (g) => JSON.stringify(g.members))}::text[],
                       ${p(rl, (g) => g.a)}::int[], ${p(rl, (g) => g.b)}::float8[]) AS v(key, mj, max, ttl)
-        ON CONFLICT (key) DO UPDATE SET
-          members = ${liveMembers} || ARRAY(
-            SELECT m FROM unnest(EXCLUDED.members) WITH ORDINALITY AS u(m, o)
+        ON CONFLICT (${bare(t.key)}) DO UPDATE SET ${assign(f, {
+          members: sql`${liveMembers} || ARRAY(
+            SELECT m FROM unnest(${excluded(t.members)}) WITH ORDINALITY AS u(m, o)
              WHERE NOT (m = ANY(${liveMembers}))
              ORDER BY o
-             LIMIT greatest(0, EXCLUDED.window_ends_ms - cardinality(${liveMembers}))),
-          window_ends_ms = EXCLUDED.window_ends_ms,
-          expires_at = EXCLUDED.expires_at
-        RETURNING key, members, NULL::text AS first_id),
+             LIMIT greatest(0, ${excluded(t.windowEndsMs)} - cardinality(${liveMembers})))`,
+          windowEndsMs: excluded(t.windowEndsMs),
+          expiresAt: excluded(t.expiresAt),
+        })}
+        RETURNING ${padded(answerFields, { key: f.key, members: f.members })}),
       dd AS (
-        INSERT INTO filter_state AS f (key, first_id, window_ends_ms, expires_at)
+        INSERT INTO ${t} AS ${f} (${columnNames(t.key, t.firstId, t.windowEndsMs, t.expiresAt)})
         SELECT v.key, v.first, v.now_ms + v.win, now() + v.win * interval '1 millisecond'
           FROM unnest(${p(dd, (g) => g.key)}::text[], ${p(dd, (g) => g.members[0]!)}::text[],
                       ${p(dd, (g) => g.a)}::bigint[], ${p(dd, (g) => g.b)}::bigint[]) AS v(key, first, now_ms, win)
-        ON CONFLICT (key) DO UPDATE SET
-          (first_id, window_ends_ms, expires_at) = (
-            SELECT CASE WHEN keep THEN f.first_id ELSE EXCLUDED.first_id END,
-                   CASE WHEN keep THEN f.window_ends_ms ELSE EXCLUDED.window_ends_ms END,
-                   CASE WHEN keep THEN f.expires_at ELSE EXCLUDED.expires_at END
-              FROM (SELECT f.first_id IS NOT NULL AND f.expires_at > now()
-                           AND (f.first_id = EXCLUDED.first_id OR f.window_ends_ms > ${dNow}::bigint) AS keep) k)
-        RETURNING key, NULL::text[] AS members, first_id),
+        ON CONFLICT (${bare(t.key)}) DO UPDATE SET
+          (${columnNames(t.firstId, t.windowEndsMs, t.expiresAt)}) = (
+            SELECT CASE WHEN keep THEN ${f.firstId} ELSE ${excluded(t.firstId)} END,
+                   CASE WHEN keep THEN ${f.windowEndsMs} ELSE ${excluded(t.windowEndsMs)} END,
+                   CASE WHEN keep THEN ${f.expiresAt} ELSE ${excluded(t.expiresAt)} END
+              FROM (SELECT ${f.firstId} IS NOT NULL AND ${f.expiresAt} > now()
+                           AND (${f.firstId} = ${excluded(t.firstId)} OR ${f.windowEndsMs} > ${dNow}::bigint) AS keep) k)
+        RETURNING ${padded(answerFields, { key: f.key, firstId: f.firstId })}),
       gc AS (
-        DELETE FROM filter_state WHERE key IN (
-          SELECT key FROM filter_state WHERE expires_at < now() AND key <> ALL(${sql.param(keys)}::text[])
-           ORDER BY expires_at LIMIT ${keys.length + 2}::int FOR UPDATE SKIP LOCKED))
+        DELETE FROM ${t} WHERE ${t.key} IN (
+          SELECT ${t.key} FROM ${t} WHERE ${t.expiresAt} < now() AND ${t.key} <> ALL(${arrayOf(t.key, keys)})
+           ORDER BY ${t.expiresAt} LIMIT ${keys.length + 2}::int FOR UPDATE SKIP LOCKED))
       SELECT * FROM rl UNION ALL SELECT * FROM dd`);
     const out = new Map<string, { members?: string[]; first?: string }>();
-    for (const x of r.rows) out.set(x.key, { members: x.members ?? undefined, first: x.first_id ?? undefined });
+    for (const x of r.rows.map(answer.read))
+      out.set(x.key, { members: x.members ?? undefined, first: x.firstId ?? undefined });
     return out;
   }
 }

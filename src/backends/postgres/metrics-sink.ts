@@ -2,6 +2,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { metricsCounters } from "../../db/schema";
+import { arrayOf, assign, bare, columnNames, excluded } from "../../db/sql";
 import type { MetricsSink } from "../../obs/metrics";
 
 export class PgMetricsSink implements MetricsSink {
@@ -9,10 +10,17 @@ export class PgMetricsSink implements MetricsSink {
 
   async add(deltas: Array<[string, number]>): Promise<void> {
     if (deltas.length === 0) return;
+    const t = metricsCounters;
     await this.db.execute(sql`
-      INSERT INTO metrics_counters (series, value)
-      SELECT * FROM unnest(${deltas.map((d) => d[0])}::text[], ${deltas.map((d) => d[1])}::float8[])
-      ON CONFLICT (series) DO UPDATE SET value = metrics_counters.value + excluded.value`);
+      INSERT INTO ${t} (${columnNames(t.series, t.value)})
+      SELECT * FROM unnest(${arrayOf(
+        t.series,
+        deltas.map((d) => d[0]),
+      )}, ${arrayOf(
+        t.value,
+        deltas.map((d) => d[1]),
+      )})
+      ON CONFLICT (${bare(t.series)}) DO UPDATE SET ${assign(t, { value: sql`${t.value} + ${excluded(t.value)}` })}`);
   }
 
   async read(): Promise<Array<[string, number]>> {

@@ -13,9 +13,11 @@
  * Every function is ONE statement (arrays in, unnest() inside): one round trip per batch.
  */
 
-import { type SQL, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { type ClaimedRow, claimedRow, type DueLook, dueUpdate, type EventRowLite } from "../../db/history";
+import { type ClaimedRow, claimedFields, claimedRow, claimTarget, type DueLook, dueUpdate } from "../../db/history";
+import { events, wakeGate, webhookDeliveries } from "../../db/schema";
+import { assign, bare, columnNames, excluded, selection } from "../../db/sql";
 import { type EventEnvelope, payloadOf } from "../../events/envelope";
 
 /** The single row of wake_gate (one deployment per database). */
@@ -29,8 +31,8 @@ export interface GateAnswer {
 }
 
 /** unnest() of the events' columns, as `v(id, type, source, ts, payload, meta)`. */
-export function eventRows(events: EventEnvelope[]): SQL {
-  const col = <T>(f: (e: EventEnvelope) => T) => sql.param(events.map(f));
+export function eventRows(batch: EventEnvelope[]): SQL {
+  const col = <T>(f: (e: EventEnvelope) => T) => sql.param(batch.map(f));
   return sql`unnest(
       ${col((e) => e.id)}::uuid[], ${col((e) => e.type)}::text[], ${col((e) => e.source)}::text[],
       ${col((e) => e.timestamp)}::timestamptz[], ${col((e) => JSON.stringify(payloadOf(e)))}::text[],
@@ -45,17 +47,17 @@ export function eventRows(events: EventEnvelope[]): SQL {
  */
 export function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
   return sql`gate AS (
-      INSERT INTO wake_gate (name, open_until)
+      INSERT INTO ${wakeGate} (${columnNames(wakeGate.name, wakeGate.openUntil)})
       SELECT ${GATE}, now() + ${windowMs}::float8 * interval '1 millisecond' WHERE ${when}
-      ON CONFLICT (name) DO UPDATE SET open_until = EXCLUDED.open_until
-        WHERE wake_gate.open_until <= now()
-      RETURNING open_until)`;
+      ON CONFLICT (${bare(wakeGate.name)}) DO UPDATE SET ${assign(wakeGate, { openUntil: excluded(wakeGate.openUntil) })}
+        WHERE ${wakeGate.openUntil} <= now()
+      RETURNING ${wakeGate.openUntil} AS open_until)`;
 }
 
 /** The gate's answer columns (the plain SELECT sees the row as of the statement's start). */
 export const gateAnswer = sql`(SELECT count(*) FROM gate)::int AS opened,
       greatest(0, extract(epoch FROM (coalesce((SELECT open_until FROM gate),
-        (SELECT open_until FROM wake_gate WHERE name = ${GATE})) - now())) * 1000)::float8 AS left_ms`;
+        (SELECT ${wakeGate.openUntil} FROM ${wakeGate} WHERE ${wakeGate.name} = ${GATE})) - now())) * 1000)::float8 AS left_ms`;
 
 export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): GateAnswer {
   return { opened: Number(row?.opened ?? 0) > 0, leftMs: Math.max(0, Number(row?.left_ms ?? 0)) };
@@ -68,6 +70,18 @@ export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefine
  */
 export const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
 
+/** The columns a publish writes (eventRows' v.id, v.type, ...; scope is the source, created_at the arrival). */
+const publishedColumns = [
+  events.id,
+  events.type,
+  events.source,
+  events.timestamp,
+  events.payload,
+  events.meta,
+  events.scope,
+  events.createdAt,
+];
+
 /**
  * Inserts the events as fresh 'pending' rows of `lane` (null: live traffic), one statement;
  * ids already stored are left alone (a client retrying with its own ids, a replay chunk
@@ -75,14 +89,14 @@ export const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
  */
 export async function insertPending(
   db: Pick<Db, "execute">,
-  events: EventEnvelope[],
+  batch: EventEnvelope[],
   wakeWindowMs?: number,
   lane: string | null = null,
 ): Promise<GateAnswer> {
-  const insert = sql`INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at, lane)
+  const insert = sql`INSERT INTO ${events} (${columnNames(...publishedColumns, events.lane)})
       SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}, ${lane}::text
-        FROM ${eventRows(events)}
-      ON CONFLICT (id) DO NOTHING`;
+        FROM ${eventRows(batch)}
+      ON CONFLICT (${bare(events.id)}) DO NOTHING`;
   if (!wakeWindowMs) {
     await db.execute(insert);
     return { opened: false, leftMs: 0 };
@@ -109,36 +123,39 @@ export async function insertOnce(
   wakeWindowMs?: number,
 ): Promise<OnceAnswer> {
   const fresh = sql`EXISTS (SELECT 1 FROM d)`;
+  const w = webhookDeliveries;
+  const firstId = sql`(SELECT ${w.eventId} FROM ${w} WHERE ${w.key} = ${key})::text`;
   const q = sql`WITH d AS (
-        INSERT INTO webhook_deliveries (key, event_id, expires_at)
+        INSERT INTO ${w} (${columnNames(w.key, w.eventId, w.expiresAt)})
         VALUES (${key}, ${event.id}::uuid, now() + ${windowS}::float8 * interval '1 second')
-        ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
-          WHERE webhook_deliveries.expires_at <= now()
-        RETURNING event_id),
+        ON CONFLICT (${bare(w.key)}) DO UPDATE SET ${assign(w, { eventId: excluded(w.eventId), expiresAt: excluded(w.expiresAt) })}
+          WHERE ${w.expiresAt} <= now()
+        RETURNING ${w.eventId}),
       ins AS (
-        INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at)
+        INSERT INTO ${events} (${columnNames(...publishedColumns)})
         SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
           FROM ${eventRows([event])} WHERE ${fresh}
-        ON CONFLICT (id) DO NOTHING),
+        ON CONFLICT (${bare(events.id)}) DO NOTHING),
       gc AS (
-        DELETE FROM webhook_deliveries WHERE key IN (
-          SELECT key FROM webhook_deliveries WHERE expires_at < now() AND key <> ${key}
-           ORDER BY expires_at LIMIT 2 FOR UPDATE SKIP LOCKED)),
+        DELETE FROM ${w} WHERE ${w.key} IN (
+          SELECT ${w.key} FROM ${w} WHERE ${w.expiresAt} < now() AND ${w.key} <> ${key}
+           ORDER BY ${w.expiresAt} LIMIT 2 FOR UPDATE SKIP LOCKED)),
       ${wakeWindowMs ? gateCte(wakeWindowMs, fresh) : sql`gate AS (SELECT NULL::timestamptz AS open_until WHERE false)`}
-    SELECT ${fresh} AS fresh, (SELECT event_id FROM webhook_deliveries WHERE key = ${key})::text AS first_id, ${gateAnswer}`;
+    SELECT ${fresh} AS fresh, ${firstId} AS first_id, ${gateAnswer}`;
   const r = await db.execute<{ fresh: boolean; first_id: string | null; opened: number; left_ms: number }>(q);
   const row = r.rows[0];
   if (row?.fresh) return { duplicate: false, ...(wakeWindowMs ? gateFrom(row) : { opened: false, leftMs: 0 }) };
   // Duplicate. The row that made it one may have been committed after this statement's
   // snapshot (a concurrent first delivery), so it can be invisible above: read it again.
-  let firstId = row?.first_id ?? null;
-  if (!firstId) {
-    const again = await db.execute<{ event_id: string }>(
-      sql`SELECT event_id::text FROM webhook_deliveries WHERE key = ${key}`,
-    );
-    firstId = again.rows[0]?.event_id ?? event.id;
+  let first = row?.first_id ?? null;
+  if (!first) {
+    const [again] = await db
+      .select({ eventId: sql<string>`${w.eventId}::text` })
+      .from(w)
+      .where(eq(w.key, key));
+    first = again?.eventId ?? event.id;
   }
-  return { duplicate: true, firstId, opened: false, leftMs: 0 };
+  return { duplicate: true, firstId: first, opened: false, leftMs: 0 };
 }
 
 /**
@@ -154,24 +171,29 @@ export async function claimFresh(
   req: { consumer: string; max: number; leaseUntil: Date; lane: string | null },
   due?: DueLook,
 ): Promise<{ fresh: ClaimedRow[]; due: ClaimedRow[] }> {
+  const e = claimTarget;
+  const claimed = selection({
+    ...claimedFields,
+    /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
+    arrivalUs: sql<string>`(extract(epoch FROM ${e.createdAt}) * 1000000)::bigint::text`,
+  });
   const fresh = sql`
-    UPDATE events AS e
-       SET status = 'processing', attempts = e.attempts + 1, claimed_by = ${req.consumer},
-           lease_until = ${req.leaseUntil.toISOString()}::timestamptz, updated_at = now()
-     WHERE e.id IN (
-       SELECT id FROM events
-        WHERE status = 'pending' AND next_retry_at IS NULL AND ${laneIs(req.lane)}
-        ORDER BY created_at, "timestamp"
+    UPDATE ${events} AS ${e}
+       SET ${assign(e, {
+         status: sql`'processing'`,
+         attempts: sql`${e.attempts} + 1`,
+         claimedBy: req.consumer,
+         leaseUntil: sql`${req.leaseUntil.toISOString()}::timestamptz`,
+         updatedAt: sql`now()`,
+       })}
+     WHERE ${e.id} IN (
+       SELECT ${events.id} FROM ${events}
+        WHERE ${events.status} = 'pending' AND ${events.nextRetryAt} IS NULL AND ${laneIs(req.lane)}
+        ORDER BY ${events.createdAt}, ${events.timestamp}
         LIMIT ${req.max}::int
         FOR UPDATE SKIP LOCKED)
-    RETURNING e.id, e.type, e.source, e."timestamp", e.payload, e.meta, e.attempts,
-              (extract(epoch FROM e.created_at) * 1000000)::bigint::text AS arrival_us`;
-  type Row = EventRowLite & {
-    /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
-    arrival_us: string;
-    is_due?: boolean;
-  };
-  const r = await db.execute<Row>(
+    RETURNING ${claimed.list}`;
+  const r = await db.execute<{ is_due?: boolean }>(
     due
       ? sql`WITH fresh AS (${fresh}), due AS (${dueUpdate({ consumer: req.consumer, ...due })})
         SELECT *, false AS is_due FROM fresh
@@ -181,14 +203,18 @@ export async function claimFresh(
   // RETURNING has no order: restore arrival order, which the dispatcher keeps per scope.
   const rows = r.rows
     .filter((x) => !x.is_due)
-    .map((x) => ({ x, at: BigInt(x.arrival_us) }))
+    .map((x) => claimed.read(x))
+    .map((x) => ({ x, at: BigInt(x.arrivalUs) }))
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  return { fresh: rows.map(({ x }) => claimedRow(x)), due: r.rows.filter((x) => x.is_due).map(claimedRow) };
+  return {
+    fresh: rows.map(({ x }) => claimedRow(x)),
+    due: r.rows.filter((x) => x.is_due).map((x) => claimedRow(claimed.read(x))),
+  };
 }
 
 /** The lane condition; the two forms match the two partial indexes of fresh events. */
 function laneIs(lane: string | null): SQL {
-  return lane === null ? sql`lane IS NULL` : sql`lane = ${lane}`;
+  return lane === null ? sql`${events.lane} IS NULL` : sql`${events.lane} = ${lane}`;
 }
 
 export interface QueueStats {
@@ -207,12 +233,14 @@ export interface QueueStats {
  * it off the completed history). A claimed event keeps its lane until it is final.
  */
 export async function queueStats(db: Pick<Db, "execute">, lane: string | null): Promise<QueueStats> {
+  const open = sql`${events.status} IN ('pending', 'processing')`;
+  const processing = sql`${events.status} = 'processing'`;
   const r = await db.execute<Record<string, number | string>>(sql`
-    SELECT count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS open,
-           count(*) FILTER (WHERE status = 'processing')::int AS processing,
-           count(*) FILTER (WHERE status = 'pending' AND next_retry_at IS NULL)::int AS fresh,
-           count(DISTINCT claimed_by) FILTER (WHERE status = 'processing')::int AS consumers
-      FROM events WHERE status IN ('pending', 'processing') AND ${laneIs(lane)}`);
+    SELECT count(*) FILTER (WHERE ${open})::int AS open,
+           count(*) FILTER (WHERE ${processing})::int AS processing,
+           count(*) FILTER (WHERE ${events.status} = 'pending' AND ${events.nextRetryAt} IS NULL)::int AS fresh,
+           count(DISTINCT ${events.claimedBy}) FILTER (WHERE ${processing})::int AS consumers
+      FROM ${events} WHERE ${open} AND ${laneIs(lane)}`);
   const x = r.rows[0] ?? {};
   return {
     open: Number(x.open ?? 0),
