@@ -9,18 +9,13 @@
  * Timestamps that serve as keyset cursors are read as text with microsecond precision
  * (JS dates stop at milliseconds, and a truncated cursor would skip or repeat rows).
  */
-import { and, asc, type Column, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
+import { historyFields } from "./history";
 import { type EventStatus, events } from "./schema";
-import { assign, type RowOf } from "./sql";
-
-/** ISO 8601 UTC with microseconds, from a timestamptz column. */
-export const isoMicros = <C extends Column>(col: C) =>
-  sql<
-    C["_"]["notNull"] extends true ? string : string | null
-  >`to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+import { assign, isoMicros, type RowOf } from "./sql";
 
 export interface EventView extends EventEnvelope {
   status: EventStatus;
@@ -36,12 +31,7 @@ export interface EventView extends EventEnvelope {
 
 /** The columns an EventView is made of; `ts` is the keyset cursor's timestamp. */
 const viewFields = {
-  id: events.id,
-  type: events.type,
-  source: events.source,
-  ts: isoMicros(events.timestamp),
-  payload: events.payload,
-  meta: events.meta,
+  ...historyFields,
   status: events.status,
   attempts: events.attempts,
   lastError: events.lastError,

@@ -130,7 +130,17 @@ export async function flushDeliveries(
   const n = alias(t, "n");
   const r = await db.execute(sql`
     WITH ins AS (
-      INSERT INTO ${da} (${columnNames(da.eventId, da.destination, da.attempt, da.statusCode, da.error, da.durationMs, da.responseBody, da.probe, da.at)})
+      INSERT INTO ${da} (${columnNames(
+        da.eventId,
+        da.destination,
+        da.attempt,
+        da.statusCode,
+        da.error,
+        da.durationMs,
+        da.responseBody,
+        da.probe,
+        da.at,
+      )})
       SELECT * FROM unnest(
         ${a((x) => x.eventId)}::uuid[], ${a((x) => x.destination)}::text[], ${a((x) => x.attempt)}::int[],
         ${a((x) => x.statusCode)}::int[], ${a((x) => x.error)}::text[], ${a((x) => Math.round(x.durationMs))}::int[],

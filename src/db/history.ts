@@ -4,8 +4,8 @@
  *
  * Each function is ONE statement whatever the batch size (arrays in, unnest() inside), so
  * a batch costs one round trip to persist and one to settle. Shared by both EventStore
- * backends: the Redis one persists what it read from a stream, the Postgres one (issue 5)
- * claims straight from here with claimDue().
+ * backends: the Redis one persists what it read from a stream, the Postgres one claims
+ * due events straight from here with claimDue().
  *
  * Ownership: while an event is 'processing', claimed_by names the consumer (invocation)
  * holding it, and settle() applies only for that consumer. A consumer that was presumed
@@ -16,7 +16,7 @@ import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
 import { type EventRow, eventStatus, events } from "./schema";
-import { anyOf, arrayOf, assign, bare, columnNames, excluded, padded, selection } from "./sql";
+import { anyOf, arrayOf, assign, bare, columnNames, excluded, isoMicros, padded, type RowOf, selection } from "./sql";
 
 export interface PersistedClaim {
   id: string;
@@ -61,8 +61,30 @@ const claimed = selection(claimedFields);
 /** A history row as a claim returns it, before it becomes an envelope. */
 export type ClaimedEventRow = Pick<EventRow, keyof typeof claimedFields>;
 
-/** A history row as the keyset scans (replay chunks) return it: `ts` is the timestamp as µs ISO text, the next cursor. */
-export type HistoryRow = Pick<EventRow, "id" | "type" | "source" | "payload" | "meta"> & { ts: string };
+/** An event as the keyset scans (admin listing, replay chunks) read it: `ts` is µs ISO text, the next cursor. */
+export const historyFields = {
+  id: events.id,
+  type: events.type,
+  source: events.source,
+  ts: isoMicros(events.timestamp),
+  payload: events.payload,
+  meta: events.meta,
+};
+export type HistoryRow = RowOf<typeof historyFields>;
+
+/**
+ * The columns an envelope is stored in, in the order of the unnest() row sources that feed
+ * them (`v(id, type, source, ts, payload, meta)`); scope is the source.
+ */
+export const envelopeColumns = [
+  events.id,
+  events.type,
+  events.source,
+  events.timestamp,
+  events.payload,
+  events.meta,
+  events.scope,
+];
 
 /**
  * Records a freshly read batch as 'processing' for `consumer`, idempotently on event id:
@@ -89,18 +111,7 @@ export async function persistClaimed(
   if (batch.length === 0) return { owned: [], due: due ? await claimDue(db, { consumer, ...due }) : [] };
   const col = <T>(f: (x: EventEnvelope) => T) => sql.param(batch.map(f));
   const insert = (returning: SQL) => sql`
-    INSERT INTO ${events} (${columnNames(
-      events.id,
-      events.type,
-      events.source,
-      events.timestamp,
-      events.payload,
-      events.meta,
-      events.scope,
-      events.status,
-      events.attempts,
-      events.claimedBy,
-    )})
+    INSERT INTO ${events} (${columnNames(...envelopeColumns, events.status, events.attempts, events.claimedBy)})
     SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', 1, ${consumer}
     FROM unnest(
       ${col((x) => x.id)}::uuid[], ${col((x) => x.type)}::text[], ${col((x) => x.source)}::text[],
@@ -206,11 +217,13 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
   const settled = selection({ id: e.id });
   const r = await db.execute(sql`
     UPDATE ${events} AS ${e} SET ${assign(e, {
-      status: sql`(CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)::${eventStatus}`,
+      status: sql`(CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)
+        ::${eventStatus}`,
       attempts: sql`CASE WHEN v.kind = 'defer' THEN greatest(${e.attempts} - 1, 0) ELSE ${e.attempts} END`,
       lastError: sql`coalesce(v.error, ${e.lastError})`,
       errors: sql`CASE WHEN v.error IS NULL THEN ${e.errors}
-               ELSE ${e.errors} || jsonb_build_array(jsonb_build_object('attempt', ${e.attempts}, 'error', v.error, 'at', ${at}::text)) END`,
+               ELSE ${e.errors} || jsonb_build_array(
+                 jsonb_build_object('attempt', ${e.attempts}, 'error', v.error, 'at', ${at}::text)) END`,
       nextRetryAt: sql`v.retry_at`,
       processedAt: sql`CASE WHEN v.kind IN ('completed', 'dlq') THEN ${at}::timestamptz ELSE ${e.processedAt} END`,
       claimedBy: sql`NULL`,

@@ -11,11 +11,10 @@
 import { and, desc, eq, getTableColumns, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { NeonQueryResultHKT } from "drizzle-orm/neon-serverless";
 import type { PgDatabase } from "drizzle-orm/pg-core";
-import { isoMicros } from "./admin-queries";
-import type { HistoryRow } from "./history";
+import { type HistoryRow, historyFields } from "./history";
 import type * as schema from "./schema";
 import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "./schema";
-import { anyOf, type RowOf } from "./sql";
+import { anyOf, isoMicros, type RowOf } from "./sql";
 
 /** Db or a transaction on it. */
 export type Exec = PgDatabase<NeonQueryResultHKT, typeof schema>;
@@ -192,14 +191,7 @@ export async function readChunk(tx: Exec, j: ReplayJob, limit: number): Promise<
       ? sql`(${events.timestamp}, ${events.id}) > (${j.cursorTs}::timestamptz, ${j.cursorId}::uuid)`
       : undefined;
   return tx
-    .select({
-      id: events.id,
-      type: events.type,
-      source: events.source,
-      ts: isoMicros(events.timestamp),
-      payload: events.payload,
-      meta: events.meta,
-    })
+    .select(historyFields)
     .from(events)
     .where(and(...jobFilter(j), after))
     .orderBy(events.timestamp, events.id)
@@ -247,11 +239,13 @@ export async function saveChunk(
 /** Records an error; the job ends as 'failed' once it has `maxErrors` of them. */
 export async function recordReplayError(db: Exec, id: string, error: string, maxErrors: number): Promise<void> {
   const last = () =>
-    sql`jsonb_array_length(${replayJobs.errors}) + 1 >= ${maxErrors} AND ${replayJobs.status} IN ('scheduled', 'running')`;
+    sql`jsonb_array_length(${replayJobs.errors}) + 1 >= ${maxErrors}
+        AND ${replayJobs.status} IN ('scheduled', 'running')`;
   await db
     .update(replayJobs)
     .set({
-      errors: sql`${replayJobs.errors} || jsonb_build_array(jsonb_build_object('at', now()::text, 'error', ${error}::text))`,
+      errors: sql`${replayJobs.errors}
+        || jsonb_build_array(jsonb_build_object('at', now()::text, 'error', ${error}::text))`,
       status: sql`CASE WHEN ${last()} THEN 'failed'::${replayStatus} ELSE ${replayJobs.status} END`,
       finishedAt: sql`CASE WHEN ${last()} THEN now() ELSE ${replayJobs.finishedAt} END`,
       updatedAt: sql`now()`,

@@ -40,6 +40,15 @@ export const arrayOf = (c: Column, values: unknown[]): SQL => sql`${sql.param(va
 /** `c = ANY(values)`, with the values as one array parameter. */
 export const anyOf = (c: Column, values: unknown[]): SQL => sql`${c} = ANY(${arrayOf(c, values)})`;
 
+/**
+ * A timestamptz column as ISO 8601 UTC text with microseconds: a keyset cursor must keep
+ * them, and a JS Date stops at milliseconds.
+ */
+export const isoMicros = <C extends Column>(col: C) =>
+  sql<
+    C["_"]["notNull"] extends true ? string : string | null
+  >`to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
 type Field = Column | SQL<unknown>;
 
 /**

@@ -49,7 +49,8 @@ export async function sweepStuck(
     .set({
       status: sql`(CASE WHEN ${exhausted()} THEN 'dlq' ELSE 'pending' END)::${eventStatus}`,
       lastError: error,
-      errors: sql`${events.errors} || jsonb_build_array(jsonb_build_object('attempt', ${events.attempts}, 'error', ${error}::text, 'at', ${now}::text))`,
+      errors: sql`${events.errors} || jsonb_build_array(
+        jsonb_build_object('attempt', ${events.attempts}, 'error', ${error}::text, 'at', ${now}::text))`,
       nextRetryAt: sql`CASE WHEN ${exhausted()} THEN NULL ELSE ${now}::timestamptz END`,
       processedAt: sql`CASE WHEN ${exhausted()} THEN ${now}::timestamptz ELSE ${events.processedAt} END`,
       claimedBy: null,

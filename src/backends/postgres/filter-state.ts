@@ -102,7 +102,8 @@ export class PgFilterState extends BatchedFilterState {
                    CASE WHEN keep THEN ${f.windowEndsMs} ELSE ${excluded(t.windowEndsMs)} END,
                    CASE WHEN keep THEN ${f.expiresAt} ELSE ${excluded(t.expiresAt)} END
               FROM (SELECT ${f.firstId} IS NOT NULL AND ${f.expiresAt} > now()
-                           AND (${f.firstId} = ${excluded(t.firstId)} OR ${f.windowEndsMs} > ${dNow}::bigint) AS keep) k)
+                           AND (${f.firstId} = ${excluded(t.firstId)}
+                                OR ${f.windowEndsMs} > ${dNow}::bigint) AS keep) k)
         RETURNING ${padded(answerFields, { key: f.key, firstId: f.firstId })}),
       gc AS (
         DELETE FROM ${t} WHERE ${t.key} IN (

@@ -15,7 +15,15 @@
 
 import { eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { type ClaimedRow, claimedFields, claimedRow, claimTarget, type DueLook, dueUpdate } from "../../db/history";
+import {
+  type ClaimedRow,
+  claimedFields,
+  claimedRow,
+  claimTarget,
+  type DueLook,
+  dueUpdate,
+  envelopeColumns,
+} from "../../db/history";
 import { events, wakeGate, webhookDeliveries } from "../../db/schema";
 import { assign, bare, columnNames, excluded, selection } from "../../db/sql";
 import { type EventEnvelope, payloadOf } from "../../events/envelope";
@@ -49,7 +57,8 @@ export function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
   return sql`gate AS (
       INSERT INTO ${wakeGate} (${columnNames(wakeGate.name, wakeGate.openUntil)})
       SELECT ${GATE}, now() + ${windowMs}::float8 * interval '1 millisecond' WHERE ${when}
-      ON CONFLICT (${bare(wakeGate.name)}) DO UPDATE SET ${assign(wakeGate, { openUntil: excluded(wakeGate.openUntil) })}
+      ON CONFLICT (${bare(wakeGate.name)})
+        DO UPDATE SET ${assign(wakeGate, { openUntil: excluded(wakeGate.openUntil) })}
         WHERE ${wakeGate.openUntil} <= now()
       RETURNING ${wakeGate.openUntil} AS open_until)`;
 }
@@ -57,7 +66,8 @@ export function gateCte(windowMs: number, when: SQL = sql`true`): SQL {
 /** The gate's answer columns (the plain SELECT sees the row as of the statement's start). */
 export const gateAnswer = sql`(SELECT count(*) FROM gate)::int AS opened,
       greatest(0, extract(epoch FROM (coalesce((SELECT open_until FROM gate),
-        (SELECT ${wakeGate.openUntil} FROM ${wakeGate} WHERE ${wakeGate.name} = ${GATE})) - now())) * 1000)::float8 AS left_ms`;
+        (SELECT ${wakeGate.openUntil} FROM ${wakeGate} WHERE ${wakeGate.name} = ${GATE})) - now())) * 1000
+      )::float8 AS left_ms`;
 
 export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefined): GateAnswer {
   return { opened: Number(row?.opened ?? 0) > 0, leftMs: Math.max(0, Number(row?.left_ms ?? 0)) };
@@ -70,17 +80,8 @@ export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefine
  */
 export const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
 
-/** The columns a publish writes (eventRows' v.id, v.type, ...; scope is the source, created_at the arrival). */
-const publishedColumns = [
-  events.id,
-  events.type,
-  events.source,
-  events.timestamp,
-  events.payload,
-  events.meta,
-  events.scope,
-  events.createdAt,
-];
+/** The columns a publish writes: the envelope's (from eventRows), then created_at (the arrival). */
+const publishedColumns = [...envelopeColumns, events.createdAt];
 
 /**
  * Inserts the events as fresh 'pending' rows of `lane` (null: live traffic), one statement;
@@ -128,7 +129,8 @@ export async function insertOnce(
   const q = sql`WITH d AS (
         INSERT INTO ${w} (${columnNames(w.key, w.eventId, w.expiresAt)})
         VALUES (${key}, ${event.id}::uuid, now() + ${windowS}::float8 * interval '1 second')
-        ON CONFLICT (${bare(w.key)}) DO UPDATE SET ${assign(w, { eventId: excluded(w.eventId), expiresAt: excluded(w.expiresAt) })}
+        ON CONFLICT (${bare(w.key)})
+          DO UPDATE SET ${assign(w, { eventId: excluded(w.eventId), expiresAt: excluded(w.expiresAt) })}
           WHERE ${w.expiresAt} <= now()
         RETURNING ${w.eventId}),
       ins AS (
