@@ -86,6 +86,12 @@ export interface Selection<F extends Record<string, Field>> {
  */
 export function selection<F extends Record<string, Field>>(fields: F): Selection<F> {
   const entries = Object.entries(fields);
+  // Looked up once, as read() runs for every row of a batch; a column that takes values as
+  // they come (text, uuid) needs no call.
+  const decoders = entries.map(([k, f]) => {
+    const mapped = is(f, Column) && f.mapFromDriverValue !== Column.prototype.mapFromDriverValue;
+    return [k, mapped ? (v: unknown) => f.mapFromDriverValue(v) : null] as const;
+  });
   return {
     list: sql.join(
       entries.map(([k, f]) => sql`${f} AS ${sql.identifier(k)}`),
@@ -93,9 +99,9 @@ export function selection<F extends Record<string, Field>>(fields: F): Selection
     ),
     read(raw) {
       const row: Record<string, unknown> = {};
-      for (const [k, f] of entries) {
+      for (const [k, decode] of decoders) {
         const v = raw[k];
-        row[k] = v === null || v === undefined ? null : is(f, Column) ? f.mapFromDriverValue(v) : v;
+        row[k] = v === null || v === undefined ? null : decode ? decode(v) : v;
       }
       return row as RowOf<F>;
     },

@@ -160,6 +160,13 @@ export async function insertOnce(
   return { duplicate: true, firstId: first, opened: false, leftMs: 0 };
 }
 
+/** What claimFresh answers per event: a claim's fields and the arrival. */
+const freshClaimed = selection({
+  ...claimedFields,
+  /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
+  arrivalUs: sql<string>`(extract(epoch FROM ${claimTarget.createdAt}) * 1000000)::bigint::text`,
+});
+
 /**
  * Claims up to `max` fresh events of `lane` for `consumer` in arrival order: 'processing', attempts
  * + 1, leased until `leaseUntil` (after which claimDue() lets another consumer take them
@@ -174,11 +181,6 @@ export async function claimFresh(
   due?: DueLook,
 ): Promise<{ fresh: ClaimedRow[]; due: ClaimedRow[] }> {
   const e = claimTarget;
-  const claimed = selection({
-    ...claimedFields,
-    /** created_at in microseconds since the epoch (a Date would drop the microseconds). */
-    arrivalUs: sql<string>`(extract(epoch FROM ${e.createdAt}) * 1000000)::bigint::text`,
-  });
   const fresh = sql`
     UPDATE ${events} AS ${e}
        SET ${assign(e, {
@@ -194,7 +196,7 @@ export async function claimFresh(
         ORDER BY ${events.createdAt}, ${events.timestamp}
         LIMIT ${req.max}::int
         FOR UPDATE SKIP LOCKED)
-    RETURNING ${claimed.list}`;
+    RETURNING ${freshClaimed.list}`;
   const r = await db.execute<{ is_due?: boolean }>(
     due
       ? sql`WITH fresh AS (${fresh}), due AS (${dueUpdate({ consumer: req.consumer, ...due })})
@@ -205,12 +207,12 @@ export async function claimFresh(
   // RETURNING has no order: restore arrival order, which the dispatcher keeps per scope.
   const rows = r.rows
     .filter((x) => !x.is_due)
-    .map((x) => claimed.read(x))
+    .map((x) => freshClaimed.read(x))
     .map((x) => ({ x, at: BigInt(x.arrivalUs) }))
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   return {
     fresh: rows.map(({ x }) => claimedRow(x)),
-    due: r.rows.filter((x) => x.is_due).map((x) => claimedRow(claimed.read(x))),
+    due: r.rows.filter((x) => x.is_due).map((x) => claimedRow(freshClaimed.read(x))),
   };
 }
 
