@@ -89,8 +89,10 @@ export function selection<F extends Record<string, Field>>(fields: F): Selection
   // Looked up once, as read() runs for every row of a batch; a column that takes values as
   // they come (text, uuid) needs no call.
   const decoders = entries.map(([k, f]) => {
-    const mapped = is(f, Column) && f.mapFromDriverValue !== Column.prototype.mapFromDriverValue;
-    return [k, mapped ? (v: unknown) => f.mapFromDriverValue(v) : null] as const;
+    if (!is(f, Column) || f.mapFromDriverValue === Column.prototype.mapFromDriverValue) return [k, null] as const;
+    // Taken once: an aliased table's column is a Proxy, slow to look a method up on per row.
+    const map = f.mapFromDriverValue;
+    return [k, (v: unknown) => map.call(f, v)] as const;
   });
   return {
     list: sql.join(
