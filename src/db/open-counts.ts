@@ -6,6 +6,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
+import { events } from "./schema";
 
 export interface OpenCounts {
   pending: number;
@@ -20,13 +21,14 @@ export interface OpenCounts {
 /** The one statement (exported so a test can EXPLAIN it). */
 export function openCountsQuery(now: Date): SQL {
   const at = now.toISOString();
+  const status = events.status;
   return sql`
-    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-           count(*) FILTER (WHERE status = 'processing') AS processing,
-           count(*) FILTER (WHERE status = 'pending' AND next_retry_at > ${at}::timestamptz) AS retry_backlog,
-           coalesce(extract(epoch FROM (${at}::timestamptz - min(created_at))), 0) AS oldest_age,
-           (SELECT count(*) FROM events WHERE status = 'dlq') AS dlq
-      FROM events WHERE status IN ('pending', 'processing')`;
+    SELECT count(*) FILTER (WHERE ${status} = 'pending') AS pending,
+           count(*) FILTER (WHERE ${status} = 'processing') AS processing,
+           count(*) FILTER (WHERE ${status} = 'pending' AND ${events.nextRetryAt} > ${at}::timestamptz) AS retry_backlog,
+           coalesce(extract(epoch FROM (${at}::timestamptz - min(${events.createdAt}))), 0) AS oldest_age,
+           (SELECT count(*) FROM ${events} WHERE ${status} = 'dlq') AS dlq
+      FROM ${events} WHERE ${status} IN ('pending', 'processing')`;
 }
 
 export async function openCounts(db: Pick<Db, "execute">, now: Date): Promise<OpenCounts> {

@@ -11,10 +11,13 @@
  * Each statement also deletes a few expired rows (one more than it may add), so the table
  * stays about as big as one window's keys without a sweeper.
  */
-import { sql } from "drizzle-orm";
+import { type Column, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client";
+import { events, webhookDeliveries } from "../../db/schema";
+import { arrayOf, assign, bare, columnNames, excluded } from "../../db/sql";
 import type { GuardedEvent, GuardVerdict } from "../types";
-import { arrival, eventRows, type GateAnswer, gateAnswer, gateCte, gateFrom } from "./queue";
+import { arrival, eventRows, type GateAnswer, gateAnswer, gateCte, gateFrom, publishedColumns } from "./queue";
 
 const RACED = "RX001";
 
@@ -31,35 +34,45 @@ function statement(items: GuardedEvent[], windowS: number, wakeWindowMs?: number
   const col = <T>(f: (g: (typeof guards)[number]) => T) => sql.param(guards.map(f));
   const until = sql`now() + ${windowS}::float8 * interval '1 second'`;
   const stored = sql`EXISTS (SELECT 1 FROM ins)`;
+  const t = webhookDeliveries;
+  // The stored key row: joined in hit, and the conflicting row in take's ON CONFLICT.
+  const w = alias(t, "w");
+  // take's update of a conflicting row: only an expired one is taken over.
+  const ifExpired = (c: Column) => sql`CASE WHEN ${w.expiresAt} <= now() THEN ${excluded(c)} ELSE ${c} END`;
   return sql`WITH g AS (
         SELECT * FROM unnest(${col((g) => g.key)}::text[], ${col((g) => g.id)}::uuid[], ${col((g) => g.digest)}::text[],
           ${col((g) => g.onMismatch)}::text[], ${col((g) => g.item)}::int[]) AS g(key, event_id, digest, mode, item)),
       hit AS (
-        SELECT DISTINCT ON (g.item) g.item, g.key, w.event_id::text AS first,
-               (w.digest IS NOT DISTINCT FROM g.digest OR g.mode = 'duplicate') AS same
-          FROM g JOIN webhook_deliveries w ON w.key = g.key AND w.expires_at > now()
-         ORDER BY g.item, (w.digest IS NOT DISTINCT FROM g.digest OR g.mode = 'duplicate'), g.key),
+        SELECT DISTINCT ON (g.item) g.item, g.key, ${w.eventId}::text AS first,
+               (${w.digest} IS NOT DISTINCT FROM g.digest OR g.mode = 'duplicate') AS same
+          FROM g JOIN ${t} ${w} ON ${w.key} = g.key AND ${w.expiresAt} > now()
+         ORDER BY g.item, (${w.digest} IS NOT DISTINCT FROM g.digest OR g.mode = 'duplicate'), g.key),
       conflict AS (SELECT 1 FROM hit WHERE NOT same LIMIT 1),
       take AS (
-        INSERT INTO webhook_deliveries AS w (key, event_id, digest, expires_at)
-        SELECT key, event_id, digest, ${until} FROM g
-         WHERE item NOT IN (SELECT item FROM hit) AND NOT EXISTS (SELECT 1 FROM conflict)
-        ON CONFLICT (key) DO UPDATE SET
-          event_id = CASE WHEN w.expires_at <= now() THEN EXCLUDED.event_id ELSE w.event_id END,
-          digest = CASE WHEN w.expires_at <= now() THEN EXCLUDED.digest ELSE w.digest END,
-          expires_at = CASE WHEN w.expires_at <= now() THEN EXCLUDED.expires_at ELSE w.expires_at END
-        RETURNING key, w.expires_at = ${until} AS taken),
+        INSERT INTO ${t} AS ${w} (${columnNames(t.key, t.eventId, t.digest, t.expiresAt)})
+        SELECT g.key, g.event_id, g.digest, ${until} FROM g
+         WHERE g.item NOT IN (SELECT item FROM hit) AND NOT EXISTS (SELECT 1 FROM conflict)
+        ON CONFLICT (${bare(t.key)}) DO UPDATE SET ${assign(w, {
+          eventId: ifExpired(w.eventId),
+          digest: ifExpired(w.digest),
+          expiresAt: ifExpired(w.expiresAt),
+        })}
+        RETURNING ${w.key} AS key, ${w.expiresAt} = ${until} AS taken),
       ins AS (
-        INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, created_at)
+        INSERT INTO ${events} (${columnNames(...publishedColumns)})
         SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
           FROM ${eventRows(items.map((x) => x.event))}
          WHERE v.ord NOT IN (SELECT item FROM hit) AND NOT EXISTS (SELECT 1 FROM conflict)
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT (${bare(events.id)}) DO NOTHING
         RETURNING 1),
       gc AS (
-        DELETE FROM webhook_deliveries WHERE key IN (
-          SELECT key FROM webhook_deliveries WHERE expires_at < now() AND key <> ALL(${col((g) => g.key)}::text[])
-           ORDER BY expires_at LIMIT ${guards.length + 2}::int FOR UPDATE SKIP LOCKED)),
+        DELETE FROM ${t} WHERE ${t.key} IN (
+          SELECT ${t.key} FROM ${t}
+           WHERE ${t.expiresAt} < now() AND ${t.key} <> ALL(${arrayOf(
+             t.key,
+             guards.map((g) => g.key),
+           )})
+           ORDER BY ${t.expiresAt} LIMIT ${guards.length + 2}::int FOR UPDATE SKIP LOCKED)),
       ${wakeWindowMs ? gateCte(wakeWindowMs, stored) : sql`gate AS (SELECT NULL::timestamptz AS open_until WHERE false)`}
     SELECT EXISTS (SELECT 1 FROM conflict) AS conflict,
            (SELECT count(*) FROM take WHERE CASE WHEN taken THEN false ELSE reflex_guard_raced(key) END)::int AS raced,

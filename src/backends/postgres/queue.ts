@@ -81,7 +81,7 @@ export function gateFrom(row: { opened?: unknown; left_ms?: unknown } | undefine
 export const arrival = sql`now() + (v.ord - 1) * interval '1 microsecond'`;
 
 /** The columns a publish writes: the envelope's (from eventRows), then created_at (the arrival). */
-const publishedColumns = [...envelopeColumns, events.createdAt];
+export const publishedColumns = [...envelopeColumns, events.createdAt];
 
 /**
  * Inserts the events as fresh 'pending' rows of `lane` (null: live traffic), one statement;
