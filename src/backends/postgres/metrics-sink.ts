@@ -11,15 +11,11 @@ export class PgMetricsSink implements MetricsSink {
   async add(deltas: Array<[string, number]>): Promise<void> {
     if (deltas.length === 0) return;
     const t = metricsCounters;
+    const series = deltas.map(([name]) => name);
+    const values = deltas.map(([, value]) => value);
     await this.db.execute(sql`
       INSERT INTO ${t} (${columnNames(t.series, t.value)})
-      SELECT * FROM unnest(${arrayOf(
-        t.series,
-        deltas.map((d) => d[0]),
-      )}, ${arrayOf(
-        t.value,
-        deltas.map((d) => d[1]),
-      )})
+      SELECT * FROM unnest(${arrayOf(t.series, series)}, ${arrayOf(t.value, values)})
       ON CONFLICT (${bare(t.series)}) DO UPDATE SET ${assign(t, { value: sql`${t.value} + ${excluded(t.value)}` })}`);
   }
 
