@@ -61,6 +61,16 @@ const claimed = selection(claimedFields);
 /** A history row as a claim returns it, before it becomes an envelope. */
 export type ClaimedEventRow = Pick<EventRow, keyof typeof claimedFields>;
 
+/** The columns an envelope is made of, as a select or returning list (envelopeFrom takes the row). */
+export const envelopeFields = {
+  id: events.id,
+  type: events.type,
+  source: events.source,
+  timestamp: events.timestamp,
+  payload: events.payload,
+  meta: events.meta,
+};
+
 /** An event as the keyset scans (admin listing, replay chunks) read it: `ts` is µs ISO text, the next cursor. */
 export const historyFields = {
   id: events.id,

@@ -8,6 +8,7 @@
 import { and, desc, eq, lte, ne, type SQL, sql } from "drizzle-orm";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
+import { envelopeFields } from "./history";
 import { events } from "./schema";
 
 export interface ScopeHistoryQuery {
@@ -37,14 +38,7 @@ export async function scopeHistory(db: Db, q: ScopeHistoryQuery): Promise<EventE
   if (q.type) w.push(sql`${events.type} LIKE ${escapeLike(q.type).replace(/\*/g, "%")}`);
   if (q.contains) w.push(sql`${events.payload}::text ILIKE ${`%${escapeLike(q.contains)}%`}`);
   const rows = await db
-    .select({
-      id: events.id,
-      type: events.type,
-      source: events.source,
-      timestamp: events.timestamp,
-      payload: events.payload,
-      meta: events.meta,
-    })
+    .select(envelopeFields)
     .from(events)
     .where(and(...w))
     .orderBy(desc(events.timestamp), desc(events.id))

@@ -10,6 +10,7 @@
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { type StepRow, steps } from "./schema";
+import { excluded } from "./sql";
 
 export type StepRecord = typeof steps.$inferInsert;
 
@@ -28,21 +29,20 @@ export async function loadCompleted(db: Db, eventIds: string[]): Promise<StepRow
  */
 export async function recordSteps(db: Db, records: StepRecord[]): Promise<StepRow[]> {
   if (records.length === 0) return [];
-  const excluded = (col: string) => sql.raw(`excluded.${col}`);
   return db
     .insert(steps)
     .values(records)
     .onConflictDoUpdate({
       target: [steps.eventId, steps.trigger, steps.name],
       set: {
-        status: excluded(steps.status.name),
-        result: excluded(steps.result.name),
-        error: excluded(steps.error.name),
-        derived: excluded(steps.derived.name),
-        usage: excluded(steps.usage.name),
-        attempt: excluded(steps.attempt.name),
-        startedAt: excluded(steps.startedAt.name),
-        durationMs: excluded(steps.durationMs.name),
+        status: excluded(steps.status),
+        result: excluded(steps.result),
+        error: excluded(steps.error),
+        derived: excluded(steps.derived),
+        usage: excluded(steps.usage),
+        attempt: excluded(steps.attempt),
+        startedAt: excluded(steps.startedAt),
+        durationMs: excluded(steps.durationMs),
       },
       setWhere: sql`${steps.status} = 'failed'`,
     })

@@ -4,6 +4,7 @@
 import { and, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
+import { envelopeFields } from "./history";
 import { eventStatus, events, opsState } from "./schema";
 import { excluded } from "./sql";
 
@@ -59,16 +60,7 @@ export async function sweepStuck(
     })
     .from(stuck)
     .where(and(eq(events.id, stuck.id), eq(events.status, "processing")))
-    .returning({
-      id: events.id,
-      type: events.type,
-      source: events.source,
-      timestamp: events.timestamp,
-      payload: events.payload,
-      meta: events.meta,
-      status: events.status,
-      attempts: events.attempts,
-    });
+    .returning({ ...envelopeFields, status: events.status, attempts: events.attempts });
   return rows.map((x) => ({
     event: envelopeFrom(x),
     status: x.status as SweptEvent["status"],
