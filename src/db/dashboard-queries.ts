@@ -6,9 +6,11 @@
  * getEvent (./admin-queries.ts). Keyset cursors are the admin API's (encodeCursor).
  */
 import { and, desc, eq, gte, isNotNull, or, type SQL, sql } from "drizzle-orm";
-import { type Cursor, encodeCursor, isoMicros } from "./admin-queries";
+import { alias } from "drizzle-orm/pg-core";
+import { type Cursor, encodeCursor } from "./admin-queries";
 import type { Db } from "./client";
 import { deliveryAttempts, type EventStatus, events } from "./schema";
+import { anyOf, isoMicros } from "./sql";
 
 export interface EventSummary {
   id: string;
@@ -43,7 +45,7 @@ const summary = {
   id: events.id,
   type: events.type,
   source: events.source,
-  timestamp: isoMicros(sql`${events.timestamp}`).mapWith(String),
+  timestamp: isoMicros(events.timestamp),
   status: events.status,
   attempts: events.attempts,
   last_error: sql<string | null>`left(${events.lastError}, 300)`,
@@ -118,8 +120,9 @@ export interface DlqGroup {
 /** The DLQ grouped by error, type and source, largest groups first. */
 export async function dlqGroups(db: Db, limit: number): Promise<DlqGroup[]> {
   const r = await db.execute<{ error: string; type: string; source: string; n: number; newest: string | Date }>(sql`
-    SELECT coalesce(left(last_error, 160), '') AS error, type, source, count(*)::int AS n, max(updated_at) AS newest
-      FROM events WHERE status = 'dlq'
+    SELECT coalesce(left(${events.lastError}, 160), '') AS error, ${events.type} AS type, ${events.source} AS source,
+           count(*)::int AS n, max(${events.updatedAt}) AS newest
+      FROM ${events} WHERE ${events.status} = 'dlq'
      GROUP BY 1, 2, 3 ORDER BY n DESC, newest DESC LIMIT ${limit}`);
   return r.rows.map((x) => ({
     error: x.error,
@@ -144,6 +147,7 @@ export interface ChainLink {
  * id a client made up) ends the chain with found = false.
  */
 export async function ancestors(db: Db, parentId: string, depth = 20): Promise<ChainLink[]> {
+  const e = alias(events, "e");
   if (!UUID.test(parentId)) return [{ id: parentId, type: "", source: "", status: "pending", found: false }];
   const r = await db.execute<{
     id: string;
@@ -154,13 +158,15 @@ export async function ancestors(db: Db, parentId: string, depth = 20): Promise<C
     d: number;
   }>(sql`
     WITH RECURSIVE chain AS (
-      SELECT id, type, source, status, meta ->> 'causation_id' AS parent, 1 AS d FROM events WHERE id = ${parentId}::uuid
+      SELECT ${events.id} AS id, ${events.type} AS type, ${events.source} AS source, ${events.status} AS status,
+             ${events.meta} ->> 'causation_id' AS parent, 1 AS d
+        FROM ${events} WHERE ${events.id} = ${parentId}::uuid
       UNION ALL
-      SELECT e.id, e.type, e.source, e.status, e.meta ->> 'causation_id', c.d + 1
-        FROM chain c JOIN events e ON e.id = c.parent::uuid
+      SELECT ${e.id}, ${e.type}, ${e.source}, ${e.status}, ${e.meta} ->> 'causation_id', c.d + 1
+        FROM chain c JOIN ${events} ${e} ON ${e.id} = c.parent::uuid
        WHERE c.d < ${depth} AND c.parent ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
     )
-    SELECT id, type, source, status, parent, d FROM chain ORDER BY d`);
+    SELECT * FROM chain ORDER BY d`);
   const links: ChainLink[] = r.rows.map((x) => ({
     id: x.id,
     type: x.type,
@@ -212,14 +218,15 @@ export async function minuteSeries(db: Db, now: Date, minutes = 60, slackMin = 6
   // One pass over the window's rows, grouped twice (by stamped minute, by completed minute).
   const traffic = db.execute<{ g: number; am: string | Date | null; pm: string | Date | null; n: number }>(sql`
     SELECT GROUPING(am, pm) AS g, am, pm, count(*)::int AS n
-      FROM (SELECT CASE WHEN "timestamp" >= ${since}::timestamptz THEN date_bin('1 minute', "timestamp", ${EPOCH}) END AS am,
-                   CASE WHEN status = 'completed' AND processed_at >= ${since}::timestamptz
-                        THEN date_bin('1 minute', processed_at, ${EPOCH}) END AS pm
-              FROM events WHERE "timestamp" >= ${scanFrom}::timestamptz) x
+      FROM (SELECT CASE WHEN ${events.timestamp} >= ${since}::timestamptz
+                        THEN date_bin('1 minute', ${events.timestamp}, ${EPOCH}) END AS am,
+                   CASE WHEN ${events.status} = 'completed' AND ${events.processedAt} >= ${since}::timestamptz
+                        THEN date_bin('1 minute', ${events.processedAt}, ${EPOCH}) END AS pm
+              FROM ${events} WHERE ${events.timestamp} >= ${scanFrom}::timestamptz) x
      GROUP BY GROUPING SETS ((am), (pm))`);
   const dead = db.execute<{ m: string | Date; n: number }>(sql`
-    SELECT date_bin('1 minute', updated_at, ${EPOCH}) AS m, count(*)::int AS n
-      FROM events WHERE status = 'dlq' AND updated_at >= ${since}::timestamptz GROUP BY 1`);
+    SELECT date_bin('1 minute', ${events.updatedAt}, ${EPOCH}) AS m, count(*)::int AS n
+      FROM ${events} WHERE ${events.status} = 'dlq' AND ${events.updatedAt} >= ${since}::timestamptz GROUP BY 1`);
   const [t, d] = await Promise.all([traffic, dead]);
   const key = (v: string | Date) => new Date(v).getTime();
   const accepted = new Map<number, number>();
@@ -264,9 +271,7 @@ export async function destinationFigures(db: Db, names: string[], since: Date): 
       last: sql<string | Date | null>`max(${deliveryAttempts.at})`,
     })
     .from(deliveryAttempts)
-    .where(
-      and(sql`${deliveryAttempts.destination} = ANY(${sql.param(names)}::text[])`, gte(deliveryAttempts.at, since)),
-    )
+    .where(and(anyOf(deliveryAttempts.destination, names), gte(deliveryAttempts.at, since)))
     .groupBy(deliveryAttempts.destination);
   const by = new Map(rows.map((x) => [x.destination, x]));
   return names.map((name) => {
