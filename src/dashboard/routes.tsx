@@ -40,6 +40,7 @@ import { deliveryAttemptsFor } from "../db/deliveries";
 import { openCounts } from "../db/open-counts";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
+import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
@@ -272,11 +273,12 @@ async function eventPage(c: C) {
         const e = await getEvent(db, id);
         if (!e) return null;
         const parent = typeof e.meta.causation_id === "string" ? e.meta.causation_id : undefined;
-        const [deliveries, chain] = await Promise.all([
+        const [deliveries, chain, steps] = await Promise.all([
           deliveryAttemptsFor(db, id),
           parent ? ancestors(db, parent) : Promise.resolve([]),
+          stepsOfEvent(db, id),
         ]);
-        return { e, attempts: attemptHistory(e), deliveries, chain };
+        return { e, attempts: attemptHistory(e), deliveries, chain, steps };
       })
     : null;
   if (!d) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);

@@ -388,6 +388,26 @@ describe("dashboard pages", () => {
     }
   });
 
+  it("event: its durable steps, with their status, attempt, error and model tokens", async () => {
+    const { env, db } = await setup();
+    const [id, bare] = await insert(db, [{ type: "issue.opened" }, { type: "issue.opened" }]);
+    await db.execute(sql`
+      INSERT INTO steps (event_id, trigger, name, status, result, error, usage, attempt, started_at, duration_ms)
+      VALUES (${id}::uuid, 'triage', 'model:1', 'completed', '{"value": 1}'::jsonb, NULL,
+              '{"model": "openai:gpt-4.1-mini", "input_tokens": 1234, "output_tokens": 56}'::jsonb, 1, now(), 812),
+             (${id}::uuid, 'triage', 'tool:publish', 'failed', NULL, 'publish refused: unknown type', NULL, 2, now(), 3)`);
+    const c = await signedIn(env);
+
+    const page = (await c.req("GET", `/dashboard/events/${id}`)).text;
+    const section = page.slice(page.indexOf("Durable steps"), page.indexOf("Destination deliveries"));
+    expect(section).toContain("model:1");
+    expect(section).toContain("openai:gpt-4.1-mini: 1,234 in, 56 out");
+    expect(section).toContain("tool:publish");
+    expect(section).toContain("publish refused: unknown type");
+    const other = (await c.req("GET", `/dashboard/events/${bare}`)).text;
+    expect(other.slice(other.indexOf("Durable steps"))).toContain("No step recorded");
+  });
+
   it("event: attempts, deliveries, the causation chain both ways, replay copies, and a 404", async () => {
     const { env, db } = await setup();
     const [grand] = await insert(db, [{ type: "order.created" }]);

@@ -7,6 +7,7 @@ import type { FC } from "hono/jsx";
 import type { DerivedSummary, EventView } from "../../db/admin-queries";
 import type { ChainLink } from "../../db/dashboard-queries";
 import type { DeliveryAttempt } from "../../db/deliveries";
+import type { StepRow } from "../../db/schema";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, millis, num, Page, Table, Time } from "../layout";
 import { searchHref } from "./events";
@@ -18,6 +19,8 @@ export interface EventPageData {
   e: EventView & { derived: DerivedSummary[] };
   attempts: Array<{ attempt: number; outcome: string; error?: string; at?: string | null }>;
   deliveries: DeliveryAttempt[];
+  /** The durable steps its handlers recorded (ctx.step, agent turns), in the order they ran. */
+  steps: StepRow[];
   /** Nearest parent first. */
   chain: ChainLink[];
 }
@@ -245,6 +248,36 @@ export const EventPage: FC<{ session: Session; d: EventPageData; flash?: string 
                 <Time at={a.at ?? null} />
               </td>
               <td class="err">{a.error ?? ""}</td>
+            </tr>
+          ))}
+        />
+      </section>
+
+      <section aria-labelledby="steps-h">
+        <h2 id="steps-h">Durable steps</h2>
+        <Table
+          cols={[
+            "Trigger",
+            "Step",
+            "Status",
+            { label: "Attempt", num: true },
+            { label: "Took", num: true },
+            "Model tokens",
+          ]}
+          empty="No step recorded (handlers that use ctx.step or agents record them)."
+          rows={d.steps.map((s) => (
+            <tr>
+              <td>{s.trigger}</td>
+              <td class="mono">{s.name}</td>
+              <td>
+                <Badge value={s.status} />
+                {s.error ? <div class="err">{s.error}</div> : null}
+              </td>
+              <td class="num">{s.attempt}</td>
+              <td class="num nowrap">{millis(s.durationMs)}</td>
+              <td class="mono">
+                {s.usage ? `${s.usage.model}: ${num(s.usage.input_tokens)} in, ${num(s.usage.output_tokens)} out` : ""}
+              </td>
             </tr>
           ))}
         />
