@@ -41,6 +41,8 @@ export class Faults {
     private readonly pair: StandInPair,
     private readonly fleet: Fleet,
     private readonly ledger: Ledger,
+    /** Ingest writes to Postgres (EVENT_BACKEND=postgres): an outage there shows as ingest 503s. */
+    private readonly ingestUsesPostgres = false,
   ) {}
 
   async episode(kind: FaultKind, phase: Phase, o: { minMs: number; maxMs: number }): Promise<Episode> {
@@ -67,7 +69,7 @@ export class Faults {
             ? (L.answers.get(503) ?? 0) > before.e503
             : kind === "gateway hang"
               ? L.timeouts > before.timeouts
-              : true);
+              : !this.ingestUsesPostgres || (L.answers.get(503) ?? 0) > before.e503);
         const drainHit = kind === "gateway hang" ? this.fleet.inFlight() > 0 : failedSince() > 0;
         if (ingestHit && drainHit) break;
       }

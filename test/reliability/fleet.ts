@@ -4,14 +4,16 @@
  *
  * Two ways in, both the real consumer code:
  *  - "consumer": runConsumer() built exactly as src/consume/entry.ts builds it (its own
- *    Postgres pool, Redis client, scope locks and consumer name per invocation), with the
- *    run's trigger registry and, on some runs, crash failpoints armed;
+ *    Postgres pool, backend bundle - store, scope locks, filter state of the configured
+ *    backends - and consumer name per invocation), with the run's trigger registry and, on
+ *    some runs, crash failpoints armed;
  *  - "entry": the worker's own `scheduled` / `queue` handlers (consumeInWorker with
  *    defaultTriggers, where the test registered the same trigger), no failpoints.
  *
- * A run that crashes (CrashInjected) is abandoned as a dead isolate would be: no lock
- * release, no settle; what it held is recovered by other runs after VISIBILITY_TIMEOUT_MS /
- * LOCK_LEASE_MS. Runs failing because Redis or Postgres is down are counted for the fault
+ * A run that crashes (CrashInjected) is abandoned as a dead isolate would be: no settle, no
+ * lock release; what it held is recovered by other runs after VISIBILITY_TIMEOUT_MS (Redis
+ * locks run out after LOCK_LEASE_MS; Postgres advisory locks end with the session, whose
+ * socket dies with the isolate). Runs failing because Redis or Postgres is down are counted for the fault
  * report; the fleet just keeps scheduling runs, as the platform would.
  */
 import {
@@ -21,10 +23,6 @@ import {
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { openBackend } from "../../src/backends";
-import { openRedis } from "../../src/backends/redis/client";
-import { RedisFilterState } from "../../src/backends/redis/filter-state";
-import { redisKeys } from "../../src/backends/redis/keys";
-import { RedisScopeLocks } from "../../src/backends/redis/locks";
 import type { Config, Env, WakeMessage } from "../../src/config";
 import { runConsumer } from "../../src/consume/consumer";
 import { openDb } from "../../src/db/client";
@@ -51,6 +49,11 @@ export interface RunRecord {
 
 export interface FleetOptions {
   triggers: TriggerRegistry;
+  /**
+   * The crash points the backend has (default: all). The Postgres backend claims and
+   * records in one statement, so it has no point between claim and persist.
+   */
+  failpoints?: readonly Failpoint[];
   /** Cron period (compressed: Cloudflare's is a minute), ms. */
   cronEveryMs: number;
   /** Queue deliveries running at once, at most. */
@@ -63,7 +66,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Fleet {
   readonly runs: RunRecord[] = [];
-  readonly crashes = new Map<Failpoint, number>(FAILPOINTS.map((p) => [p, 0]));
+  readonly crashes: Map<Failpoint, number>;
   /** Runs started while another was running, and the most at once. */
   overlapping = 0;
   maxAtOnce = 0;
@@ -81,7 +84,9 @@ export class Fleet {
   private env!: Env;
   private cfg!: Config;
 
-  constructor(private readonly o: FleetOptions) {}
+  constructor(private readonly o: FleetOptions) {
+    this.crashes = new Map((o.failpoints ?? FAILPOINTS).map((p) => [p, 0]));
+  }
 
   /** The environment the runs use (made after the fleet, since it holds the fleet's queue). */
   attach(env: Env, cfg: Config): void {
@@ -187,7 +192,7 @@ export class Fleet {
 
   /** Failpoints for a run: the point that crashed least so far, often until each has its share. */
   private arm(): Failpoints | undefined {
-    const least = FAILPOINTS.reduce((a, b) => (this.crashes.get(a)! <= this.crashes.get(b)! ? a : b));
+    const least = [...this.crashes.keys()].reduce((a, b) => (this.crashes.get(a)! <= this.crashes.get(b)! ? a : b));
     const short = this.crashes.get(least)! < this.o.minCrashesPerPoint;
     // Until each point has its share, most runs are armed (runs that find no work never reach one).
     if (Math.random() >= (short ? 0.7 : 0.08)) return undefined;
@@ -228,16 +233,15 @@ export class Fleet {
   private async viaConsumer(rec: RunRecord, failpoints: Failpoints | undefined): Promise<void> {
     const cfg = this.cfg;
     const db = openDb(cfg);
-    const redis = openRedis(cfg);
-    const keys = redisKeys(cfg.REDIS_PREFIX);
-    const locks = track(rec, "locks", new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS));
+    const backend = openBackend(cfg, db);
+    const locks = track(rec, "locks", backend.scopeLocks());
     let crashed = false;
     try {
       await runConsumer({
-        store: track(rec, "store", openBackend(cfg, db).store),
+        store: track(rec, "store", backend.store),
         triggers: this.o.triggers,
         locks,
-        filterState: track(rec, "filterState", new RedisFilterState(redis, keys.filterState)),
+        filterState: track(rec, "filterState", backend.filterState()),
         config: cfg,
         env: this.env,
         name: `c-rel-${this.seq++}-${crypto.randomUUID().slice(0, 8)}`,
@@ -250,8 +254,10 @@ export class Fleet {
       crashed = e instanceof CrashInjected;
       throw e;
     } finally {
-      // A crashed isolate releases nothing: its scope locks run out by their lease.
-      if (!crashed) await locks.close().catch(() => {});
+      // A crashed isolate releases nothing: Redis scope locks run out by their lease. Its
+      // sockets die with it, though: closing the Postgres lock session (destroyed, not
+      // returned) is that death, and the pool could not end while it stays checked out.
+      if (!crashed || cfg.LOCK_BACKEND === "postgres") await locks.close().catch(() => {});
       await tracked(rec, "db.close", () => db.close());
     }
   }

@@ -1,6 +1,9 @@
 /**
  * How big a reliability run is. The default (what `npm test` and CI run) sends at least
- * 20,000 events with every fault kind; the long profile is the same run at 200,000:
+ * 20,000 events with every fault kind through the Redis backend, and 5,000 through the
+ * Postgres backend (where every ingest request opens its own Postgres connection, so the run
+ * costs about five times as long per event); the long profile is the same run at 200,000 on
+ * both:
  *
  *   RELIABILITY_EVENTS=200000 npm run test:reliability
  *
@@ -12,6 +15,8 @@ export interface Profile {
   name: string;
   /** Events the harness tries to get accepted (rejected requests and redeliveries come on top). */
   events: number;
+  /** The same with EVENT_BACKEND=postgres. */
+  postgresEvents: number;
   /** Seed of every random choice of the traffic plan (same seed, same plan). */
   seed: number;
   /** Longest the final drain may take once every fault is over, ms (a stuck event fails the run). */
@@ -29,6 +34,7 @@ export function profile(): Profile {
   return {
     name: events >= 200_000 ? "long" : events === 20_000 ? "default" : "custom",
     events,
+    postgresEvents: events === 20_000 ? 5_000 : events,
     seed,
     // A ceiling, not a target: under the injected faults a 2-core machine drained the long
     // profile's backlog (about 140,000 entries) in about 70 s; a stuck event fails the run
