@@ -46,6 +46,7 @@ import { sql } from "drizzle-orm";
 import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
+import { z } from "zod";
 import { migrateDatabase } from "../local/migrate";
 import "../local/lua-text";
 import { spawnStandIns } from "../local/standins-process";
@@ -56,6 +57,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
 import type { EventEnvelope } from "../src/events/envelope";
+import { defaultRegistry } from "../src/events/types";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
 import { filters as f } from "../src/triggers";
@@ -89,6 +91,8 @@ const PG = {
 const HISTORY_FROM = "2026-01-01T00:00:00Z";
 const HISTORY_TO = "2026-01-02T00:00:00Z";
 const PER_REQUEST = 10;
+/** Replay copies are checked against the registry: the seeded history's type, any fields. */
+const HISTORY_TYPES = defaultRegistry().register("history.row", z.looseObject({}));
 
 neonConfig.webSocketConstructor = ws;
 
@@ -332,6 +336,7 @@ async function replayRole(s: ChildSettings): Promise<void> {
       db: w.db.db,
       lane: lanes.replayLane(),
       config: cfg,
+      eventTypes: HISTORY_TYPES,
       timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2,
     });
     const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - t0));

@@ -117,6 +117,7 @@ describe.each(["redis", "postgres"] as const)("agents (%s)", (backend) => {
 
   it("a crash after three turns: the retry resumes at the fourth, each model and tool call made once in total", async () => {
     const r = await make(backend);
+    r.eventTypes.register("note.summary", z.looseObject({}));
     const noted: number[] = [];
     const m = scripted(
       calls(["note", { n: 1 }]),
@@ -208,6 +209,8 @@ describe.each(["redis", "postgres"] as const)("agents (%s)", (backend) => {
 
   it("a replay copy runs the agent afresh: the model is called again for it", async () => {
     const r = await make(backend);
+    // Replay copies are checked against the registry: the type this test publishes directly.
+    r.eventTypes.register("work.start", z.looseObject({}));
     const m = scripted(says("Nothing to do."));
     r.triggers.register(
       agent({ name: "quiet", filter: f.type("work.start"), model: m, instructions: "Say one sentence." }),

@@ -15,6 +15,7 @@ import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/ops/r
 import { type as typeFilter } from "../src/triggers/filters";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { event, type Rig, rig } from "./support/consume";
+import { typesWith } from "./support/event-types";
 
 const open: Rig[] = [];
 afterEach(async () => {
@@ -22,6 +23,8 @@ afterEach(async () => {
 });
 
 const FROM = "2026-02-01T00:00:00Z";
+/** The types seeded into history here: replay copies are checked against the registry. */
+const eventTypes = typesWith("order.paid", "order.refunded", "a.b", "k.v", "invoice.paid");
 const TO = "2026-02-02T00:00:00Z";
 
 async function replayRig(overrides: Record<string, unknown> = {}) {
@@ -29,7 +32,7 @@ async function replayRig(overrides: Record<string, unknown> = {}) {
   open.push(r);
   const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
   const advance = (o: Partial<ReplayRunOptions> = {}) =>
-    advanceReplays({ db: r.db.db, lane: lanes.replayLane(), config: r.cfg, ...o });
+    advanceReplays({ db: r.db.db, lane: lanes.replayLane(), config: r.cfg, eventTypes, ...o });
   return { r, lanes, advance };
 }
 
@@ -38,11 +41,11 @@ async function replayRig(overrides: Record<string, unknown> = {}) {
  * timestamp (the id breaks ties) and timestamps have microseconds, so the keyset cursor
  * is exercised where it is easiest to get wrong.
  */
-async function seed(r: Rig, n: number, type: string, extra: { at?: string; meta?: string } = {}) {
+async function seed(r: Rig, n: number, type: string, extra: { at?: string; meta?: string; payload?: string } = {}) {
   await r.db.db.execute(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, processed_at)
     SELECT gen_random_uuid(), ${type}, 'src-' || (g % 7), ${extra.at ?? FROM}::timestamptz + (g / 3) * interval '1001 microseconds',
-           jsonb_build_object('n', g), ${extra.meta ?? '{"trace_id":"seeded"}'}::jsonb, 'src-' || (g % 7), 'completed', 1, now()
+           coalesce(${extra.payload ?? null}::jsonb, jsonb_build_object('n', g)), ${extra.meta ?? '{"trace_id":"seeded"}'}::jsonb, 'src-' || (g % 7), 'completed', 1, now()
       FROM generate_series(1, ${n}) AS g`);
 }
 
@@ -243,7 +246,8 @@ describe("replay", () => {
     const { r } = await replayRig({ EVENT_BACKEND: "postgres" });
     const store = new PostgresEventStore(r.cfg, r.db.db);
     const lane = store.replayLane();
-    const advance = (o: Partial<ReplayRunOptions> = {}) => advanceReplays({ db: r.db.db, lane, config: r.cfg, ...o });
+    const advance = (o: Partial<ReplayRunOptions> = {}) =>
+      advanceReplays({ db: r.db.db, lane, config: r.cfg, eventTypes, ...o });
     const drain = () => r.run({ store, filterState: new PgFilterState(r.db.db), lanes: [lane.name], skipDue: true });
     await seed(r, 3000, "order.paid");
     const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000 } });
@@ -301,7 +305,8 @@ describe("replay", () => {
 
   it("EVENT_BACKEND=postgres: the */2 cron advances a job and drains its lane through the worker", async () => {
     const { r } = await replayRig({ EVENT_BACKEND: "postgres" });
-    await seed(r, 500, "order.paid");
+    // The worker checks copies against the deployment's own registry: a built-in type.
+    await seed(r, 500, "lifecycle", { payload: '{"action":"started","details":""}' });
     const { body: job } = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, rate: 5000 } });
     const status = async () => (await call(r.env, "GET", `/replays/${job.id}`)).body.status as string;
     for (let i = 0; i < 5 && (await status()) !== "done"; i++) {

@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { derivedIdKey, deriveEvent } from "../src/consume/derive";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
@@ -122,6 +123,7 @@ describe.each(["redis", "postgres"] as const)("durable steps (%s)", (backend) =>
 
   it("derived events published in a step are staged again when it is replayed: published once, same ids", async () => {
     const r = await make(backend);
+    for (const t of ["flow.announced", "flow.after"]) r.eventTypes.register(t, z.looseObject({}));
     const announced: string[] = [];
     r.triggers.register({
       name: "flow",
@@ -140,7 +142,8 @@ describe.each(["redis", "postgres"] as const)("durable steps (%s)", (backend) =>
     r.clock.advance(100);
     expect(await r.run()).toMatchObject({ completed: 3, derived: 2 });
 
-    const idOf = async (seq: number) => (await deriveEvent(e, "flow", seq, { type: "x" }, 0, derivedIdKey(r.cfg))).id;
+    const idOf = async (seq: number) =>
+      (await deriveEvent(e, "flow", seq, { type: "flow.after" }, 0, derivedIdKey(r.cfg), r.eventTypes)).id;
     const ids = [await idOf(0), await idOf(1)];
     expect(announced).toEqual([ids[0], ids[0]]);
     const derived = await r.rows<{ id: string; type: string; causation: string; correlation: string }>(sql`
@@ -154,6 +157,8 @@ describe.each(["redis", "postgres"] as const)("durable steps (%s)", (backend) =>
 
   it("a replay copy is a new event: its steps run afresh", async () => {
     const r = await make(backend);
+    // Replay copies are checked against the registry: the type this test publishes directly.
+    r.eventTypes.register("flow.start", z.looseObject({}));
     const ran: string[] = [];
     r.triggers.register({
       name: "flow",

@@ -26,6 +26,7 @@ import type { FilterState } from "../src/triggers/filters";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { event } from "./support/consume";
 import { freshEnv, type TestEnv } from "./support/env";
+import { typesWith } from "./support/event-types";
 
 type Backend = "redis" | "postgres";
 
@@ -437,6 +438,7 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     const clock = new ManualClock(Date.now());
     let attempts = 0;
     const derivedSeen: string[] = [];
+    const eventTypes = typesWith("b");
     h.triggers.register({
       name: "derive-then-fail-once",
       filter: f.type("a"),
@@ -447,11 +449,11 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     });
     h.triggers.register({ name: "b-seen", filter: f.type("b"), handler: (ctx) => void derivedSeen.push(ctx.event.id) });
     await h.store.publish([event({ type: "a" })]);
-    await h.run({ clock });
+    await h.run({ clock, eventTypes });
     expect(derivedSeen).toEqual([]);
     expect(await h.count("type = 'b'")).toBe(0);
     clock.advance(60_000);
-    await h.run({ clock });
+    await h.run({ clock, eventTypes });
     expect(attempts).toBe(2);
     expect(derivedSeen).toHaveLength(1);
     expect(await h.count("type = 'b' AND status = 'completed'")).toBe(1);

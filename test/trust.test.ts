@@ -15,6 +15,7 @@ import { webhookSources } from "../src/ingest/sources";
 import { authed, call, ingestEnv, ingestKeysOf, streamEvents } from "./fixtures/ingest";
 import { githubHeaders, hmacDigest, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
+import { typesWith } from "./support/event-types";
 
 const handles: DbHandle[] = [];
 afterEach(async () => {
@@ -219,7 +220,7 @@ describe("derived-event ids are keyed with a server secret", () => {
     const a = { ...base, EVENT_ID_SECRET: "a-secret-of-at-least-24-bytes!" };
     const b = { ...base, EVENT_ID_SECRET: "another-secret-of-24-bytes-or-more" };
     const derive = (cfg: typeof a | typeof base) =>
-      deriveEvent(parent, "notify", 0, { type: "email.sent" }, 0, derivedIdKey(cfg as never));
+      deriveEvent(parent, "notify", 0, { type: "email.sent" }, 0, derivedIdKey(cfg as never), typesWith("email.sent"));
     const [a1, a2, b1, d1] = await Promise.all([derive(a), derive(a), derive(b), derive(base)]);
     expect(a1.id).toBe(a2.id);
     expect(a1.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);

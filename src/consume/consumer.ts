@@ -26,6 +26,8 @@ import type { ClaimResult, EventStore, FilterState, Outcome, ScopeLocks } from "
 import { type Clock, systemClock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
+import type { EventRegistry } from "../events/registry";
+import { registry } from "../events/types";
 import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
 import { withSpan } from "../obs/trace";
@@ -39,6 +41,8 @@ export interface ConsumerOptions {
   triggers: TriggerRegistry;
   /** Per-batch hooks of declarative triggers (destinations: breaker admission, attempt records). */
   hooks?: DispatchHooks;
+  /** The event types derived events must be (default: the registry ingest validates against). */
+  eventTypes?: EventRegistry;
   locks: ScopeLocks;
   filterState: FilterState;
   config: Config;
@@ -200,6 +204,7 @@ class ConsumerRun {
         log: this.log,
         db: this.o.db,
         failpoints: this.o.failpoints,
+        eventTypes: this.o.eventTypes ?? registry,
       }),
     );
   }

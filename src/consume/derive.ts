@@ -1,5 +1,7 @@
 /**
- * Derived events (ctx.publish): full envelopes built from a parent event.
+ * Derived events (ctx.publish): full envelopes built from a parent event, checked against
+ * the event registry as ingest checks client input - an unknown type or invalid fields
+ * reject the publish with an error naming the problem, which fails the handler's attempt.
  *
  * Ids are deterministic - an HMAC of (parent id, trigger, call order) shaped as a UUID
  * (version 8, "custom") - so a parent handled twice (redelivered after a crash) derives the
@@ -9,8 +11,21 @@
  * with an event of its own.
  */
 import type { Config } from "../config";
+import { checkEnvelope } from "../events/build";
 import type { EventEnvelope } from "../events/envelope";
+import type { EventRegistry } from "../events/registry";
 import type { DerivedEventInput } from "../triggers/registry";
+
+/** A derived event the registry refused: the handler's attempt fails with this message. */
+export class InvalidDerivedEvent extends Error {
+  constructor(
+    readonly type: string,
+    readonly problem: string,
+  ) {
+    super(`ctx.publish: derived event of type "${type}" refused: ${problem}`);
+    this.name = "InvalidDerivedEvent";
+  }
+}
 
 const enc = new TextEncoder();
 const keys = new Map<string, Promise<CryptoKey>>();
@@ -43,11 +58,12 @@ export async function deriveEvent(
   input: DerivedEventInput,
   nowMs: number,
   idKey: Promise<CryptoKey>,
+  eventTypes: EventRegistry,
 ): Promise<EventEnvelope> {
   const { type, source, id, meta, ...fields } = input;
   if (typeof type !== "string" || type.length === 0) throw new TypeError("ctx.publish: `type` is required");
   for (const k of ["timestamp"]) delete fields[k];
-  return {
+  const built: EventEnvelope = {
     ...fields,
     id: id ?? (await derivedId(await idKey, parent.id, trigger, seq)),
     type,
@@ -61,4 +77,7 @@ export async function deriveEvent(
       ...(parent.meta.replay !== undefined ? { replay: parent.meta.replay } : {}),
     },
   };
+  const checked = checkEnvelope(built, eventTypes);
+  if (!checked.ok) throw new InvalidDerivedEvent(type, checked.problem);
+  return checked.event;
 }

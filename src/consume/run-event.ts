@@ -15,6 +15,7 @@ import type { Db } from "../db/client";
 import { scopeHistory } from "../db/scope-history";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
+import type { EventRegistry } from "../events/registry";
 import { CrashInjected, type Failpoints } from "../failpoints";
 import type { Logger } from "../obs/log";
 import { eventTraceContext, withSpan } from "../obs/trace";
@@ -37,6 +38,8 @@ export interface EventDeps {
   steps?: StepJournal;
   /** Crash injection (tests only). */
   failpoints?: Failpoints;
+  /** What ctx.publish checks derived events against. */
+  eventTypes: EventRegistry;
 }
 
 export interface EventResult {
@@ -107,7 +110,15 @@ function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEn
     env: d.env,
     config: d.config,
     publish: async (input) => {
-      const e = await deriveEvent(c.event, m.trigger.name, seq++, input, d.clock.now(), derivedIdKey(d.config));
+      const e = await deriveEvent(
+        c.event,
+        m.trigger.name,
+        seq++,
+        input,
+        d.clock.now(),
+        derivedIdKey(d.config),
+        d.eventTypes,
+      );
       // Inside a step, the step's record takes it and stages it when the step settles.
       if (!steps.capture(e)) staged.push(e);
       return e;

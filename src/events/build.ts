@@ -21,6 +21,7 @@ import {
   INGRESS_TYPES,
   type Ingress,
   isReservedMetaKey,
+  payloadOf,
 } from "./envelope";
 import type { EventRegistry } from "./registry";
 
@@ -109,4 +110,48 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
     ...payload,
   };
   return { ok: true, event };
+}
+
+export type CheckResult = { ok: true; event: EventEnvelope } | { ok: false; problem: string };
+
+const serverBuilt = z.object({ id: z.uuid("must be a UUID"), source: z.string().min(1).max(256) });
+
+/**
+ * Checks an envelope the server built itself (a derived event, a replay copy) against the
+ * registry, as ingest checks client input: a registered type, its fields valid, a UUID id
+ * and a source of 1-256 characters. Answers the event as it will be stored (field defaults
+ * applied), or every problem in one line ("/type: unknown event type ..."; "/n: ...").
+ * Ingress-only types (webhook.received) pass only with `ingressTypes` (a replay copy of a
+ * verified delivery); meta is the server's own and is not checked.
+ */
+export function checkEnvelope(
+  e: EventEnvelope,
+  registry: EventRegistry,
+  o: { ingressTypes?: boolean } = {},
+): CheckResult {
+  const problems: ProblemError[] = [];
+  const common = serverBuilt.safeParse({ id: e.id, source: e.source });
+  if (!common.success) problems.push(...zodErrors(common.error));
+  let payload: Record<string, unknown> | undefined;
+  if (!o.ingressTypes && (INGRESS_TYPES as readonly string[]).includes(e.type)) {
+    problems.push({
+      path: "/type",
+      message: `"${e.type}" events are made by the server only (POST /webhooks/{source})`,
+    });
+  } else if (!registry.has(e.type)) {
+    problems.push({
+      path: "/type",
+      message: `unknown event type "${e.type}"; registered types: ${registry.types().join(", ")}`,
+    });
+  } else {
+    const parsed = registry.get(e.type).safeParse(payloadOf(e));
+    if (parsed.success) payload = parsed.data;
+    else problems.push(...zodErrors(parsed.error));
+  }
+  if (problems.length || !payload)
+    return { ok: false, problem: problems.map((x) => `${x.path || "(event)"}: ${x.message}`).join("; ") };
+  return {
+    ok: true,
+    event: { ...payload, id: e.id.toLowerCase(), type: e.type, source: e.source, timestamp: e.timestamp, meta: e.meta },
+  };
 }

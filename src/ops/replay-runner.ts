@@ -10,7 +10,11 @@
  *
  * Copies get a new id, causation_id = the original's id, meta.replay = the job id, and
  * meta.replay_target when the job targets one trigger or destination. They keep the
- * original's type, source, timestamp, fields and trace.
+ * original's type, source, timestamp, fields and trace, and are checked against the event
+ * registry as ingest checks input: an original whose type is no longer registered, or whose
+ * fields no longer pass, fails its chunk with an error naming the event and the problem
+ * (recorded in the job; after MAX_JOB_ERRORS the job fails) - nothing of that chunk is
+ * republished, so narrow the job's range or types to step past it.
  *
  * Throttling: a job republishes at most rate x REPLAY_INTERVAL_S events per invocation (so
  * it averages its rate across invocations), and not at all while the replay lane still
@@ -31,7 +35,10 @@ import {
   runnableReplays,
   saveChunk,
 } from "../db/replays";
+import { checkEnvelope } from "../events/build";
 import type { EventEnvelope, EventMeta } from "../events/envelope";
+import type { EventRegistry } from "../events/registry";
+import { registry } from "../events/types";
 import type { Logger } from "../obs/log";
 import { replayId } from "./replay-ids";
 
@@ -42,6 +49,8 @@ export interface ReplayRunOptions {
   config: Config;
   log?: Logger;
   now?: () => Date;
+  /** The event types copies must be (default: the registry ingest validates against). */
+  eventTypes?: EventRegistry;
   /** Wall-clock budget of this run, ms (default REPLAY_TIME_BUDGET_MS). */
   timeBudgetMs?: number;
   /** Stop after scanning this many events in this run (tests use it to interrupt a job mid-way). */
@@ -101,6 +110,7 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
   const started = Date.now();
   const budget = o.timeBudgetMs ?? cfg.REPLAY_TIME_BUDGET_MS;
   const chunkSize = o.chunkSize ?? cfg.REPLAY_CHUNK_SIZE;
+  const types = o.eventTypes ?? registry;
   const report: ReplayRunReport = { jobs: [], scanned: 0, republished: 0, stoppedBy: "idle" };
   const outOfTime = () => Date.now() - started >= budget;
   let chunksPublished = 0;
@@ -138,7 +148,15 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           let republished = 0;
           if (!job.dryRun && rows.length) {
             const copies = await Promise.all(
-              rows.map(async (row) => replayCopy(job, row, await replayId(job.id, row.id))),
+              rows.map(async (row) => {
+                // A copy of a verified delivery stays one: ingress-only types pass here.
+                const checked = checkEnvelope(replayCopy(job, row, await replayId(job.id, row.id)), types, {
+                  ingressTypes: true,
+                });
+                if (!checked.ok)
+                  throw new Error(`event ${row.id} (${row.type}) cannot be replayed: ${checked.problem}`);
+                return checked.event;
+              }),
             );
             await o.lane.append(copies, tx);
             republished = copies.length;

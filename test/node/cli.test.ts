@@ -65,11 +65,11 @@ function expectCode(r: Run, code: number) {
 }
 
 /** One history row, written directly (status 'dlq' puts it in the dead-letter queue). */
-async function insertEvent(type: string, status: "dlq" | "completed"): Promise<string> {
+async function insertEvent(type: string, status: "dlq" | "completed", payload: object = { n: 1 }): Promise<string> {
   const id = randomUUID();
   await db!.query(
     `INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, errors, updated_at, processed_at)
-     VALUES ($1, $2, 'cli-test', now() - interval '1 minute', '{"n":1}', '{"trace_id":"cli"}', 'cli-test', $3::event_status,
+     VALUES ($1, $2, 'cli-test', now() - interval '1 minute', $6::jsonb, '{"trace_id":"cli"}', 'cli-test', $3::event_status,
              1, $4, $5::jsonb, now(), now())`,
     [
       id,
@@ -79,6 +79,7 @@ async function insertEvent(type: string, status: "dlq" | "completed"): Promise<s
       status === "dlq"
         ? JSON.stringify([{ attempt: 1, error: "handler said no", at: new Date().toISOString() }])
         : "[]",
+      JSON.stringify(payload),
     ],
   );
   return id;
@@ -255,7 +256,8 @@ describe("reflex CLI against wrangler dev", () => {
   });
 
   it("replay: start (dry run and real), status once and watched until done, driven by the */2 cron", async () => {
-    const original = await insertEvent("cli.replayed", "completed");
+    // Replay copies are checked against the worker's registry: a built-in type, valid fields.
+    const original = await insertEvent("lifecycle", "completed", { action: "started", details: "cli replay" });
 
     const dry = await reflex(["replay", "start", "--last", "1h", "--dry-run"]);
     expectCode(dry, 0);
@@ -266,7 +268,7 @@ describe("reflex CLI against wrangler dev", () => {
     expectCode(once, 0);
     expect(JSON.parse(once.stdout)).toMatchObject({ id: dryId, status: "scheduled", dry_run: true, scanned: 0 });
 
-    const real = await reflex(["--json", "replay", "start", "--last", "1h", "--type", "cli.replayed"]);
+    const real = await reflex(["--json", "replay", "start", "--last", "1h", "--type", "lifecycle"]);
     expectCode(real, 0);
     const realId = (JSON.parse(real.stdout) as { id: string }).id;
 

@@ -11,6 +11,8 @@ import type { Clock } from "../../src/clock";
 import { type Config, loadConfig } from "../../src/config";
 import { type ConsumerOptions, type RunReport, runConsumer } from "../../src/consume/consumer";
 import { type DbHandle, openDb } from "../../src/db/client";
+import type { EventRegistry } from "../../src/events/registry";
+import { defaultRegistry } from "../../src/events/types";
 import { advanceReplays } from "../../src/ops/replay-runner";
 import { TriggerRegistry } from "../../src/triggers/registry";
 import { ADMIN_TOKEN } from "./admin";
@@ -25,6 +27,11 @@ export interface BackendRig {
   db: DbHandle;
   bundle: Backend;
   triggers: TriggerRegistry;
+  /**
+   * The event types the consumers check derived events and replay copies against: the
+   * deployment's, plus what a test registers for its own handlers.
+   */
+  eventTypes: EventRegistry;
   /**
    * The consumers' clock: real time plus what advance() added. Retries back off 10 ms here
    * (EVENT_RETRY_*_DELAY), so advance(100) makes one due; keep the total under
@@ -58,6 +65,7 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
   const db = openDb(cfg);
   const bundle = openBackend(cfg, db);
   const triggers = new TriggerRegistry();
+  const eventTypes = defaultRegistry();
   let offset = 0;
   const clock = { now: () => Date.now() + offset, advance: (ms: number) => void (offset += ms) };
   const run = async (o: Partial<ConsumerOptions> = {}) => {
@@ -72,6 +80,7 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
         env,
         db: db.db,
         clock,
+        eventTypes,
         ...o,
       });
     } finally {
@@ -85,11 +94,12 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
     db,
     bundle,
     triggers,
+    eventTypes,
     clock,
     run,
     async replay() {
       const lane = bundle.replayLane();
-      await advanceReplays({ db: db.db, lane, config: cfg });
+      await advanceReplays({ db: db.db, lane, config: cfg, eventTypes });
       await run({ lanes: [lane.name], skipDue: true });
     },
     async rows<T>(q: SQL) {
