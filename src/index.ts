@@ -9,6 +9,7 @@ import { type Env, loadConfig, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
 import { recordConsumerRun } from "./consume/run-metrics";
 import { traceConfig, tracingEnabled } from "./obs/trace";
+import { countedAs, workOfRequest } from "./obs/usage";
 import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
@@ -16,13 +17,15 @@ const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown
   // Consumer safety net: drains the streams and picks up due retries even with no traffic.
   "* * * * *": async (env, ctx) => recordConsumerRun("cron", await consumeInWorker(env, ctx, "cron")),
   // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/ops).
-  "*/2 * * * *": runReplayRunner,
+  "*/2 * * * *": async (env, ctx) => recordConsumerRun("replay", await runReplayRunner(env, ctx)),
   // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/ops).
   "*/5 * * * *": runDlqSweeper,
 };
 
 const worker = {
-  fetch: app.fetch,
+  // Each request's Redis commands and Postgres round trips are counted as ingest or other HTTP work.
+  fetch: (req: Request, env: Env, ctx: ExecutionContext) =>
+    countedAs(workOfRequest(req.method, new URL(req.url).pathname), () => app.fetch(req, env, ctx)),
 
   async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     const run = crons[controller.cron];

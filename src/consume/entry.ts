@@ -9,6 +9,7 @@ import "../handlers";
 import { openBackend } from "../backends";
 import { openDestinations } from "../destinations";
 import { createLogger } from "../obs/log";
+import { countedAs } from "../obs/usage";
 import { defaultTriggers } from "../triggers/registry";
 import { type RunReport, runConsumer } from "./consumer";
 
@@ -35,12 +36,17 @@ export interface LaneRun {
   timeBudgetMs: number;
 }
 
-export async function consumeInWorker(
+/** Its Redis commands and Postgres round trips are counted as consume work (src/obs/usage.ts). */
+export function consumeInWorker(
   env: Env,
   ctx: ExecutionContext,
   trigger: string,
   laneRun?: LaneRun,
 ): Promise<RunReport> {
+  return countedAs("consume", () => consume(env, ctx, trigger, laneRun));
+}
+
+async function consume(env: Env, ctx: ExecutionContext, trigger: string, laneRun?: LaneRun): Promise<RunReport> {
   const base: Config = loadConfig(env);
   const cfg: Config = laneRun ? { ...base, CONSUMER_TIME_BUDGET_MS: laneRun.timeBudgetMs } : base;
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });

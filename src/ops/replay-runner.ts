@@ -40,6 +40,7 @@ import type { EventEnvelope, EventMeta } from "../events/envelope";
 import type { EventRegistry } from "../events/registry";
 import { registry } from "../events/types";
 import type { Logger } from "../obs/log";
+import { inc } from "../obs/metrics";
 import { replayId } from "./replay-ids";
 
 export interface ReplayRunOptions {
@@ -173,6 +174,8 @@ export async function advanceReplays(o: ReplayRunOptions): Promise<ReplayRunRepo
           });
           return { stop: done, scanned: rows.length, republished, done };
         });
+        // Counted once the chunk committed: a rolled-back chunk republished nothing.
+        inc("reflex_events_replayed_total", undefined, r.republished);
         if (r.heldBack) entry.status = "held-back";
         if (r.scanned > 0 || r.done) {
           entry.scanned += r.scanned;

@@ -10,6 +10,7 @@ import { type Env, loadConfig } from "../config";
 import { consumeInWorker } from "../consume/entry";
 import { openDb } from "../db/client";
 import { createLogger } from "../obs/log";
+import { countedAs } from "../obs/usage";
 import { sweep } from "./dlq-sweeper";
 import { advanceReplays } from "./replay-runner";
 
@@ -21,13 +22,9 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   const lane = openBackend(cfg, db).replayLane();
   try {
     // Half the budget to publish, the rest (at least that) to drain what was published.
-    const report = await advanceReplays({
-      db: db.db,
-      lane,
-      config: cfg,
-      log,
-      timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2,
-    });
+    const report = await countedAs("replay", () =>
+      advanceReplays({ db: db.db, lane, config: cfg, log, timeBudgetMs: cfg.REPLAY_TIME_BUDGET_MS / 2 }),
+    );
     log.info("replay runner", { ...report, jobs: report.jobs.length });
   } finally {
     ctx.waitUntil(db.close());
@@ -36,7 +33,11 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
   return consumeInWorker(env, ctx, "replay-lane", { lanes: [lane.name], skipDue: true, timeBudgetMs: left });
 }
 
-export async function runDlqSweeper(env: Env, ctx: ExecutionContext) {
+export function runDlqSweeper(env: Env, ctx: ExecutionContext) {
+  return countedAs("sweep", () => sweepInWorker(env, ctx));
+}
+
+async function sweepInWorker(env: Env, ctx: ExecutionContext) {
   const cfg = loadConfig(env);
   const log = createLogger(cfg.LOG_LEVEL, { run: "dlq-sweeper" });
   const db = openDb(cfg);
