@@ -158,6 +158,22 @@ const schema = z.object({
   SWEEP_STUCK_AFTER_MS: int(60_000).default(600_000),
   /** Consumers (one per invocation) idle this long with nothing pending are removed from their group, ms. */
   SWEEP_CONSUMER_IDLE_MS: int(60_000).default(3_600_000),
+  /**
+   * History retention, days (0: keep forever). The sweeper deletes completed and discarded
+   * events whose timestamp is older than this, in bounded batches (src/db/retention.ts):
+   * replays reach back this far, and a client resending an id older than this stores it again.
+   */
+  HISTORY_RETENTION_DAYS: int(0).default(90),
+  /** Dead-lettered events are kept this many days after they entered the DLQ (0: forever). */
+  DLQ_RETENTION_DAYS: int(0).default(365),
+  /** Destination delivery attempts (delivery_attempts) are kept this many days (0: forever). */
+  DELIVERY_ATTEMPTS_RETENTION_DAYS: int(0).default(30),
+  /** Finished replay jobs (done, cancelled, failed) are kept this many days after they ended (0: forever). */
+  REPLAY_JOBS_RETENTION_DAYS: int(0).default(90),
+  /** Rows one retention statement deletes at most: a short statement that locks only those rows. */
+  RETENTION_BATCH_SIZE: int(1).default(5_000),
+  /** Retention statements per table in one sweeper run (the rest waits for the next run). */
+  RETENTION_MAX_BATCHES: int(1).default(20),
   /** Replay rate when a job does not say, events per second. */
   REPLAY_DEFAULT_RATE: int(1).default(200),
   /** Highest replay rate a job may ask for, events per second. */
@@ -285,6 +301,13 @@ export function loadConfig(env: Env): Config {
     }
     if (cfg.EVENT_RETRY_MAX_DELAY < cfg.EVENT_RETRY_BASE_DELAY) {
       problems.push("EVENT_RETRY_MAX_DELAY: must be at least EVENT_RETRY_BASE_DELAY");
+    }
+    if (
+      cfg.DLQ_RETENTION_DAYS !== 0 &&
+      (cfg.HISTORY_RETENTION_DAYS === 0 || cfg.DLQ_RETENTION_DAYS < cfg.HISTORY_RETENTION_DAYS)
+    ) {
+      // Dead letters are the evidence of what failed: never gone before the history around them.
+      problems.push("DLQ_RETENTION_DAYS: must be 0 (forever) or at least HISTORY_RETENTION_DAYS");
     }
     if (cfg.DESTINATION_BREAKER_MAX_COOLDOWN_S < cfg.DESTINATION_BREAKER_COOLDOWN_S) {
       problems.push("DESTINATION_BREAKER_MAX_COOLDOWN_S: must be at least DESTINATION_BREAKER_COOLDOWN_S");

@@ -9,7 +9,12 @@
  *  3. Trimming: entries every group has acknowledged go once older than STREAM_RETENTION_S
  *     (default one day) on the live lanes, at once on the replay lane; the DLQ trail by age.
  *     Unacknowledged or undelivered entries are never trimmed here.
- *  4. Alert: with DLQ_ALERT_URL set, one POST when the DLQ grows past DLQ_ALERT_THRESHOLD -
+ *  4. Retention (src/db/retention.ts): completed and discarded events older than
+ *     HISTORY_RETENTION_DAYS, dead letters older than DLQ_RETENTION_DAYS, delivery attempts
+ *     and finished replay jobs past theirs - in statements of RETENTION_BATCH_SIZE rows, at
+ *     most RETENTION_MAX_BATCHES of each per run, so a backlog of old history drains over
+ *     several runs while ingest and consumers go on beside it.
+ *  5. Alert: with DLQ_ALERT_URL set, one POST when the DLQ grows past DLQ_ALERT_THRESHOLD -
  *     once per crossing (it re-arms when the DLQ is back at or under the threshold). A failed
  *     POST re-arms too, so the next run tries again.
  * Each step runs even if another failed; the failures are reported together.
@@ -19,6 +24,7 @@ import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Config } from "../config";
 import { dlqSummary } from "../db/admin-queries";
 import type { Db } from "../db/client";
+import { applyRetention, type RetentionReport } from "../db/retention";
 import { crossedAbove, sweepStuck } from "../db/sweep-queries";
 import type { Logger } from "../obs/log";
 
@@ -47,6 +53,7 @@ export interface SweepReport {
   stuck: { toDlq: number; toRetry: number };
   prunedConsumers: number;
   trimmed: number;
+  retention: RetentionReport;
   dlq: number;
   alerted: boolean;
   errors: string[];
@@ -62,6 +69,7 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
     stuck: { toDlq: 0, toRetry: 0 },
     prunedConsumers: 0,
     trimmed: 0,
+    retention: { events: 0, dlq: 0, attempts: 0, replayJobs: 0, more: false },
     dlq: 0,
     alerted: false,
     errors: [],
@@ -107,6 +115,21 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
       report.trimmed += await lanes.trimAcknowledged(replayLane!, now.getTime());
       report.trimmed += await lanes.trimDlqTrail(now.getTime() - Math.max(retentionMs, 7 * DAY_S * 1000));
     });
+
+  await step("retention", async () => {
+    report.retention = await applyRetention(
+      o.db,
+      {
+        historyDays: cfg.HISTORY_RETENTION_DAYS,
+        dlqDays: cfg.DLQ_RETENTION_DAYS,
+        attemptsDays: cfg.DELIVERY_ATTEMPTS_RETENTION_DAYS,
+        replayJobsDays: cfg.REPLAY_JOBS_RETENTION_DAYS,
+        batchSize: cfg.RETENTION_BATCH_SIZE,
+        maxBatches: cfg.RETENTION_MAX_BATCHES,
+      },
+      now,
+    );
+  });
 
   await step("alert", async () => {
     const summary = await dlqSummary(o.db);

@@ -1,0 +1,150 @@
+/**
+ * History retention (the sweeper's "retention" step, src/ops/dlq-sweeper.ts): what is old
+ * enough goes, in bounded batches that never block ingest or consumers.
+ *
+ * Each batch is one statement, DELETE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+ * LOCKED), in its own transaction: it locks only the rows it deletes, for milliseconds,
+ * skips rows anyone else holds, and touches only rows no consumer works on (final events,
+ * finished jobs, past attempts). Every candidate scan is an index range scan:
+ *  - events completed or discarded, by event timestamp: events_timestamp_id_idx;
+ *  - events in the DLQ, by when they entered it (updated_at): events_dlq_idx;
+ *  - delivery attempts, by id order (ids grow with time, so the oldest come first);
+ *  - finished replay jobs (a small table).
+ * Not partitioned: history is keyed by event id alone (ON CONFLICT (id) is what makes
+ * persistence idempotent), and a partitioned table's unique keys must hold the partition
+ * key, so partitions by time would let one id be stored twice. bench/retention.ts measures
+ * what the batches cost instead.
+ */
+import { and, inArray, lt, sql } from "drizzle-orm";
+import type { Db } from "./client";
+import { deliveryAttempts, events, replayJobs } from "./schema";
+
+export interface RetentionPolicy {
+  /** Days each kind is kept; 0 keeps it forever. */
+  historyDays: number;
+  dlqDays: number;
+  attemptsDays: number;
+  replayJobsDays: number;
+  /** Rows per statement, and statements per kind in one run. */
+  batchSize: number;
+  maxBatches: number;
+}
+
+export interface RetentionReport {
+  /** Completed and discarded events deleted. */
+  events: number;
+  dlq: number;
+  attempts: number;
+  replayJobs: number;
+  /** A kind stopped at maxBatches with more left: the next run goes on. */
+  more: boolean;
+}
+
+const DAY_MS = 86_400_000;
+
+/** One batch of each kind's statement: the rows it deleted. */
+type Batch = (cutoff: Date, limit: number) => Promise<number>;
+
+function oldEvents(db: Db): Batch {
+  return async (cutoff, limit) => {
+    const r = await db.delete(events).where(
+      inArray(
+        events.id,
+        db
+          .select({ id: events.id })
+          .from(events)
+          .where(and(lt(events.timestamp, cutoff), inArray(events.status, ["completed", "discarded"])))
+          .orderBy(events.timestamp)
+          .limit(limit)
+          .for("update", { skipLocked: true }),
+      ),
+    );
+    return r.rowCount ?? 0;
+  };
+}
+
+function oldDeadLetters(db: Db): Batch {
+  return async (cutoff, limit) => {
+    const r = await db.delete(events).where(
+      inArray(
+        events.id,
+        db
+          .select({ id: events.id })
+          .from(events)
+          // status first, as the partial index events_dlq_idx is declared (WHERE status = 'dlq').
+          .where(and(sql`${events.status} = 'dlq'`, lt(events.updatedAt, cutoff)))
+          .orderBy(events.updatedAt)
+          .limit(limit)
+          .for("update", { skipLocked: true }),
+      ),
+    );
+    return r.rowCount ?? 0;
+  };
+}
+
+function oldAttempts(db: Db): Batch {
+  return async (cutoff, limit) => {
+    const r = await db
+      .delete(deliveryAttempts)
+      .where(
+        inArray(
+          deliveryAttempts.id,
+          db
+            .select({ id: deliveryAttempts.id })
+            .from(deliveryAttempts)
+            .where(lt(deliveryAttempts.at, cutoff))
+            .orderBy(deliveryAttempts.id)
+            .limit(limit)
+            .for("update", { skipLocked: true }),
+        ),
+      );
+    return r.rowCount ?? 0;
+  };
+}
+
+function oldReplayJobs(db: Db): Batch {
+  return async (cutoff, limit) => {
+    const r = await db.delete(replayJobs).where(
+      inArray(
+        replayJobs.id,
+        db
+          .select({ id: replayJobs.id })
+          .from(replayJobs)
+          .where(
+            and(
+              inArray(replayJobs.status, ["done", "cancelled", "failed"]),
+              lt(sql`coalesce(${replayJobs.finishedAt}, ${replayJobs.updatedAt})`, cutoff),
+            ),
+          )
+          .limit(limit)
+          .for("update", { skipLocked: true }),
+      ),
+    );
+    return r.rowCount ?? 0;
+  };
+}
+
+/** Applies `p` as of `now`: each kind until it has nothing older left, or maxBatches statements. */
+export async function applyRetention(db: Db, p: RetentionPolicy, now: Date): Promise<RetentionReport> {
+  const report: RetentionReport = { events: 0, dlq: 0, attempts: 0, replayJobs: 0, more: false };
+  const kinds: Array<[keyof Omit<RetentionReport, "more">, number, Batch]> = [
+    ["events", p.historyDays, oldEvents(db)],
+    ["dlq", p.dlqDays, oldDeadLetters(db)],
+    ["attempts", p.attemptsDays, oldAttempts(db)],
+    ["replayJobs", p.replayJobsDays, oldReplayJobs(db)],
+  ];
+  for (const [kind, days, batch] of kinds) {
+    if (days === 0) continue;
+    const cutoff = new Date(now.getTime() - days * DAY_MS);
+    for (let i = 0; ; i++) {
+      if (i === p.maxBatches) {
+        report.more = true;
+        break;
+      }
+      const n = await batch(cutoff, p.batchSize);
+      report[kind] += n;
+      if (n < p.batchSize) break;
+    }
+  }
+  return report;
+}
