@@ -13,6 +13,7 @@
  * run time) appears in the document without touching any route.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { version } from "../../package.json";
 import type { EventRegistry } from "../events/registry";
 import type { AppEnv } from "./app-env";
 import { problemSchema } from "./router";
@@ -92,7 +93,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, registry: EventRegistry): vo
       openapi: "3.1.0",
       info: {
         title: "Reflex Edge",
-        version: "0.1.0",
+        version,
         description:
           "Serverless event backbone: typed events and signed webhooks in, Redis Streams, Postgres history. Every error is an RFC 9457 problem (application/problem+json).",
       },

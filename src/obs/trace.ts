@@ -12,6 +12,7 @@
 
 import type { TraceConfig } from "@microlabs/otel-cf-workers";
 import { type Attributes, type Context, context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
+import { version } from "../../package.json";
 import type { Config } from "../config";
 
 const tracer = () => trace.getTracer("reflex-edge");
@@ -77,7 +78,7 @@ export function parseOtlpHeaders(s: string | undefined): Record<string, string> 
 export function traceConfig(cfg: Config): TraceConfig {
   return {
     exporter: { url: cfg.OTEL_EXPORTER_OTLP_ENDPOINT!, headers: parseOtlpHeaders(cfg.OTEL_EXPORTER_OTLP_HEADERS) },
-    service: { name: cfg.OTEL_SERVICE_NAME, version: "0.1.0" },
+    service: { name: cfg.OTEL_SERVICE_NAME, version },
     // Global fetch/cache patching would also trace invocations that run untraced in the
     // same isolate; our own spans cover publish, claim, triggers and settle.
     instrumentation: { instrumentGlobalFetch: false, instrumentGlobalCache: false },
