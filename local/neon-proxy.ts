@@ -6,8 +6,9 @@
  *   neonConfig.useSecureWebSocket = false; pipelineTLS = false; pipelineConnect = false
  * the unchanged driver reaches this proxy, which pipes binary frames to and from one TCP
  * connection to Postgres per WebSocket. Frames need not align with Postgres messages.
- * The target is fixed by the proxy's options; the `address` the driver sends is ignored,
- * so the proxy cannot be used to reach anything else. The token is the first segment of
+ * The target is fixed by the proxy's options: the `address` the driver sends (host:port of
+ * its connection string) only picks one of the `routes` given at start, and any other
+ * address goes to pgHost:pgPort, so the proxy cannot be used to reach anything else. The token is the first segment of
  * the path (the driver's WebSocket can set no header): `address` below, the value of
  * NEON_WS_PROXY, carries it. Handshakes without it, with an `Origin` header (a web page)
  * or a non-loopback `Host` are refused (guard.ts).
@@ -27,6 +28,11 @@ export interface NeonProxyOptions {
   pgPort?: number;
   /** Required as the first path segment of every handshake (default: a fresh random one). */
   token?: string;
+  /**
+   * Further targets, by the address a connection string names ("127.0.0.1:6432"): the tests
+   * reach a PgBouncer beside the direct server through one proxy this way.
+   */
+  routes?: Record<string, { host: string; port: number }>;
 }
 
 export interface NeonProxy {
@@ -36,6 +42,11 @@ export interface NeonProxy {
   close(): Promise<void>;
   /** Fault injection: while down, open connections are cut and new ones refused (503). */
   setDown(down: boolean): void;
+  /**
+   * Connections (one per Postgres session): open now, the most open at once since the last
+   * call with `reset` (or the start), and opened in all. Tests read what an invocation opened.
+   */
+  connections(reset?: boolean): { open: number; peak: number; opened: number };
 }
 
 export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonProxy> {
@@ -44,6 +55,8 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
   const token = opts.token ?? newToken();
   let down = false;
   const live = new Set<{ ws: WebSocket; tcp: net.Socket }>();
+  let peak = 0;
+  let opened = 0;
 
   const server = http.createServer((_req, res) => {
     res.writeHead(426, { "content-type": "text/plain" });
@@ -58,14 +71,18 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
     const given = new URL(req.url ?? "/", "http://proxy").pathname.split("/")[1];
     if (!sameToken(given, token)) return refuse(socket, "401 Unauthorized", "missing or wrong token");
     if (down) return refuse(socket, "503 Service Unavailable", "down");
-    wss.handleUpgrade(req, socket, head, (ws) => pipe(ws));
+    const asked = new URL(req.url ?? "/", "http://proxy").searchParams.get("address") ?? "";
+    const target = opts.routes?.[asked] ?? { host: pgHost, port: pgPort };
+    wss.handleUpgrade(req, socket, head, (ws) => pipe(ws, target));
   });
 
-  function pipe(ws: WebSocket) {
-    const tcp = net.connect({ host: pgHost, port: pgPort });
+  function pipe(ws: WebSocket, target: { host: string; port: number }) {
+    const tcp = net.connect(target);
     tcp.setNoDelay(true);
     const pair = { ws, tcp };
     live.add(pair);
+    opened++;
+    peak = Math.max(peak, live.size);
     const pending: Buffer[] = [];
     let connected = false;
     tcp.on("connect", () => {
@@ -106,6 +123,11 @@ export async function startNeonProxy(opts: NeonProxyOptions = {}): Promise<NeonP
           p.tcp.destroy();
           p.ws.terminate();
         }
+    },
+    connections(reset = false) {
+      const out = { open: live.size, peak, opened };
+      if (reset) peak = live.size;
+      return out;
     },
     close: () =>
       new Promise<void>((resolve) => {

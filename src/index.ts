@@ -4,10 +4,8 @@
  */
 import { instrument } from "@microlabs/otel-cf-workers";
 import { app } from "./app";
-import { flushMetrics } from "./backends";
 import { type Env, loadConfig, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
-import { recordConsumerRun } from "./consume/run-metrics";
 import { traceConfig, tracingEnabled } from "./obs/trace";
 import { countedAs, workOfRequest } from "./obs/usage";
 import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
@@ -15,9 +13,9 @@ import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {
   // Consumer safety net: drains the streams and picks up due retries even with no traffic.
-  "* * * * *": async (env, ctx) => recordConsumerRun("cron", await consumeInWorker(env, ctx, "cron")),
+  "* * * * *": (env, ctx) => consumeInWorker(env, ctx, "cron"),
   // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/ops).
-  "*/2 * * * *": async (env, ctx) => recordConsumerRun("replay", await runReplayRunner(env, ctx)),
+  "*/2 * * * *": runReplayRunner,
   // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/ops).
   "*/5 * * * *": runDlqSweeper,
 };
@@ -33,11 +31,8 @@ const worker = {
       console.warn(JSON.stringify({ level: "warn", msg: "no scheduled function for cron", cron: controller.cron }));
       return;
     }
-    try {
-      await run(env, ctx);
-    } finally {
-      ctx.waitUntil(flushMetrics(loadConfig(env)));
-    }
+    // Each scheduled function flushes the metrics itself, through its own pool.
+    await run(env, ctx);
   },
 
   /**
@@ -46,11 +41,7 @@ const worker = {
    * remains the safety net.
    */
   async queue(batch: MessageBatch<WakeMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
-    try {
-      recordConsumerRun("queue", await consumeInWorker(env, ctx, "queue"));
-    } finally {
-      ctx.waitUntil(flushMetrics(loadConfig(env)));
-    }
+    await consumeInWorker(env, ctx, "queue");
     batch.ackAll();
   },
 } satisfies ExportedHandler<Env, WakeMessage>;

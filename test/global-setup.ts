@@ -16,6 +16,7 @@ import { startNeonProxy } from "../local/neon-proxy";
 import { localPostgres, type Provided, providePostgres, provideRedis, withDatabase } from "../local/services";
 import { startUpstashGateway } from "../local/upstash-gateway";
 import { startFaultControl } from "./support/fault-control";
+import { type PgBouncer, startPgBouncer } from "./support/pgbouncer";
 import { startReceiver } from "./support/receiver";
 
 declare module "vitest" {
@@ -32,6 +33,13 @@ declare module "vitest" {
     receiverUrl: string;
     /** test/support/fault-control.ts: private stand-in pairs with switchable faults. */
     faultControlUrl: string;
+    /**
+     * PgBouncer in transaction mode in front of the test server (test/support/pgbouncer.ts),
+     * "postgresql://user@127.0.0.1:<port>", reached through `neonProxy` like the server; "" without it.
+     */
+    bouncerUrl: string;
+    /** Why there is no PgBouncer ("" when there is). */
+    bouncerError: string;
   }
 }
 
@@ -68,7 +76,20 @@ export default async function setup(project: TestProject) {
   const token = randomBytes(16).toString("hex");
   const templateDb = `reflex_tpl_${runId}`;
   const gateway = await startUpstashGateway({ token, redisHost, redisPort: Number(redisPort) });
-  const proxy = await startNeonProxy({ pgHost: pgAt.host, pgPort: pgAt.port });
+  // PgBouncer for the tests of Postgres scope locks behind a transaction-mode pooler: the
+  // Neon stand-in routes connection strings naming its address to it.
+  let bouncer: PgBouncer | undefined;
+  let bouncerError = "";
+  try {
+    bouncer = await startPgBouncer({ ...pgAt, user: server.username || "postgres" });
+  } catch (e) {
+    bouncerError = (e as Error).message;
+  }
+  const proxy = await startNeonProxy({
+    pgHost: pgAt.host,
+    pgPort: pgAt.port,
+    ...(bouncer ? { routes: { [`${bouncer.host}:${bouncer.port}`]: bouncer } } : {}),
+  });
 
   await admin((c) => c.query(`CREATE DATABASE ${templateDb}`));
   await migrateDatabase(withDatabase(adminUrl, templateDb), proxy.address);
@@ -84,8 +105,11 @@ export default async function setup(project: TestProject) {
   project.provide("receiverUrl", receiver.url);
   const faultControl = await startFaultControl({ ...pgAt, redisHost, redisPort: Number(redisPort) });
   project.provide("faultControlUrl", faultControl.url);
+  project.provide("bouncerUrl", bouncer?.url ?? "");
+  project.provide("bouncerError", bouncerError);
 
   return async () => {
+    await bouncer?.stop();
     await receiver.close();
     await faultControl.close();
     await gateway.close();

@@ -140,7 +140,7 @@ describe("GET /metrics: each listed counter moves with what it counts", () => {
     expect((await call(env, "GET", `/replays/${job.body.id}`)).body).toMatchObject({ status: "done", republished: 1 });
     const replayed = await scrape(env);
     expect(delta(replayed, "reflex_events_replayed_total")).toBe(1);
-    expect(delta(replayed, 'reflex_consumer_runs_total{trigger="replay"}')).toBe(1);
+    expect(delta(replayed, 'reflex_consumer_runs_total{trigger="replay-lane"}')).toBe(1);
     expect(delta(replayed, 'reflex_events_processed_total{outcome="completed"}')).toBe(7);
     expect(delta(replayed, 'reflex_pg_round_trips_total{work="replay"}')).toBeGreaterThan(0);
   });

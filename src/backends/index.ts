@@ -4,7 +4,8 @@
  *
  *  - redis: events in Redis Streams (./redis), history in Postgres (src/db).
  *  - postgres: the events table is queue and history (./postgres); no Redis needed.
- * Scope locks follow LOCK_BACKEND (Redis keys or Postgres advisory locks), filter state
+ * Scope locks follow LOCK_BACKEND (Redis keys, or Postgres advisory locks on a connection of
+ * their own to DATABASE_DIRECT_URL: ./postgres/locks.ts), filter state
  * lives with the events, and Upstash, when configured, also carries the rate limits, the
  * hot-data cache and the metrics counters (./metrics.ts) whatever the event backend.
  */
@@ -35,7 +36,7 @@ export interface Backend {
   readonly streams?: StreamUpkeep;
   /** Where replay copies wait, behind live traffic (a stream, or a lane of the events table). */
   replayLane(): ReplayLane;
-  /** Scope locks for one invocation (Postgres ones hold a connection: close them). */
+  /** Scope locks for one invocation (Postgres ones hold a connection of their own: close them). */
   scopeLocks(): ScopeLocks;
   filterState(): FilterState;
 }
@@ -47,7 +48,7 @@ export function openUpstash(cfg: Config): Redis | undefined {
 
 /**
  * The bundle for `cfg`. `db` (the invocation's Postgres) is needed to consume, for the
- * Postgres replay lane, locks and filter state; publishing works without it.
+ * Postgres replay lane and filter state; publishing works without it.
  */
 export function openBackend(cfg: Config, db?: DbHandle): Backend {
   const keys = redisKeys(cfg.REDIS_PREFIX);
@@ -60,7 +61,7 @@ export function openBackend(cfg: Config, db?: DbHandle): Backend {
   const redis = cfg.EVENT_BACKEND === "redis" || cfg.LOCK_BACKEND === "redis" ? upstash : undefined;
   const scopeLocks = (): ScopeLocks =>
     cfg.LOCK_BACKEND === "postgres"
-      ? new PgScopeLocks(needDb("Postgres scope locks").pool)
+      ? PgScopeLocks.open(cfg)
       : new RedisScopeLocks(redis ?? openRedis(cfg), keys.lock, cfg.LOCK_LEASE_MS);
 
   if (cfg.EVENT_BACKEND === "redis") {
@@ -91,10 +92,19 @@ export function openCache(cfg: Config): HotCache {
   return new HotCache(cfg.CACHE_ENABLED ? (openUpstash(cfg) ?? null) : null, cfg.REDIS_PREFIX);
 }
 
-/** Runs `fn` with where metrics accumulate: the Upstash hash, else the Postgres table (a pool opened for it). */
-export async function withMetricsSink<T>(cfg: Config, fn: (sink: MetricsSink) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with where metrics accumulate: the Upstash hash, else the Postgres table - on
+ * `db`, the invocation's own pool, when given (no connection beyond its DB_POOL_MAX), else
+ * on a pool opened for it.
+ */
+export async function withMetricsSink<T>(
+  cfg: Config,
+  fn: (sink: MetricsSink) => Promise<T>,
+  db?: DbHandle,
+): Promise<T> {
   const upstash = openUpstash(cfg);
   if (upstash) return fn(new RedisMetricsSink(upstash, cfg.REDIS_PREFIX));
+  if (db) return fn(new PgMetricsSink(db.db));
   const h = openDb(cfg);
   try {
     return await fn(new PgMetricsSink(h.db));
@@ -103,9 +113,9 @@ export async function withMetricsSink<T>(cfg: Config, fn: (sink: MetricsSink) =>
   }
 }
 
-/** Flushes this isolate's buffered counters; never throws (metrics must not fail work). */
-export async function flushMetrics(cfg: Config): Promise<void> {
-  await withMetricsSink(cfg, flush).catch((e: unknown) => {
+/** Flushes this isolate's buffered counters (through `db` when given); never throws (metrics must not fail work). */
+export async function flushMetrics(cfg: Config, db?: DbHandle): Promise<void> {
+  await withMetricsSink(cfg, flush, db).catch((e: unknown) => {
     console.warn(
       JSON.stringify({ level: "warn", msg: "metrics flush failed", error: String((e as Error)?.message ?? e) }),
     );

@@ -38,6 +38,12 @@ const schema = z.object({
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   DATABASE_URL: pgUrl,
   DATABASE_READ_URL: pgUrl.optional(),
+  /**
+   * A direct (non-pooled) connection string for the Postgres scope locks (LOCK_BACKEND=postgres):
+   * session advisory locks belong to one server session, which a transaction-mode pooler
+   * (Neon's -pooler host, PgBouncer) does not keep for a client. Default: DATABASE_URL.
+   */
+  DATABASE_DIRECT_URL: pgUrl.optional(),
   EVENT_BACKEND: z.enum(["redis", "postgres"]).default("redis"),
   LOCK_BACKEND: z.enum(["redis", "postgres"]).optional(),
   EVENT_MAX_ATTEMPTS: int(1).default(3),
@@ -280,6 +286,15 @@ function isLoopbackUrl(url: string): boolean {
 
 const cache = new WeakMap<object, Config>();
 
+/** Neon's pooled endpoints are named `<endpoint>-pooler.<region>...`: PgBouncer in transaction mode. */
+function pooledHost(url: string): boolean {
+  try {
+    return new URL(url).hostname.split(".")[0]!.endsWith("-pooler");
+  } catch {
+    return false;
+  }
+}
+
 /** Parses `env` (cached per env object). Throws ConfigError naming every bad variable. */
 export function loadConfig(env: Env): Config {
   const hit = cache.get(env);
@@ -332,13 +347,19 @@ export function loadConfig(env: Env): Config {
       if (missing) problems.push(missing);
     }
   }
+  const lockBackend = cfg && (cfg.LOCK_BACKEND ?? (cfg.EVENT_BACKEND === "postgres" ? "postgres" : "redis"));
+  if (cfg && lockBackend === "postgres" && !cfg.DATABASE_DIRECT_URL && pooledHost(cfg.DATABASE_URL)) {
+    problems.push(
+      "DATABASE_DIRECT_URL: required with LOCK_BACKEND=postgres when DATABASE_URL is a pooled (-pooler) host: advisory locks need a direct connection",
+    );
+  }
   const destinations = cfg ? parseDestinations(cfg.DESTINATIONS, cfg.PUBLIC_URL) : undefined;
   if (destinations) problems.push(...destinations.problems);
   if (problems.length || !cfg) throw new ConfigError(problems);
   const out: Config = {
     ...cfg,
     // Redis locks need Redis; a Postgres-only deployment defaults to advisory locks.
-    LOCK_BACKEND: cfg.LOCK_BACKEND ?? (cfg.EVENT_BACKEND === "postgres" ? "postgres" : "redis"),
+    LOCK_BACKEND: lockBackend!,
     DESTINATIONS: destinations?.list ?? [],
   };
   cache.set(env, out);

@@ -1,17 +1,19 @@
 /**
  * The consumer as the worker runs it (src/index.ts): from `scheduled` (cron) and `queue`
  * (wake-up) alike. Opens the backend and Postgres for this invocation, drains with the
- * default trigger registry (filled by src/handlers), and closes the pool in waitUntil.
+ * default trigger registry (filled by src/handlers), records the run's counters, and in
+ * waitUntil flushes the metrics and closes the pool.
  */
 import { type Config, type Env, loadConfig } from "../config";
 import { openDb } from "../db/client";
 import "../handlers";
-import { openBackend } from "../backends";
+import { flushMetrics, openBackend } from "../backends";
 import { openDestinations } from "../destinations";
 import { createLogger } from "../obs/log";
 import { countedAs } from "../obs/usage";
 import { defaultTriggers } from "../triggers/registry";
 import { type RunReport, runConsumer } from "./consumer";
+import { recordConsumerRun } from "./run-metrics";
 
 /** Sends delayed wake-up messages so that retries run when due, not at the next cron tick. */
 function wakeScheduler(env: Env) {
@@ -69,13 +71,17 @@ async function consume(env: Env, ctx: ExecutionContext, trigger: string, laneRun
       scheduleWake: wakeScheduler(env),
       ...(laneRun ? { lanes: laneRun.lanes, skipDue: laneRun.skipDue } : {}),
     });
+    recordConsumerRun(trigger, report);
     log.info("consumer run", { ...report });
     return report;
   } finally {
+    // One after another: the metrics go through the invocation's pool before it ends, so the
+    // invocation never holds more than its DB_POOL_MAX connections (and the lock connection).
     ctx.waitUntil(
       locks
         .close()
         .catch(() => {})
+        .then(() => flushMetrics(cfg, db))
         .then(() => db.close()),
     );
   }

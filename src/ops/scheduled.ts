@@ -2,10 +2,11 @@
  * The operations crons as the worker runs them (src/index.ts routes the cron strings here):
  *   "*\/2 * * * *"  replay runner: advance jobs, then drain the replay lane with its own group
  *   "*\/5 * * * *"  DLQ sweeper
- * Each opens its own connections for the invocation and closes them in waitUntil.
+ * Each opens its own connections for the invocation, flushes the metrics through them and
+ * closes them in waitUntil.
  */
 
-import { openBackend } from "../backends";
+import { flushMetrics, openBackend } from "../backends";
 import { type Env, loadConfig } from "../config";
 import { consumeInWorker } from "../consume/entry";
 import { openDb } from "../db/client";
@@ -27,7 +28,8 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
     );
     log.info("replay runner", { ...report, jobs: report.jobs.length });
   } finally {
-    ctx.waitUntil(db.close());
+    // Closed before the drain opens its own: one pool at a time (DB_POOL_MAX per invocation).
+    await db.close();
   }
   const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - started));
   return consumeInWorker(env, ctx, "replay-lane", { lanes: [lane.name], skipDue: true, timeBudgetMs: left });
@@ -49,6 +51,6 @@ async function sweepInWorker(env: Env, ctx: ExecutionContext) {
     if (report.errors.length) throw new Error(`DLQ sweeper: ${report.errors.join("; ")}`);
     return report;
   } finally {
-    ctx.waitUntil(db.close());
+    ctx.waitUntil(flushMetrics(cfg, db).then(() => db.close()));
   }
 }

@@ -6,6 +6,7 @@
  *   POST   /pairs                 -> {id, upstashUrl, upstashToken, neonProxy}
  *   POST   /pairs/:id/gateway     {"fault": 503 | "hang" | null}
  *   POST   /pairs/:id/proxy       {"down": true | false}
+ *   GET    /pairs/:id/proxy       -> {open, peak, opened} Postgres connections (?reset=1: peak restarts)
  *   DELETE /pairs/:id
  *
  * It listens on 127.0.0.1 only and is reachable only for the duration of a test run.
@@ -28,7 +29,8 @@ export async function startFaultControl(at: { host: string; port: number; redisH
       let text = "";
       for await (const c of req) text += c;
       const body = text ? JSON.parse(text) : {};
-      const parts = (req.url ?? "/").split("/").filter(Boolean);
+      const url = new URL(req.url ?? "/", "http://control");
+      const parts = url.pathname.split("/").filter(Boolean);
       if (req.method === "POST" && parts.length === 1 && parts[0] === "pairs") {
         const id = randomBytes(6).toString("hex");
         const token = randomBytes(16).toString("hex");
@@ -47,6 +49,9 @@ export async function startFaultControl(at: { host: string; port: number; redisH
       if (req.method === "POST" && parts[2] === "gateway") {
         pair.gateway.setFault(body.fault ?? null);
         return send(200, { ok: true });
+      }
+      if (req.method === "GET" && parts[2] === "proxy") {
+        return send(200, pair.proxy.connections(url.searchParams.get("reset") === "1"));
       }
       if (req.method === "POST" && parts[2] === "proxy") {
         pair.proxy.setDown(Boolean(body.down));

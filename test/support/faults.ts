@@ -15,6 +15,8 @@ export interface StandInPair {
   gateway(fault: number | "hang" | null): Promise<void>;
   /** false: the proxy cuts connections and refuses new ones; true: back up. */
   postgres(up: boolean): Promise<void>;
+  /** Postgres connections through this pair: open now, most at once (since the last reset), opened in all. */
+  pgConnections(reset?: boolean): Promise<{ open: number; peak: number; opened: number }>;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,12 @@ export async function privateStandIns(): Promise<StandInPair> {
     env: { UPSTASH_REDIS_REST_URL: p.upstashUrl, UPSTASH_REDIS_REST_TOKEN: p.upstashToken, NEON_WS_PROXY: p.neonProxy },
     gateway: async (fault) => void (await control("POST", `/pairs/${p.id}/gateway`, { fault })),
     postgres: async (up) => void (await control("POST", `/pairs/${p.id}/proxy`, { down: !up })),
+    pgConnections: async (reset = false) =>
+      (await control("GET", `/pairs/${p.id}/proxy${reset ? "?reset=1" : ""}`)) as unknown as {
+        open: number;
+        peak: number;
+        opened: number;
+      },
     close: async () => void (await control("DELETE", `/pairs/${p.id}`)),
   };
 }
