@@ -217,6 +217,11 @@ const schema = z.object({
   /** Longest cool-down, seconds. */
   DESTINATION_BREAKER_MAX_COOLDOWN_S: int(1).default(600),
   /**
+   * Longest an event waits behind a destination's open circuit breaker, seconds: the sweeper
+   * moves events held longer (while the breaker stayed open) to the DLQ, naming the breaker.
+   */
+  DESTINATION_MAX_HOLD_S: int(60).default(259_200),
+  /**
    * Local development only: "host:port/token" of the WebSocket proxy standing in for Neon
    * (local/neon-proxy.ts); the driver sends the token as the first segment of the path. It
    * turns TLS off, so it is refused unless DATABASE_URL's host is a loopback address

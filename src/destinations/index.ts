@@ -7,6 +7,7 @@
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { type BreakerState, readBreakers } from "../db/deliveries";
+import { oldestHeld } from "../db/held";
 
 export { type Destination, parseDestinations } from "../config/destinations";
 export { type DeliveryAttempt, deliveryAttemptsFor } from "../db/deliveries";
@@ -20,6 +21,12 @@ export interface BreakerStatus {
   opened_at: string | null;
   /** When the next probe may go (open), or when the running probe's claim runs out (half-open). */
   next_probe_at: string | null;
+  /**
+   * With `held`: the event waiting longest behind this breaker (not closed), since when (its
+   * storing or the breaker's opening, the later) and for how long; null when none waits.
+   * DESTINATION_MAX_HOLD_S ends such waits (the sweeper moves them to the DLQ).
+   */
+  oldest_held?: { event_id: string; held_since: string; held_s: number } | null;
 }
 
 /**
@@ -31,10 +38,11 @@ export async function breakerStates(
   db: Db,
   cfg: Pick<Config, "DESTINATIONS">,
   now: Date = new Date(),
+  o: { held?: boolean } = {},
 ): Promise<BreakerStatus[]> {
   const names = cfg.DESTINATIONS.map((d) => d.name);
   const rows = new Map((await readBreakers(db, names)).map((r) => [r.destination, r]));
-  return names.map((name) => {
+  const states = names.map((name): BreakerStatus => {
     const r = rows.get(name);
     if (!r) return { destination: name, state: "closed", failures: 0, opened_at: null, next_probe_at: null };
     const due = r.state === "open" && r.nextProbeAt !== null && r.nextProbeAt.getTime() <= now.getTime();
@@ -46,4 +54,22 @@ export async function breakerStates(
       next_probe_at: r.nextProbeAt?.toISOString() ?? null,
     };
   });
+  if (!o.held) return states;
+  // One query per breaker that is not closed: none at all in the usual case.
+  return Promise.all(
+    states.map(async (b, i) => {
+      if (b.state === "closed" || !b.opened_at) return b;
+      const e = await oldestHeld(db, cfg.DESTINATIONS[i]!);
+      if (!e) return { ...b, oldest_held: null };
+      const since = Math.max(e.storedAt.getTime(), Date.parse(b.opened_at));
+      return {
+        ...b,
+        oldest_held: {
+          event_id: e.id,
+          held_since: new Date(since).toISOString(),
+          held_s: Math.max(0, Math.round((now.getTime() - since) / 1000)),
+        },
+      };
+    }),
+  );
 }

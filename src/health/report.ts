@@ -98,9 +98,10 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
     indicators.dlq = threshold(counts.dlq, cfg.HEALTH_DLQ_DEGRADED);
   }
 
-  // Circuit breakers of the destinations: an open (or probing) breaker means deliveries wait.
+  // Circuit breakers of the destinations: an open (or probing) breaker means deliveries wait;
+  // each shows the event waiting longest behind it.
   if (cfg.DESTINATIONS.length && ready.checks.postgres.status !== "unhealthy") {
-    const breakers = await breakerStates(d.db.db, cfg, now).catch((e: Error) => e);
+    const breakers = await breakerStates(d.db.db, cfg, now, { held: true }).catch((e: Error) => e);
     indicators.destinations =
       breakers instanceof Error
         ? { status: "unhealthy", error: breakers.message.slice(0, 200) }

@@ -14,7 +14,10 @@
  *     and finished replay jobs past theirs - in statements of RETENTION_BATCH_SIZE rows, at
  *     most RETENTION_MAX_BATCHES of each per run, so a backlog of old history drains over
  *     several runs while ingest and consumers go on beside it.
- *  5. Alert: with DLQ_ALERT_URL set, one POST when the DLQ grows past DLQ_ALERT_THRESHOLD -
+ *  5. Held events: an open destination breaker defers its events without using attempts;
+ *     once it has stayed open longer than DESTINATION_MAX_HOLD_S, the events stored before
+ *     then that wait for it go to the DLQ with the breaker named (src/db/held.ts).
+ *  6. Alert: with DLQ_ALERT_URL set, one POST when the DLQ grows past DLQ_ALERT_THRESHOLD -
  *     once per crossing (it re-arms when the DLQ is back at or under the threshold). A failed
  *     POST re-arms too, so the next run tries again.
  * Each step runs even if another failed; the failures are reported together.
@@ -24,8 +27,10 @@ import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Config } from "../config";
 import { dlqSummary } from "../db/admin-queries";
 import type { Db } from "../db/client";
+import { deadLetterHeld } from "../db/held";
 import { applyRetention, type RetentionReport } from "../db/retention";
 import { crossedAbove, sweepStuck } from "../db/sweep-queries";
+import { breakerStates } from "../destinations";
 import type { Logger } from "../obs/log";
 
 export interface SweepOptions {
@@ -54,6 +59,8 @@ export interface SweepReport {
   prunedConsumers: number;
   trimmed: number;
   retention: RetentionReport;
+  /** Events moved to the DLQ after waiting longer than DESTINATION_MAX_HOLD_S behind an open breaker. */
+  held: number;
   dlq: number;
   alerted: boolean;
   errors: string[];
@@ -70,6 +77,7 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
     prunedConsumers: 0,
     trimmed: 0,
     retention: { events: 0, dlq: 0, attempts: 0, replayJobs: 0, more: false },
+    held: 0,
     dlq: 0,
     alerted: false,
     errors: [],
@@ -130,6 +138,25 @@ export async function sweep(o: SweepOptions): Promise<SweepReport> {
       now,
     );
   });
+
+  if (cfg.DESTINATIONS.length)
+    await step("held", async () => {
+      const since = new Date(now.getTime() - cfg.DESTINATION_MAX_HOLD_S * 1000);
+      for (const b of await breakerStates(o.db, cfg, now)) {
+        if (b.state === "closed" || !b.opened_at || Date.parse(b.opened_at) >= since.getTime()) continue;
+        const d = cfg.DESTINATIONS.find((x) => x.name === b.destination)!;
+        const reason = `destination ${d.name}: held behind its open circuit breaker (open since ${b.opened_at}) longer than DESTINATION_MAX_HOLD_S (${cfg.DESTINATION_MAX_HOLD_S} s)`;
+        for (let round = 0; round < 20; round++) {
+          const dead = await deadLetterHeld(o.db, d, { since, now, reason, limit: 500 });
+          report.held += dead.length;
+          await lanes?.appendDlqTrail(
+            dead.map((x) => ({ event: x.event, error: reason, attempts: x.attempts, at: now.toISOString() })),
+            cfg.STREAM_MAXLEN,
+          );
+          if (dead.length < 500) break;
+        }
+      }
+    });
 
   await step("alert", async () => {
     const summary = await dlqSummary(o.db);
