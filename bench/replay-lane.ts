@@ -18,6 +18,14 @@
  * Printed side by side with the ratio with/without, and how much replay work overlapped the
  * live window. Nothing is asserted.
  *
+ * --load redrive: the same, with a DLQ retry-all instead of a replay: --history rows
+ * dead-lettered, sent back with dlqRetryAll (REDRIVE_RATE --redrive-rate) into the redrive
+ * lane, drained by replay-runner invocations back to back as the "*\/2" cron drains it.
+ * --redrive-path live puts them back on the live retry path instead (lane NULL: the live
+ * consumer's due look takes them, ahead of live events in its batches), for comparison.
+ *
+ *   npx tsx bench/replay-lane.ts --load redrive                 # 50,000 redriven at 5,000/s
+ *
  * Three processes, as in production three kinds of invocation: this one (setup, seeding,
  * results), a live one (publisher + live consumer) and a replay one (runner + replay-lane
  * consumer), each with its own Upstash and Neon stand-ins (local/) in front of the shared
@@ -54,6 +62,7 @@ import { openRedis } from "../src/backends/redis/client";
 import { redisKeys } from "../src/backends/redis/keys";
 import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
+import { dlqRetryAll } from "../src/db/admin-queries";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
 import type { EventEnvelope } from "../src/events/envelope";
@@ -77,6 +86,9 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "8" },
     history: { type: "string", default: "50000" },
     "replay-rate": { type: "string", default: "5000" },
+    load: { type: "string", default: "replay" },
+    "redrive-rate": { type: "string", default: "5000" },
+    "redrive-path": { type: "string", default: "lane" },
     "replay-interval": { type: "string", default: "120" },
     wake: { type: "string", default: "poll" },
   },
@@ -111,6 +123,9 @@ interface ChildSettings {
   wake: "queue" | "poll";
   replayRate: number;
   replayInterval: number;
+  load: "replay" | "redrive";
+  redriveRate: number;
+  redrivePath: "lane" | "live";
 }
 
 interface LiveResult {
@@ -344,7 +359,7 @@ async function replayRole(s: ChildSettings): Promise<void> {
       ...w.consumerParts(),
       config: { ...cfg, CONSUMER_TIME_BUDGET_MS: left },
       lanes: [lanes.keys.replayLane],
-      skipDue: true,
+      dueLane: "redrive",
     });
     status = (await getReplay(w.db.db, job.id))?.status ?? "missing";
     if (status !== "scheduled" && status !== "running" && (await lanes.backlog(lanes.keys.replayLane)) === 0) break;
@@ -363,12 +378,62 @@ async function replayRole(s: ChildSettings): Promise<void> {
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
+/**
+ * DLQ retry-all of the seeded (dead-lettered) history, then, as the "*\/2" cron does, drains
+ * of the replay lane and the redrive lane back to back until every redriven event completed.
+ * With --redrive-path live the events go back on the live retry path and the live process's
+ * consumer takes them; this one only waits. Prints {"started": ms}, then ReplayResult.
+ */
+async function redriveRole(s: ChildSettings): Promise<void> {
+  const w = await openWorld(s);
+  const cfg = w.cfg;
+  const lanes = new RedisLanes(w.redis, cfg.REDIS_PREFIX);
+  const sent = await dlqRetryAll(w.db.db, { type: "history.row" }, s.redriveRate);
+  if (s.redrivePath === "live") await w.db.db.execute(sql`update events set lane = null where lane = 'redrive'`);
+  const startedAt = Date.now();
+  process.stdout.write(`${JSON.stringify({ started: startedAt })}\n`);
+  const completed = async () =>
+    Number(
+      (
+        await w.db.db.execute<{ n: number }>(
+          sql`select count(*)::int as n from events where type = 'history.row' and status = 'completed'`,
+        )
+      ).rows[0]?.n,
+    );
+  let invocations = 0;
+  while ((await completed()) < sent) {
+    if (Date.now() - startedAt > 300_000) break; // a guard, not a target: report what was done
+    if (s.redrivePath === "live") {
+      await sleep(200);
+      continue;
+    }
+    invocations++;
+    await runConsumer({
+      ...w.consumerParts(),
+      config: { ...cfg, CONSUMER_TIME_BUDGET_MS: cfg.REPLAY_TIME_BUDGET_MS },
+      lanes: [lanes.keys.replayLane],
+      dueLane: "redrive",
+    });
+    await sleep(50);
+  }
+  const out: ReplayResult = {
+    jobId: "redrive",
+    status: (await completed()) >= sent ? "done" : "running",
+    copies: await completed(),
+    invocations,
+    startedAt,
+    endedAt: Date.now(),
+  };
+  await w.close();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
 // --- main: setup, the two phases, results --------------------------------------------------
 
 const children = new Set<ChildProcess>();
 
 /** Starts this file in another role; yields the JSON lines it prints. */
-function startChild(role: "live" | "replay", s: ChildSettings) {
+function startChild(role: "live" | "replay" | "redrive", s: ChildSettings) {
   const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--role", role], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, BENCH_REPLAY_LANE: JSON.stringify(s) },
@@ -410,7 +475,12 @@ async function main() {
     wake: args.wake === "queue" ? ("queue" as const) : ("poll" as const),
     replayRate: Number(args["replay-rate"]),
     replayInterval: Number(args["replay-interval"]),
+    load: args.load === "redrive" ? ("redrive" as const) : ("replay" as const),
+    redriveRate: Number(args["redrive-rate"]),
+    redrivePath: args["redrive-path"] === "live" ? ("live" as const) : ("lane" as const),
   };
+  const redrive = s0.load === "redrive";
+  const what = redrive ? `redrive (${s0.redrivePath === "lane" ? "redrive lane" : "live retry path"})` : "replay";
   const history = Number(args.history);
   const dbName = `reflex_bench_replay_${randomBytes(4).toString("hex")}`;
   const prefix = `bench:${randomBytes(4).toString("hex")}`;
@@ -426,13 +496,14 @@ async function main() {
     await migrateDatabase(dbUrl);
     await db.connect();
     const t0 = Date.now();
+    // A redrive starts from dead letters; a replay from completed history.
     await db.query(
-      `INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, processed_at)
+      `INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, processed_at)
        SELECT gen_random_uuid(), 'history.row', 'src-' || (g % 100), $1::timestamptz + g * interval '1 millisecond',
               jsonb_build_object('n', g, 'text', 'a small payload of a realistic size for a webhook-ish event'),
-              '{"trace_id":"seeded"}'::jsonb, 'src-' || (g % 100), 'completed', 1, $1::timestamptz
+              '{"trace_id":"seeded"}'::jsonb, 'src-' || (g % 100), $3::event_status, $4::int, $5, $1::timestamptz
          FROM generate_series(1, $2::int) AS g`,
-      [HISTORY_FROM, history],
+      [HISTORY_FROM, history, redrive ? "dlq" : "completed", redrive ? 3 : 1, redrive ? "handler failed" : null],
     );
     await db.query("ANALYZE events");
     console.log(
@@ -445,16 +516,16 @@ async function main() {
     const alone = startChild("live", settings({ type: "live.alone" }));
     const without = await alone.line<LiveResult>(0);
     await alone.exited;
-    console.log(`without replay: p50 ${fmt(without.p50)} ms, p99 ${fmt(without.p99)} ms`);
+    console.log(`without ${what}: p50 ${fmt(without.p50)} ms, p99 ${fmt(without.p99)} ms`);
 
-    // Phase 2: the replay starts, then the same live load beside it.
-    const replay = startChild("replay", settings());
+    // Phase 2: the replay (or redrive) starts, then the same live load beside it.
+    const replay = startChild(redrive ? "redrive" : "replay", settings());
     await replay.line<{ started: number }>(0);
     const beside = startChild("live", settings({ type: "live.with-replay" }));
     const withReplay = await beside.line<LiveResult>(0);
     await beside.exited;
     console.log(
-      `with replay:    p50 ${fmt(withReplay.p50)} ms, p99 ${fmt(withReplay.p99)} ms (waiting for the replay to finish)`,
+      `with ${what}: p50 ${fmt(withReplay.p50)} ms, p99 ${fmt(withReplay.p99)} ms (waiting for it to finish)`,
     );
     const rep = await replay.line<ReplayResult>(1);
     await replay.exited;
@@ -472,7 +543,9 @@ async function main() {
       ),
     );
     const overlap = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = $1 AND processed_at BETWEEN to_timestamp($2::float8 / 1000) AND to_timestamp($3::float8 / 1000)`,
+      redrive
+        ? `SELECT count(*)::int AS n FROM events WHERE type = 'history.row' AND status = 'completed' AND processed_at BETWEEN to_timestamp($2::float8 / 1000) AND to_timestamp($3::float8 / 1000) AND $1::text IS NOT NULL`
+        : `SELECT count(*)::int AS n FROM events WHERE meta ->> 'replay' = $1 AND processed_at BETWEEN to_timestamp($2::float8 / 1000) AND to_timestamp($3::float8 / 1000)`,
       [rep.jobId, withReplay.windowStart, withReplay.windowEnd],
     );
     const windowS = (withReplay.windowEnd - withReplay.windowStart) / 1000;
@@ -485,15 +558,21 @@ async function main() {
       `
 live publish -> completed (${fmt(s0.rate)} events/s for ${s0.seconds} s, ${PER_REQUEST} events per publish, wake path: ${s0.wake})
                   events  p50 ms   p99 ms   max ms  invocations
-${row("without replay", without)}
-${row("with replay", withReplay)}
+${row(redrive ? "without redrive" : "without replay", without)}
+${row(redrive ? "with redrive" : "with replay", withReplay)}
 ratio with/without       ${ratio(withReplay.p50, without.p50).padStart(8)} ${ratio(withReplay.p99, without.p99).padStart(8)} ${ratio(withReplay.max, without.max).padStart(8)}
 
-replay: ${fmt(history)} history rows, job rate ${fmt(s0.replayRate)}/s x REPLAY_INTERVAL_S ${s0.replayInterval}: ${rep.status}, ${fmt(rep.copies)} copies completed ` +
-        `in ${fmt(replayS, 1)} s (${fmt(rep.copies / replayS)} copies/s, ${rep.invocations} runner invocation(s) back to back)
+${
+  redrive
+    ? `redrive: ${fmt(history)} dead letters, REDRIVE_RATE ${fmt(s0.redriveRate)}/s, ${what}: ${rep.status}, ${fmt(rep.copies)} completed ` +
+      `in ${fmt(replayS, 1)} s (${fmt(rep.copies / replayS)}/s, ${rep.invocations} drain invocation(s) back to back)
+  during the ${fmt(windowS, 1)} s live window: ${fmt(overlap.rows[0]!.n)} redriven events completed; `
+    : `replay: ${fmt(history)} history rows, job rate ${fmt(s0.replayRate)}/s x REPLAY_INTERVAL_S ${s0.replayInterval}: ${rep.status}, ${fmt(rep.copies)} copies completed ` +
+      `in ${fmt(replayS, 1)} s (${fmt(rep.copies / replayS)} copies/s, ${rep.invocations} runner invocation(s) back to back)
   during the ${fmt(windowS, 1)} s live window: ${fmt(appended)} copies appended to the replay lane, ` +
-        `${fmt(overlap.rows[0]!.n)} completed from it; ` +
-        `replay ${rep.endedAt >= withReplay.windowEnd ? "still running when the window closed" : `ended ${fmt((withReplay.windowEnd - rep.endedAt) / 1000, 1)} s before the window closed`}
+      `${fmt(overlap.rows[0]!.n)} completed from it; `
+}` +
+        `${redrive ? "redrive" : "replay"} ${rep.endedAt >= withReplay.windowEnd ? "still running when the window closed" : `ended ${fmt((withReplay.windowEnd - rep.endedAt) / 1000, 1)} s before the window closed`}
 machine: ${os.cpus().length} cores shared by both loads, Redis, Postgres and the stand-ins; load average ${fmt(loadAtStart, 1)} at the start, ${fmt(os.loadavg()[0]!, 1)} at the end`,
     );
   } finally {
@@ -514,7 +593,14 @@ machine: ${os.cpus().length} cores shared by both loads, Redis, Postgres and the
 
 const role = args.role;
 const child = role === "main" ? undefined : (JSON.parse(process.env.BENCH_REPLAY_LANE ?? "{}") as ChildSettings);
-const running = role === "live" ? liveRole(child!) : role === "replay" ? replayRole(child!) : main();
+const running =
+  role === "live"
+    ? liveRole(child!)
+    : role === "replay"
+      ? replayRole(child!)
+      : role === "redrive"
+        ? redriveRole(child!)
+        : main();
 running.then(
   () => process.exit(0),
   (e) => {

@@ -37,8 +37,13 @@ export interface ClaimsOptions {
   clock: Clock;
   consumer: string;
   lanes: string[];
-  /** Leave due events to another run (a replay-lane run leaves them to the live consumer). */
+  /** Leave due events to another run. */
   skipDue: boolean;
+  /**
+   * Which due events: the live ones (default), or the redrive lane's (the replay runner's
+   * drain: a DLQ retry-all, behind live traffic).
+   */
+  dueLane?: "redrive";
   /** Date.now() when the run started: CONSUMER_TIME_BUDGET_MS counts from it. */
   started: number;
   failpoints?: Failpoints;
@@ -190,6 +195,7 @@ export class Claims {
       max: this.o.config.CONSUMER_BATCH_SIZE,
       now: new Date(this.o.clock.now()),
       leaseMs: this.o.config.VISIBILITY_TIMEOUT_MS,
+      ...(this.o.dueLane ? { lane: this.o.dueLane } : {}),
     };
   }
 

@@ -57,8 +57,10 @@ export interface ConsumerOptions {
   lanes?: string[];
   /** Default: "c-<uuid>". */
   name?: string;
-  /** Skip Postgres-side due retries (a replay-lane run leaves them to the main consumer). */
+  /** Skip Postgres-side due retries. */
   skipDue?: boolean;
+  /** Claim the redrive lane's due events instead of the live ones (the replay runner's drain). */
+  dueLane?: "redrive";
   /** Schedules wake-ups after `delaysSeconds` (retries fall due then); the queue does it in Workers. */
   scheduleWake?: (delaysSeconds: number[]) => Promise<void>;
 }
@@ -132,6 +134,7 @@ class ConsumerRun {
       consumer: this.name,
       lanes: o.lanes ?? o.store.lanes(),
       skipDue: o.skipDue ?? false,
+      ...(o.dueLane ? { dueLane: o.dueLane } : {}),
       started: this.started,
       failpoints: o.failpoints,
     });

@@ -33,8 +33,8 @@ function wakeScheduler(env: Env) {
 /** A run on other lanes than the live shards: the replay runner drains the replay lane with it. */
 export interface LaneRun {
   lanes: string[];
-  /** Leave due retries to the live consumer. */
-  skipDue: boolean;
+  /** Which due events it claims: none, or the redrive lane's (the live retries are the live consumer's). */
+  due: "none" | "redrive";
   timeBudgetMs: number;
 }
 
@@ -69,7 +69,11 @@ async function consume(env: Env, ctx: ExecutionContext, trigger: string, laneRun
       db: db.db,
       log,
       scheduleWake: wakeScheduler(env),
-      ...(laneRun ? { lanes: laneRun.lanes, skipDue: laneRun.skipDue } : {}),
+      ...(laneRun
+        ? laneRun.due === "redrive"
+          ? { lanes: laneRun.lanes, dueLane: "redrive" as const }
+          : { lanes: laneRun.lanes, skipDue: true }
+        : {}),
     });
     recordConsumerRun(trigger, report);
     log.info("consumer run", { ...report });

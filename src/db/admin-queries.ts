@@ -13,7 +13,7 @@ import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
-import { historyFields } from "./history";
+import { historyFields, REDRIVE_LANE } from "./history";
 import { type EventStatus, events } from "./schema";
 import { assign, isoMicros, type RowOf } from "./sql";
 
@@ -193,20 +193,22 @@ const REDRIVE = {
   updatedAt: sql`now()`,
 };
 
-/** Sends one DLQ event back for processing now. null when it is not in the DLQ. */
+/** Sends one DLQ event back for processing now, as a live retry. null when it is not in the DLQ. */
 export async function dlqRetry(db: Db, id: string): Promise<{ id: string; next_retry_at: string } | null> {
   const [row] = await db
     .update(events)
-    .set({ ...REDRIVE, nextRetryAt: sql`now()` })
+    .set({ ...REDRIVE, lane: null, nextRetryAt: sql`now()` })
     .where(and(eq(events.id, id), IN_DLQ))
     .returning({ id: events.id, nextRetryAt: events.nextRetryAt });
   return row ? { id: row.id, next_retry_at: row.nextRetryAt!.toISOString() } : null;
 }
 
 /**
- * Sends every matching DLQ event back, in one statement. Their next_retry_at is spread at
- * `rate` per second, oldest dead first, so a large redrive reaches the consumers as a
- * steady trickle instead of one burst in front of live traffic. Returns how many.
+ * Sends every matching DLQ event back, in one statement, into the redrive lane: the replay
+ * runner's drain claims them (and their retries), never a live consumer, so a redrive of any
+ * size waits behind live traffic instead of riding in front of it in the live batches. Their
+ * next_retry_at is spread at `rate` per second, oldest dead first: the drain takes them as a
+ * steady trickle. Returns how many.
  */
 export async function dlqRetryAll(db: Db, f: DlqFilter, rate: number): Promise<number> {
   const e = alias(events, "e");
@@ -217,6 +219,7 @@ export async function dlqRetryAll(db: Db, f: DlqFilter, rate: number): Promise<n
     ), moved AS (
       UPDATE ${events} AS ${e} SET ${assign(e, {
         ...REDRIVE,
+        lane: REDRIVE_LANE,
         nextRetryAt: sql`now() + (p.n::float8 / ${rate}::float8) * interval '1 second'`,
       })}
         FROM picked p WHERE ${e.id} = p.id AND ${e.status} = 'dlq'

@@ -31,7 +31,15 @@ export interface DueLook {
   now: Date;
   /** The Postgres-side claim's lease, ms. */
   leaseMs: number;
+  /**
+   * "redrive": only events of the redrive lane (a DLQ retry-all sends them there, drained by
+   * the replay runner behind live traffic). Default: every other due event.
+   */
+  lane?: "redrive";
 }
+
+/** The lane column of events a DLQ retry-all sent back (see DueLook.lane). */
+export const REDRIVE_LANE = "redrive";
 
 export interface ClaimedRow {
   event: EventEnvelope;
@@ -175,7 +183,8 @@ export async function claimDue(db: Db, req: DueLook & { consumer: string }): Pro
 /**
  * claimDue's statement, also run as a CTE beside a lane claim (persistClaimed, and the
  * Postgres backend's claimFresh). `except`: ids the rest of that statement touches.
- * It answers `claimedFields`.
+ * It answers `claimedFields`. The redrive lane and the rest are apart: a live consumer
+ * never claims a redriven event (nor its retries), the replay runner's drain nothing else.
  */
 export function dueUpdate(req: DueLook & { consumer: string }, except: string[] = []): SQL {
   const now = req.now.toISOString();
@@ -193,6 +202,7 @@ export function dueUpdate(req: DueLook & { consumer: string }, except: string[] 
        SELECT ${events.id} FROM ${events}
         WHERE ((${events.status} = 'pending' AND ${events.nextRetryAt} <= ${now}::timestamptz)
            OR (${events.status} = 'processing' AND ${events.leaseUntil} < ${now}::timestamptz))
+          AND ${req.lane === "redrive" ? sql`${events.lane} = ${REDRIVE_LANE}` : sql`${events.lane} IS DISTINCT FROM ${REDRIVE_LANE}`}
           ${except.length ? sql`AND ${events.id} <> ALL(${arrayOf(events.id, except)})` : sql``}
         ORDER BY ${events.nextRetryAt} NULLS FIRST
         LIMIT ${req.max}

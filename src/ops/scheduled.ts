@@ -1,6 +1,7 @@
 /**
  * The operations crons as the worker runs them (src/index.ts routes the cron strings here):
  *   "*\/2 * * * *"  replay runner: advance jobs, then drain the replay lane with its own group
+ *                  and the redrive lane (events a DLQ retry-all sent back)
  *   "*\/5 * * * *"  DLQ sweeper
  * Each opens its own connections for the invocation, flushes the metrics through them and
  * closes them in waitUntil.
@@ -32,7 +33,8 @@ export async function runReplayRunner(env: Env, ctx: ExecutionContext) {
     await db.close();
   }
   const left = Math.max(1_000, cfg.REPLAY_TIME_BUDGET_MS - (Date.now() - started));
-  return consumeInWorker(env, ctx, "replay-lane", { lanes: [lane.name], skipDue: true, timeBudgetMs: left });
+  // The replay lane's copies and the redrive lane's events (a DLQ retry-all), behind live traffic.
+  return consumeInWorker(env, ctx, "replay-lane", { lanes: [lane.name], due: "redrive", timeBudgetMs: left });
 }
 
 export function runDlqSweeper(env: Env, ctx: ExecutionContext) {
