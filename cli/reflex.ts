@@ -249,13 +249,15 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const back = parseDuration(o.since);
       if (back === null) throw new InvalidArgumentError(`--since: not a duration: ${o.since}`);
-      const from = new Date(Date.now() - back).toISOString();
+      // Follows what history recorded, in that order, not event timestamps: an event that
+      // arrives late with an old timestamp is still printed.
+      const since = new Date(Date.now() - back).toISOString();
       let cursor: string | undefined;
       let seen = 0;
       for (;;) {
         const r = await api().call<{ events: Row[]; next_cursor: string | null }>(
           "GET",
-          `/events${query({ type: o.type, source: o.source, from, order: "asc", cursor, limit: 100 })}`,
+          `/events${query({ type: o.type, source: o.source, order: "recorded", ...(cursor ? { cursor } : { recorded_from: since }), limit: 100 })}`,
         );
         for (const e of r.events) {
           process.stdout.write(

@@ -97,14 +97,18 @@ export interface HistoryFilter {
   to?: string;
 }
 
-/** Keyset position: the (timestamp, id) of the last row of the previous page. */
+/**
+ * Keyset position: the (timestamp, id) of the last row of the previous page - or, for the
+ * recorded order (`by: "recorded"`), its (created_at, id).
+ */
 export interface Cursor {
   ts: string;
   id: string;
+  by?: "recorded";
 }
 
 export function encodeCursor(c: Cursor): string {
-  return btoa(JSON.stringify([c.ts, c.id]))
+  return btoa(JSON.stringify(c.by ? [c.ts, c.id, "r"] : [c.ts, c.id]))
     .replace(/\+/g, "-")
     .replace(/\//g, "_")
     .replace(/=+$/, "");
@@ -114,12 +118,12 @@ export function encodeCursor(c: Cursor): string {
 export function decodeCursor(s: string): Cursor | null {
   try {
     const v = JSON.parse(atob(s.replace(/-/g, "+").replace(/_/g, "/"))) as unknown;
-    if (!Array.isArray(v) || v.length !== 2) return null;
+    if (!Array.isArray(v) || (v.length !== 2 && !(v.length === 3 && v[2] === "r"))) return null;
     const [ts, id] = v as [unknown, unknown];
     if (typeof ts !== "string" || Number.isNaN(Date.parse(ts))) return null;
     if (typeof id !== "string" || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
       return null;
-    return { ts, id };
+    return v.length === 3 ? { ts, id, by: "recorded" } : { ts, id };
   } catch {
     return null;
   }
@@ -136,12 +140,25 @@ function where(f: HistoryFilter): SQL[] {
   return w;
 }
 
-/** History page by (timestamp, id), ascending or descending; next_cursor null on the last page. */
+/**
+ * A row recorded this long ago at least is listed in the recorded order: created_at is its
+ * transaction's start, and a transaction that started earlier may commit after a later one -
+ * a follower whose cursor already passed its created_at would never see it otherwise.
+ */
+export const RECORDED_SETTLE_MS = 2_000;
+
+/**
+ * History page by (timestamp, id), ascending or descending; next_cursor null on the last page.
+ * "recorded": by (created_at, id) ascending - the order history recorded the events, which is
+ * what a follower wants (a late event with an old timestamp comes after the cursor, not
+ * before it), from `recordedFrom` on; a cursor is handed out even on the last page.
+ */
 export async function listEvents(
   db: Db,
   f: HistoryFilter,
-  page: { cursor?: Cursor; limit: number; order: "asc" | "desc" },
+  page: { cursor?: Cursor; limit: number; order: "asc" | "desc" | "recorded"; recordedFrom?: string },
 ): Promise<{ events: EventView[]; next_cursor: string | null }> {
+  if (page.order === "recorded") return listRecorded(db, f, page);
   const w = where(f);
   const newestFirst = page.order === "desc";
   if (page.cursor) {
@@ -163,6 +180,27 @@ export async function listEvents(
   let next: Cursor | null = null;
   if (last && (found.length > page.limit || !newestFirst)) next = { ts: last.ts, id: last.id };
   else if (!last && !newestFirst && page.cursor) next = page.cursor;
+  return { events: rows.map(view), next_cursor: next ? encodeCursor(next) : null };
+}
+
+async function listRecorded(
+  db: Db,
+  f: HistoryFilter,
+  page: { cursor?: Cursor; limit: number; recordedFrom?: string },
+): Promise<{ events: EventView[]; next_cursor: string | null }> {
+  const w = where(f);
+  w.push(sql`${events.createdAt} <= now() - ${RECORDED_SETTLE_MS}::int * interval '1 millisecond'`);
+  if (page.recordedFrom !== undefined) w.push(sql`${events.createdAt} >= ${page.recordedFrom}::timestamptz`);
+  if (page.cursor)
+    w.push(sql`(${events.createdAt}, ${events.id}) > (${page.cursor.ts}::timestamptz, ${page.cursor.id}::uuid)`);
+  const rows = await db
+    .select({ ...viewFields, recordedAt: isoMicros(events.createdAt) })
+    .from(events)
+    .where(and(...w))
+    .orderBy(asc(events.createdAt), asc(events.id))
+    .limit(page.limit);
+  const last = rows[rows.length - 1];
+  const next: Cursor | undefined = last ? { ts: last.recordedAt, id: last.id, by: "recorded" } : page.cursor;
   return { events: rows.map(view), next_cursor: next ? encodeCursor(next) : null };
 }
 

@@ -86,6 +86,10 @@ export const events = pgTable(
     index("events_fresh_lane_idx")
       .on(t.lane, t.createdAt, t.timestamp)
       .where(sql`${t.status} = 'pending' AND ${t.nextRetryAt} IS NULL AND ${t.lane} IS NOT NULL`),
+    // history in the order it was recorded (GET /events?order=recorded, `reflex events tail`).
+    // BRIN: rows are appended in created_at order, so a summary per range of pages finds the
+    // newest ones, costs almost nothing per insert, and needs no entry per settle.
+    index("events_created_brin_idx").using("brin", t.createdAt),
     // the DLQ list is small but read often
     index("events_dlq_idx").on(t.updatedAt).where(sql`${t.status} = 'dlq'`),
     // derived events of an event (GET /events/:id), replay copies of an original

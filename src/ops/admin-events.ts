@@ -8,7 +8,7 @@
  *   GET    /events/{id}                          envelope + status, attempts, errors, attempt_history,
  *                                                 delivery_attempts (HTTP deliveries to destinations), derived events,
  *                                                 steps (durable steps of its handlers), usage (model tokens by model)
- *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=   {events, next_cursor}
+ *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=&recorded_from=   {events, next_cursor}
  *
  * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
  */
@@ -237,7 +237,7 @@ export function adminEventRoutes() {
       middleware: [adminAuth] as const,
       summary: "Event history, keyset-paginated on (timestamp, id)",
       description:
-        "Pass `next_cursor` back as `cursor` for the next page. With `order=asc` a cursor is returned even on the last page, to follow new events.",
+        "Pass `next_cursor` back as `cursor` for the next page. `order=recorded` lists in the order history recorded the events (from `recorded_from`), which is how to follow new ones: a cursor is returned even on the last page, and an event that arrives late with an old timestamp still comes after it. `order=asc` follows event timestamps.",
       request: {
         query: z.object({
           ...Filter,
@@ -246,7 +246,8 @@ export function adminEventRoutes() {
           to: z.iso.datetime({ offset: true }).optional(),
           cursor: z.string().max(200).optional(),
           limit: limit(1000, 100),
-          order: z.enum(["asc", "desc"]).default("desc"),
+          order: z.enum(["asc", "desc", "recorded"]).default("desc"),
+          recorded_from: z.iso.datetime({ offset: true }).optional(),
         }),
       },
       responses: { 200: jsonOk("`{events, next_cursor}`"), 422: problemResponse("Bad query"), ...authResponses },
@@ -255,6 +256,10 @@ export function adminEventRoutes() {
       const q = c.req.valid("query");
       const cursor = q.cursor !== undefined ? decodeCursor(q.cursor) : undefined;
       if (cursor === null) throw invalidFields([{ query: "cursor", message: "not a cursor returned by this API" }]);
+      if (cursor && (cursor.by === "recorded") !== (q.order === "recorded"))
+        throw invalidFields([{ query: "cursor", message: `not a cursor of order=${q.order}` }]);
+      if (q.recorded_from !== undefined && q.order !== "recorded")
+        throw invalidFields([{ query: "recorded_from", message: "only with order=recorded" }]);
       const out = await withDb(c, "read", (db) =>
         listEvents(
           db,
@@ -263,6 +268,7 @@ export function adminEventRoutes() {
             ...(cursor ? { cursor } : {}),
             limit: q.limit,
             order: q.order,
+            ...(q.recorded_from !== undefined ? { recordedFrom: new Date(q.recorded_from).toISOString() } : {}),
           },
         ),
       );

@@ -65,11 +65,16 @@ function expectCode(r: Run, code: number) {
 }
 
 /** One history row, written directly (status 'dlq' puts it in the dead-letter queue). */
-async function insertEvent(type: string, status: "dlq" | "completed", payload: object = { n: 1 }): Promise<string> {
+async function insertEvent(
+  type: string,
+  status: "dlq" | "completed",
+  payload: object = { n: 1 },
+  ageS = 60,
+): Promise<string> {
   const id = randomUUID();
   await db!.query(
     `INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, errors, updated_at, processed_at)
-     VALUES ($1, $2, 'cli-test', now() - interval '1 minute', $6::jsonb, '{"trace_id":"cli"}', 'cli-test', $3::event_status,
+     VALUES ($1, $2, 'cli-test', now() - $7::int * interval '1 second', $6::jsonb, '{"trace_id":"cli"}', 'cli-test', $3::event_status,
              1, $4, $5::jsonb, now(), now())`,
     [
       id,
@@ -80,6 +85,7 @@ async function insertEvent(type: string, status: "dlq" | "completed", payload: o
         ? JSON.stringify([{ attempt: 1, error: "handler said no", at: new Date().toISOString() }])
         : "[]",
       JSON.stringify(payload),
+      ageS,
     ],
   );
   return id;
@@ -253,6 +259,32 @@ describe("reflex CLI against wrangler dev", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ id, type: "cli.tail", status: "completed" });
+  });
+
+  it("events tail follows what was recorded: an event arriving late with a two-day-old timestamp is printed", async () => {
+    const onTime = await insertEvent("cli.late", "completed", { n: 1 }, 0);
+    const late = await insertEvent("cli.late", "completed", { n: 2 }, 2 * 86_400);
+    // Both were recorded within the last minute; only one has a timestamp in it.
+    const r = await reflex([
+      "--json",
+      "events",
+      "tail",
+      "--type",
+      "cli.late",
+      "--since",
+      "1m",
+      "--max",
+      "2",
+      "--interval",
+      "200",
+    ]);
+    expectCode(r, 0);
+    expect(
+      r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual([onTime, late]);
   });
 
   it("replay: start (dry run and real), status once and watched until done, driven by the */2 cron", async () => {

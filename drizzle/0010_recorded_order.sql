@@ -1,0 +1,1 @@
+CREATE INDEX "events_created_brin_idx" ON "events" USING brin ("created_at");
