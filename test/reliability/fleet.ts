@@ -152,11 +152,17 @@ export class Fleet {
     });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops scheduling and waits for the runs under way, at most `maxMs`: answers the runs
+   * still in flight then, with the calls they wait on (none when all ended). Every call a run
+   * makes has a deadline, so one that outlives this is a hang worth naming.
+   */
+  async stop(maxMs = 120_000): Promise<string[]> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     await Promise.all(this.loops);
-    await Promise.all([...this.active]);
+    await Promise.race([Promise.all([...this.active]), sleep(maxMs)]);
+    return this.describeInFlight();
   }
 
   /** Starts one cron run now and waits for it (the final drain uses it). */

@@ -183,7 +183,11 @@ for (const B of BACKENDS)
           })();
           await Promise.all([producer(), producer(), producer(), producer()]);
           await ingestFaults;
-          await Promise.all(ledger.late); // requests abandoned by the client, answered after a hang
+          // Requests abandoned by the client, answered after a hang: each has the worker's own
+          // deadlines, so one still open after a minute is a hang.
+          let answeredLate = 0;
+          await Promise.race([Promise.all(ledger.late.map((p) => p.then(() => answeredLate++))), sleep(60_000)]);
+          expect(ledger.late.length - answeredLate, "abandoned requests still unanswered a minute later").toBe(0);
           phases.push(["ingest", Date.now() - started]);
 
           // --- drain, with faults again ---------------------------------------------------
@@ -219,8 +223,9 @@ for (const B of BACKENDS)
               phases.push(["first quiet check", Date.now() - started]);
           }
           drained = quiet >= 2;
-          await fleet.stop();
+          const hung = await fleet.stop();
           phases.push(["drained", Date.now() - started]);
+          expect(hung, "consumer runs still in flight two minutes after the fleet stopped").toEqual([]);
 
           // --- reconciliation ---------------------------------------------------------------
           const end = await openWork(observerDb, observerStore);
