@@ -9,6 +9,7 @@ import IORedis from "ioredis";
 import pg from "pg";
 import { migrateDatabase } from "../local/migrate";
 import { type StandIns, spawnStandIns } from "../local/standins-process";
+import type { EventEnvelope } from "../src/events/envelope";
 
 export const PG = {
   host: process.env.PGHOST_TEST ?? "127.0.0.1",
@@ -55,5 +56,18 @@ export async function benchInfra(): Promise<BenchInfra> {
       await admin.end();
       await standIns.stop();
     },
+  };
+}
+
+/** A live event of `type` (sequence `i`): 100 sources, a small payload of a realistic size. */
+export function liveEvent(type: string, i: number): EventEnvelope {
+  return {
+    id: crypto.randomUUID(),
+    type,
+    source: `live-${i % 100}`,
+    timestamp: new Date().toISOString(),
+    meta: { trace_id: randomBytes(16).toString("hex") },
+    seq: i,
+    body: { text: "a small payload of a realistic size for a webhook-ish event", n: i },
   };
 }

@@ -65,12 +65,12 @@ import { runConsumer } from "../src/consume/consumer";
 import { dlqRetryAll } from "../src/db/admin-queries";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
-import type { EventEnvelope } from "../src/events/envelope";
 import { defaultRegistry } from "../src/events/types";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
+import { liveEvent } from "./infra";
 
 // The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
 // that local/lua-text.ts registers (a static import would load before it runs).
@@ -193,18 +193,6 @@ async function openWorld(s: ChildSettings) {
       await db.close();
       await standIns.stop();
     },
-  };
-}
-
-function liveEvent(type: string, i: number): EventEnvelope {
-  return {
-    id: crypto.randomUUID(),
-    type,
-    source: `live-${i % 100}`,
-    timestamp: new Date().toISOString(),
-    meta: { trace_id: randomBytes(16).toString("hex") },
-    seq: i,
-    body: { text: "a small payload of a realistic size for a webhook-ish event", n: i },
   };
 }
 

@@ -3,7 +3,7 @@
  * the traffic beside it.
  *
  *   npx tsx bench/retention.ts                                  # 1,000,000 old rows, Postgres backend
- *   npx tsx bench/retention.ts --rows 1000000 --seconds 20 --backend redis
+ *   npx tsx bench/retention.ts --rows 1000000 --seconds 15 --backend redis
  *
  * On a throwaway database (and Redis prefix), both removed at the end:
  *
@@ -24,23 +24,20 @@
  * processes of their own, as separate invocations reach Neon. They share Postgres and the
  * machine's cores: compare the ratios, not the absolutes.
  */
-import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
-import IORedis from "ioredis";
 import pg from "pg";
 import ws from "ws";
-import { migrateDatabase } from "../local/migrate";
 import "../local/lua-text";
 import { spawnStandIns } from "../local/standins-process";
 import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import { applyRetention } from "../src/db/retention";
-import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
+import { benchInfra, liveEvent, PG } from "./infra";
 
 // The Redis backend imports its Lua scripts as .lua text: load it after local/lua-text.ts's hook.
 const { openBackend } = await import("../src/backends");
@@ -48,7 +45,7 @@ const { openBackend } = await import("../src/backends");
 const { values: args } = parseArgs({
   options: {
     rows: { type: "string", default: "1000000" },
-    seconds: { type: "string", default: "20" },
+    seconds: { type: "string", default: "15" },
     backend: { type: "string", default: "postgres" },
     publishers: { type: "string", default: "2" },
     consumers: { type: "string", default: "2" },
@@ -57,29 +54,12 @@ const { values: args } = parseArgs({
   },
 });
 
-const PG = {
-  host: process.env.PGHOST_TEST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT_TEST ?? 5432),
-  user: process.env.PGUSER_TEST ?? "postgres",
-};
 const RETENTION_DAYS = 90;
 
 neonConfig.webSocketConstructor = ws;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
-
-function liveEvent(type: string, i: number): EventEnvelope {
-  return {
-    id: crypto.randomUUID(),
-    type,
-    source: `live-${i % 100}`,
-    timestamp: new Date().toISOString(),
-    meta: { trace_id: randomBytes(16).toString("hex") },
-    seq: i,
-    body: { text: "a small payload of a realistic size for a webhook-ish event", n: i },
-  };
-}
 
 interface LoadResult {
   published: number;
@@ -104,16 +84,13 @@ async function main() {
   const perPublish = Number(args.batch);
   const retentionBatch = Number(args["retention-batch"]);
 
-  const dbName = `reflex_bench_retention_${randomBytes(4).toString("hex")}`;
-  const prefix = `bench:${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ ...PG, database: "postgres" });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
-  const direct = new pg.Client({ ...PG, database: dbName });
-  const token = randomBytes(16).toString("hex");
-  // One pair for the load (ingest and consumers), one for the sweeper: separate invocations.
-  const loadStandIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
+  // The load's stand-ins, database and prefix (bench/infra.ts); the sweeper gets a pair of
+  // its own: separate invocations.
+  const infra = await benchInfra();
+  const { dbUrl, token } = infra;
+  const prefix = infra.prefixBase;
+  const direct = new pg.Client({ connectionString: dbUrl });
+  const loadStandIns = infra.standIns;
   const sweepStandIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
   const envFor = (s: typeof loadStandIns): Env => ({
     DATABASE_URL: dbUrl,
@@ -129,7 +106,6 @@ async function main() {
   const sweepCfg = loadConfig(envFor(sweepStandIns));
 
   try {
-    await migrateDatabase(dbUrl);
     await direct.connect();
     const t0 = Date.now();
     const seedChunk = 250_000;
@@ -276,21 +252,8 @@ machine: ${os.cpus().length} cores shared by the load, the retention, Postgres${
     await loadDb.close();
   } finally {
     await direct.end().catch(() => {});
-    await loadStandIns.stop();
     await sweepStandIns.stop();
-    if (backend === "redis") {
-      const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
-      await ioredis
-        .eval(
-          "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
-          0,
-          `${prefix}:*`,
-        )
-        .catch(() => {});
-      ioredis.disconnect();
-    }
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await infra.close();
   }
 }
 

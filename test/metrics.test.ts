@@ -5,14 +5,13 @@
  * kind of work sent each Redis command and Postgres round trip, so that a dashboard can
  * divide consume work by processed events.
  */
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeferAttempt } from "../src/errors";
-import worker from "../src/index";
 import { filters as f } from "../src/triggers";
 import { defaultTriggers } from "../src/triggers/registry";
 import { WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import { ADMIN_TOKEN, call } from "./support/admin";
+import { runCron } from "./support/cron";
 import { freshEnv, type TestEnv } from "./support/env";
 
 const API_KEY = "metrics-test-key-0123456789";
@@ -33,12 +32,6 @@ async function scrape(env: TestEnv): Promise<Map<string, number>> {
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return m;
-}
-
-async function cron(env: TestEnv, schedule: string): Promise<void> {
-  const ctx = createExecutionContext();
-  await worker.scheduled!(createScheduledController({ cron: schedule, scheduledTime: Date.now() }), env, ctx);
-  await waitOnExecutionContext(ctx);
 }
 
 const tick = (timer_name: string, tick_count = 0) => ({ type: "timer.tick", source: SOURCE, timer_name, tick_count });
@@ -102,9 +95,9 @@ describe("GET /metrics: each listed counter moves with what it counts", () => {
     expect(delta(ingested, 'reflex_pg_round_trips_total{work="consume"}')).toBe(0);
 
     // --- drain: two cron runs (the failed event's retry falls due in between) -------------
-    await cron(env, "* * * * *");
+    await runCron(env, "* * * * *");
     await sleep(200);
-    await cron(env, "* * * * *");
+    await runCron(env, "* * * * *");
     const drained = await scrape(env);
     // completed: ok x3, derive, its derived lifecycle event, the webhook; fail: retried, then dlq.
     expect(delta(drained, 'reflex_events_processed_total{outcome="completed"}')).toBe(6);
@@ -136,7 +129,7 @@ describe("GET /metrics: each listed counter moves with what it counts", () => {
       body: { from: new Date(Date.now() - 3_600_000).toISOString(), types: ["lifecycle"], rate: 100 },
     });
     expect(job.status).toBe(202);
-    await cron(env, "*/2 * * * *");
+    await runCron(env, "*/2 * * * *");
     expect((await call(env, "GET", `/replays/${job.body.id}`)).body).toMatchObject({ status: "done", republished: 1 });
     const replayed = await scrape(env);
     expect(delta(replayed, "reflex_events_replayed_total")).toBe(1);

@@ -5,24 +5,12 @@
 
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
-import { RedisLanes } from "../src/backends/redis/lanes";
+import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { type SweepOptions, sweep } from "../src/ops/dlq-sweeper";
-import { event, type Rig, rig } from "./support/consume";
+import { event, type Rig } from "./support/consume";
+import { sweepRigsClosedAfterEach } from "./support/sweep";
 
-const open: Rig[] = [];
-afterEach(async () => {
-  while (open.length) await open.pop()!.close();
-});
-
-async function sweepRig(overrides: Record<string, unknown> = {}) {
-  const r = await rig(overrides);
-  open.push(r);
-  const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
-  const run = (o: Partial<SweepOptions> = {}) => sweep({ db: r.db.db, store: r.store, lanes, config: r.cfg, ...o });
-  return { r, lanes, run };
-}
+const sweepRig = sweepRigsClosedAfterEach();
 
 async function insert(r: Rig, n: number, o: { status: string; attempts: number; ageS: number; lease?: boolean }) {
   await r.db.db.execute(sql`

@@ -4,15 +4,14 @@
  * live consumer; a single retry stays a live retry. Through the worker's own replay cron too.
  */
 
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { filters as f } from "../src/triggers";
 import { defaultTriggers } from "../src/triggers/registry";
 import { call } from "./support/admin";
 import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { runCron } from "./support/cron";
 
 const make = rigsClosedAfterEach();
 
@@ -95,18 +94,10 @@ describe.each(["redis", "postgres"] as const)("redrive lane (%s)", (backend) => 
       expect((await call(r.env, "POST", "/events/dlq/retry", { body: {} })).body).toEqual({ count: 40 });
       await new Promise((res) => setTimeout(res, 20));
       // The consumer cron (live) leaves them...
-      const live = createExecutionContext();
-      await worker.scheduled!(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), r.env, live);
-      await waitOnExecutionContext(live);
+      await runCron(r.env, "* * * * *");
       expect(await countBy(r, "shop.cron")).toEqual({ pending: 40 });
       // ...the replay cron takes them.
-      const ctx = createExecutionContext();
-      await worker.scheduled!(
-        createScheduledController({ cron: "*/2 * * * *", scheduledTime: Date.now() }),
-        r.env,
-        ctx,
-      );
-      await waitOnExecutionContext(ctx);
+      await runCron(r.env, "*/2 * * * *");
       expect(await countBy(r, "shop.cron")).toEqual({ completed: 40 });
     } finally {
       defaultTriggers.unregister(name);

@@ -4,25 +4,13 @@
  * someone else holds (SKIP LOCKED: the sweep goes on past it instead of waiting).
  */
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
-import { RedisLanes } from "../src/backends/redis/lanes";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { ConfigError } from "../src/errors";
-import { type SweepOptions, sweep } from "../src/ops/dlq-sweeper";
-import { type Rig, rig } from "./support/consume";
+import type { Rig } from "./support/consume";
+import { sweepRigsClosedAfterEach } from "./support/sweep";
 
-const open: Rig[] = [];
-afterEach(async () => {
-  while (open.length) await open.pop()!.close();
-});
-
-async function sweepRig(overrides: Record<string, unknown> = {}) {
-  const r = await rig(overrides);
-  open.push(r);
-  const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
-  const run = (o: Partial<SweepOptions> = {}) => sweep({ db: r.db.db, store: r.store, lanes, config: r.cfg, ...o });
-  return { r, run };
-}
+const sweepRig = sweepRigsClosedAfterEach();
 
 /** `n` events of `kind`, with timestamp `ageDays` ago and updated_at (DLQ entry) `dlqDays` ago. */
 async function events(r: Rig, n: number, kind: string, status: string, ageDays: number, dlqDays = 0) {

@@ -14,6 +14,7 @@ import { and, asc, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Destination } from "../config/destinations";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
+import { envelopeFields } from "./history";
 import { events } from "./schema";
 
 /** A glob of a destination filter ("order.*") as a LIKE pattern ("order.%"). */
@@ -75,15 +76,7 @@ export async function deadLetterHeld(
         ),
       ),
     )
-    .returning({
-      id: events.id,
-      type: events.type,
-      source: events.source,
-      timestamp: events.timestamp,
-      payload: events.payload,
-      meta: events.meta,
-      attempts: events.attempts,
-    });
+    .returning({ ...envelopeFields, attempts: events.attempts });
   return rows.map((r) => ({ event: envelopeFrom(r), attempts: r.attempts }));
 }
 

@@ -15,7 +15,8 @@
  * key, so partitions by time would let one id be stored twice. bench/retention.ts measures
  * what the batches cost instead.
  */
-import { and, inArray, lt, sql } from "drizzle-orm";
+import { and, inArray, lt, type SQL, sql } from "drizzle-orm";
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Db } from "./client";
 import { deliveryAttempts, events, replayJobs } from "./schema";
 
@@ -42,87 +43,55 @@ export interface RetentionReport {
 
 const DAY_MS = 86_400_000;
 
-/** One batch of each kind's statement: the rows it deleted. */
+/** One batch of a kind's statement: the rows it deleted. */
 type Batch = (cutoff: Date, limit: number) => Promise<number>;
 
-function oldEvents(db: Db): Batch {
+/**
+ * DELETE FROM `table` WHERE id IN (SELECT id ... WHERE `where(cutoff)` ORDER BY `order` LIMIT n
+ * FOR UPDATE SKIP LOCKED): the one statement every kind deletes with.
+ */
+function batchOf(
+  db: Db,
+  table: PgTable & { id: PgColumn },
+  where: (cutoff: Date) => SQL | undefined,
+  order?: PgColumn,
+): Batch {
+  const id = table.id;
   return async (cutoff, limit) => {
-    const r = await db.delete(events).where(
-      inArray(
-        events.id,
-        db
-          .select({ id: events.id })
-          .from(events)
-          .where(and(lt(events.timestamp, cutoff), inArray(events.status, ["completed", "discarded"])))
-          .orderBy(events.timestamp)
-          .limit(limit)
-          .for("update", { skipLocked: true }),
-      ),
-    );
+    const pick = db
+      .select({ id })
+      .from(table)
+      .where(where(cutoff))
+      .orderBy(...(order ? [order] : []))
+      .limit(limit)
+      .for("update", { skipLocked: true });
+    const r = await db.delete(table).where(inArray(id, pick));
     return r.rowCount ?? 0;
   };
 }
 
-function oldDeadLetters(db: Db): Batch {
-  return async (cutoff, limit) => {
-    const r = await db.delete(events).where(
-      inArray(
-        events.id,
-        db
-          .select({ id: events.id })
-          .from(events)
-          // status first, as the partial index events_dlq_idx is declared (WHERE status = 'dlq').
-          .where(and(sql`${events.status} = 'dlq'`, lt(events.updatedAt, cutoff)))
-          .orderBy(events.updatedAt)
-          .limit(limit)
-          .for("update", { skipLocked: true }),
-      ),
-    );
-    return r.rowCount ?? 0;
-  };
-}
+const oldEvents = (db: Db) =>
+  batchOf(
+    db,
+    events,
+    (cutoff) => and(lt(events.timestamp, cutoff), inArray(events.status, ["completed", "discarded"])),
+    events.timestamp,
+  );
 
-function oldAttempts(db: Db): Batch {
-  return async (cutoff, limit) => {
-    const r = await db
-      .delete(deliveryAttempts)
-      .where(
-        inArray(
-          deliveryAttempts.id,
-          db
-            .select({ id: deliveryAttempts.id })
-            .from(deliveryAttempts)
-            .where(lt(deliveryAttempts.at, cutoff))
-            .orderBy(deliveryAttempts.id)
-            .limit(limit)
-            .for("update", { skipLocked: true }),
-        ),
-      );
-    return r.rowCount ?? 0;
-  };
-}
+// status first, as the partial index events_dlq_idx is declared (WHERE status = 'dlq').
+const oldDeadLetters = (db: Db) =>
+  batchOf(db, events, (cutoff) => and(sql`${events.status} = 'dlq'`, lt(events.updatedAt, cutoff)), events.updatedAt);
 
-function oldReplayJobs(db: Db): Batch {
-  return async (cutoff, limit) => {
-    const r = await db.delete(replayJobs).where(
-      inArray(
-        replayJobs.id,
-        db
-          .select({ id: replayJobs.id })
-          .from(replayJobs)
-          .where(
-            and(
-              inArray(replayJobs.status, ["done", "cancelled", "failed"]),
-              lt(sql`coalesce(${replayJobs.finishedAt}, ${replayJobs.updatedAt})`, cutoff),
-            ),
-          )
-          .limit(limit)
-          .for("update", { skipLocked: true }),
-      ),
-    );
-    return r.rowCount ?? 0;
-  };
-}
+const oldAttempts = (db: Db) =>
+  batchOf(db, deliveryAttempts, (cutoff) => lt(deliveryAttempts.at, cutoff), deliveryAttempts.id);
+
+const oldReplayJobs = (db: Db) =>
+  batchOf(db, replayJobs, (cutoff) =>
+    and(
+      inArray(replayJobs.status, ["done", "cancelled", "failed"]),
+      lt(sql`coalesce(${replayJobs.finishedAt}, ${replayJobs.updatedAt})`, cutoff),
+    ),
+  );
 
 /** Applies `p` as of `now`: each kind until it has nothing older left, or maxBatches statements. */
 export async function applyRetention(db: Db, p: RetentionPolicy, now: Date): Promise<RetentionReport> {
