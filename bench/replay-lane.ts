@@ -15,6 +15,9 @@
  *      (advance for half of REPLAY_TIME_BUDGET_MS, drain for the rest; the bench runs them
  *      back to back instead of every two minutes) - and the same live load beside it.
  *
+ *   3. without a replay again, once it is done: the baseline is the mean of 1 and 3, so a
+ *      drift of the machine or the data over the run weighs on both sides of the ratio.
+ *
  * Printed side by side with the ratio with/without, and how much replay work overlapped the
  * live window. Nothing is asserted.
  *
@@ -376,7 +379,7 @@ async function redriveRole(s: ChildSettings): Promise<void> {
   const w = await openWorld(s);
   const cfg = w.cfg;
   const lanes = new RedisLanes(w.redis, cfg.REDIS_PREFIX);
-  const sent = await dlqRetryAll(w.db.db, { type: "history.row" }, s.redriveRate);
+  const sent = s.redriveRate > 0 ? await dlqRetryAll(w.db.db, { type: "history.row" }, s.redriveRate) : 0;
   if (s.redrivePath === "live") await w.db.db.execute(sql`update events set lane = null where lane = 'redrive'`);
   const startedAt = Date.now();
   process.stdout.write(`${JSON.stringify({ started: startedAt })}\n`);
@@ -518,6 +521,14 @@ async function main() {
     const rep = await replay.line<ReplayResult>(1);
     await replay.exited;
 
+    // Phase 3: live load alone again. The baseline is the mean of phases 1 and 3, so a drift of
+    // the machine (other work starting or ending) or of the data (history and streams grow with
+    // each phase) over the run weighs on both sides of the ratio alike.
+    const again = startChild("live", settings({ type: "live.after" }));
+    const after = await again.line<LiveResult>(0);
+    await again.exited;
+    const baseline = (k: "p50" | "p99" | "max") => (without[k] + after[k]) / 2;
+
     // How much replay work ran while the live events were published: copies the runner
     // appended to the replay lane (entry ids carry their time) and copies the lane's consumer
     // completed.
@@ -546,9 +557,10 @@ async function main() {
       `
 live publish -> completed (${fmt(s0.rate)} events/s for ${s0.seconds} s, ${PER_REQUEST} events per publish, wake path: ${s0.wake})
                   events  p50 ms   p99 ms   max ms  invocations
-${row(redrive ? "without redrive" : "without replay", without)}
+${row("without, before", without)}
 ${row(redrive ? "with redrive" : "with replay", withReplay)}
-ratio with/without       ${ratio(withReplay.p50, without.p50).padStart(8)} ${ratio(withReplay.p99, without.p99).padStart(8)} ${ratio(withReplay.max, without.max).padStart(8)}
+${row("without, after", after)}
+ratio with/without       ${ratio(withReplay.p50, baseline("p50")).padStart(8)} ${ratio(withReplay.p99, baseline("p99")).padStart(8)} ${ratio(withReplay.max, baseline("max")).padStart(8)}   (without: the mean of before and after)
 
 ${
   redrive
