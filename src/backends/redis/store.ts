@@ -28,6 +28,7 @@ import type {
 import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
 import type { Redis } from "./client";
+import { Deliveries } from "./deliveries";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
 import { type PublishConfig, StreamPublisher } from "./publish";
@@ -42,6 +43,7 @@ export class RedisStreamStore implements EventStore {
   private readonly acks: AckLedger;
   private readonly claimer: StreamClaimer;
   private readonly settler: StreamSettler;
+  private readonly deliveries: Deliveries;
 
   constructor(
     readonly redis: Redis,
@@ -55,8 +57,9 @@ export class RedisStreamStore implements EventStore {
     this.publisher = new StreamPublisher(redis, this.keys, scripts, cfg);
     this.group = new ConsumerGroup(redis, scripts, this.keys.group);
     this.acks = new AckLedger(redis, this.keys.group);
-    this.claimer = new StreamClaimer(redis, scripts, this.group, this.acks, dlq);
-    this.settler = new StreamSettler(redis, this.acks, dlq);
+    this.deliveries = new Deliveries();
+    this.claimer = new StreamClaimer(redis, scripts, this.group, this.acks, this.deliveries, dlq);
+    this.settler = new StreamSettler(redis, this.acks, this.deliveries, dlq);
   }
 
   streamFor(e: EventEnvelope): string {
@@ -89,7 +92,9 @@ export class RedisStreamStore implements EventStore {
   }
 
   async claimDue(req: DueRequest): Promise<ClaimResult> {
-    return claimDueFromHistory(this.history(), req);
+    const r = await claimDueFromHistory(this.history(), req);
+    this.deliveries.handedOut(req.consumer, r.events);
+    return r;
   }
 
   async settle(req: SettleRequest): Promise<SettleResult> {
@@ -105,8 +110,17 @@ export class RedisStreamStore implements EventStore {
     return this.group.laneStats(lane);
   }
 
-  historyCounts(now: Date): Promise<HistoryCounts> {
-    return historyCounts(this.history(), now);
+  /**
+   * History's counts, with 'processing' from the pending-entries lists of the lanes: an
+   * event read from a stream has no history row until its outcome. An entry whose outcome
+   * is durable but whose acknowledgement is still owed (see ./acks.ts) counts as processing.
+   */
+  async historyCounts(now: Date): Promise<HistoryCounts> {
+    const [counts, lanes] = await Promise.all([
+      historyCounts(this.history(), now),
+      Promise.all(this.lanes().map((l) => this.group.laneStats(l))),
+    ]);
+    return { ...counts, processing: counts.processing + lanes.reduce((n, l) => n + l.pending, 0) };
   }
 
   pruneConsumers(lane: string, idleMs: number): Promise<string[]> {
