@@ -15,7 +15,7 @@ import type { ClaimedEvent, ClaimRequest, ClaimResult, Receipt } from "../types"
 import type { AckLedger } from "./acks";
 import type { Redis } from "./client";
 import type { Deliveries } from "./deliveries";
-import { ENTRY_FIELD, type StreamEntry } from "./entry";
+import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./entry";
 import type { ConsumerGroup } from "./group";
 import type { RedisScripts } from "./scripts";
 
@@ -44,10 +44,9 @@ export class StreamClaimer {
     const poison: Array<{ entryId: string; raw: string | undefined }> = [];
     const byId = new Map<string, { event: EventEnvelope; receipt: Receipt; deliveries: number }>();
     entries.forEach(([entryId, fields], i) => {
-      const raw = fieldOf(fields, ENTRY_FIELD);
-      const event = parseEnvelope(raw);
+      const event = envelopeOf(fields);
       if (!event) {
-        poison.push({ entryId, raw });
+        poison.push({ entryId, raw: fieldOf(fields, ENTRY_FIELD) });
         return;
       }
       const receipt: Receipt = { eventId: event.id, lane: req.lane, entryId };
@@ -145,20 +144,4 @@ export class StreamClaimer {
     );
     await p.exec();
   }
-}
-
-function fieldOf(fields: string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function parseEnvelope(raw: string | undefined): EventEnvelope | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    const e = JSON.parse(raw) as EventEnvelope;
-    if (e && typeof e.id === "string" && typeof e.type === "string" && typeof e.source === "string" && e.meta) return e;
-  } catch {
-    // fall through: not an envelope
-  }
-  return undefined;
 }

@@ -19,6 +19,7 @@ import type {
   GuardedEvent,
   GuardedReceipt,
   HistoryCounts,
+  InFlight,
   LaneStats,
   PublishOptions,
   PublishReceipt,
@@ -29,6 +30,7 @@ import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
 import type { Redis } from "./client";
 import { Deliveries } from "./deliveries";
+import { envelopeOf } from "./entry";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
 import { type PublishConfig, StreamPublisher } from "./publish";
@@ -44,6 +46,7 @@ export class RedisStreamStore implements EventStore {
   private readonly claimer: StreamClaimer;
   private readonly settler: StreamSettler;
   private readonly deliveries: Deliveries;
+  private readonly scripts: ReturnType<typeof redisScripts>;
 
   constructor(
     readonly redis: Redis,
@@ -53,6 +56,7 @@ export class RedisStreamStore implements EventStore {
   ) {
     this.keys = redisKeys(cfg.REDIS_PREFIX);
     const scripts = redisScripts(redis);
+    this.scripts = scripts;
     const dlq = { stream: this.keys.dlq, maxlen: cfg.STREAM_MAXLEN };
     this.publisher = new StreamPublisher(redis, this.keys, scripts, cfg);
     this.group = new ConsumerGroup(redis, scripts, this.keys.group);
@@ -104,6 +108,22 @@ export class RedisStreamStore implements EventStore {
   /** Sends the acknowledgements still owed (settle() defers them): the consumer calls it when its run ends. */
   flush(): Promise<void> {
     return this.acks.flush();
+  }
+
+  /** The pending-entries lists of the shard lanes and the replay lane (one script), oldest delivery first. */
+  async inFlight(perLane: number): Promise<InFlight[]> {
+    const now = Date.now();
+    const pel = await this.scripts.inFlight([...this.lanes(), this.keys.replayLane], this.keys.group, perLane);
+    return pel
+      .map((p) => ({
+        event: envelopeOf(p.fields) ?? null,
+        lane: p.lane,
+        entryId: p.entryId,
+        consumer: p.consumer,
+        since: new Date(now - p.idleMs),
+        deliveries: p.deliveries,
+      }))
+      .sort((a, b) => a.since.getTime() - b.since.getTime());
   }
 
   laneStats(lane: string): Promise<LaneStats> {
