@@ -19,7 +19,8 @@ afterEach(async () => {
 });
 
 async function inFlightRig(overrides: Record<string, unknown> = {}) {
-  const r = await rig({ ADMIN_TOKEN, CACHE_ENABLED: "false", ...overrides });
+  // Health figures are reused for CACHE_HEALTH_TTL_S: 1 s, less than the takeover waits below.
+  const r = await rig({ ADMIN_TOKEN, CACHE_ENABLED: "false", CACHE_HEALTH_TTL_S: "1", ...overrides });
   open.push(r);
   return r;
 }
