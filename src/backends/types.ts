@@ -226,7 +226,7 @@ export interface ReplayLane {
  * pending-entries list), for the admin API, the CLI and health.
  */
 export interface InFlight {
-  /** null when the entry was trimmed away while pending. */
+  /** null when the entry was trimmed away while pending, or not asked for (inFlight's withEvents). */
   event: EventEnvelope | null;
   lane: string;
   entryId: string;
@@ -243,9 +243,10 @@ export interface EventStore {
   /**
    * Events in flight that history does not show as such, up to `perLane` per lane (Redis:
    * a claim is the pending-entries list, and the history row is written at the outcome).
-   * Absent where history holds every claim as a 'processing' row (the Postgres backend).
+   * `withEvents` (default true): read each entry's envelope too. Absent where history holds
+   * every claim as a 'processing' row (the Postgres backend).
    */
-  inFlight?(perLane: number): Promise<InFlight[]>;
+  inFlight?(perLane: number, withEvents?: boolean): Promise<InFlight[]>;
   /**
    * Durably appends the events, in order, in one round trip. All or nothing from the
    * caller's view: on error, answer 5xx (some may have been appended: client-supplied ids

@@ -95,7 +95,9 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
     ready.checks.postgres.status !== "unhealthy"
       ? openCounts(d.db.db, now).catch((e: Error) => e)
       : Promise.resolve(null),
-    redisUp && d.store.inFlight ? d.store.inFlight(IN_FLIGHT_SCAN).catch((e: Error) => e) : Promise.resolve(null),
+    redisUp && d.store.inFlight
+      ? d.store.inFlight(IN_FLIGHT_SCAN, false).catch((e: Error) => e)
+      : Promise.resolve(null),
   ]);
   if (claims) indicators.in_flight = claims instanceof Error ? unhealthy(claims) : inFlightIndicator(claims, now);
 

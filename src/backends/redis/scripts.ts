@@ -78,8 +78,8 @@ export interface RedisScripts {
     cursor: string;
     count: number;
   }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[] }>;
-  /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields. */
-  inFlight(lanes: string[], group: string, perLane: number): Promise<PendingEntry[]>;
+  /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields if `withFields`. */
+  inFlight(lanes: string[], group: string, perLane: number, withFields: boolean): Promise<PendingEntry[]>;
   /** Sends `acks` (entry ids by lane), then XREADGROUP ... > on `lane`: one command. */
   ackThenRead(
     read: { lane: string; group: string; consumer: string; count: number },
@@ -148,9 +148,9 @@ function bind(redis: Redis): RedisScripts {
       );
       return { cursor: String(cursor), entries: entries ?? [], deliveries: (counts ?? []).map(Number) };
     },
-    async inFlight(lanes, group, perLane) {
+    async inFlight(lanes, group, perLane, withFields) {
       if (lanes.length === 0) return [];
-      const r = (await pel.exec(lanes, [group, String(perLane)])) ?? [];
+      const r = (await pel.exec(lanes, [group, String(perLane), withFields ? "1" : "0"])) ?? [];
       const out: PendingEntry[] = [];
       for (let i = 0; i + 5 < r.length; i += 6) {
         out.push({

@@ -111,9 +111,10 @@ export class RedisStreamStore implements EventStore {
   }
 
   /** The pending-entries lists of the shard lanes and the replay lane (one script), oldest delivery first. */
-  async inFlight(perLane: number): Promise<InFlight[]> {
+  async inFlight(perLane: number, withEvents = true): Promise<InFlight[]> {
     const now = Date.now();
-    const pel = await this.scripts.inFlight([...this.lanes(), this.keys.replayLane], this.keys.group, perLane);
+    const lanes = [...this.lanes(), this.keys.replayLane];
+    const pel = await this.scripts.inFlight(lanes, this.keys.group, perLane, withEvents);
     return pel
       .map((p) => ({
         event: envelopeOf(p.fields) ?? null,
