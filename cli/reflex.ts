@@ -4,7 +4,7 @@
  *   npx reflex dlq list | retry <id> | retry-all [--type] [--source] | discard <id> --reason
  *   npx reflex replay start --last 1h | --from --to [--type ...] [--source ...] [--dry-run]
  *   npx reflex replay status <id> | cancel <id> | list
- *   npx reflex events get <id> | tail [--type]
+ *   npx reflex events get <id> | in-flight | tail [--type]
  *
  * REFLEX_URL and REFLEX_ADMIN_TOKEN say where and as whom. Human output by default,
  * --json for scripts. Exit codes: 0 ok, 1 the API said no (4xx/5xx), 2 bad usage,
@@ -238,6 +238,13 @@ export function buildProgram(): Command {
     .action(async (id: string) => {
       const r = await api().call<Row>("GET", `/events/${encodeURIComponent(id)}`);
       out(json(), r, () => eventDetail(r));
+    });
+  ev.command("in-flight")
+    .description("events claimed and not settled: who holds each, after how many deliveries, since when")
+    .option("--limit <n>", "at most this many", positiveInt)
+    .action(async (o: { limit?: number }) => {
+      const r = await api().call<{ events: Row[] }>("GET", `/events/in-flight${query({ limit: o.limit })}`);
+      out(json(), r, () => table(r.events, ["id", "type", "source", "consumer", "deliveries", "since", "lane"]));
     });
   ev.command("tail")
     .description("follow new events as they are recorded")

@@ -9,7 +9,8 @@
  * The points, in the order a batch passes them:
  *  - "after-claim-before-persist": entries read from the stream (they are in this
  *    consumer's pending list), nothing written to Postgres yet.
- *  - "after-persist-before-dispatch": the batch is in history as 'processing', no handler ran.
+ *  - "after-persist-before-dispatch": the batch is claimed (Postgres backend: in history as
+ *    'processing'; Redis: checked against history, the stream holds the claim), no handler ran.
  *  - "after-step-recorded": inside a handler, a durable step's record was written
  *    (src/triggers/steps.ts) and the handler has not gone on: the crash between two steps.
  *  - "after-persist-before-ack": the outcomes are durable in Postgres (settled), the stream

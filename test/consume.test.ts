@@ -280,7 +280,9 @@ describe("consumer: crashes lose nothing and duplicate nothing", () => {
     expect(rep).toMatchObject({ claimed: 15, completed: 15, skipped: 0 });
     expect([...calls.values()].every((n) => n === 1)).toBe(true);
     const [a] = await r.rows<{ max: number }>(sql`select max(attempts)::int as max from events`);
-    expect(a!.max).toBe(1); // never persisted, so never counted
+    // Redis: the delivery count is the attempt count (the pending-entries list cannot tell a
+    // death before the handlers from one in them), so the silent delivery counts.
+    expect(a!.max).toBe(r.store.backend === "redis" ? 2 : 1);
   });
 
   it("between persist and dispatch (claimed in history, no handler ran)", async () => {

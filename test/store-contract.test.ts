@@ -189,7 +189,10 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
         evs.filter((e) => e.source === s).map((e) => e.n),
       );
     }
-    expect(await h.count("status = 'processing'")).toBe(25);
+    // In flight: a 'processing' row on Postgres; on Redis the pending-entries list holds the
+    // claim and history has no row until the outcome.
+    expect((await h.store.historyCounts(new Date())).processing).toBe(25);
+    expect(await h.count()).toBe(backend === "redis" ? 0 : 25);
     // Nothing more to hand out, to anyone.
     expect((await claimNew(h.store, "c-b")).events).toEqual([]);
 

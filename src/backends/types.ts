@@ -7,10 +7,12 @@
  * answer 2xx.
  *
  * Consuming (src/consume) is claim -> handle -> settle:
- *  - claim() takes a batch from a lane and, before returning, records every event it hands
- *    out in Postgres history as 'processing' (one statement). Events whose history is
- *    already final (completed, dlq, or waiting for a retry) are not handed out; their
- *    receipts come back in `skipped`, for settle() to acknowledge.
+ *  - claim() takes a batch from a lane and, before returning, checks it against Postgres
+ *    history (one statement). The Postgres backend records what it hands out as
+ *    'processing'; the Redis one writes nothing for a fresh read (the stream's pending-
+ *    entries list is the claim; the row is written at settle, inFlight() shows the claim).
+ *    Events whose history is already final (completed, dlq, or waiting for a retry) are not
+ *    handed out; their receipts come back in `skipped`, for settle() to acknowledge.
  *  - claimDue() takes events whose retry is due (status 'pending', next_retry_at <= now)
  *    or whose Postgres-side claim expired, straight from history. This is what makes
  *    retries happen on time with no new traffic. A lane claim can carry the same look
@@ -219,8 +221,32 @@ export interface ReplayLane {
   append(events: EventEnvelope[], tx: Pick<Db, "execute">): Promise<void>;
 }
 
+/**
+ * An event claimed and not settled, as the transport holds it (Redis: an entry of a lane's
+ * pending-entries list), for the admin API, the CLI and health.
+ */
+export interface InFlight {
+  /** null when the entry was trimmed away while pending, or not asked for (inFlight's withEvents). */
+  event: EventEnvelope | null;
+  lane: string;
+  entryId: string;
+  /** The consumer (invocation) holding it. */
+  consumer: string;
+  /** Its latest delivery (a read or a reclaim). */
+  since: Date;
+  /** Deliveries so far, this one included: one that died mid-handler counts as an attempt. */
+  deliveries: number;
+}
+
 export interface EventStore {
   readonly backend: "redis" | "postgres";
+  /**
+   * Events in flight that history does not show as such, up to `perLane` per lane (Redis:
+   * a claim is the pending-entries list, and the history row is written at the outcome).
+   * `withEvents` (default true): read each entry's envelope too. Absent where history holds
+   * every claim as a 'processing' row (the Postgres backend).
+   */
+  inFlight?(perLane: number, withEvents?: boolean): Promise<InFlight[]>;
   /**
    * Durably appends the events, in order, in one round trip. All or nothing from the
    * caller's view: on error, answer 5xx (some may have been appended: client-supplied ids

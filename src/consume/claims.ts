@@ -147,7 +147,7 @@ export class Claims {
   }
 
   /**
-   * One claim from a lane: read, and persisted to history as 'processing' with due events
+   * One claim from a lane: read and checked against history (see EventStore.claim), with due events
    * claimed in the same statement. Moves the lane on: reclaim -> new -> drained.
    */
   private async claimLane(l: LaneState, mode: "reclaim" | "new"): Promise<ClaimResult> {

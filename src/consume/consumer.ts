@@ -7,8 +7,9 @@
  * One run, under a unique consumer name ("c-<uuid>"):
  *   1. claim the next batch (./claims.ts): the lanes in order, each first its entries whose
  *      consumer went silent, then new ones, with due retries claimed in the same statement;
- *      due retries on their own once the lanes are drained. A claim records its batch in
- *      history as 'processing';
+ *      due retries on their own once the lanes are drained. A claim holds its batch: as
+ *      'processing' rows in history (Postgres backend), in a stream's pending-entries list
+ *      (Redis; the history row is written at settle);
  *   2. handle it: dispatch (triggers, ./dispatch.ts) -> publish derived events -> settle
  *      (outcomes durable in Postgres, then XACK). The next claim is under way meanwhile, but
  *      batches are handled one after another, in claim order;

@@ -295,3 +295,39 @@ export async function dlqSummary(
     oldest: oldest?.toISOString() ?? null,
   };
 }
+
+/** The history status of each of `ids` that has a row (one statement). */
+export async function statusesOf(db: Db, ids: string[]): Promise<Map<string, EventStatus>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .select({ id: events.id, status: events.status })
+    .from(events)
+    .where(sql`${events.id} = ANY(${sql.param(ids)}::uuid[])`);
+  return new Map(rows.map((r) => [r.id, r.status]));
+}
+
+/** Events history holds as 'processing' (Postgres-side claims, reclaimed stream entries), oldest claim first. */
+export async function processingRows(
+  db: Db,
+  limit: number,
+): Promise<Array<{ event: EventEnvelope; consumer: string | null; since: Date; attempts: number }>> {
+  const rows = await db
+    .select({ ...historyFields, claimedBy: events.claimedBy, updatedAt: events.updatedAt, attempts: events.attempts })
+    .from(events)
+    .where(eq(events.status, "processing"))
+    .orderBy(asc(events.updatedAt))
+    .limit(limit);
+  return rows.map((r) => ({
+    event: envelopeFrom({
+      id: r.id,
+      type: r.type,
+      source: r.source,
+      timestamp: r.ts,
+      meta: r.meta,
+      payload: r.payload,
+    }),
+    consumer: r.claimedBy,
+    since: r.updatedAt,
+    attempts: r.attempts,
+  }));
+}

@@ -105,10 +105,12 @@ export const envelopeColumns = [
 ];
 
 /**
- * Records a freshly read batch as 'processing' for `consumer`, idempotently on event id:
- *  - a new id is inserted (attempts 1);
+ * Records a batch as 'processing' for `consumer`, idempotently on event id. The Redis
+ * backend calls it for reclaimed entries only (their claim moves to `consumer`: the row fences
+ * the consumer that lost it, see ./stream-history.ts); fresh reads write no row until settle.
+ *  - a new id is inserted (attempts: `deliveries` of its entry, default 1);
  *  - an id already 'processing' under a stream claim (its consumer died before settling; the
- *    entry was reclaimed) is taken over (attempts + 1);
+ *    entry was reclaimed) is taken over (attempts + 1, at least its deliveries);
  *  - anything else (completed, dlq, pending a retry, held by a live Postgres-side claim, or
  *    held by `consumer` itself) is left alone and NOT returned: the caller acknowledges it
  *    without handling it. The last case: the consumer claims its next batch while the
@@ -125,20 +127,23 @@ export async function persistClaimed(
   consumer: string,
   batch: EventEnvelope[],
   due?: DueLook,
+  /** Per event of `batch`: the deliveries of its stream entry (the pending-entries list's count). */
+  deliveries?: number[],
 ): Promise<{ owned: PersistedClaim[]; due: ClaimedRow[] }> {
   if (batch.length === 0) return { owned: [], due: due ? await claimDue(db, { consumer, ...due }) : [] };
   const col = <T>(f: (x: EventEnvelope) => T) => sql.param(batch.map(f));
+  const counts = sql.param(batch.map((_, i) => deliveries?.[i] ?? 1));
   const insert = (returning: SQL) => sql`
     INSERT INTO ${events} (${columnNames(...envelopeColumns, events.status, events.attempts, events.claimedBy)})
-    SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', 1, ${consumer}
+    SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, 'processing', v.n, ${consumer}
     FROM unnest(
       ${col((x) => x.id)}::uuid[], ${col((x) => x.type)}::text[], ${col((x) => x.source)}::text[],
       ${col((x) => x.timestamp)}::timestamptz[], ${col((x) => JSON.stringify(payloadOf(x)))}::text[],
-      ${col((x) => JSON.stringify(x.meta))}::text[]
-    ) AS v(id, type, source, ts, payload, meta)
+      ${col((x) => JSON.stringify(x.meta))}::text[], ${counts}::int[]
+    ) AS v(id, type, source, ts, payload, meta, n)
     ON CONFLICT (${bare(events.id)}) DO UPDATE
       SET ${assign(events, {
-        attempts: sql`${events.attempts} + 1`,
+        attempts: sql`greatest(${events.attempts} + 1, ${excluded(events.attempts)})`,
         claimedBy: excluded(events.claimedBy),
         updatedAt: sql`now()`,
       })}

@@ -9,7 +9,7 @@
  */
 
 import { pingRedis, type Redis } from "../backends/redis/client";
-import type { EventStore } from "../backends/types";
+import type { EventStore, InFlight } from "../backends/types";
 import type { Config } from "../config";
 import { type DbHandle, pingDb } from "../db/client";
 import { openCounts } from "../db/open-counts";
@@ -21,6 +21,34 @@ export interface Deps {
   /** Present when the deployment uses Redis. */
   redis?: Redis;
   store: EventStore;
+}
+
+/** Entries of each lane's pending-entries list the in-flight indicator reads at most. */
+const IN_FLIGHT_SCAN = 1_000;
+
+const unhealthy = (e: Error): Indicator => ({ status: "unhealthy", error: e.message.slice(0, 200) });
+
+/**
+ * The stream claims (Redis: the pending-entries lists; history has no row for an event until
+ * its outcome): how many, the oldest delivery, and per holding consumer its events and the
+ * most deliveries among them (above 1: a consumer died or timed out on that event).
+ */
+function inFlightIndicator(claims: InFlight[], now: Date): Indicator {
+  const holders = new Map<string, { consumer: string; events: number; max_deliveries: number }>();
+  let oldest = now.getTime();
+  for (const c of claims) {
+    const h = holders.get(c.consumer) ?? { consumer: c.consumer, events: 0, max_deliveries: 0 };
+    h.events++;
+    h.max_deliveries = Math.max(h.max_deliveries, c.deliveries);
+    holders.set(c.consumer, h);
+    oldest = Math.min(oldest, c.since.getTime());
+  }
+  return {
+    status: "healthy",
+    value: claims.length,
+    oldest_delivery_age_s: Math.max(0, Math.round((now.getTime() - oldest) / 1000)),
+    holders: [...holders.values()],
+  };
 }
 
 export interface ReadyReport {
@@ -59,14 +87,19 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
   const ready = await readiness(cfg, d);
   const indicators: DetailedReport["indicators"] = { ...ready.checks };
 
-  const [lanes, counts] = await Promise.all([
-    d.store.backend === "redis" && ready.checks.redis?.status !== "unhealthy"
+  const redisUp = d.store.backend === "redis" && ready.checks.redis?.status !== "unhealthy";
+  const [lanes, counts, claims] = await Promise.all([
+    redisUp
       ? Promise.all(d.store.lanes().map((l) => d.store.laneStats(l))).catch((e: Error) => e)
       : Promise.resolve(null),
     ready.checks.postgres.status !== "unhealthy"
       ? openCounts(d.db.db, now).catch((e: Error) => e)
       : Promise.resolve(null),
+    redisUp && d.store.inFlight
+      ? d.store.inFlight(IN_FLIGHT_SCAN, false).catch((e: Error) => e)
+      : Promise.resolve(null),
   ]);
+  if (claims) indicators.in_flight = claims instanceof Error ? unhealthy(claims) : inFlightIndicator(claims, now);
 
   let pendingClaimed: number | null = null;
   if (lanes instanceof Error) {

@@ -5,15 +5,18 @@
  *   POST   /events/dlq/retry   {type?, source?}  {count}      (no body: every DLQ event)
  *   POST   /events/dlq/{id}/retry                {id, status, next_retry_at}; 404 when not in the DLQ
  *   DELETE /events/dlq/{id}    {reason}          the event, status 'discarded'; 404 when not in the DLQ
+ *   GET    /events/in-flight?limit=              {events}: claimed, not settled (owner, deliveries, since)
  *   GET    /events/{id}                          envelope + status, attempts, errors, attempt_history,
  *                                                 delivery_attempts (HTTP deliveries to destinations), derived events,
  *                                                 steps (durable steps of its handlers), usage (model tokens by model)
  *   GET    /events?type=&source=&status=&from=&to=&cursor=&limit=&order=&recorded_from=   {events, next_cursor}
  *
- * The DLQ routes are registered before /events/{id} so "dlq" is never taken for an id.
+ * The DLQ and in-flight routes are registered before /events/{id} so neither is taken for an id.
+ * On the Redis backend an event in flight has no history row until its outcome: its detail
+ * and the in-flight list come from the stream's pending-entries list (./in-flight.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { openCache } from "../backends";
+import { openBackend, openCache } from "../backends";
 import {
   decodeCursor,
   dlqDiscard,
@@ -27,11 +30,13 @@ import {
 import { deliveryAttemptsFor } from "../db/deliveries";
 import { eventStatus, type StepRow } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
+import type { EventEnvelope } from "../events/envelope";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { UUID_RE, withDb } from "./db-scope";
+import { type InFlightView, inFlightEvents, streamClaimOf } from "./in-flight";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
 /** Statuses nothing moves an event out of (see the event-detail cache below). */
@@ -82,6 +87,23 @@ function stepsView(rows: StepRow[]) {
       ...(r.usage ? { usage: r.usage } : {}),
     })),
     usage: [...usage.values()],
+  };
+}
+
+/** The detail of an event whose only record is its stream claim (no history row before the outcome). */
+function inFlightDetail(event: EventEnvelope, claim: InFlightView): EventView & { derived: [] } {
+  return {
+    ...event,
+    status: "processing",
+    attempts: claim.deliveries,
+    last_error: null,
+    errors: [],
+    next_retry_at: null,
+    created_at: claim.since,
+    updated_at: claim.since,
+    processed_at: null,
+    discard_reason: null,
+    derived: [],
   };
 }
 
@@ -193,6 +215,26 @@ export function adminEventRoutes() {
   r.openapi(
     createRoute({
       method: "get",
+      path: "/events/in-flight",
+      tags: ["admin"],
+      security,
+      middleware: [adminAuth] as const,
+      summary: "Events claimed and not settled: who holds each, since when, after how many deliveries",
+      description:
+        "Oldest delivery first. On the Redis backend these come from the streams' pending-entries lists (history has no row for an event until its outcome), together with the claims history holds as `processing`.",
+      request: { query: z.object({ limit: limit(1000, 100) }) },
+      responses: { 200: jsonOk("`{events}`"), ...authResponses },
+    }),
+    async (c) => {
+      const { limit: n } = c.req.valid("query");
+      const events = await withDb(c, "read", (db, cfg) => inFlightEvents(openBackend(cfg).store, db, n));
+      return c.json({ events }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
       path: "/events/{id}",
       tags: ["admin"],
       security,
@@ -209,14 +251,34 @@ export function adminEventRoutes() {
       const cached = await cache.get<Record<string, unknown>>(`event:${id}`);
       if (cached) return c.json({ ...cached, cached: true }, 200);
       const found = await withDb(c, "read", async (db) => {
-        const e = await getEvent(db, id);
+        const row = await getEvent(db, id);
+        // No row, or a 'processing' one: the stream may hold the claim (Redis backend).
+        const claim = !row || row.status === "processing" ? await streamClaimOf(openBackend(cfg).store, id) : null;
+        const e = row ?? (claim ? inFlightDetail(claim.event, claim.view) : null);
         if (!e) return null;
-        return { e, deliveries: await deliveryAttemptsFor(db, id), steps: await stepsOfEvent(db, id) };
+        return {
+          e,
+          claim: claim?.view ?? null,
+          deliveries: await deliveryAttemptsFor(db, id),
+          steps: await stepsOfEvent(db, id),
+        };
       });
       if (!found) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
-      const { e, deliveries, steps } = found;
+      const { e, claim, deliveries, steps } = found;
+      if (claim) e.attempts = Math.max(e.attempts, claim.deliveries);
       const view = {
         ...e,
+        ...(claim
+          ? {
+              in_flight: {
+                consumer: claim.consumer,
+                deliveries: claim.deliveries,
+                since: claim.since,
+                lane: claim.lane,
+                entry_id: claim.entry_id,
+              },
+            }
+          : {}),
         attempt_history: attemptHistory(e),
         delivery_attempts: deliveries,
         ...stepsView(steps),

@@ -252,6 +252,40 @@ describe("reflex CLI against wrangler dev", () => {
     });
   });
 
+  it("events in-flight and events get show an event a consumer holds unsettled: its holder and deliveries", async () => {
+    // A stream entry read by a consumer and never settled (the Redis backend writes the
+    // history row at the outcome): XADD, then XREADGROUP as that consumer, in one script.
+    const id = randomUUID();
+    const envelope = { id, type: "cli.inflight", source: "cli-test", timestamp: new Date().toISOString(), meta: {} };
+    const res = await fetch(gateway!.url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${redisToken}` },
+      body: JSON.stringify([
+        "EVAL",
+        `pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], 'reflex-consumers', '0', 'MKSTREAM')
+         redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+         redis.call('XREADGROUP', 'GROUP', 'reflex-consumers', 'c-cli-holder', 'COUNT', 100, 'STREAMS', KEYS[1], '>')
+         return 0`,
+        1,
+        `${PREFIX}:stream:0`,
+        JSON.stringify(envelope),
+      ]),
+    });
+    expect(res.status, await res.text()).toBe(200);
+    const list = await reflex(["events", "in-flight"]);
+    expectCode(list, 0);
+    expect(list.stdout).toMatch(/id +type +source +consumer +deliveries +since +lane\n/);
+    expect(list.stdout).toMatch(new RegExp(`${id} +cli.inflight +cli-test +c-cli-holder +1 `));
+    const j = await reflex(["--json", "events", "get", id]);
+    expectCode(j, 0);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      id,
+      status: "processing",
+      attempts: 1,
+      in_flight: { consumer: "c-cli-holder", deliveries: 1, lane: `${PREFIX}:stream:0` },
+    });
+  });
+
   it("events tail --max 1 --since 1h --json prints one event as a JSON line", async () => {
     const id = await insertEvent("cli.tail", "completed");
     const r = await reflex(["--json", "events", "tail", "--type", "cli.tail", "--max", "1", "--since", "1h"]);

@@ -1,16 +1,21 @@
 /**
  * Claiming a batch from a lane: read it (new entries, or a reclaim of idle ones), parse the
- * entries, park those that are not an envelope, and record the batch in history before
- * handing it out.
+ * entries, park those that are not an envelope, and check the batch against history before
+ * handing it out. A fresh read writes nothing: the pending-entries list is the claim, and the
+ * history row is written once, at settle (see ../../db/stream-history.ts). A reclaim moves
+ * the claim to this consumer, so it records the batch as 'processing' for it: that row fences
+ * the consumer that lost the claim.
  */
 import type { Db } from "../../db/client";
-import { persistClaimed } from "../../db/history";
+import { type ClaimedRow, persistClaimed } from "../../db/history";
+import { seenInHistory } from "../../db/stream-history";
 import type { EventEnvelope } from "../../events/envelope";
 import { dueEvent } from "../shared";
 import type { ClaimedEvent, ClaimRequest, ClaimResult, Receipt } from "../types";
 import type { AckLedger } from "./acks";
 import type { Redis } from "./client";
-import { ENTRY_FIELD, type StreamEntry } from "./entry";
+import type { Deliveries } from "./deliveries";
+import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./entry";
 import type { ConsumerGroup } from "./group";
 import type { RedisScripts } from "./scripts";
 
@@ -20,72 +25,101 @@ export class StreamClaimer {
     private readonly scripts: RedisScripts,
     private readonly group: ConsumerGroup,
     private readonly acks: AckLedger,
+    private readonly deliveries: Deliveries,
     private readonly dlq: { stream: string; maxlen: number },
   ) {}
 
   /**
-   * Reads one batch (XREADGROUP > or XAUTOCLAIM), then records it in history in one
+   * Reads one batch (XREADGROUP > or XAUTOCLAIM), then checks it against history in one
    * statement before returning it (claiming due events in the same statement when asked).
-   * The group is created on first use.
+   * Not handed out: events history already has a row for (an outcome, a retry scheduled, a
+   * claim held elsewhere), those this consumer holds already, and an event's second entry
+   * in one read. The group is created on first use.
    */
   async claim(db: Db, req: ClaimRequest): Promise<ClaimResult> {
-    const { entries, cursor } = await this.group.using(req.lane, () => this.read(req));
+    const { entries, cursor, deliveries } = await this.group.using(req.lane, () => this.read(req));
     if (entries.length) req.failpoints?.hit("after-claim-before-persist");
 
     const skipped: Receipt[] = [];
     const poison: Array<{ entryId: string; raw: string | undefined }> = [];
-    const byId = new Map<string, { event: EventEnvelope; receipt: Receipt }>();
-    for (const [entryId, fields] of entries) {
-      const raw = fieldOf(fields, ENTRY_FIELD);
-      const event = parseEnvelope(raw);
+    const byId = new Map<string, { event: EventEnvelope; receipt: Receipt; deliveries: number }>();
+    entries.forEach(([entryId, fields], i) => {
+      const event = envelopeOf(fields);
       if (!event) {
-        poison.push({ entryId, raw });
-        continue;
+        poison.push({ entryId, raw: fieldOf(fields, ENTRY_FIELD) });
+        return;
       }
       const receipt: Receipt = { eventId: event.id, lane: req.lane, entryId };
-      // The same event twice in one read (a republish after a crash): handle it once.
-      if (byId.has(event.id)) skipped.push(receipt);
-      else byId.set(event.id, { event, receipt });
-    }
+      // The same event twice in one read (a republish after a crash), or one this consumer
+      // holds from an earlier batch: handle it once.
+      if (byId.has(event.id) || this.deliveries.holds(req.consumer, event.id)) skipped.push(receipt);
+      else byId.set(event.id, { event, receipt, deliveries: deliveries?.[i] ?? 1 });
+    });
     if (poison.length) await this.quarantine(req.lane, poison);
 
     // Nothing read: no history statement to make, so no look for due events either.
     const due = entries.length ? req.due : undefined;
-    const persisted = await persistClaimed(
-      db,
-      req.consumer,
-      [...byId.values()].map((x) => x.event),
-      due,
-    );
-    const events: ClaimedEvent[] = persisted.due.map(dueEvent);
-    const ownedIds = new Map(persisted.owned.map((o) => [o.id, o.attempts]));
-    for (const [id, x] of byId) {
-      const attempts = ownedIds.get(id);
-      if (attempts === undefined)
-        skipped.push(x.receipt); // already final in history
-      else events.push({ ...x, attempts });
+    const batch = [...byId.values()];
+    const events: ClaimedEvent[] = [];
+    let claimedDue: ClaimedRow[];
+    if (req.mode === "reclaim") {
+      const persisted = await persistClaimed(
+        db,
+        req.consumer,
+        batch.map((x) => x.event),
+        due,
+        batch.map((x) => x.deliveries),
+      );
+      claimedDue = persisted.due;
+      const owned = new Map(persisted.owned.map((o) => [o.id, o.attempts]));
+      for (const x of batch) {
+        const attempts = owned.get(x.event.id);
+        if (attempts === undefined)
+          skipped.push(x.receipt); // already final in history
+        else events.push({ event: x.event, receipt: x.receipt, attempts });
+      }
+    } else {
+      const r = await seenInHistory(
+        db,
+        req.consumer,
+        batch.map((x) => x.event.id),
+        due,
+      );
+      claimedDue = r.due;
+      for (const x of batch) {
+        if (r.seen.has(x.event.id)) skipped.push(x.receipt);
+        else events.push({ event: x.event, receipt: x.receipt, attempts: x.deliveries });
+      }
     }
+    const all = [...claimedDue.map(dueEvent), ...events];
+    this.deliveries.handedOut(req.consumer, all);
     return {
-      events,
+      events: all,
       skipped,
       read: entries.length,
       ...(cursor !== undefined ? { cursor } : {}),
-      ...(due ? { due: persisted.due.length } : {}),
+      ...(due ? { due: claimedDue.length } : {}),
     };
   }
 
-  private async read(req: ClaimRequest): Promise<{ entries: StreamEntry[]; cursor?: string }> {
+  private async read(req: ClaimRequest): Promise<{ entries: StreamEntry[]; cursor?: string; deliveries?: number[] }> {
     const group = this.group.name;
     if (req.mode === "reclaim") {
-      const r = (await this.redis.xautoclaim(req.lane, group, req.consumer, req.reclaimIdleMs, req.cursor ?? "0-0", {
+      // Entries trimmed away while pending are dropped from the pending list by Redis itself
+      // and are not returned; a reclaimed event's 'processing' row, if any, is then the
+      // sweeper's concern.
+      const r = await this.scripts.reclaim({
+        lane: req.lane,
+        group,
+        consumer: req.consumer,
+        minIdleMs: req.reclaimIdleMs,
+        cursor: req.cursor ?? "0-0",
         count: req.max,
-      })) as [string, Array<StreamEntry | null>, string[]?];
-      // Entries trimmed away while pending come back as null (or in the deleted list) and
-      // are dropped from the pending list by Redis itself; their history, if any, is the
-      // sweeper's concern (rows stuck in 'processing').
-      return { entries: (r[1] ?? []).filter((x): x is StreamEntry => Array.isArray(x)), cursor: String(r[0]) };
+      });
+      return { entries: r.entries, cursor: r.cursor, deliveries: r.deliveries };
     }
-    // XREADGROUP, with the acknowledgements owed (see ./acks.ts) in the same script.
+    // XREADGROUP, with the acknowledgements owed (see ./acks.ts) in the same script. A new
+    // entry's first delivery: deliveries 1.
     const entries = await this.acks.sending((acks) =>
       this.scripts.ackThenRead({ lane: req.lane, group, consumer: req.consumer, count: req.max }, acks),
     );
@@ -110,20 +144,4 @@ export class StreamClaimer {
     );
     await p.exec();
   }
-}
-
-function fieldOf(fields: string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function parseEnvelope(raw: string | undefined): EventEnvelope | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    const e = JSON.parse(raw) as EventEnvelope;
-    if (e && typeof e.id === "string" && typeof e.type === "string" && typeof e.source === "string" && e.meta) return e;
-  } catch {
-    // fall through: not an envelope
-  }
-  return undefined;
 }

@@ -25,3 +25,22 @@ export function dlqFields(x: DlqTrailEntry): Record<string, string> {
     at: x.at,
   };
 }
+
+/** The value of `name` in a stream entry's field/value list. */
+export function fieldOf(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/** The envelope an event's entry holds; undefined when the entry is not one. */
+export function envelopeOf(fields: string[]): EventEnvelope | undefined {
+  const raw = fieldOf(fields, ENTRY_FIELD);
+  if (raw === undefined) return undefined;
+  try {
+    const e = JSON.parse(raw) as EventEnvelope;
+    if (e && typeof e.id === "string" && typeof e.type === "string" && typeof e.source === "string" && e.meta) return e;
+  } catch {
+    // fall through: not an envelope
+  }
+  return undefined;
+}

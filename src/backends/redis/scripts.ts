@@ -13,6 +13,7 @@ import type { StreamEntry } from "./entry";
 import ackThenRead from "./scripts/ack-then-read.lua";
 import backlog from "./scripts/backlog.lua";
 import filterChecks from "./scripts/filter-checks.lua";
+import inFlight from "./scripts/in-flight.lua";
 import lockAcquire from "./scripts/lock-acquire.lua";
 import lockRelease from "./scripts/lock-release.lua";
 import lockRenew from "./scripts/lock-renew.lua";
@@ -20,6 +21,7 @@ import metricsAdd from "./scripts/metrics-add.lua";
 import pruneConsumers from "./scripts/prune-consumers.lua";
 import publishGuarded from "./scripts/publish-guarded.lua";
 import publishOnce from "./scripts/publish-once.lua";
+import reclaim from "./scripts/reclaim.lua";
 import safeTrim from "./scripts/safe-trim.lua";
 
 /** How an XADD trims, approximately: by length, or by age (entries older than an id). */
@@ -56,7 +58,28 @@ export interface PublishGuardedReply {
   results: Array<{ status: 1 | 2 | 3; firstId: string; hit: number }>;
 }
 
+/** One entry of a pending-entries list, with the entry's fields (empty when it was trimmed away). */
+export interface PendingEntry {
+  lane: string;
+  entryId: string;
+  consumer: string;
+  idleMs: number;
+  deliveries: number;
+  fields: string[];
+}
+
 export interface RedisScripts {
+  /** XAUTOCLAIM of idle entries for `consumer`, with each entry's delivery count: one command. */
+  reclaim(r: {
+    lane: string;
+    group: string;
+    consumer: string;
+    minIdleMs: number;
+    cursor: string;
+    count: number;
+  }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[] }>;
+  /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields if `withFields`. */
+  inFlight(lanes: string[], group: string, perLane: number, withFields: boolean): Promise<PendingEntry[]>;
   /** Sends `acks` (entry ids by lane), then XREADGROUP ... > on `lane`: one command. */
   ackThenRead(
     read: { lane: string; group: string; consumer: string; count: number },
@@ -98,6 +121,8 @@ export function redisScripts(redis: Redis): RedisScripts {
 
 function bind(redis: Redis): RedisScripts {
   const read = script<Array<[string, StreamEntry[]]> | null>(redis, ackThenRead);
+  const take = script<[string, StreamEntry[], Array<number | string>]>(redis, reclaim);
+  const pel = script<unknown[] | null>(redis, inFlight);
   const once = script<unknown[]>(redis, publishOnce);
   const guarded = script<unknown[]>(redis, publishGuarded);
   const prune = script<string[] | null>(redis, pruneConsumers);
@@ -115,6 +140,29 @@ function bind(redis: Redis): RedisScripts {
         [r.group, r.consumer, String(r.count), ...acks.flatMap(([, ids]) => [String(ids.length), ...ids])],
       );
       return reply?.[0]?.[1] ?? [];
+    },
+    async reclaim(r) {
+      const [cursor, entries, counts] = await take.exec(
+        [r.lane],
+        [r.group, r.consumer, String(r.minIdleMs), r.cursor, String(r.count)],
+      );
+      return { cursor: String(cursor), entries: entries ?? [], deliveries: (counts ?? []).map(Number) };
+    },
+    async inFlight(lanes, group, perLane, withFields) {
+      if (lanes.length === 0) return [];
+      const r = (await pel.exec(lanes, [group, String(perLane), withFields ? "1" : "0"])) ?? [];
+      const out: PendingEntry[] = [];
+      for (let i = 0; i + 5 < r.length; i += 6) {
+        out.push({
+          lane: String(r[i]),
+          entryId: String(r[i + 1]),
+          consumer: String(r[i + 2]),
+          idleMs: Number(r[i + 3]),
+          deliveries: Number(r[i + 4]),
+          fields: Array.isArray(r[i + 5]) ? (r[i + 5] as unknown[]).map(String) : [],
+        });
+      }
+      return out;
     },
     async publishOnce(keys, a) {
       const r = await once.exec(

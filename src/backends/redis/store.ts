@@ -19,6 +19,7 @@ import type {
   GuardedEvent,
   GuardedReceipt,
   HistoryCounts,
+  InFlight,
   LaneStats,
   PublishOptions,
   PublishReceipt,
@@ -28,6 +29,8 @@ import type {
 import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
 import type { Redis } from "./client";
+import { Deliveries } from "./deliveries";
+import { envelopeOf } from "./entry";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
 import { type PublishConfig, StreamPublisher } from "./publish";
@@ -42,6 +45,8 @@ export class RedisStreamStore implements EventStore {
   private readonly acks: AckLedger;
   private readonly claimer: StreamClaimer;
   private readonly settler: StreamSettler;
+  private readonly deliveries: Deliveries;
+  private readonly scripts: ReturnType<typeof redisScripts>;
 
   constructor(
     readonly redis: Redis,
@@ -51,12 +56,14 @@ export class RedisStreamStore implements EventStore {
   ) {
     this.keys = redisKeys(cfg.REDIS_PREFIX);
     const scripts = redisScripts(redis);
+    this.scripts = scripts;
     const dlq = { stream: this.keys.dlq, maxlen: cfg.STREAM_MAXLEN };
     this.publisher = new StreamPublisher(redis, this.keys, scripts, cfg);
     this.group = new ConsumerGroup(redis, scripts, this.keys.group);
     this.acks = new AckLedger(redis, this.keys.group);
-    this.claimer = new StreamClaimer(redis, scripts, this.group, this.acks, dlq);
-    this.settler = new StreamSettler(redis, this.acks, dlq);
+    this.deliveries = new Deliveries();
+    this.claimer = new StreamClaimer(redis, scripts, this.group, this.acks, this.deliveries, dlq);
+    this.settler = new StreamSettler(redis, this.acks, this.deliveries, dlq);
   }
 
   streamFor(e: EventEnvelope): string {
@@ -89,7 +96,9 @@ export class RedisStreamStore implements EventStore {
   }
 
   async claimDue(req: DueRequest): Promise<ClaimResult> {
-    return claimDueFromHistory(this.history(), req);
+    const r = await claimDueFromHistory(this.history(), req);
+    this.deliveries.handedOut(req.consumer, r.events);
+    return r;
   }
 
   async settle(req: SettleRequest): Promise<SettleResult> {
@@ -101,12 +110,38 @@ export class RedisStreamStore implements EventStore {
     return this.acks.flush();
   }
 
+  /** The pending-entries lists of the shard lanes and the replay lane (one script), oldest delivery first. */
+  async inFlight(perLane: number, withEvents = true): Promise<InFlight[]> {
+    const now = Date.now();
+    const lanes = [...this.lanes(), this.keys.replayLane];
+    const pel = await this.scripts.inFlight(lanes, this.keys.group, perLane, withEvents);
+    return pel
+      .map((p) => ({
+        event: envelopeOf(p.fields) ?? null,
+        lane: p.lane,
+        entryId: p.entryId,
+        consumer: p.consumer,
+        since: new Date(now - p.idleMs),
+        deliveries: p.deliveries,
+      }))
+      .sort((a, b) => a.since.getTime() - b.since.getTime());
+  }
+
   laneStats(lane: string): Promise<LaneStats> {
     return this.group.laneStats(lane);
   }
 
-  historyCounts(now: Date): Promise<HistoryCounts> {
-    return historyCounts(this.history(), now);
+  /**
+   * History's counts, with 'processing' from the pending-entries lists of the lanes: an
+   * event read from a stream has no history row until its outcome. An entry whose outcome
+   * is durable but whose acknowledgement is still owed (see ./acks.ts) counts as processing.
+   */
+  async historyCounts(now: Date): Promise<HistoryCounts> {
+    const [counts, lanes] = await Promise.all([
+      historyCounts(this.history(), now),
+      Promise.all(this.lanes().map((l) => this.group.laneStats(l))),
+    ]);
+    return { ...counts, processing: counts.processing + lanes.reduce((n, l) => n + l.pending, 0) };
   }
 
   pruneConsumers(lane: string, idleMs: number): Promise<string[]> {
