@@ -158,7 +158,7 @@ async function main() {
             triggers: noop,
             config: cfg,
             env,
-            locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+            locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
             filterState: new RedisFilterState(redis, keys.filterState),
           }),
         ),
@@ -293,7 +293,7 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
         triggers,
         config: cfg,
         env,
-        locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+        locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
         filterState: new RedisFilterState(redis, keys.filterState),
       }),
     );
