@@ -26,6 +26,7 @@
  */
 
 import type { Db } from "../db/client";
+import type { FencesByEvent } from "../db/fences";
 import type { DueLook } from "../db/history";
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../failpoints";
@@ -109,6 +110,11 @@ export interface SettleRequest {
   /** Receipts from ClaimResult.skipped: acknowledged, nothing recorded. */
   skipped?: Receipt[];
   now: Date;
+  /**
+   * The scope fences each outcome was decided under (event id -> fences): an outcome whose
+   * holder lost a scope to a newer one without releasing it is not recorded (src/db/fences.ts).
+   */
+  fences?: FencesByEvent;
   failpoints?: Failpoints;
 }
 

@@ -225,6 +225,7 @@ class ConsumerRun {
           outcomes: r.outcomes,
           skipped: claim.skipped,
           now,
+          fences: r.fences,
           failpoints: this.o.failpoints,
         }),
       ),

@@ -25,6 +25,7 @@ export class StreamSettler {
         req.consumer,
         req.outcomes.map((o) => o.receipt.eventId),
         req.now,
+        req.fences,
       );
       req.failpoints?.hit("after-persist-before-ack");
       // Acknowledge only what this consumer recorded (see below). The cheap statement counts
@@ -35,7 +36,7 @@ export class StreamSettler {
       return { recorded };
     }
     const rows = settleRows(req.outcomes);
-    const recorded = await settleOutcomes(db, req.consumer, rows, req.now);
+    const recorded = await settleOutcomes(db, req.consumer, rows, req.now, req.fences);
     req.failpoints?.hit("after-persist-before-ack");
 
     // An outcome that did not apply belongs to an event another consumer took over (our claim
