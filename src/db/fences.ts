@@ -30,6 +30,9 @@ export type FencesByEvent = ReadonlyMap<string, readonly Fence[]>;
 
 const f = scopeFences;
 
+/** The scope_fences row whose floor holds for every scope (Redis lost its counters). */
+export const ALL_SCOPES = "";
+
 /**
  * A predicate for a statement that writes the rows of `id`: true unless the row's event
  * carries a token at or below its scope's floor. Undefined when no event carries any.
@@ -53,7 +56,7 @@ export function fenceClear(
   return sql`NOT EXISTS (
       SELECT 1 FROM unnest(${sql.param(ids)}::uuid[], ${sql.param(scopes)}::text[], ${sql.param(tokens)}::bigint[])
           AS fz(id, scope, token)
-        JOIN ${f} ON ${f.scope} = fz.scope
+        JOIN ${f} ON ${f.scope} IN (fz.scope, ${ALL_SCOPES})
        WHERE fz.id = ${id} AND ${f.floor} >= fz.token)`;
 }
 

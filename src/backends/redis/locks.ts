@@ -6,11 +6,12 @@
  * LOCK_LEASE_MS; a live one renews them while its batch runs.
  *
  * Fencing (src/db/fences.ts): the acquire script hands each grant a token from the scope's
- * counter (INCR) and reports the earlier holder whose lease ran out; its floor is recorded
- * in Postgres before tryAcquire returns, so that holder's late writes are refused.
+ * counter (INCR) and reports the earlier holder whose lease ran out (and, after Redis lost its
+ * data, every earlier holder); the floor is recorded in Postgres before tryAcquire returns,
+ * so those holders' late writes are refused.
  */
 import type { Db } from "../../db/client";
-import { type Fence, raiseFloors } from "../../db/fences";
+import { ALL_SCOPES, type Fence, raiseFloors } from "../../db/fences";
 import type { ScopeLocks } from "../types";
 import type { Redis } from "./client";
 import type { RedisKeys } from "./keys";
@@ -30,7 +31,7 @@ export class RedisScopeLocks implements ScopeLocks {
 
   constructor(
     redis: Redis,
-    private readonly keys: Pick<RedisKeys, "lock" | "fence">,
+    private readonly keys: Pick<RedisKeys, "lock" | "fence" | "fenceEpoch">,
     private readonly leaseMs: number,
     /** Postgres, where the floors of lapsed holders are recorded; without it they are not fenced. */
     private readonly db?: Pick<Db, "execute">,
@@ -42,14 +43,15 @@ export class RedisScopeLocks implements ScopeLocks {
     const want = scopes.filter((s) => !this.held.has(s));
     if (want.length) {
       const got = await this.scripts.lockAcquire(
+        this.keys.fenceEpoch,
         want.map((s) => ({ lock: this.keys.lock(s), fence: this.keys.fence(s) })),
         this.token,
         this.leaseMs,
         FENCE_IDLE_MS,
       );
-      const floors: Fence[] = [];
+      const floors: Fence[] = got.all > 0 ? [{ scope: ALL_SCOPES, token: got.all }] : [];
       want.forEach((s, i) => {
-        const g = got[i]!;
+        const g = got.grants[i]!;
         if (g.token > 0) this.held.set(s, g.token);
         if (g.token > 0 && g.floor > 0) floors.push({ scope: s, token: g.floor });
       });
@@ -57,8 +59,8 @@ export class RedisScopeLocks implements ScopeLocks {
         try {
           await raiseFloors(this.db, floors);
         } catch (e) {
-          // Not ours then: the lease lapses unreleased, and the next grant floors the holder again.
-          for (const x of floors) this.held.delete(x.scope);
+          // Not ours then: the leases lapse unreleased, and the next grants floor them again.
+          for (const s of want) this.held.delete(s);
           throw e;
         }
       }

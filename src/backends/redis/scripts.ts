@@ -77,14 +77,16 @@ export interface RedisScripts {
   safeTrim(stream: string, cutoffId: string): Promise<number>;
   /**
    * Per lock, in order: the grant's fencing token (0: held by someone else) and the floor it
-   * sets for earlier holders (0: none). `fenceTtlMs`: how long an idle scope's counter is kept.
+   * sets for earlier holders (0: none); `all`: a floor for every scope (0: none), when the
+   * epoch key was missing. `fenceTtlMs`: how long an idle scope's counter is kept.
    */
   lockAcquire(
+    epoch: string,
     locks: Array<{ lock: string; fence: string }>,
     owner: string,
     leaseMs: number,
     fenceTtlMs: number,
-  ): Promise<Array<{ token: number; floor: number }>>;
+  ): Promise<{ all: number; grants: Array<{ token: number; floor: number }> }>;
   /** Locks deleted (only those holding `owner`), each grant marked released. */
   lockRelease(locks: Array<{ lock: string; fence: string; token: number }>, owner: string): Promise<number>;
   /** Locks renewed (only those holding `token`). */
@@ -169,12 +171,15 @@ function bind(redis: Redis): RedisScripts {
     async safeTrim(stream, cutoffId) {
       return Number(await trim.exec([stream], [cutoffId]));
     },
-    async lockAcquire(locks, owner, leaseMs, fenceTtlMs) {
+    async lockAcquire(epoch, locks, owner, leaseMs, fenceTtlMs) {
       const r = await acquire.exec(
-        locks.flatMap((l) => [l.lock, l.fence]),
+        [epoch, ...locks.flatMap((l) => [l.lock, l.fence])],
         [owner, String(leaseMs), String(fenceTtlMs)],
       );
-      return locks.map((_, i) => ({ token: Number(r[2 * i]), floor: Number(r[2 * i + 1]) }));
+      return {
+        all: Number(r[0]),
+        grants: locks.map((_, i) => ({ token: Number(r[1 + 2 * i]), floor: Number(r[2 + 2 * i]) })),
+      };
     },
     async lockRelease(locks, owner) {
       return Number(
