@@ -10,6 +10,10 @@
  * session (session locks are re-entrant: two holders). PgScopeLocks.open() connects to
  * DATABASE_DIRECT_URL for that reason (DATABASE_URL when it is not set), in a pool of its
  * own of one connection, beside the invocation's DB_POOL_MAX query connections.
+ *
+ * Fencing (src/db/fences.ts): the statement that takes the locks also counts each grant in
+ * scope_fences and floors a predecessor that never released (its session died); the one that
+ * lets them go marks the grants released first.
  */
 import type { Pool, PoolClient } from "@neondatabase/serverless";
 import type { SQL } from "drizzle-orm";
