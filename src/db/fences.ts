@@ -15,6 +15,7 @@
  *    holders it saw lapse; raiseFloors records them here before the new holder runs.
  */
 import { type Column, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "./client";
 import { scopeFences } from "./schema";
 import { assign, bare, columnNames } from "./sql";
@@ -29,6 +30,8 @@ export interface Fence {
 export type FencesByEvent = ReadonlyMap<string, readonly Fence[]>;
 
 const f = scopeFences;
+/** The global floor's row, read beside the scope's own. */
+const g = alias(scopeFences, "g");
 
 /** The scope_fences row whose floor holds for every scope (Redis lost its counters). */
 export const ALL_SCOPES = "";
@@ -53,11 +56,14 @@ export function fenceClear(
       tokens.push(x.token);
     }
   if (ids.length === 0) return undefined;
-  return sql`NOT EXISTS (
-      SELECT 1 FROM unnest(${sql.param(ids)}::uuid[], ${sql.param(scopes)}::text[], ${sql.param(tokens)}::bigint[])
+  // Uncorrelated, so Postgres computes the fenced-off ids once (a hashed subplan), not per
+  // row; an equality join (the global floor read once apart), so it can hash or use the key.
+  return sql`${id} NOT IN (
+      SELECT fz.id FROM unnest(${sql.param(ids)}::uuid[], ${sql.param(scopes)}::text[], ${sql.param(tokens)}::bigint[])
           AS fz(id, scope, token)
-        JOIN ${f} ON ${f.scope} IN (fz.scope, ${ALL_SCOPES})
-       WHERE fz.id = ${id} AND ${f.floor} >= fz.token)`;
+        LEFT JOIN ${f} ON ${f.scope} = fz.scope
+       WHERE greatest(coalesce(${f.floor}, 0),
+               coalesce((SELECT ${g.floor} FROM ${f} AS ${g} WHERE ${g.scope} = ${ALL_SCOPES}), 0)) >= fz.token)`;
 }
 
 /**
