@@ -64,6 +64,8 @@ const { values: args } = parseArgs({
     "latency-rate": { type: "string", default: "2000" },
     "latency-seconds": { type: "string", default: "5" },
     "queue-batch-timeout": { type: "string", default: "1" },
+    adaptive: { type: "boolean", default: false },
+    rounds: { type: "string", default: "3" },
   },
 });
 const N = Number(args.events);
@@ -107,6 +109,7 @@ const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function main() {
+  if (args.adaptive) return adaptiveBench();
   const infra = await benchInfra();
   const { token, standIns, dbUrl, ioredis, prefixBase } = infra;
   gatewayUrl = standIns.gatewayUrl;
@@ -158,7 +161,7 @@ async function main() {
             triggers: noop,
             config: cfg,
             env,
-            locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+            locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
             filterState: new RedisFilterState(redis, keys.filterState),
           }),
         ),
@@ -266,8 +269,13 @@ async function main() {
  * Cloudflare Queue: a delivery happens when max_batch_size messages are waiting or
  * max_batch_timeout after the first one, and each delivery is one consumer invocation.
  */
-async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Promise<string> {
-  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", CONSUMER_BATCH_SIZE: "500" });
+async function latency(
+  env: Env,
+  dbUrl: string,
+  triggers: TriggerRegistry,
+  extra: Record<string, string> = {},
+): Promise<string> {
+  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", CONSUMER_BATCH_SIZE: "500", ...extra });
   const db = openDb(cfg, dbUrl);
   const redis = openRedis(cfg);
   const store = new RedisStreamStore(redis, cfg, db.db);
@@ -293,7 +301,7 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
         triggers,
         config: cfg,
         env,
-        locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+        locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
         filterState: new RedisFilterState(redis, keys.filterState),
       }),
     );
@@ -353,6 +361,103 @@ async function latency(env: Env, dbUrl: string, triggers: TriggerRegistry): Prom
     `max_batch_timeout ${batchTimeoutMs / 1000} s, ${invocations} consumer invocations): ` +
     `p50 ${fmt(pct(ms, 50))} ms, p99 ${fmt(pct(ms, 99))} ms, max ${fmt(ms[ms.length - 1] ?? NaN)} ms`
   );
+}
+
+/**
+ * --adaptive: CONSUMER_BATCH_ADAPTIVE (most: the largest of --sizes) against the fixed
+ * sizes, run alternately --rounds times in one invocation (the machine is shared: compare
+ * the medians' ratios), then publish-to-completed latency, adaptive against fixed 500,
+ * alternately too. Redis backend, --consumers consumers.
+ */
+async function adaptiveBench(): Promise<void> {
+  const infra = await benchInfra();
+  const { token, standIns, dbUrl, prefixBase } = infra;
+  const rounds = Number(args.rounds);
+  const most = Math.max(...SIZES);
+  const envFor = (prefix: string, extra: Record<string, string>): Env => ({
+    UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
+    UPSTASH_REDIS_REST_TOKEN: token,
+    DATABASE_URL: dbUrl,
+    NEON_WS_PROXY: standIns.proxyAddress,
+    REDIS_PREFIX: prefix,
+    CONSUMER_TIME_BUDGET_MS: "120000",
+    CONSUMER_MAX_BATCHES: "100000",
+    LOG_LEVEL: "warn",
+    ...extra,
+  });
+  const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
+  const variants = [
+    ...SIZES.map((size) => ({ name: `fixed ${size}`, env: { CONSUMER_BATCH_SIZE: String(size) } })),
+    { name: `adaptive ${most}`, env: { CONSUMER_BATCH_SIZE: String(most), CONSUMER_BATCH_ADAPTIVE: "true" } },
+  ];
+  const rates = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      // Rotated each round, so that no variant always runs first (or after the same one).
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
+      for (const v of order) {
+        const env = envFor(`${prefixBase}:a${round}:${v.name.replace(/\s/g, "")}`, v.env);
+        const cfg = loadConfig(env);
+        const db = openDb(cfg, dbUrl);
+        const redis = openRedis(cfg);
+        const store = new RedisStreamStore(redis, cfg, db.db);
+        const keys = redisKeys(cfg.REDIS_PREFIX);
+        await db.db.execute("TRUNCATE events");
+        const evs = Array.from({ length: N }, (_, i) => event(i));
+        for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: CONSUMERS }, () =>
+            runConsumer({
+              store,
+              triggers: noop,
+              config: cfg,
+              env,
+              locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
+              filterState: new RedisFilterState(redis, keys.filterState),
+            }),
+          ),
+        );
+        const rate = N / ((performance.now() - t0) / 1000);
+        const r = await db.db.execute<{ n: number }>(
+          "select count(*)::int as n from events where status = 'completed'",
+        );
+        if (Number(r.rows[0]?.n) !== N) throw new Error(`${v.name}: ${r.rows[0]?.n} of ${N} completed`);
+        rates.get(v.name)!.push(rate);
+        console.log(`round ${round + 1} ${v.name.padEnd(14)} ${fmt(rate).padStart(7)} events/s`);
+        await db.close();
+      }
+    }
+    const fixed = variants.slice(0, -1).map((v) => ({ name: v.name, rate: median(rates.get(v.name)!) }));
+    const best = fixed.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const adaptive = median(rates.get(variants[variants.length - 1]!.name)!);
+    const lines = [
+      ...fixed.map((x) => `${x.name.padEnd(14)} median ${fmt(x.rate).padStart(7)} events/s`),
+      `adaptive ${most} median ${fmt(adaptive).padStart(7)} events/s`,
+      `throughput ratio (adaptive / best fixed, ${best.name}): ${fmt(adaptive / best.rate, 2)}x`,
+    ];
+    console.log(lines.slice(-1)[0]);
+    const p99 = (line: string) => Number(/p99 ([\d,]+) ms/.exec(line)?.[1]?.replace(/,/g, "") ?? NaN);
+    const lat = { fixed: [] as number[], adaptive: [] as number[] };
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of round % 2 ? (["adaptive", "fixed"] as const) : (["fixed", "adaptive"] as const)) {
+        const extra: Record<string, string> =
+          kind === "fixed" ? {} : { CONSUMER_BATCH_SIZE: String(most), CONSUMER_BATCH_ADAPTIVE: "true" };
+        const line = await latency(envFor(`${prefixBase}:al${round}${kind}`, {}), dbUrl, noop, extra);
+        lat[kind].push(p99(line));
+        console.log(`round ${round + 1} ${kind === "fixed" ? "fixed 500" : `adaptive ${most}`}: ${line}`);
+      }
+    }
+    lines.push(
+      `latency p99 median: fixed 500 ${fmt(median(lat.fixed))} ms, adaptive ${most} ${fmt(median(lat.adaptive))} ms ` +
+        `(adaptive / fixed ${fmt(median(lat.adaptive) / median(lat.fixed), 2)}x)`,
+    );
+    console.log(`\n${N} events per drain run, ${CONSUMERS} consumer(s), ${rounds} rounds, ${SOURCES} sources`);
+    console.log(lines.join("\n"));
+  } finally {
+    await infra.close();
+  }
 }
 
 main().then(

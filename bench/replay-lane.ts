@@ -182,7 +182,7 @@ async function openWorld(s: ChildSettings) {
     store,
     triggers,
     env,
-    locks: new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS),
+    locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
     filterState: new RedisFilterState(redis, keys.filterState),
   });
   return {

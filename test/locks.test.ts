@@ -14,7 +14,7 @@ async function owners(leaseMs = 30_000) {
   const cfg = loadConfig(await freshEnv());
   const redis = openRedis(cfg);
   const keys = redisKeys(cfg.REDIS_PREFIX);
-  const make = () => new RedisScopeLocks(redis, keys.lock, leaseMs);
+  const make = () => new RedisScopeLocks(redis, keys, leaseMs);
   return { a: make(), b: make() };
 }
 

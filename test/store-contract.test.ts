@@ -69,7 +69,7 @@ async function harness(backend: Backend, overrides: Record<string, unknown> = {}
       open.push(h);
       return new PgScopeLocks(h.pool);
     }
-    return new RedisScopeLocks(openRedis(cfg), keys.lock, cfg.LOCK_LEASE_MS);
+    return new RedisScopeLocks(openRedis(cfg), keys, cfg.LOCK_LEASE_MS, db.db);
   };
   const newFilterState = (): FilterState =>
     backend === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(openRedis(cfg), keys.filterState);

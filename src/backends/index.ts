@@ -62,7 +62,7 @@ export function openBackend(cfg: Config, db?: DbHandle): Backend {
   const scopeLocks = (): ScopeLocks =>
     cfg.LOCK_BACKEND === "postgres"
       ? PgScopeLocks.open(cfg)
-      : new RedisScopeLocks(redis ?? openRedis(cfg), keys.lock, cfg.LOCK_LEASE_MS);
+      : new RedisScopeLocks(redis ?? openRedis(cfg), keys, cfg.LOCK_LEASE_MS, db?.db);
 
   if (cfg.EVENT_BACKEND === "redis") {
     const streams = new RedisLanes(redis!, cfg.REDIS_PREFIX);

@@ -28,6 +28,7 @@
  */
 
 import type { Db } from "../db/client";
+import type { FencesByEvent } from "../db/fences";
 import type { DueLook } from "../db/history";
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../failpoints";
@@ -111,6 +112,11 @@ export interface SettleRequest {
   /** Receipts from ClaimResult.skipped: acknowledged, nothing recorded. */
   skipped?: Receipt[];
   now: Date;
+  /**
+   * The scope fences each outcome was decided under (event id -> fences): an outcome whose
+   * holder lost a scope to a newer one without releasing it is not recorded (src/db/fences.ts).
+   */
+  fences?: FencesByEvent;
   failpoints?: Failpoints;
 }
 
@@ -302,10 +308,16 @@ export interface FilterState {
 /**
  * Scope locks: events that share a scope key are handled one at a time, also across
  * concurrent invocations; a batch takes and lets go of its scopes in one call.
+ *
+ * Each grant carries a fencing token that only grows per scope (src/db/fences.ts). Once
+ * tryAcquire has returned a scope, no earlier holder that lost it without releasing it (a
+ * lapsed lease, a dead lock session) can record an outcome or a step under its old token.
  */
 export interface ScopeLocks {
   /** Takes every free scope of `scopes` without waiting; returns the ones now held by us. */
   tryAcquire(scopes: string[]): Promise<Set<string>>;
+  /** The fencing token of our grant of `scope`; undefined when we do not hold it. */
+  fence(scope: string): number | undefined;
   release(scopes: string[]): Promise<void>;
   /** Extends the lease of scopes we hold (Redis); Postgres locks need none. */
   renew(scopes: string[]): Promise<void>;

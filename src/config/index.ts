@@ -134,8 +134,20 @@ const schema = z.object({
    * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).
    */
   WAKE_DEBOUNCE_MS: int(100).default(1000),
-  /** Events claimed per XREADGROUP / claim round. */
+  /** Events claimed per XREADGROUP / claim round (with CONSUMER_BATCH_ADAPTIVE: the most). */
   CONSUMER_BATCH_SIZE: int(1).default(500),
+  /**
+   * "true": the claim size adapts between CONSUMER_BATCH_MIN and CONSUMER_BATCH_SIZE to how
+   * long batches take and to the time left in the invocation (src/consume/claim-size.ts).
+   */
+  CONSUMER_BATCH_ADAPTIVE: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** The smallest adaptive claim. */
+  CONSUMER_BATCH_MIN: int(1).default(50),
+  /** Adaptive claims: a batch handled in longer than this, ms, halves the next claims. */
+  CONSUMER_BATCH_TARGET_MS: int(10).default(1_000),
   /** Wall-clock budget of one consumer invocation, milliseconds. */
   CONSUMER_TIME_BUDGET_MS: int(100).default(20_000),
   /** Entries claimed but not acknowledged for this long are reclaimed (XAUTOCLAIM), ms. */

@@ -22,6 +22,7 @@ import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Failpoints } from "../failpoints";
 import { withSpan } from "../obs/trace";
+import { ClaimSize } from "./claim-size";
 
 /**
  * A drained run ends only after a look for due events in Postgres at most this old found
@@ -60,6 +61,8 @@ type LaneState = {
 export class Claims {
   /** Why the claims stopped (meaningful once next() resolved undefined). */
   stoppedBy: StopReason = "drained";
+  /** How many events each claim asks for; the run reports every batch it handled to it. */
+  readonly size: ClaimSize;
   private readonly lanes: LaneState[];
   private readonly order: AsyncGenerator<ClaimResult>;
   /** The claim under way, if any. */
@@ -68,6 +71,8 @@ export class Claims {
   private taken = 0;
   /** The last look for due events: when, and whether it came back full (more may be due). */
   private dueLook = { at: -Infinity, full: false };
+  /** The size asked of the last look for due events. */
+  private dueMax = 0;
   /** The batch being handled: resolves to the derived events it published, never rejects. */
   private inFlight: Promise<number> | undefined;
   /** Set by stop(): no further claim is started. */
@@ -75,6 +80,7 @@ export class Claims {
 
   constructor(private readonly o: ClaimsOptions) {
     this.lanes = o.lanes.map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
+    this.size = new ClaimSize(o.config, o.started);
     this.order = this.inOrder();
   }
 
@@ -152,6 +158,7 @@ export class Claims {
    */
   private async claimLane(l: LaneState, mode: "reclaim" | "new"): Promise<ClaimResult> {
     const cfg = this.o.config;
+    const max = this.size.next();
     const claim = await withSpan(
       "claim",
       { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": this.o.consumer },
@@ -159,7 +166,7 @@ export class Claims {
         this.o.store.claim({
           lane: l.lane,
           consumer: this.o.consumer,
-          max: cfg.CONSUMER_BATCH_SIZE,
+          max,
           mode,
           reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS,
           cursor: l.cursor,
@@ -191,8 +198,9 @@ export class Claims {
   }
 
   private dueQuery(): NonNullable<ClaimRequest["due"]> {
+    this.dueMax = this.size.next();
     return {
-      max: this.o.config.CONSUMER_BATCH_SIZE,
+      max: this.dueMax,
       now: new Date(this.o.clock.now()),
       leaseMs: this.o.config.VISIBILITY_TIMEOUT_MS,
       ...(this.o.dueLane ? { lane: this.o.dueLane } : {}),
@@ -201,7 +209,7 @@ export class Claims {
 
   /** Stamped when the claim returns, with how many due events it claimed. */
   private lookedAtDue(claimed: number): void {
-    this.dueLook = { at: Date.now(), full: claimed >= this.o.config.CONSUMER_BATCH_SIZE };
+    this.dueLook = { at: Date.now(), full: claimed >= this.dueMax };
   }
 
   private dueLookIsFresh(): boolean {

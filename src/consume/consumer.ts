@@ -182,6 +182,7 @@ class ConsumerRun {
     this.report.claimed += claim.events.length;
     this.report.skipped += claim.skipped.length;
     this.o.failpoints?.hit("after-persist-before-dispatch");
+    const began = Date.now();
     const r = await this.dispatch(claim);
     this.report.lockCalls += r.lockCalls;
     // Derived events first: once the parent is settled it is never handled again, so its
@@ -191,6 +192,7 @@ class ConsumerRun {
       this.report.derived += r.derived.length;
     }
     await this.settle(claim, r);
+    this.claims.size.observe(claim.events.length, Date.now() - began);
     return r.derived.length;
   }
 
@@ -226,6 +228,7 @@ class ConsumerRun {
           outcomes: r.outcomes,
           skipped: claim.skipped,
           now,
+          fences: r.fences,
           failpoints: this.o.failpoints,
         }),
       ),

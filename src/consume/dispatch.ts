@@ -16,6 +16,7 @@
  */
 import { trace } from "@opentelemetry/api";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
+import type { Fence } from "../db/fences";
 import type { EventEnvelope } from "../events/envelope";
 import type { Match, TriggerRegistry } from "../triggers/registry";
 import { StepJournal } from "../triggers/steps";
@@ -36,6 +37,8 @@ export interface DispatchResult {
   derived: EventEnvelope[];
   /** Scope-lock calls made (for measurement). */
   lockCalls: number;
+  /** The scope fences each handled event ran under, by event id: settle checks them. */
+  fences: Map<string, Fence[]>;
   /**
    * Resolves once the batch's scope locks are released. Every handler is done when dispatch
    * returns; only the release (one lock call) may still be under way, so that the caller can
@@ -91,7 +94,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     else if (m.length === 0) outcomes[i] = completed(batch[i]!);
     else work.push({ i, matches: m, scopes: [...new Set(m.map((x) => x.scope))] });
   });
-  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, released: Promise.resolve() };
+  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve() };
   return runMatched(batch, work, outcomes, d);
 }
 
@@ -118,11 +121,14 @@ async function runMatched(
     (e) => d.log.error("scope lock call failed", { error: errorMessage(e) }),
   );
   const sem = new Semaphore(cfg.HANDLER_CONCURRENCY);
+  // The grants each event runs under, taken as it starts (a lock lost later keeps its token).
+  const fences = new Map<string, Fence[]>();
   // The batch's durable steps: read once, on the first ctx.step of any of its handlers.
   const steps = d.db
     ? new StepJournal(
         d.db,
         work.map((w) => batch[w.i]!.event.id),
+        fences,
       )
     : undefined;
   const deps = { ...d, steps };
@@ -134,7 +140,10 @@ async function runMatched(
   const runInScope = async (w: Work) => {
     if (await gate.waitFor(w.scopes)) {
       await sem.run(async () => {
-        const r = await runEvent(batch[w.i]!, w.matches, deps, traced);
+        const c = batch[w.i]!;
+        const held = w.scopes.map((scope) => ({ scope, token: d.locks.fence(scope) ?? 0 }));
+        fences.set(c.event.id, held);
+        const r = await runEvent(c, w.matches, deps, traced, held);
         outcomes[w.i] = r.outcome;
         derived[w.i] = r.derived;
       });
@@ -177,5 +186,5 @@ async function runMatched(
     released.catch(() => {});
     await d.hooks?.flush();
   }
-  return { outcomes, derived: derived.flat(), lockCalls: gate.calls, released };
+  return { outcomes, derived: derived.flat(), lockCalls: gate.calls, fences, released };
 }

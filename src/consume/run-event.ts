@@ -12,6 +12,7 @@ import type { ClaimedEvent, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
+import type { Fence } from "../db/fences";
 import { scopeHistory } from "../db/scope-history";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
@@ -48,8 +49,17 @@ export interface EventResult {
   derived: EventEnvelope[];
 }
 
-/** `traced`: the batch runs inside a traced invocation, so each handler call gets a span. */
-export async function runEvent(c: ClaimedEvent, matches: Match[], d: EventDeps, traced: boolean): Promise<EventResult> {
+/**
+ * `traced`: the batch runs inside a traced invocation, so each handler call gets a span.
+ * `fences`: the grants of the event's scopes (ctx.fence of each handler).
+ */
+export async function runEvent(
+  c: ClaimedEvent,
+  matches: Match[],
+  d: EventDeps,
+  traced: boolean,
+  fences: readonly Fence[] = [],
+): Promise<EventResult> {
   const admitted = d.hooks ? await d.hooks.admit(c, matches) : null;
   if (admitted) return { outcome: deferred(c, admitted.reason, admitted.retryAt), derived: [] };
   const errors: string[] = [];
@@ -57,7 +67,8 @@ export async function runEvent(c: ClaimedEvent, matches: Match[], d: EventDeps, 
   const staged: EventEnvelope[] = [];
   for (const m of matches) {
     try {
-      await callHandler(c, m, handlerContext(c, m, d, staged), traced);
+      const fence = fences.find((x) => x.scope === m.scope)?.token ?? 0;
+      await callHandler(c, m, handlerContext(c, m, d, staged, fence), traced);
     } catch (e) {
       // An injected crash is the isolate dying here: the whole run stops, nothing is settled.
       if (e instanceof CrashInjected) throw e;
@@ -81,7 +92,13 @@ const HISTORY_MAX = 100;
  * What one trigger's handler sees; ctx.publish stages into `staged` (through the running
  * step's record when one runs, ../triggers/steps.ts).
  */
-function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEnvelope[]): HandlerContext {
+function handlerContext(
+  c: ClaimedEvent,
+  m: Match,
+  d: EventDeps,
+  staged: EventEnvelope[],
+  fence: number,
+): HandlerContext {
   // Numbers this trigger's derived events, which makes their ids deterministic (./derive.ts).
   // A replayed step's events keep the numbers they were given, so the count moves past them.
   let seq = 0;
@@ -100,6 +117,7 @@ function handlerContext(c: ClaimedEvent, m: Match, d: EventDeps, staged: EventEn
   return {
     event: c.event,
     scope: m.scope,
+    fence,
     trigger: m.trigger.name,
     attempt: c.attempts,
     // Made on first use: most handlers never log, and a child logger per handler call costs

@@ -15,6 +15,7 @@ import { and, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
+import { type FencesByEvent, fenceClear } from "./fences";
 import { type EventRow, eventStatus, events } from "./schema";
 import { anyOf, arrayOf, assign, bare, columnNames, excluded, isoMicros, padded, type RowOf, selection } from "./sql";
 
@@ -231,11 +232,18 @@ export interface SettleRow {
 }
 
 /**
- * Records the outcomes of a batch in one statement, for rows `consumer` still holds.
+ * Records the outcomes of a batch in one statement, for rows `consumer` still holds and whose
+ * scope fences are not below a newer holder's (./fences.ts).
  * "defer" gives the attempt back (attempts - 1) and appends no error: the event was not tried.
  * Returns the ids actually updated.
  */
-export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[], now: Date): Promise<string[]> {
+export async function settleOutcomes(
+  db: Db,
+  consumer: string,
+  rows: SettleRow[],
+  now: Date,
+  fences?: FencesByEvent,
+): Promise<string[]> {
   if (rows.length === 0) return [];
   const p = <T>(f: (r: SettleRow) => T) => sql.param(rows.map(f));
   const at = now.toISOString();
@@ -260,6 +268,7 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
       ${p((x) => x.retryAt?.toISOString() ?? null)}::timestamptz[]
     ) AS v(id, kind, error, retry_at)
     WHERE ${e.id} = v.id AND ${e.status} = 'processing' AND ${e.claimedBy} = ${consumer}
+      ${fenced(e.id, fences)}
     RETURNING ${settled.list}`);
   return r.rows.map((x) => settled.read(x).id);
 }
@@ -270,7 +279,13 @@ export async function settleOutcomes(db: Db, consumer: string, rows: SettleRow[]
  * array parameter instead of four, no unnest() join, no per-row CASEs - and it answers with
  * the count of rows updated (the command tag) instead of sending every id back.
  */
-export async function settleCompleted(db: Db, consumer: string, ids: string[], now: Date): Promise<number> {
+export async function settleCompleted(
+  db: Db,
+  consumer: string,
+  ids: string[],
+  now: Date,
+  fences?: FencesByEvent,
+): Promise<number> {
   if (ids.length === 0) return 0;
   const r = await db
     .update(events)
@@ -282,8 +297,21 @@ export async function settleCompleted(db: Db, consumer: string, ids: string[], n
       leaseUntil: null,
       updatedAt: sql`now()`,
     })
-    .where(and(anyOf(events.id, ids), eq(events.status, "processing"), eq(events.claimedBy, consumer)));
+    .where(
+      and(
+        anyOf(events.id, ids),
+        eq(events.status, "processing"),
+        eq(events.claimedBy, consumer),
+        fenceClear(events.id, fences),
+      ),
+    );
   return r.rowCount ?? 0;
+}
+
+/** `AND <fence check>` for a settle statement, or nothing when no outcome carries a fence. */
+function fenced(id: typeof e.id, fences: FencesByEvent | undefined): SQL {
+  const clear = fenceClear(id, fences);
+  return clear ? sql`AND ${clear}` : sql``;
 }
 
 /** Counts for health and metrics, in one statement. */

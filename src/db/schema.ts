@@ -303,3 +303,16 @@ export const steps = pgTable(
 );
 
 export type StepRow = typeof steps.$inferSelect;
+
+/**
+ * Fencing of scope-lock holders (src/db/fences.ts): an outcome or step record carrying a
+ * scope's token at or below `floor` is refused - its holder lost the scope to a newer one
+ * without letting it go. `fence` and `released` are the advisory-lock backend's counter (the
+ * last token granted, the last one let go cleanly); Redis keeps its own and writes floors only.
+ */
+export const scopeFences = pgTable("scope_fences", {
+  scope: text("scope").primaryKey(),
+  fence: bigint("fence", { mode: "number" }).notNull().default(0),
+  released: bigint("released", { mode: "number" }).notNull().default(0),
+  floor: bigint("floor", { mode: "number" }).notNull().default(0),
+});

@@ -5,12 +5,14 @@
  *  - recordSteps: many step outcomes in ONE statement (the journal groups the records that
  *    arrive while a write is in flight). A completed row is never overwritten: a record that
  *    meets one (another consumer ran the step first) is not written, and the caller reads the
- *    winner back with completedOf - a second statement only in that race.
+ *    winner back with completedOf - a second statement only in that race. A record whose
+ *    event's scope fence is below a newer holder's (./fences.ts) is not written either.
  */
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { type StepRow, steps } from "./schema";
-import { excluded } from "./sql";
+import { type Fence, type FencesByEvent, fenceClear } from "./fences";
+import { type StepRow, stepStatus, steps } from "./schema";
+import { assign, columnNames, excluded, selection } from "./sql";
 
 export type StepRecord = typeof steps.$inferInsert;
 
@@ -23,30 +25,42 @@ export async function loadCompleted(db: Db, eventIds: string[]): Promise<StepRow
     .where(and(inArray(steps.eventId, eventIds), eq(steps.status, "completed")));
 }
 
+const stepRow = selection(getTableColumns(steps));
+const c = steps;
+
 /**
- * Inserts the records; a failed row is replaced, a completed one left as it is. Returns the
- * rows written (a record missing from them met a completed row). Callers pass each key once.
+ * Inserts the records; a failed row is replaced, a completed one left as it is, and records
+ * of a fenced-off holder are left out. Returns the rows written (a record missing from them
+ * met a completed row, or was fenced off). Callers pass each key once.
  */
-export async function recordSteps(db: Db, records: StepRecord[]): Promise<StepRow[]> {
+export async function recordSteps(db: Db, records: StepRecord[], fences?: FencesByEvent): Promise<StepRow[]> {
   if (records.length === 0) return [];
-  return db
-    .insert(steps)
-    .values(records)
-    .onConflictDoUpdate({
-      target: [steps.eventId, steps.trigger, steps.name],
-      set: {
-        status: excluded(steps.status),
-        result: excluded(steps.result),
-        error: excluded(steps.error),
-        derived: excluded(steps.derived),
-        usage: excluded(steps.usage),
-        attempt: excluded(steps.attempt),
-        startedAt: excluded(steps.startedAt),
-        durationMs: excluded(steps.durationMs),
-      },
-      setWhere: sql`${steps.status} = 'failed'`,
-    })
-    .returning();
+  const mine = new Map<string, readonly Fence[]>();
+  for (const r of records) {
+    const f = fences?.get(r.eventId);
+    if (f) mine.set(r.eventId, f);
+  }
+  const guard = fenceClear(sql`r."eventId"`, mine);
+  const rows = JSON.stringify(records.map((r) => ({ ...r, derived: r.derived ?? [] })));
+  const res = await db.execute(sql`
+    INSERT INTO ${c} (${columnNames(c.eventId, c.trigger, c.name, c.status, c.result, c.error, c.derived, c.usage, c.attempt, c.startedAt, c.durationMs)})
+    SELECT r."eventId", r.trigger, r.name, r.status, r.result, r.error, r.derived, r.usage, r.attempt, r."startedAt", r."durationMs"
+      FROM jsonb_to_recordset(${rows}::jsonb) AS r("eventId" uuid, trigger text, name text, status ${stepStatus},
+        result jsonb, error text, derived jsonb, usage jsonb, attempt int, "startedAt" timestamptz, "durationMs" int)
+     ${guard ? sql`WHERE ${guard}` : sql``}
+    ON CONFLICT (${columnNames(c.eventId, c.trigger, c.name)}) DO UPDATE SET ${assign(c, {
+      status: excluded(c.status),
+      result: excluded(c.result),
+      error: excluded(c.error),
+      derived: excluded(c.derived),
+      usage: excluded(c.usage),
+      attempt: excluded(c.attempt),
+      startedAt: excluded(c.startedAt),
+      durationMs: excluded(c.durationMs),
+    })}
+    WHERE ${c.status} = 'failed'
+    RETURNING ${stepRow.list}`);
+  return res.rows.map((x) => stepRow.read(x));
 }
 
 /** The completed rows among `keys` (the winners of a record that met one). */

@@ -13,6 +13,7 @@
 import { sql } from "drizzle-orm";
 import { type EventEnvelope, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
+import { type FencesByEvent, fenceClear } from "./fences";
 import { type ClaimedRow, claimedFields, claimedRow, type DueLook, dueUpdate, envelopeColumns } from "./history";
 import { eventStatus, events } from "./schema";
 import { columnNames, excluded, padded, selection } from "./sql";
@@ -68,7 +69,8 @@ export interface OutcomeRow {
  * outcome, or the update of a row `consumer` holds as 'processing' (a reclaimed event, a due
  * retry). "defer" gives the attempt back (attempts - 1) and records no error. With
  * `ids: false` it answers the count of rows written (the command tag) instead of their ids.
- * Callers pass each id once.
+ * Callers pass each id once. An outcome whose scope fence a newer holder put below its
+ * token (./fences.ts) is neither inserted nor applied.
  */
 export async function recordOutcomes(
   db: Db,
@@ -76,6 +78,7 @@ export async function recordOutcomes(
   rows: OutcomeRow[],
   now: Date,
   answer: { ids: true },
+  fences?: FencesByEvent,
 ): Promise<string[]>;
 export async function recordOutcomes(
   db: Db,
@@ -83,6 +86,7 @@ export async function recordOutcomes(
   rows: OutcomeRow[],
   now: Date,
   answer: { ids: false },
+  fences?: FencesByEvent,
 ): Promise<number>;
 export async function recordOutcomes(
   db: Db,
@@ -90,11 +94,14 @@ export async function recordOutcomes(
   rows: OutcomeRow[],
   now: Date,
   answer: { ids: boolean },
+  fences?: FencesByEvent,
 ): Promise<string[] | number> {
   if (rows.length === 0) return answer.ids ? [] : 0;
   const at = now.toISOString();
   const col = <T>(f: (x: OutcomeRow) => T) => sql.param(rows.map(f));
   const allCompleted = rows.every((x) => x.status === "completed");
+  const clear = fenceClear(sql`v.id`, fences);
+  const fenced = clear ? sql`WHERE ${clear}` : sql``;
   // Every outcome 'completed' (the usual batch): constants instead of four more arrays and CASEs.
   const source = allCompleted
     ? sql`
@@ -104,7 +111,8 @@ export async function recordOutcomes(
       ${col((x) => x.event.id)}::uuid[], ${col((x) => x.event.type)}::text[], ${col((x) => x.event.source)}::text[],
       ${col((x) => x.event.timestamp)}::timestamptz[], ${col((x) => JSON.stringify(payloadOf(x.event)))}::text[],
       ${col((x) => JSON.stringify(x.event.meta))}::text[], ${col((x) => x.attempts)}::int[]
-    ) AS v(id, type, source, ts, payload, meta, attempts)`
+    ) AS v(id, type, source, ts, payload, meta, attempts)
+    ${fenced}`
     : sql`
     SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source,
            (CASE v.kind WHEN 'completed' THEN 'completed' WHEN 'dlq' THEN 'dlq' ELSE 'pending' END)::${eventStatus},
@@ -120,7 +128,8 @@ export async function recordOutcomes(
       ${col((x) => JSON.stringify(x.event.meta))}::text[], ${col((x) => x.attempts)}::int[],
       ${col((x) => x.status)}::text[], ${col((x) => x.error ?? null)}::text[],
       ${col((x) => x.retryAt?.toISOString() ?? null)}::timestamptz[]
-    ) AS v(id, type, source, ts, payload, meta, attempts, kind, error, retry_at)`;
+    ) AS v(id, type, source, ts, payload, meta, attempts, kind, error, retry_at)
+    ${fenced}`;
   const e = events;
   const statement = sql`
     INSERT INTO ${events} (${columnNames(

@@ -5,6 +5,9 @@
  *    event id (stable across attempts, so the receiver can deduplicate), webhook-timestamp
  *    the real time of this attempt (receivers check it against their clock, so it is never
  *    the consumer's injected clock).
+ *  - `reflex-fence: <scope>:<token>`: the fencing token of the scope lock the delivery ran
+ *    under. It only grows per scope, so a receiver that keeps the highest token seen per scope
+ *    and refuses lower ones never applies a delivery from a holder that lost its lock.
  *  - `redirect: "manual"`: a 3xx is a failure ("redirect not followed: <location>"). A
  *    redirect silently followed would change the method, drop the body or leave the
  *    destination the operator configured.
@@ -38,14 +41,23 @@ function signer(secret: string): Webhook {
   return w;
 }
 
+/** The scope lock a delivery runs under: its scope and its grant's fencing token. */
+export interface DeliveryFence {
+  scope: string;
+  token: number;
+}
+
 /** The request headers for one delivery (exported for tests and docs). */
 export function deliveryHeaders(
   d: Destination,
   event: EventEnvelope,
   body: string,
   now = new Date(),
+  fence?: DeliveryFence,
 ): Record<string, string> {
   const h: Record<string, string> = { ...d.headers, "content-type": "application/json", "user-agent": USER_AGENT };
+  // A header value is visible ASCII: other characters of the scope (and %) percent-encoded.
+  if (fence) h["reflex-fence"] = `${fence.scope.replace(/[^\x21-\x24\x26-\x7e]/gu, encodeURIComponent)}:${fence.token}`;
   if (d.secret) {
     h["webhook-id"] = event.id;
     h["webhook-timestamp"] = String(Math.floor(now.getTime() / 1000));
@@ -88,7 +100,7 @@ function describeError(e: unknown, timeoutMs: number): string {
   return `network error: ${msg}`.slice(0, 500);
 }
 
-export async function deliver(d: Destination, event: EventEnvelope): Promise<AttemptResult> {
+export async function deliver(d: Destination, event: EventEnvelope, fence?: DeliveryFence): Promise<AttemptResult> {
   const body = JSON.stringify(event);
   const started = Date.now();
   const signal = AbortSignal.timeout(d.timeoutMs);
@@ -97,7 +109,7 @@ export async function deliver(d: Destination, event: EventEnvelope): Promise<Att
   try {
     res = await fetch(d.url, {
       method: "POST",
-      headers: deliveryHeaders(d, event, body),
+      headers: deliveryHeaders(d, event, body, new Date(), fence),
       body,
       redirect: "manual",
       signal,

@@ -125,7 +125,7 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
   const handler = (d: Destination) => async (ctx: HandlerContext) => {
     const b = (await loadBatch()).get(d.name)!;
     const probe = b.isProbe(ctx.event.id);
-    const r = await deliver(d, ctx.event);
+    const r = await deliver(d, ctx.event, { scope: ctx.scope, token: ctx.fence });
     const now = clock.now();
     attempts.push({
       eventId: ctx.event.id,

@@ -27,6 +27,12 @@ export interface HandlerContext {
   event: EventEnvelope;
   /** The scope key this handler runs under (events sharing it run one at a time). */
   scope: string;
+  /**
+   * The fencing token of this run's grant of `scope`: it only grows per scope, so a system
+   * this handler writes to can refuse a write carrying a lower token than one it has seen
+   * (destinations send it as `reflex-fence: <scope>:<token>`).
+   */
+  fence: number;
   trigger: string;
   /** This delivery's attempt number (1 on the first). */
   attempt: number;

@@ -19,6 +19,7 @@
  * round trips. A batch whose handlers call no step pays nothing.
  */
 import type { Db } from "../db/client";
+import type { FencesByEvent } from "../db/fences";
 import type { StepRow, StepUsage } from "../db/schema";
 import { completedOf, loadCompleted, recordSteps, type StepRecord } from "../db/steps";
 import type { EventEnvelope } from "../events/envelope";
@@ -62,6 +63,8 @@ export class StepJournal {
     private readonly db: Db,
     /** The batch's events that run handlers: their recorded steps are read together. */
     private readonly eventIds: string[],
+    /** The scope fences each event runs under: a holder that lost its scope records nothing. */
+    private readonly fences?: FencesByEvent,
   ) {}
 
   /** The completed record of a step, if a former attempt left one. */
@@ -100,6 +103,7 @@ export class StepJournal {
               await recordSteps(
                 this.db,
                 group.map((g) => g.record),
+                this.fences,
               )
             ).map((r) => [keyOf(r), r]),
           );
@@ -108,6 +112,8 @@ export class StepJournal {
           for (const g of group) {
             const row = written.get(keyOf(g.record));
             if (row) g.resolve(row);
+            else if (this.fences?.has(g.record.eventId))
+              g.reject(new Error(`step "${g.record.name}" was not recorded: its scope lock passed to a newer holder`));
             else g.reject(new Error(`step "${g.record.name}" was neither recorded nor found`));
           }
         } catch (e) {

@@ -47,7 +47,7 @@ export async function rig(overrides: Record<string, unknown> = {}): Promise<Rig>
       lockHandles.push(h);
       return new PgScopeLocks(h.pool);
     }
-    return new RedisScopeLocks(redis, keys.lock, cfg.LOCK_LEASE_MS);
+    return new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db);
   };
   return {
     env,

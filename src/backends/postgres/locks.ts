@@ -10,16 +10,26 @@
  * session (session locks are re-entrant: two holders). PgScopeLocks.open() connects to
  * DATABASE_DIRECT_URL for that reason (DATABASE_URL when it is not set), in a pool of its
  * own of one connection, beside the invocation's DB_POOL_MAX query connections.
+ *
+ * Fencing (src/db/fences.ts): the statement that takes the locks also counts each grant in
+ * scope_fences and floors a predecessor that never released (its session died); the one that
+ * lets them go marks the grants released first.
  */
 import type { Pool, PoolClient } from "@neondatabase/serverless";
+import type { SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Config } from "../../config";
 import { openDb } from "../../db/client";
+import { grantFences, releaseFences } from "../../db/fences";
 import type { ScopeLocks } from "../types";
+
+const dialect = new PgDialect();
 
 type LockConfig = Pick<Config, "DATABASE_URL" | "DATABASE_DIRECT_URL" | "NEON_WS_PROXY" | "DB_TIMEOUT_MS">;
 
 export class PgScopeLocks implements ScopeLocks {
-  private readonly held = new Set<string>();
+  /** Scopes held, each with its grant's fencing token (src/db/fences.ts). */
+  private readonly held = new Map<string, number>();
   private client?: Promise<PoolClient>;
 
   /** `ownPool`: ends the pool at close (the pool was opened for these locks alone). */
@@ -63,22 +73,27 @@ export class PgScopeLocks implements ScopeLocks {
     if (want.length) {
       const c = await this.conn();
       // 64-bit keys (hashtextextended) make collisions between scopes negligible; a collision
-      // would only serialise two scopes, never let two holders in.
-      const r = await c.query<{ k: string }>(
-        "SELECT k FROM unnest($1::text[]) AS k WHERE pg_try_advisory_lock(hashtextextended(k, 0))",
-        [want],
-      );
-      for (const row of r.rows) this.held.add(row.k);
+      // would only serialise two scopes, never let two holders in. The grant and its token
+      // are one statement.
+      const r = await query<{ scope: string; fence: string }>(c, grantFences(want));
+      for (const row of r.rows) this.held.set(row.scope, Number(row.fence));
     }
     return new Set(scopes.filter((s) => this.held.has(s)));
   }
 
+  fence(scope: string): number | undefined {
+    return this.held.get(scope);
+  }
+
   async release(scopes: string[]): Promise<void> {
-    const mine = scopes.filter((s) => this.held.has(s));
+    const mine = scopes.flatMap((scope) => {
+      const token = this.held.get(scope);
+      return token === undefined ? [] : [{ scope, token }];
+    });
     if (!mine.length) return;
-    for (const s of mine) this.held.delete(s);
+    for (const x of mine) this.held.delete(x.scope);
     const c = await this.conn();
-    await c.query("SELECT pg_advisory_unlock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k", [mine]);
+    await query(c, releaseFences(mine));
   }
 
   async renew(): Promise<void> {}
@@ -96,4 +111,10 @@ export class PgScopeLocks implements ScopeLocks {
       await this.ownPool?.();
     }
   }
+}
+
+/** Runs a statement built with the schema's names on the lock session itself. */
+function query<R extends Record<string, unknown>>(c: PoolClient, q: SQL) {
+  const { sql, params } = dialect.sqlToQuery(q);
+  return c.query<R>(sql, params);
 }

@@ -136,12 +136,12 @@ export class PostgresEventStore implements EventStore {
     // Every outcome 'completed' (the usual batch): the cheaper statement.
     if (req.outcomes.every((o) => o.status === "completed")) {
       const ids = req.outcomes.map((o) => o.receipt.eventId);
-      const recorded = await this.withDb((db) => settleCompleted(db, req.consumer, ids, req.now));
+      const recorded = await this.withDb((db) => settleCompleted(db, req.consumer, ids, req.now, req.fences));
       req.failpoints?.hit("after-persist-before-ack");
       return { recorded };
     }
     const rows = settleRows(req.outcomes);
-    const recorded = await this.withDb((db) => settleOutcomes(db, req.consumer, rows, req.now));
+    const recorded = await this.withDb((db) => settleOutcomes(db, req.consumer, rows, req.now, req.fences));
     // Kept for parity with the Redis backend's crash tests: here nothing follows the write.
     req.failpoints?.hit("after-persist-before-ack");
     return { recorded: recorded.length };

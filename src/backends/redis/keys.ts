@@ -18,6 +18,10 @@ export function redisKeys(prefix: string) {
     replayLane: `${prefix}:replay`,
     /** Scope lock (locks on Redis): holds the owner's token, expires after LOCK_LEASE_MS. */
     lock: (scope: string) => `${prefix}:lock:${scope}`,
+    /** A scope's fencing counter (locks on Redis): n the last token granted, r the last released. */
+    fence: (scope: string) => `${prefix}:fence:${scope}`,
+    /** Exists while Redis keeps its data (no expiry): missing, every earlier fencing token is fenced off. */
+    fenceEpoch: `${prefix}:fence-epoch`,
     /** State of stateful trigger filters (rate limit, dedupe): `name` is trigger/filter/key/window. */
     filterState: (name: string) => `${prefix}:filter:${name}`,
     /** Wake-up debounce gate (ingest): exists while a wake-up window is open (PX WAKE_DEBOUNCE_MS). */

@@ -98,10 +98,20 @@ export interface RedisScripts {
   backlog(stream: string, group: string): Promise<number>;
   /** XTRIM MINID ~ `cutoffId`, never past an entry a group still needs; entries removed. */
   safeTrim(stream: string, cutoffId: string): Promise<number>;
-  /** Per key, in order: whether the lock is ours now. */
-  lockAcquire(keys: string[], token: string, leaseMs: number): Promise<boolean[]>;
-  /** Locks deleted (only those holding `token`). */
-  lockRelease(keys: string[], token: string): Promise<number>;
+  /**
+   * Per lock, in order: the grant's fencing token (0: held by someone else) and the floor it
+   * sets for earlier holders (0: none); `all`: a floor for every scope (0: none), when the
+   * epoch key was missing. `fenceTtlMs`: how long an idle scope's counter is kept.
+   */
+  lockAcquire(
+    epoch: string,
+    locks: Array<{ lock: string; fence: string }>,
+    owner: string,
+    leaseMs: number,
+    fenceTtlMs: number,
+  ): Promise<{ all: number; grants: Array<{ token: number; floor: number }> }>;
+  /** Locks deleted (only those holding `owner`), each grant marked released. */
+  lockRelease(locks: Array<{ lock: string; fence: string; token: number }>, owner: string): Promise<number>;
   /** Locks renewed (only those holding `token`). */
   lockRenew(keys: string[], token: string, leaseMs: number): Promise<number>;
   /** Per check, in order: whether the event passes. */
@@ -209,12 +219,23 @@ function bind(redis: Redis): RedisScripts {
     async safeTrim(stream, cutoffId) {
       return Number(await trim.exec([stream], [cutoffId]));
     },
-    async lockAcquire(keys, token, leaseMs) {
-      const r = await acquire.exec(keys, [token, String(leaseMs)]);
-      return keys.map((_, i) => Number(r[i]) === 1);
+    async lockAcquire(epoch, locks, owner, leaseMs, fenceTtlMs) {
+      const r = await acquire.exec(
+        [epoch, ...locks.flatMap((l) => [l.lock, l.fence])],
+        [owner, String(leaseMs), String(fenceTtlMs)],
+      );
+      return {
+        all: Number(r[0]),
+        grants: locks.map((_, i) => ({ token: Number(r[1 + 2 * i]), floor: Number(r[2 + 2 * i]) })),
+      };
     },
-    async lockRelease(keys, token) {
-      return Number(await release.exec(keys, [token]));
+    async lockRelease(locks, owner) {
+      return Number(
+        await release.exec(
+          locks.flatMap((l) => [l.lock, l.fence]),
+          [owner, ...locks.map((l) => String(l.token))],
+        ),
+      );
     },
     async lockRenew(keys, token, leaseMs) {
       return Number(await renew.exec(keys, [token, String(leaseMs)]));

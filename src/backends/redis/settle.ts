@@ -38,7 +38,7 @@ export class StreamSettler {
 
     // Every outcome 'completed' (the usual batch): the cheaper statement, and no DLQ entries.
     if (unknown.length === 0 && rows.every((r) => r.status === "completed")) {
-      const recorded = await recordOutcomes(db, req.consumer, rows, req.now, { ids: false });
+      const recorded = await recordOutcomes(db, req.consumer, rows, req.now, { ids: false }, req.fences);
       req.failpoints?.hit("after-persist-before-ack");
       // Acknowledge only what this consumer recorded (see below). The cheap statement counts
       // rows, not ids: if any event was taken over, acknowledge none of the batch's entries;
@@ -48,8 +48,8 @@ export class StreamSettler {
       return { recorded };
     }
     const [upserted, updated] = await Promise.all([
-      recordOutcomes(db, req.consumer, rows, req.now, { ids: true }),
-      settleOutcomes(db, req.consumer, settleRows(unknown), req.now),
+      recordOutcomes(db, req.consumer, rows, req.now, { ids: true }, req.fences),
+      settleOutcomes(db, req.consumer, settleRows(unknown), req.now, req.fences),
     ]);
     req.failpoints?.hit("after-persist-before-ack");
 
