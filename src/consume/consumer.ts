@@ -35,6 +35,7 @@ import type { DispatchHooks } from "../triggers/hooks";
 import type { TriggerRegistry } from "../triggers/registry";
 import { Claims, type StopReason } from "./claims";
 import { type DispatchResult, dispatch } from "./dispatch";
+import { OrderedScopes } from "./ordered";
 
 export interface ConsumerOptions {
   store: EventStore;
@@ -104,6 +105,8 @@ class ConsumerRun {
   private readonly clock: Clock;
   private readonly started = Date.now();
   private readonly claims: Claims;
+  /** Set when some trigger is ordered (./ordered.ts). */
+  private readonly ordered: OrderedScopes | undefined;
   /** Seconds until each retry or deferral of the run is due: the wake-ups to schedule. */
   private readonly wakeDelays = new Set<number>();
 
@@ -127,6 +130,7 @@ class ConsumerRun {
       stoppedBy: "drained",
       ms: 0,
     };
+    this.ordered = OrderedScopes.for(o.triggers, o.db, o.store, this.cfg, this.clock);
     this.claims = new Claims({
       store: o.store,
       config: this.cfg,
@@ -208,6 +212,7 @@ class ConsumerRun {
         db: this.o.db,
         failpoints: this.o.failpoints,
         eventTypes: this.o.eventTypes ?? registry,
+        ...(this.ordered ? { ordered: this.ordered } : {}),
       }),
     );
   }
@@ -230,6 +235,8 @@ class ConsumerRun {
       ),
       r.released,
     ]);
+    // Ordered scopes move on only once the outcomes are durable.
+    await this.ordered?.afterSettle(r.outcomes, r.ordered);
     this.count(r.outcomes, s.recorded, now);
   }
 
