@@ -10,4 +10,5 @@ CREATE TABLE "ordered_events" (
 );
 --> statement-breakpoint
 CREATE INDEX "ordered_events_arrival_idx" ON "ordered_events" USING btree ("scope","arrival","event_id");--> statement-breakpoint
-CREATE INDEX "ordered_events_event_idx" ON "ordered_events" USING btree ("event_id");
+CREATE INDEX "ordered_events_event_idx" ON "ordered_events" USING btree ("event_id");--> statement-breakpoint
+CREATE INDEX "ordered_events_parked_idx" ON "ordered_events" USING btree ("scope") WHERE "ordered_events"."parked_at" IS NOT NULL;

@@ -30,8 +30,9 @@ async function publishInOrder(r: BackendRig, evs: EventEnvelope[]): Promise<void
 
 const open = async (r: BackendRig) =>
   Number(
-    (await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status in ('pending','processing')`))[0]
-      ?.n,
+    (
+      await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status in ('pending','processing')`)
+    )[0]?.n,
   );
 
 /** Consumer runs, `parallel` at a time, until nothing is open (or `until` says stop). */

@@ -19,7 +19,14 @@ import type { ClaimedEvent, EventStore, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { afterSettle, entryArrival, type GateRow, gateOrdered, type OrderedItem, type SettledKind } from "../db/ordered";
+import {
+  afterSettle,
+  entryArrival,
+  type GateRow,
+  gateOrdered,
+  type OrderedItem,
+  type SettledKind,
+} from "../db/ordered";
 import type { Match, TriggerRegistry } from "../triggers/registry";
 import { deferred } from "./outcomes";
 
@@ -44,7 +51,9 @@ export class OrderedScopes {
     config: Config,
     clock: Clock,
   ): OrderedScopes | undefined {
-    if (!db || !triggers.list().some((t) => t.ordered)) return undefined;
+    if (!triggers.list().some((t) => t.ordered)) return undefined;
+    // Never silently unordered: the order lives in Postgres.
+    if (!db) throw new Error("ordered triggers need Postgres: the consumer was started without a database (db)");
     return new OrderedScopes(db, store, config, clock);
   }
 
@@ -80,8 +89,8 @@ export class OrderedScopes {
     const held = new Map<number, Outcome>();
     if (!items.length) return { held, ordered: new Set() };
 
-    const lanes = [...new Set(items.flatMap((x) => (x.lane ? [x.lane] : [])))];
-    const floors = lanes.length && this.store.pendingFloors ? await this.store.pendingFloors(lanes) : new Map();
+    // Before the statement: an entry acknowledged after it was read is registered, and seen there.
+    const floors = this.store.pendingFloors ? await this.store.pendingFloors(this.store.lanes()) : new Map();
     const answer = await gateOrdered(this.db, items);
     const below = (r: GateRow) => {
       if (r.lane !== null && floors.has(r.lane)) {

@@ -327,5 +327,7 @@ export const orderedEvents = pgTable(
     primaryKey({ columns: [t.scope, t.eventId] }),
     index("ordered_events_arrival_idx").on(t.scope, t.arrival, t.eventId),
     index("ordered_events_event_idx").on(t.eventId),
+    // the parked heads (admin, health): few rows among the open ones
+    index("ordered_events_parked_idx").on(t.scope).where(sql`${t.parkedAt} IS NOT NULL`),
   ],
 );
