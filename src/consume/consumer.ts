@@ -161,7 +161,11 @@ class ConsumerRun {
       const handling = this.handle(batch);
       this.claims.handling(
         handling.then(
-          (derived) => derived,
+          (x) => x.derived,
+          () => 0,
+        ),
+        handling.then(
+          (x) => x.woke,
           () => 0,
         ),
       );
@@ -179,8 +183,8 @@ class ConsumerRun {
     }
   }
 
-  /** One batch: dispatch, publish its derived events, settle. Returns how many it derived. */
-  private async handle(claim: ClaimResult): Promise<number> {
+  /** One batch: dispatch, publish its derived events, settle. Returns how many it derived, and woke (./ordered.ts). */
+  private async handle(claim: ClaimResult): Promise<{ derived: number; woke: number }> {
     this.report.batches++;
     this.report.claimed += claim.events.length;
     this.report.skipped += claim.skipped.length;
@@ -193,8 +197,8 @@ class ConsumerRun {
       await this.o.store.publish(r.derived);
       this.report.derived += r.derived.length;
     }
-    await this.settle(claim, r);
-    return r.derived.length;
+    const woke = await this.settle(claim, r);
+    return { derived: r.derived.length, woke };
   }
 
   /** Runs the batch's triggers (./dispatch.ts) and decides every event's outcome. */
@@ -221,7 +225,7 @@ class ConsumerRun {
    * Records the outcomes (durable in Postgres, then acknowledged) while the scope locks are
    * released: the handlers are done, and both are complete before the next batch is dispatched.
    */
-  private async settle(claim: ClaimResult, r: DispatchResult): Promise<void> {
+  private async settle(claim: ClaimResult, r: DispatchResult): Promise<number> {
     const now = new Date(this.clock.now());
     const [s] = await Promise.all([
       withSpan("settle", { "reflex.outcomes": r.outcomes.length, "reflex.skipped": claim.skipped.length }, () =>
@@ -236,8 +240,9 @@ class ConsumerRun {
       r.released,
     ]);
     // Ordered scopes move on only once the outcomes are durable.
-    await this.ordered?.afterSettle(r.outcomes, r.ordered);
+    const woke = (await this.ordered?.afterSettle(r.outcomes, r.ordered)) ?? 0;
     this.count(r.outcomes, s.recorded, now);
+    return woke;
   }
 
   /** Adds settled outcomes to the report; a retry or deferral adds its wake-up delay. */

@@ -139,12 +139,14 @@ export class OrderedScopes {
    * Once the batch's outcomes are durable: parks the scopes whose head failed, lets go of the
    * events that are done, and wakes the next head of each scope touched. Dead-lettered events
    * go through it whether or not they matched here (an event exhausted by crashes does not).
+   * Returns how many events it made due now.
    */
-  async afterSettle(outcomes: Outcome[], ordered: Set<string> | undefined): Promise<void> {
+  async afterSettle(outcomes: Outcome[], ordered: Set<string> | undefined): Promise<number> {
     const settled: Array<{ eventId: string; kind: SettledKind }> = [];
     for (const o of outcomes)
       if (ordered?.has(o.receipt.eventId) || o.status === "dlq")
         settled.push({ eventId: o.receipt.eventId, kind: o.status });
-    if (settled.length) await afterSettle(this.db, settled, new Date(this.clock.now()));
+    if (!settled.length) return 0;
+    return (await afterSettle(this.db, settled, new Date(this.clock.now()))).length;
   }
 }
