@@ -10,6 +10,7 @@ import { listParked, unpark } from "../src/db/ordered";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import type { HandlerContext } from "../src/triggers/registry";
+import { call } from "./support/admin";
 import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 
@@ -227,6 +228,17 @@ describe.each(["redis", "postgres"] as const)("ordered scopes (%s)", (backend) =
     });
     await publishInOrder(r, evs);
     await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+    // The admin API shows it, and refuses a discard without a reason or of a scope not parked.
+    const listed = await call(r.env, "GET", "/scopes/parked");
+    expect(listed.status).toBe(200);
+    expect(listed.body).toMatchObject({
+      count: 1,
+      scopes: [{ scope: "d", head: { id: evs[0]!.id, status: "dlq" }, error: "ordered-discard: bad head", waiting: 2 }],
+    });
+    const noReason = await call(r.env, "POST", "/scopes/parked/unpark", { body: { scope: "d", action: "discard" } });
+    expect(noReason.status).toBe(422);
+    const other = await call(r.env, "POST", "/scopes/parked/unpark", { body: { scope: "e", action: "retry" } });
+    expect(other.status).toBe(404);
     expect(await unpark(r.db.db, "nope", "discard", new Date(), "x")).toEqual({ ok: false, reason: "not-parked" });
     const u = await unpark(r.db.db, "d", "discard", new Date(r.clock.now()), "poison, dropped by the operator");
     expect(u).toMatchObject({ ok: true, eventId: evs[0]!.id, woken: [evs[1]!.id] });
