@@ -99,10 +99,12 @@ async function drain(env: Env, withFailing: boolean): Promise<{ rate: number; se
     const t0 = performance.now();
     failUntil = Date.now() + FAIL_MS;
     let done = false;
-    const stats = { runs: 0, batches: 0, deferred: 0, completed: 0 };
+    const stats = { runs: 0, failedRuns: 0, batches: 0, deferred: 0, completed: 0 };
     const loops = Array.from({ length: CONSUMERS }, async () => {
       while (!done) {
         const locks = backend.scopeLocks();
+        // A failed run (a statement timing out on the loaded machine) is counted, as the platform
+        // would just run the next one.
         try {
           const rep = await runConsumer({
             store: backend.store,
@@ -117,6 +119,8 @@ async function drain(env: Env, withFailing: boolean): Promise<{ rate: number; se
           stats.batches += rep.batches;
           stats.deferred += rep.deferred;
           stats.completed += rep.completed;
+        } catch {
+          stats.failedRuns++;
         } finally {
           await locks.close().catch(() => {});
         }

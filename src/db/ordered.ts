@@ -156,18 +156,22 @@ export async function afterSettle(
 
 /**
  * UPDATE making due at `at` the head of each scope of `scopes` (a subquery) that sleeps:
- * pending, due later, and not parked (a parked head keeps its backoff).
+ * pending, due later, and not parked (a parked head keeps its backoff). A head row locked by
+ * another statement is skipped, not waited for: it is being claimed (and looks itself), or
+ * settled by a consumer whose own wake-up, after its settle, sees this one's outcome.
  */
 function wakeStatement(scopes: SQL, at: string, extra: SQL = sql``): SQL {
   return sql`
     UPDATE ${events} SET ${bare(events.nextRetryAt)} = ${at}::timestamptz
-      FROM (SELECT hh.* FROM (${scopes}) AS t(scope) CROSS JOIN LATERAL (
+     WHERE ${events.id} IN (
+       SELECT ${pe.id} FROM (SELECT hh.* FROM (${scopes}) AS t(scope) CROSS JOIN LATERAL (
               SELECT ${o.eventId} AS event_id, ${o.parkedAt} AS parked_at
                 FROM ${orderedEvents} AS ${o} JOIN ${events} AS ${ev} ON ${ev.id} = ${o.eventId}
                WHERE ${o.scope} = t.scope AND NOT ${done(o, ev)}
                ORDER BY ${o.arrival}, ${o.eventId} LIMIT 1) AS hh) AS h
-     WHERE ${events.id} = h.event_id AND h.parked_at IS NULL AND ${events.status} = 'pending'
-       AND ${events.nextRetryAt} > ${at}::timestamptz ${extra}
+         JOIN ${events} AS ${pe} ON ${pe.id} = h.event_id
+        WHERE h.parked_at IS NULL AND ${pe.status} = 'pending' AND ${pe.nextRetryAt} > ${at}::timestamptz ${extra}
+        FOR UPDATE OF ${pe} SKIP LOCKED)
     RETURNING ${events.id}::text AS id`;
 }
 
