@@ -5,6 +5,7 @@
  *   npx reflex replay start --last 1h | --from --to [--type ...] [--source ...] [--dry-run]
  *   npx reflex replay status <id> | cancel <id> | list
  *   npx reflex events get <id> | in-flight | tail [--type]
+ *   npx reflex scopes parked | unpark <scope> --retry | --discard --reason
  *
  * REFLEX_URL and REFLEX_ADMIN_TOKEN say where and as whom. Human output by default,
  * --json for scripts. Exit codes: 0 ok, 1 the API said no (4xx/5xx), 2 bad usage,
@@ -121,6 +122,49 @@ export function buildProgram(): Command {
     .action(async (id: string, o) => {
       const r = await api().call<Row>("DELETE", `/events/dlq/${encodeURIComponent(id)}`, { reason: o.reason });
       out(json(), r, () => `${id}: discarded`);
+    });
+
+  // ---- ordered scopes ----------------------------------------------------------------
+  const scopes = program.command("scopes").description("ordered scopes parked behind a failing head");
+  scopes
+    .command("parked")
+    .description("list parked scopes: the head, its error, how many wait behind it")
+    .option("--limit <n>", "how many", positiveInt, 100)
+    .action(async (o) => {
+      const r = await api().call<{ count: number; scopes: Row[] }>("GET", `/scopes/parked${query({ limit: o.limit })}`);
+      const rows = r.scopes.map((x) => {
+        const head = x.head as Row;
+        return {
+          scope: x.scope,
+          head: head.id,
+          status: head.status,
+          attempts: head.attempts,
+          waiting: x.waiting,
+          error: x.error,
+        };
+      });
+      out(
+        json(),
+        r,
+        () => `${r.count} parked scope(s)\n${table(rows, ["scope", "head", "status", "attempts", "waiting", "error"])}`,
+      );
+    });
+  scopes
+    .command("unpark <scope>")
+    .description("retry the head now, or discard it and resume the scope with the next event")
+    .option("--retry", "retry the head now (a dead-lettered head gets fresh attempts)")
+    .option("--discard", "discard the head (its history stays) and resume with the next event")
+    .option("--reason <text>", "why the head is discarded (required with --discard)")
+    .action(async (scope: string, o) => {
+      if (Boolean(o.retry) === Boolean(o.discard)) throw new InvalidArgumentError("give one of --retry or --discard");
+      if (o.discard && !o.reason) throw new InvalidArgumentError("--discard needs --reason");
+      const action = o.retry ? "retry" : "discard";
+      const r = await api().call<Row>("POST", "/scopes/parked/unpark", {
+        scope,
+        action,
+        ...(o.reason ? { reason: o.reason } : {}),
+      });
+      out(json(), r, () => `${scope}: head ${String(r.head)} ${action === "retry" ? "retried" : "discarded"}`);
     });
 
   // ---- replay ------------------------------------------------------------------------

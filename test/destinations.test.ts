@@ -333,6 +333,8 @@ describe("destinations: configuration", () => {
         timeoutMs: 10_000,
         headers: {},
         scope: "source",
+        ordered: false,
+        onDead: "skip",
       },
     ]);
   });

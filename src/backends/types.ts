@@ -292,6 +292,13 @@ export interface EventStore {
    * (src/ops), not by the consumer itself. Returns the names removed.
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
+  /**
+   * Ordered scopes (src/consume/ordered.ts), where events travel in streams: per lane, the
+   * oldest entry delivered and not acknowledged (every entry before it has a durable outcome
+   * in history), or null when none is. A backend without it has every event in history from
+   * its publish on.
+   */
+  pendingFloors?(lanes: string[]): Promise<Map<string, string | null>>;
 }
 
 /**

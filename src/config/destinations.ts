@@ -30,6 +30,10 @@ export interface Destination {
   secret?: string;
   /** Dotted path into the envelope whose value is the scope key (default "source"). */
   scope: string;
+  /** Deliver each scope's events strictly in arrival order (src/consume/ordered.ts). */
+  ordered: boolean;
+  /** Ordered: a dead head resumes the scope ("skip") or keeps it parked ("hold"). */
+  onDead: "skip" | "hold";
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -91,6 +95,8 @@ const itemSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, 'must be a dotted field path, e.g. "source" or "order.id"')
     .default("source"),
+  ordered: z.boolean().default(false),
+  on_dead: z.enum(["skip", "hold"]).default("skip"),
 });
 
 function base64Length(b64: string): number {
@@ -157,6 +163,8 @@ export function parseDestinations(raw: string, publicUrls: string[] = []): Parse
       headers: Object.fromEntries(Object.entries(d.headers).map(([k, v]) => [k.toLowerCase(), v])),
       ...(d.secret ? { secret: d.secret } : {}),
       scope: d.scope,
+      ordered: d.ordered,
+      onDead: d.on_dead,
     });
   });
   return { list, problems };

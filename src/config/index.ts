@@ -163,6 +163,13 @@ const schema = z.object({
   LOCK_LEASE_MS: int(1000).default(30_000),
   /** How long a batch waits for a scope locked by another invocation before deferring its events, ms. */
   LOCK_WAIT_MS: int(0).default(2_000),
+  /** Ordered scopes: how soon a scope's head waiting for earlier arrivals to settle is looked at again, ms. */
+  ORDERED_RECHECK_MS: int(10).default(500),
+  /**
+   * Ordered scopes: longest an event waiting behind its scope's head sleeps before it looks
+   * again, ms. It is woken as soon as the head is done; this bounds a wake-up lost to a crash.
+   */
+  ORDERED_SLEEP_MS: int(100).default(60_000),
   // --- Operations (src/ops): DLQ sweeper, replay runner, admin API ---
   /** When set, the DLQ sweeper POSTs a JSON summary here once the DLQ grows past DLQ_ALERT_THRESHOLD (once per crossing). */
   DLQ_ALERT_URL: httpUrl.optional(),

@@ -77,6 +77,8 @@ export class Claims {
   private inFlight: Promise<number> | undefined;
   /** Set by stop(): no further claim is started. */
   private stopping = false;
+  /** The batch being handled: resolves to the due events its settling made due now (ordered scopes' next heads). */
+  private woke: Promise<number> | undefined;
 
   constructor(private readonly o: ClaimsOptions) {
     this.lanes = o.lanes.map((lane) => ({ lane, mode: "reclaim", cursor: "0-0" }));
@@ -90,9 +92,13 @@ export class Claims {
     return this.pending;
   }
 
-  /** The batch the run is handling now; `derived` resolves to the derived events it published. */
-  handling(derived: Promise<number>): void {
+  /**
+   * The batch the run is handling now; `derived` resolves to the derived events it published,
+   * `woke` to the events it made due now (then the run looks for due events again).
+   */
+  handling(derived: Promise<number>, woke?: Promise<number>): void {
     this.inFlight = derived;
+    this.woke = woke;
   }
 
   /** After a failed batch: lets the claim under way finish (its events are reclaimed later), starts no other. */
@@ -122,7 +128,7 @@ export class Claims {
       if (!progressed && this.lanes.every((l) => l.mode === "drained")) {
         // Lanes drained: stop once a recent look for due events (with the last claims, or on
         // its own here) found less than a full batch.
-        if (this.o.skipDue || this.dueLookIsFresh()) return;
+        if (this.o.skipDue || (this.dueLookIsFresh() && !(await this.wokeInFlight()))) return;
         const due = await this.lookForDue();
         if (due.events.length) {
           this.taken++;
@@ -210,6 +216,13 @@ export class Claims {
   /** Stamped when the claim returns, with how many due events it claimed. */
   private lookedAtDue(claimed: number): void {
     this.dueLook = { at: Date.now(), full: claimed >= this.dueMax };
+  }
+
+  /** Whether the batch in flight made events due now (asked once per batch). */
+  private async wokeInFlight(): Promise<boolean> {
+    const w = this.woke;
+    this.woke = undefined;
+    return w !== undefined && (await w) > 0;
   }
 
   private dueLookIsFresh(): boolean {

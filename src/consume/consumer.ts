@@ -36,6 +36,7 @@ import type { DispatchHooks } from "../triggers/hooks";
 import type { TriggerRegistry } from "../triggers/registry";
 import { Claims, type StopReason } from "./claims";
 import { type DispatchResult, dispatch } from "./dispatch";
+import { OrderedScopes } from "./ordered";
 
 export interface ConsumerOptions {
   store: EventStore;
@@ -105,6 +106,8 @@ class ConsumerRun {
   private readonly clock: Clock;
   private readonly started = Date.now();
   private readonly claims: Claims;
+  /** Set when some trigger is ordered (./ordered.ts). */
+  private readonly ordered: OrderedScopes | undefined;
   /** Seconds until each retry or deferral of the run is due: the wake-ups to schedule. */
   private readonly wakeDelays = new Set<number>();
 
@@ -128,6 +131,7 @@ class ConsumerRun {
       stoppedBy: "drained",
       ms: 0,
     };
+    this.ordered = OrderedScopes.for(o.triggers, o.db, o.store, this.cfg, this.clock);
     this.claims = new Claims({
       store: o.store,
       config: this.cfg,
@@ -158,7 +162,11 @@ class ConsumerRun {
       const handling = this.handle(batch);
       this.claims.handling(
         handling.then(
-          (derived) => derived,
+          (x) => x.derived,
+          () => 0,
+        ),
+        handling.then(
+          (x) => x.woke,
           () => 0,
         ),
       );
@@ -176,8 +184,8 @@ class ConsumerRun {
     }
   }
 
-  /** One batch: dispatch, publish its derived events, settle. Returns how many it derived. */
-  private async handle(claim: ClaimResult): Promise<number> {
+  /** One batch: dispatch, publish its derived events, settle. Returns how many it derived, and woke (./ordered.ts). */
+  private async handle(claim: ClaimResult): Promise<{ derived: number; woke: number }> {
     this.report.batches++;
     this.report.claimed += claim.events.length;
     this.report.skipped += claim.skipped.length;
@@ -191,9 +199,9 @@ class ConsumerRun {
       await this.o.store.publish(r.derived);
       this.report.derived += r.derived.length;
     }
-    await this.settle(claim, r);
+    const woke = await this.settle(claim, r);
     this.claims.size.observe(claim.events.length, Date.now() - began);
-    return r.derived.length;
+    return { derived: r.derived.length, woke };
   }
 
   /** Runs the batch's triggers (./dispatch.ts) and decides every event's outcome. */
@@ -211,6 +219,7 @@ class ConsumerRun {
         db: this.o.db,
         failpoints: this.o.failpoints,
         eventTypes: this.o.eventTypes ?? registry,
+        ...(this.ordered ? { ordered: this.ordered } : {}),
       }),
     );
   }
@@ -219,7 +228,7 @@ class ConsumerRun {
    * Records the outcomes (durable in Postgres, then acknowledged) while the scope locks are
    * released: the handlers are done, and both are complete before the next batch is dispatched.
    */
-  private async settle(claim: ClaimResult, r: DispatchResult): Promise<void> {
+  private async settle(claim: ClaimResult, r: DispatchResult): Promise<number> {
     const now = new Date(this.clock.now());
     const [s] = await Promise.all([
       withSpan("settle", { "reflex.outcomes": r.outcomes.length, "reflex.skipped": claim.skipped.length }, () =>
@@ -234,7 +243,10 @@ class ConsumerRun {
       ),
       r.released,
     ]);
+    // Ordered scopes move on only once the outcomes are durable.
+    const woke = (await this.ordered?.afterSettle(r.outcomes, r.ordered)) ?? 0;
     this.count(r.outcomes, s.recorded, now);
+    return woke;
   }
 
   /** Adds settled outcomes to the report; a retry or deferral adds its wake-up delay. */

@@ -20,6 +20,7 @@ import type { Fence } from "../db/fences";
 import type { EventEnvelope } from "../events/envelope";
 import type { Match, TriggerRegistry } from "../triggers/registry";
 import { StepJournal } from "../triggers/steps";
+import type { OrderedScopes } from "./ordered";
 import { completed, deferred, errorMessage, exhausted, failed } from "./outcomes";
 import { type EventDeps, runEvent } from "./run-event";
 import { ScopeGate } from "./scope-gate";
@@ -28,6 +29,8 @@ export interface DispatchDeps extends EventDeps {
   triggers: TriggerRegistry;
   locks: ScopeLocks;
   filterState: FilterState;
+  /** Set when some trigger is ordered: its events run only as their scope's head (./ordered.ts). */
+  ordered?: OrderedScopes;
 }
 
 export interface DispatchResult {
@@ -46,6 +49,8 @@ export interface DispatchResult {
    * (with the same ScopeLocks, a release still in flight could undo the next acquire).
    */
   released: Promise<void>;
+  /** The batch's events of ordered triggers (./ordered.ts), for the step after settling. */
+  ordered?: Set<string>;
 }
 
 /**
@@ -87,15 +92,23 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     live.map((i) => batch[i]!.event),
     { now: d.clock.now(), state: d.filterState },
   );
-  const work: Work[] = [];
+  let work: Work[] = [];
   live.forEach((i, k) => {
     const m = matched[k]!;
     if ("error" in m) outcomes[i] = failed(batch[i]!, m.error, d.clock.now(), d.config);
     else if (m.length === 0) outcomes[i] = completed(batch[i]!);
     else work.push({ i, matches: m, scopes: [...new Set(m.map((x) => x.scope))] });
   });
-  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve() };
-  return runMatched(batch, work, outcomes, d);
+  // Ordered triggers' events that are not their scope's head now wait (deferred).
+  let ordered: Set<string> | undefined;
+  if (d.ordered && work.length) {
+    const g = await d.ordered.gate(batch, work);
+    for (const [i, o] of g.held) outcomes[i] = o;
+    if (g.held.size) work = work.filter((w) => !g.held.has(w.i));
+    ordered = g.ordered;
+  }
+  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve(), ordered };
+  return { ...(await runMatched(batch, work, outcomes, d)), ordered };
 }
 
 /**

@@ -316,3 +316,31 @@ export const scopeFences = pgTable("scope_fences", {
   released: bigint("released", { mode: "number" }).notNull().default(0),
   floor: bigint("floor", { mode: "number" }).notNull().default(0),
 });
+
+/**
+ * Ordered scopes (src/consume/ordered.ts): one row per open event of an ordered trigger's
+ * scope, keyed by its arrival (src/db/ordered.ts: a stream entry id, or created_at, as
+ * fixed-width text). A scope's head is its earliest row whose event is not done; only the
+ * head runs. A row goes when its event is done; `parked_at` is set once the head failed,
+ * `hold` keeps a dead-lettered head in place (on_dead "hold") until an operator acts.
+ */
+export const orderedEvents = pgTable(
+  "ordered_events",
+  {
+    scope: text("scope").notNull(),
+    eventId: uuid("event_id").notNull(),
+    arrival: text("arrival").notNull(),
+    /** The stream the arrival is an entry id of (Redis); null when it is a created_at. */
+    lane: text("lane"),
+    hold: boolean("hold").notNull().default(false),
+    parkedAt: timestamp("parked_at", { withTimezone: true, mode: "date" }),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.scope, t.eventId] }),
+    index("ordered_events_arrival_idx").on(t.scope, t.arrival, t.eventId),
+    index("ordered_events_event_idx").on(t.eventId),
+    // the parked heads (admin, health): few rows among the open ones
+    index("ordered_events_parked_idx").on(t.scope).where(sql`${t.parkedAt} IS NOT NULL`),
+  ],
+);

@@ -157,6 +157,8 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
       filter: destinationFilter(d),
       scope: scopeOf(d.scope),
       handler: handler(d),
+      ordered: d.ordered,
+      onDead: d.onDead,
     });
   }
 

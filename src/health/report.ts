@@ -13,6 +13,7 @@ import type { EventStore, InFlight } from "../backends/types";
 import type { Config } from "../config";
 import { type DbHandle, pingDb } from "../db/client";
 import { openCounts } from "../db/open-counts";
+import { listParked } from "../db/ordered";
 import { breakerStates } from "../destinations";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 
@@ -139,6 +140,23 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
       breakers instanceof Error
         ? { status: "unhealthy", error: breakers.message.slice(0, 200) }
         : breakers.map((b) => ({ status: b.state === "closed" ? "healthy" : "degraded", ...b }));
+  }
+
+  // Ordered scopes parked behind a failing head: degraded while a dead head holds its scope
+  // (only an operator moves it on); a head still retrying shows, healthy.
+  if (ready.checks.postgres.status !== "unhealthy") {
+    const parked = await listParked(d.db.db, 100).catch((e: Error) => e);
+    indicators.parked_scopes =
+      parked instanceof Error
+        ? { status: "unhealthy", error: parked.message.slice(0, 200) }
+        : {
+            status: parked.some((p) => p.status === "dlq") ? "degraded" : "healthy",
+            value: parked.length,
+            waiting: parked.reduce((n, p) => n + p.waiting, 0),
+            scopes: parked
+              .slice(0, 5)
+              .map((p) => ({ scope: p.scope, head: p.eventId, error: p.error, waiting: p.waiting, status: p.status })),
+          };
   }
 
   const levels = Object.values(indicators)

@@ -5,6 +5,7 @@
 import { createRouter } from "../http/router";
 import { adminDestinationRoutes } from "./admin-destinations";
 import { adminEventRoutes } from "./admin-events";
+import { adminOrderedRoutes } from "./admin-ordered";
 import { adminReplayRoutes } from "./admin-replays";
 
 export function adminRoutes() {
@@ -17,5 +18,6 @@ export function adminRoutes() {
   r.route("/", adminEventRoutes());
   r.route("/", adminReplayRoutes());
   r.route("/", adminDestinationRoutes());
+  r.route("/", adminOrderedRoutes());
   return r;
 }

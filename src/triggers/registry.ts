@@ -83,6 +83,16 @@ export interface TriggerSpec {
   scope?: (e: EventEnvelope) => string;
   /** Higher runs first; default 0. */
   priority?: number;
+  /**
+   * Its events of one scope are handled strictly in arrival order (src/consume/ordered.ts):
+   * while the earliest open one fails, the later ones wait, without using attempts.
+   */
+  ordered?: boolean;
+  /**
+   * Ordered only: when the scope's head reaches the DLQ, "skip" (default) resumes the scope
+   * with the next event; "hold" keeps it parked until an operator retries or discards the head.
+   */
+  onDead?: "skip" | "hold";
 }
 
 export interface Trigger extends Required<Omit<TriggerSpec, "scope">> {
@@ -110,7 +120,7 @@ export class TriggerRegistry {
     if (!spec.name) throw new Error("trigger: name is required");
     if (this.triggers.some((t) => t.name === spec.name))
       throw new Error(`trigger "${spec.name}" is already registered`);
-    this.triggers.push({ scope: bySource, priority: 0, ...spec });
+    this.triggers.push({ scope: bySource, priority: 0, ordered: false, onDead: "skip", ...spec });
     // Stable order: priority, then registration order (sort is stable).
     this.triggers.sort((a, b) => b.priority - a.priority);
     return this;

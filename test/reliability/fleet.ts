@@ -250,6 +250,7 @@ export class Fleet {
         filterState: track(rec, "filterState", backend.filterState()),
         config: cfg,
         env: this.env,
+        db: db.db,
         name: `c-rel-${this.seq++}-${crypto.randomUUID().slice(0, 8)}`,
         ...(failpoints ? { failpoints } : {}),
         // Retries wake the consumer through the queue, as in the worker.

@@ -18,6 +18,7 @@ import lockAcquire from "./scripts/lock-acquire.lua";
 import lockRelease from "./scripts/lock-release.lua";
 import lockRenew from "./scripts/lock-renew.lua";
 import metricsAdd from "./scripts/metrics-add.lua";
+import pendingFloors from "./scripts/pending-floors.lua";
 import pruneConsumers from "./scripts/prune-consumers.lua";
 import publishGuarded from "./scripts/publish-guarded.lua";
 import publishOnce from "./scripts/publish-once.lua";
@@ -118,6 +119,8 @@ export interface RedisScripts {
   filterChecks(checks: Check[]): Promise<boolean[]>;
   /** HINCRBYFLOAT of each delta into the hash `key`. */
   metricsAdd(key: string, deltas: Array<[field: string, delta: number]>): Promise<void>;
+  /** Per stream, in order: the oldest entry `group` has pending, or null when none is. */
+  pendingFloors(streams: string[], group: string): Promise<Array<string | null>>;
 }
 
 const bound = new WeakMap<Redis, RedisScripts>();
@@ -143,6 +146,7 @@ function bind(redis: Redis): RedisScripts {
   const renew = script<number>(redis, lockRenew);
   const checks = script<number[]>(redis, filterChecks);
   const add = script<number>(redis, metricsAdd);
+  const floors = script<unknown[]>(redis, pendingFloors);
   return {
     async ackThenRead(r, acks) {
       const reply = await read.exec(
@@ -252,6 +256,11 @@ function bind(redis: Redis): RedisScripts {
         [key],
         deltas.flatMap(([k, v]) => [k, String(v)]),
       );
+    },
+    async pendingFloors(streams, group) {
+      if (streams.length === 0) return [];
+      const r = await floors.exec(streams, [group]);
+      return streams.map((_, i) => (r[i] ? String(r[i]) : null));
     },
   };
 }

@@ -147,4 +147,9 @@ export class RedisStreamStore implements EventStore {
   pruneConsumers(lane: string, idleMs: number): Promise<string[]> {
     return this.group.pruneConsumers(lane, idleMs);
   }
+
+  async pendingFloors(lanes: string[]): Promise<Map<string, string | null>> {
+    const floors = await redisScripts(this.redis).pendingFloors(lanes, this.group.name);
+    return new Map(lanes.map((l, i) => [l, floors[i] ?? null]));
+  }
 }
