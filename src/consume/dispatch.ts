@@ -107,7 +107,8 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     if (g.held.size) work = work.filter((w) => !g.held.has(w.i));
     ordered = g.ordered;
   }
-  if (work.length === 0) return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve(), ordered };
+  if (work.length === 0)
+    return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve(), ordered };
   return { ...(await runMatched(batch, work, outcomes, d)), ordered };
 }
 
