@@ -19,6 +19,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import type { TriggerRegistry } from "../src/triggers/registry";
+import { type WriteFigures, snapshot, writeFigures } from "./pg-writes";
 
 export interface PgDrainResult {
   rate: number;
@@ -27,6 +28,9 @@ export interface PgDrainResult {
   storeTripsPerBatch: number;
   /** Scope-lock round trips per batch (advisory locks on the invocation's lock connection). */
   lockTripsPerBatch: number;
+  /** events-table writes per event: publishing, and the drain (claims and settles). */
+  publishWrites: WriteFigures;
+  drainWrites: WriteFigures;
 }
 
 /** Drains N pre-published events with `consumers` concurrent consumer runs on Postgres alone. */
@@ -48,11 +52,19 @@ export async function drainPostgres(o: {
     return (q as (...x: unknown[]) => unknown)(...a);
   };
   const lockDbs = Array.from({ length: o.consumers }, () => openDb(cfg));
+  let closed = false;
   try {
     const store = new PostgresEventStore(cfg, db.db);
     await db.db.execute("TRUNCATE events");
-    for (let i = 0; i < o.events.length; i += 1000) await store.publish(o.events.slice(i, i + 1000));
+    const s0 = await snapshot(cfg.DATABASE_URL);
+    // Published through a pool of its own, ended before the snapshot (its counters flush).
+    const pub = openDb(cfg);
+    const publisher = new PostgresEventStore(cfg, pub.db);
+    for (let i = 0; i < o.events.length; i += 1000) await publisher.publish(o.events.slice(i, i + 1000));
+    await pub.close();
+    const s1 = await snapshot(cfg.DATABASE_URL);
     await db.db.execute("VACUUM ANALYZE events");
+    const s1v = await snapshot(cfg.DATABASE_URL);
 
     trips = 0;
     const t0 = performance.now();
@@ -80,15 +92,23 @@ export async function drainPostgres(o: {
       throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
     const batches = reports.reduce((a, x) => a + x.batches, 0);
     const lockCalls = reports.reduce((a, x) => a + x.lockCalls, 0);
+    for (const l of lockDbs) await l.close();
+    await db.close();
+    closed = true;
+    const s2 = await snapshot(cfg.DATABASE_URL);
     return {
       rate: o.events.length / secs,
       batches,
       storeTripsPerBatch: storeTrips / batches,
       lockTripsPerBatch: lockCalls / batches,
+      publishWrites: await writeFigures(s0, s1, o.events.length),
+      drainWrites: await writeFigures(s1v, s2, o.events.length),
     };
   } finally {
-    for (const l of lockDbs) await l.close();
-    await db.close();
+    if (!closed) {
+      for (const l of lockDbs) await l.close();
+      await db.close();
+    }
   }
 }
 

@@ -44,6 +44,7 @@ import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 import { benchInfra } from "./infra";
+import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
 
 // The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
 // that local/lua-text.ts registers (a static import would load before it runs).
@@ -61,6 +62,7 @@ const { values: args } = parseArgs({
     "pgboss-workers": { type: "string", default: "4" },
     "pgboss-batch": { type: "string" },
     "skip-postgres": { type: "boolean", default: false },
+    "skip-redis": { type: "boolean", default: false },
     "latency-rate": { type: "string", default: "2000" },
     "latency-seconds": { type: "string", default: "5" },
     "queue-batch-timeout": { type: "string", default: "1" },
@@ -103,6 +105,27 @@ function event(i: number, t = Date.now()): EventEnvelope {
   };
 }
 
+/** An event as history stores it, for the raw-insert ceiling. */
+function ceilingRow(e: EventEnvelope): CeilingRow {
+  const { id, type, source, timestamp, meta, ...rest } = e;
+  return { id, type, source, timestamp, payload: JSON.stringify(rest), meta: JSON.stringify(meta) };
+}
+
+/** The ceiling for a batch size, measured once and reused by both backends' lines. */
+const ceilings = new Map<number, number>();
+async function ceiling(dbUrl: string, size: number): Promise<number> {
+  let c = ceilings.get(size);
+  if (c === undefined) {
+    c = await insertCeiling(
+      dbUrl,
+      Array.from({ length: N }, (_, i) => ceilingRow(event(i))),
+      size,
+    );
+    ceilings.set(size, c);
+  }
+  return c;
+}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -130,7 +153,7 @@ async function main() {
 
   try {
     // --- drain throughput per batch size ------------------------------------------------
-    for (const size of SIZES) {
+    for (const size of args["skip-redis"] ? [] : SIZES) {
       const env = envFor(`${prefixBase}:b${size}`, { CONSUMER_BATCH_SIZE: String(size) });
       const cfg = loadConfig(env);
       const db = openDb(cfg, dbUrl);
@@ -147,6 +170,7 @@ async function main() {
       const evs = Array.from({ length: N }, (_, i) => event(i));
       for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
 
+      const w0 = await snapshot(dbUrl);
       const c0 = clientCommands;
       const s0 = await serverCommands(ioredis);
       pgQueries = 0;
@@ -180,41 +204,50 @@ async function main() {
       );
       console.log(results[results.length - 1]);
       await db.close();
+      const writes = await writeFigures(w0, await snapshot(dbUrl), N);
+      const top = await ceiling(dbUrl, size);
+      results.push(
+        formatFigures(`  history writes`, writes),
+        `  raw ceiling (INSERT ... unnest of the same rows, batch ${size}, same indexes): ${fmt(top)} rows/s; drain = ${fmt((rate / top) * 100, 1)}% of it`,
+      );
+      console.log(results.slice(-2).join("\n"));
     }
 
     // --- BullMQ baseline ------------------------------------------------------------------
-    const qname = `reflex-bench-${randomBytes(4).toString("hex")}`;
-    const queue = new Queue(qname, { connection: ioredis });
-    for (let i = 0; i < N; i += 1000) {
-      await queue.addBulk(
-        Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ name: "noop", data: event(i + k) })),
+    if (!args["skip-redis"]) {
+      const qname = `reflex-bench-${randomBytes(4).toString("hex")}`;
+      const queue = new Queue(qname, { connection: ioredis });
+      for (let i = 0; i < N; i += 1000) {
+        await queue.addBulk(
+          Array.from({ length: Math.min(1000, N - i) }, (_, k) => ({ name: "noop", data: event(i + k) })),
+        );
+      }
+      const b0 = await serverCommands(ioredis);
+      let done = 0;
+      const t0 = performance.now();
+      const finished = new Promise<void>((resolve) => {
+        const worker = new Worker(qname, async () => {}, {
+          connection: new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null }),
+          concurrency: Number(args["bullmq-concurrency"]),
+        });
+        worker.on("completed", () => {
+          if (++done === N) {
+            void worker.close().then(() => resolve());
+          }
+        });
+      });
+      await finished;
+      const bsecs = (performance.now() - t0) / 1000;
+      const b1 = await serverCommands(ioredis);
+      const brate = N / bsecs;
+      await queue.obliterate({ force: true });
+      await queue.close();
+      results.push(
+        `BullMQ (concurrency ${args["bullmq-concurrency"]}): ${fmt(brate)} jobs/s | Redis cmds/job executed: ${fmt((b1 - b0) / N, 2)}`,
       );
+      results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
+      console.log(results.slice(-2).join("\n"));
     }
-    const b0 = await serverCommands(ioredis);
-    let done = 0;
-    const t0 = performance.now();
-    const finished = new Promise<void>((resolve) => {
-      const worker = new Worker(qname, async () => {}, {
-        connection: new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null }),
-        concurrency: Number(args["bullmq-concurrency"]),
-      });
-      worker.on("completed", () => {
-        if (++done === N) {
-          void worker.close().then(() => resolve());
-        }
-      });
-    });
-    await finished;
-    const bsecs = (performance.now() - t0) / 1000;
-    const b1 = await serverCommands(ioredis);
-    const brate = N / bsecs;
-    await queue.obliterate({ force: true });
-    await queue.close();
-    results.push(
-      `BullMQ (concurrency ${args["bullmq-concurrency"]}): ${fmt(brate)} jobs/s | Redis cmds/job executed: ${fmt((b1 - b0) / N, 2)}`,
-    );
-    results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
-    console.log(results.slice(-2).join("\n"));
 
     // --- EVENT_BACKEND=postgres, and pg-boss as the Postgres-queue baseline ----------------
     if (!args["skip-postgres"]) {
@@ -232,7 +265,13 @@ async function main() {
             `postgres/redis ${fmt(r.rate / (redisRates.get(size) ?? NaN), 2)}x) | Postgres round trips/batch: ` +
             `${fmt(r.storeTripsPerBatch, 2)} store + ${fmt(r.lockTripsPerBatch, 2)} lock (${r.batches} batches), Redis: none`,
         );
-        console.log(results[results.length - 1]);
+        const top = await ceiling(dbUrl, size);
+        results.push(
+          formatFigures(`  publish writes`, r.publishWrites),
+          formatFigures(`  drain writes`, r.drainWrites),
+          `  raw ceiling (INSERT ... unnest of the same rows, batch ${size}, same indexes): ${fmt(top)} rows/s; drain = ${fmt((r.rate / top) * 100, 1)}% of it`,
+        );
+        console.log(results.slice(-4).join("\n"));
       }
       const pgbBatch = Number(args["pgboss-batch"] ?? Math.max(...SIZES));
       const pgb = await pgBossBaseline({
@@ -252,8 +291,8 @@ async function main() {
     }
 
     // --- publish-to-completed latency, queue nudge only ----------------------------------
-    results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
-    console.log(results[results.length - 1]);
+    if (!args["skip-redis"]) results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
+    if (!args["skip-redis"]) console.log(results[results.length - 1]);
   } finally {
     await infra.close();
   }
