@@ -19,7 +19,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import type { TriggerRegistry } from "../src/triggers/registry";
-import { type WriteFigures, snapshot, writeFigures } from "./pg-writes";
+import { snapshot, type WriteFigures, writeFigures } from "./pg-writes";
 
 export interface PgDrainResult {
   rate: number;
