@@ -10,6 +10,7 @@
  * pg-boss by that hop.
  */
 import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
 import PgBoss from "pg-boss";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
@@ -39,6 +40,8 @@ export async function drainPostgres(o: {
   events: EventEnvelope[];
   consumers: number;
   triggers: TriggerRegistry;
+  /** Indexes of events to drop for this run (on the empty table), rebuilt after it. */
+  dropIndexes?: string[];
 }): Promise<PgDrainResult> {
   const env: Env = { ...o.env, EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres" };
   delete env.UPSTASH_REDIS_REST_URL;
@@ -56,6 +59,12 @@ export async function drainPostgres(o: {
   try {
     const store = new PostgresEventStore(cfg, db.db);
     await db.db.execute("TRUNCATE events");
+    const rebuild: string[] = [];
+    for (const name of o.dropIndexes ?? []) {
+      const d = await db.db.execute<{ def: string }>(sql`SELECT pg_get_indexdef(${name}::regclass) AS def`);
+      rebuild.push(String(d.rows[0]?.def));
+      await db.db.execute(sql.raw(`DROP INDEX ${name}`));
+    }
     const s0 = await snapshot(cfg.DATABASE_URL);
     // Published through a pool of its own, ended before the snapshot (its counters flush).
     const pub = openDb(cfg);
@@ -96,6 +105,9 @@ export async function drainPostgres(o: {
     await db.close();
     closed = true;
     const s2 = await snapshot(cfg.DATABASE_URL);
+    const fix = openDb(cfg);
+    for (const def of rebuild) await fix.db.execute(sql.raw(def));
+    await fix.close();
     return {
       rate: o.events.length / secs,
       batches,
