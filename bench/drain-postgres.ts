@@ -42,6 +42,8 @@ export async function drainPostgres(o: {
   triggers: TriggerRegistry;
   /** Indexes of events to drop for this run (on the empty table), rebuilt after it. */
   dropIndexes?: string[];
+  /** fillfactor of events for this run (reset after). */
+  fillfactor?: number;
 }): Promise<PgDrainResult> {
   const env: Env = { ...o.env, EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres" };
   delete env.UPSTASH_REDIS_REST_URL;
@@ -65,6 +67,7 @@ export async function drainPostgres(o: {
       rebuild.push(String(d.rows[0]?.def));
       await db.db.execute(sql.raw(`DROP INDEX ${name}`));
     }
+    if (o.fillfactor) await db.db.execute(sql.raw(`ALTER TABLE events SET (fillfactor = ${Number(o.fillfactor)})`));
     const s0 = await snapshot(cfg.DATABASE_URL);
     // Published through a pool of its own, ended before the snapshot (its counters flush).
     const pub = openDb(cfg);
@@ -107,6 +110,7 @@ export async function drainPostgres(o: {
     const s2 = await snapshot(cfg.DATABASE_URL);
     const fix = openDb(cfg);
     for (const def of rebuild) await fix.db.execute(sql.raw(def));
+    if (o.fillfactor) await fix.db.execute(sql`ALTER TABLE events RESET (fillfactor)`);
     await fix.close();
     return {
       rate: o.events.length / secs,

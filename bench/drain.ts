@@ -254,8 +254,9 @@ async function main() {
     // --- EVENT_BACKEND=postgres, and pg-boss as the Postgres-queue baseline ----------------
     if (!args["skip-postgres"]) {
       let pgBest = 0;
-      // Index variants ("all", or "-index,-index"): each drain runs without the named
-      // indexes (dropped on the empty table, rebuilt after), and every round runs each
+      // Variants ("all", or "-index,-index,ff=70"): each drain runs without the named
+      // indexes (dropped on the empty table, rebuilt after) and with that fillfactor for the
+      // events table (reset after), and every round runs each
       // variant and pg-boss once, so noise falls on all of them alike.
       const variants = args["pg-variants"]!.split(";").map((v) => v.trim());
       const rounds = Number(args.rounds);
@@ -265,13 +266,16 @@ async function main() {
       for (let round = 1; round <= rounds; round++) {
         for (const size of SIZES) {
           for (const variant of variants) {
-            const drop = variant === "all" ? [] : variant.split(",").map((x) => x.replace(/^-/, ""));
+            const parts = variant === "all" ? [] : variant.split(",");
+            const drop = parts.filter((x) => x.startsWith("-")).map((x) => x.slice(1));
+            const ff = parts.find((x) => x.startsWith("ff="));
             const r = await drainPostgres({
               env: envFor(`${prefixBase}:pg${size}`, { CONSUMER_BATCH_SIZE: String(size) }),
               events: Array.from({ length: N }, (_, i) => event(i)),
               consumers: CONSUMERS,
               triggers: noop,
               dropIndexes: drop,
+              ...(ff ? { fillfactor: Number(ff.slice(3)) } : {}),
             });
             const key = `batch ${size}, ${variant}`;
             rates.set(key, [...(rates.get(key) ?? []), r.rate]);
