@@ -83,11 +83,11 @@ export const events = pgTable(
     index("events_type_timestamp_idx").on(t.type, t.timestamp),
     //  - (source, timestamp): the same by source (and a scope's history, src/db/scope-history.ts).
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
-    // the DLQ (and discarded events) in timestamp order: the listing's status=dlq filter and
+    // the DLQ in timestamp order: the listing's status=dlq filter and
     // replays of dead letters stop after a page instead of sorting every dead letter. Partial:
     // a row takes an entry only when it fails for good, never on the hot path.
-    index("events_failed_timestamp_idx").on(t.timestamp, t.id).where(sql`${t.status} IN ('dlq', 'discarded')`),
-    index("events_failed_type_idx").on(t.type, t.timestamp).where(sql`${t.status} IN ('dlq', 'discarded')`),
+    index("events_dlq_timestamp_idx").on(t.timestamp, t.id).where(sql`${t.status} = 'dlq'`),
+    index("events_dlq_type_idx").on(t.type, t.timestamp).where(sql`${t.status} = 'dlq'`),
     // expired Postgres-side claims (a consumer died while handling a due retry)
     index("events_lease_until_idx").on(t.leaseUntil).where(sql`${t.leaseUntil} IS NOT NULL`),
     // Postgres backend: fresh events (published, never claimed) in arrival order, live

@@ -1,2 +1,0 @@
-CREATE INDEX "events_failed_timestamp_idx" ON "events" USING btree ("timestamp","id") WHERE "events"."status" IN ('dlq', 'discarded');--> statement-breakpoint
-CREATE INDEX "events_failed_type_idx" ON "events" USING btree ("type","timestamp") WHERE "events"."status" IN ('dlq', 'discarded');
