@@ -38,6 +38,8 @@ const { values: args } = parseArgs({
     samples: { type: "string", default: "60" },
     variants: { type: "string", default: "all" },
     chunk: { type: "string", default: "500" },
+    /** "neon": the worker's driver through the WebSocket stand-in; "pg": plain TCP, the query alone. */
+    driver: { type: "string", default: "neon" },
   },
 });
 const ROWS = Number(args.rows);
@@ -235,10 +237,21 @@ async function main() {
     if (added.size) await h.db.execute(sql`ANALYZE events`);
     const list = shapes(end);
     const times = variants.map(() => new Map<string, number[]>(list.map((s) => [s.name, []])));
-    const client = await h.pool.connect();
-    const { drizzle } = await import("drizzle-orm/neon-serverless");
     const schema = await import("../src/db/schema");
-    const db = drizzle(client, { schema }) as unknown as Db;
+    let client: { query(q: string): Promise<unknown>; release(): void };
+    let db: Db;
+    if (args.driver === "pg") {
+      const c = new pg.Client({ connectionString: infra.dbUrl });
+      await c.connect();
+      const { drizzle } = await import("drizzle-orm/node-postgres");
+      db = drizzle(c, { schema }) as unknown as Db;
+      client = { query: (q) => c.query(q), release: () => void c.end() };
+    } else {
+      const c = await h.pool.connect();
+      const { drizzle } = await import("drizzle-orm/neon-serverless");
+      db = drizzle(c, { schema }) as unknown as Db;
+      client = c;
+    }
     // Round-robin: one sample of every shape per variant, in a transaction that drops what
     // the variant lacks and is rolled back after (DROP INDEX locks the table: one at a time).
     for (let k = 0; k < SAMPLES; k++) {
@@ -256,7 +269,9 @@ async function main() {
       }
     }
     client.release();
-    const lines = [`${fmt(ROWS, 0)} rows, ${SAMPLES} samples per shape, ms (p50 / p99); target p99 <= 50 ms`];
+    const lines = [
+      `${fmt(ROWS, 0)} rows, ${SAMPLES} samples per shape, driver ${args.driver}, ms (p50 / p99); target p99 <= 50 ms`,
+    ];
     const w = Math.max(...list.map((s) => s.name.length));
     lines.push(`${"".padEnd(w)}  ${variants.map((v) => v.name.slice(0, 34).padStart(34)).join("")}`);
     for (const s of list) {
