@@ -10,6 +10,7 @@
  * pg-boss by that hop.
  */
 import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
 import PgBoss from "pg-boss";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
@@ -19,6 +20,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import type { TriggerRegistry } from "../src/triggers/registry";
+import { snapshot, type WriteFigures, writeFigures } from "./pg-writes";
 
 export interface PgDrainResult {
   rate: number;
@@ -27,6 +29,9 @@ export interface PgDrainResult {
   storeTripsPerBatch: number;
   /** Scope-lock round trips per batch (advisory locks on the invocation's lock connection). */
   lockTripsPerBatch: number;
+  /** events-table writes per event: publishing, and the drain (claims and settles). */
+  publishWrites: WriteFigures;
+  drainWrites: WriteFigures;
 }
 
 /** Drains N pre-published events with `consumers` concurrent consumer runs on Postgres alone. */
@@ -35,6 +40,10 @@ export async function drainPostgres(o: {
   events: EventEnvelope[];
   consumers: number;
   triggers: TriggerRegistry;
+  /** Indexes of events to drop for this run (on the empty table), rebuilt after it. */
+  dropIndexes?: string[];
+  /** fillfactor of events for this run (reset after). */
+  fillfactor?: number;
 }): Promise<PgDrainResult> {
   const env: Env = { ...o.env, EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres" };
   delete env.UPSTASH_REDIS_REST_URL;
@@ -48,11 +57,26 @@ export async function drainPostgres(o: {
     return (q as (...x: unknown[]) => unknown)(...a);
   };
   const lockDbs = Array.from({ length: o.consumers }, () => openDb(cfg));
+  let closed = false;
   try {
     const store = new PostgresEventStore(cfg, db.db);
     await db.db.execute("TRUNCATE events");
-    for (let i = 0; i < o.events.length; i += 1000) await store.publish(o.events.slice(i, i + 1000));
+    const rebuild: string[] = [];
+    for (const name of o.dropIndexes ?? []) {
+      const d = await db.db.execute<{ def: string }>(sql`SELECT pg_get_indexdef(${name}::regclass) AS def`);
+      rebuild.push(String(d.rows[0]?.def));
+      await db.db.execute(sql.raw(`DROP INDEX ${name}`));
+    }
+    if (o.fillfactor) await db.db.execute(sql.raw(`ALTER TABLE events SET (fillfactor = ${Number(o.fillfactor)})`));
+    const s0 = await snapshot(cfg.DATABASE_URL);
+    // Published through a pool of its own, ended before the snapshot (its counters flush).
+    const pub = openDb(cfg);
+    const publisher = new PostgresEventStore(cfg, pub.db);
+    for (let i = 0; i < o.events.length; i += 1000) await publisher.publish(o.events.slice(i, i + 1000));
+    await pub.close();
+    const s1 = await snapshot(cfg.DATABASE_URL);
     await db.db.execute("VACUUM ANALYZE events");
+    const s1v = await snapshot(cfg.DATABASE_URL);
 
     trips = 0;
     const t0 = performance.now();
@@ -80,15 +104,27 @@ export async function drainPostgres(o: {
       throw new Error(`postgres: ${r.rows[0]?.n} of ${o.events.length} completed`);
     const batches = reports.reduce((a, x) => a + x.batches, 0);
     const lockCalls = reports.reduce((a, x) => a + x.lockCalls, 0);
+    for (const l of lockDbs) await l.close();
+    await db.close();
+    closed = true;
+    const s2 = await snapshot(cfg.DATABASE_URL);
+    const fix = openDb(cfg);
+    for (const def of rebuild) await fix.db.execute(sql.raw(def));
+    if (o.fillfactor) await fix.db.execute(sql`ALTER TABLE events RESET (fillfactor)`);
+    await fix.close();
     return {
       rate: o.events.length / secs,
       batches,
       storeTripsPerBatch: storeTrips / batches,
       lockTripsPerBatch: lockCalls / batches,
+      publishWrites: await writeFigures(s0, s1, o.events.length),
+      drainWrites: await writeFigures(s1v, s2, o.events.length),
     };
   } finally {
-    for (const l of lockDbs) await l.close();
-    await db.close();
+    if (!closed) {
+      for (const l of lockDbs) await l.close();
+      await db.close();
+    }
   }
 }
 

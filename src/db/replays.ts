@@ -178,10 +178,18 @@ function jobFilter(j: ReplayJob): SQL[] {
     sql`${events.timestamp} >= ${j.from}::timestamptz`,
     sql`${events.timestamp} < ${j.to}::timestamptz`,
     sql`NOT (${events.meta} ? 'replay')`,
-    ...(j.types ? [anyOf(events.type, j.types)] : []),
-    ...(j.sources ? [anyOf(events.source, j.sources)] : []),
+    ...(j.types ? [oneOf(events.type, j.types)] : []),
+    ...(j.sources ? [oneOf(events.source, j.sources)] : []),
     ...(j.statusFilter ? [eq(events.status, j.statusFilter)] : []),
   ];
+}
+
+/**
+ * `col = v` for a single value: the (type|source, timestamp) index then hands the chunk out in
+ * timestamp order and the scan stops after `limit` rows (with = ANY it is read whole and sorted).
+ */
+function oneOf(col: typeof events.type | typeof events.source, values: string[]): SQL {
+  return values.length === 1 ? eq(col, values[0]!) : anyOf(col, values);
 }
 
 /** The next `limit` events after the job's cursor, in (timestamp, id) order. */

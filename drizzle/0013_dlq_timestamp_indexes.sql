@@ -1,0 +1,2 @@
+CREATE INDEX "events_dlq_timestamp_idx" ON "events" USING btree ("timestamp","id") WHERE "events"."status" = 'dlq';--> statement-breakpoint
+CREATE INDEX "events_dlq_type_idx" ON "events" USING btree ("type","timestamp") WHERE "events"."status" = 'dlq';
