@@ -50,6 +50,10 @@ describe("history retention (sweeper)", () => {
     // Dead letters count from when they entered the DLQ, not from their timestamp.
     await events(r, 7, "dead.long", "dlq", 400, 91);
     await events(r, 6, "dead.recently", "dlq", 400, 10);
+    // Ordered-scope rows go with their event (one left behind would count as in flight).
+    await r.db.db.execute(sql`
+      INSERT INTO ordered_events (scope, event_id, arrival, hold)
+      SELECT 'sc', id, type, true FROM events WHERE type IN ('dead.long', 'dead.recently')`);
     await r.db.db.execute(sql`
       INSERT INTO delivery_attempts (event_id, destination, attempt, duration_ms, at)
       SELECT gen_random_uuid(), 'd', 1, 5, now() - (CASE WHEN g <= 50 THEN 8 ELSE 6 END) * interval '1 day'
@@ -76,6 +80,7 @@ describe("history retention (sweeper)", () => {
       "dead.recently": 6,
     });
     expect(await count(r, "delivery_attempts")).toBe(30);
+    expect(await r.rows(sql`SELECT DISTINCT arrival AS type FROM ordered_events`)).toEqual([{ type: "dead.recently" }]);
     expect(
       (await r.rows<{ status: string }>(sql`SELECT status::text AS status FROM replay_jobs ORDER BY 1`)).map(
         (x) => x.status,

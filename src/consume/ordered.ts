@@ -111,7 +111,7 @@ export class OrderedScopes {
     const now = this.clock.now();
     for (const [id, i] of byEvent) {
       const rows = rowsOf.get(id) ?? [];
-      // Not in history any more (cannot happen for a claimed event): let it run unordered.
+      // Every item is answered (history or not); none only if the statement lost it: run it unordered.
       if (!rows.length) continue;
       if (rows.every((r) => !r.fresh && !r.behind && below(r))) continue;
       const waitsBehind = rows.some((r) => r.behind || r.arrival !== firstOf.get(r.scope));

@@ -7,6 +7,8 @@
  * place in it), both as 15-digit milliseconds, "-", a 10-digit sequence.
  *
  * A row is done when its event is completed or discarded, or dead-lettered without `hold`.
+ * A row whose event has no history row is not done: on Redis history is written at the
+ * outcome, so a claimed event not settled yet has none (every join to history is LEFT).
  * The head of a scope is its earliest row not done. Every function is one statement.
  */
 import { type SQL, sql } from "drizzle-orm";
@@ -31,9 +33,9 @@ const arrivalOf = (ts: SQL | unknown): SQL =>
   sql`(lpad(floor(extract(epoch FROM ${ts}) * 1000)::bigint::text, 15, '0') || '-' ||
        lpad((floor(extract(epoch FROM ${ts}) * 1000000)::bigint % 1000)::text, 10, '0'))`;
 
-/** The row `r` (of event `x`) is done: nothing of its scope waits for it. */
+/** The row `r` (of event `x`, LEFT JOINed) is done: nothing of its scope waits for it. No history row: not done. */
 const done = (r: { hold: typeof o.hold | typeof p.hold }, x: { status: typeof ev.status | typeof pe.status }) =>
-  sql`(${x.status} IN ('completed', 'discarded') OR (${x.status} = 'dlq' AND NOT ${r.hold}))`;
+  sql`coalesce(${x.status} IN ('completed', 'discarded') OR (${x.status} = 'dlq' AND NOT ${r.hold}), false)`;
 
 export interface OrderedItem {
   eventId: string;
@@ -77,7 +79,7 @@ export async function gateOrdered(db: Db, items: OrderedItem[]): Promise<GateAns
   if (items.length === 0) return { rows: [], historyFloor: null };
   const col = <T>(f: (x: OrderedItem) => T) => sql.param(items.map(f));
   const earlier = (parked: boolean) => sql`EXISTS (
-      SELECT 1 FROM ${orderedEvents} AS ${p} JOIN ${events} AS ${pe} ON ${pe.id} = ${p.eventId}
+      SELECT 1 FROM ${orderedEvents} AS ${p} LEFT JOIN ${events} AS ${pe} ON ${pe.id} = ${p.eventId}
        WHERE ${p.scope} = v.scope AND (${p.arrival}, ${p.eventId}) < (coalesce(${o.arrival}, v.arrival), v.event_id)
          AND NOT ${done(p, pe)}
          ${parked ? sql`AND (${p.parkedAt} IS NOT NULL OR ${pe.status} = 'dlq')` : sql``})`;
@@ -86,7 +88,7 @@ export async function gateOrdered(db: Db, items: OrderedItem[]): Promise<GateAns
       SELECT u.event_id, u.scope, coalesce(u.arrival, ${arrivalOf(ev.createdAt)}) AS arrival, u.lane, u.hold
         FROM unnest(${col((x) => x.eventId)}::uuid[], ${col((x) => x.scope)}::text[], ${col((x) => x.arrival)}::text[],
                     ${col((x) => x.lane)}::text[], ${col((x) => x.hold)}::bool[]) AS u(event_id, scope, arrival, lane, hold)
-        JOIN ${events} AS ${ev} ON ${ev.id} = u.event_id),
+        LEFT JOIN ${events} AS ${ev} ON ${ev.id} = u.event_id),
     ins AS (
       INSERT INTO ${orderedEvents} (${columnNames(orderedEvents.scope, orderedEvents.eventId, orderedEvents.arrival, orderedEvents.lane, orderedEvents.hold)})
       SELECT scope, event_id, arrival, lane, hold FROM v
@@ -166,7 +168,7 @@ function wakeStatement(scopes: SQL, at: string, extra: SQL = sql``): SQL {
      WHERE ${events.id} IN (
        SELECT ${pe.id} FROM (SELECT hh.* FROM (${scopes}) AS t(scope) CROSS JOIN LATERAL (
               SELECT ${o.eventId} AS event_id, ${o.parkedAt} AS parked_at
-                FROM ${orderedEvents} AS ${o} JOIN ${events} AS ${ev} ON ${ev.id} = ${o.eventId}
+                FROM ${orderedEvents} AS ${o} LEFT JOIN ${events} AS ${ev} ON ${ev.id} = ${o.eventId}
                WHERE ${o.scope} = t.scope AND NOT ${done(o, ev)}
                ORDER BY ${o.arrival}, ${o.eventId} LIMIT 1) AS hh) AS h
          JOIN ${events} AS ${pe} ON ${pe.id} = h.event_id
@@ -202,7 +204,7 @@ export interface ParkedScope {
 
 const headOf = (scope: SQL) => sql`
   SELECT ${o.eventId} AS event_id, ${o.parkedAt} AS parked_at, ${o.hold} AS hold
-    FROM ${orderedEvents} AS ${o} JOIN ${events} AS ${ev} ON ${ev.id} = ${o.eventId}
+    FROM ${orderedEvents} AS ${o} LEFT JOIN ${events} AS ${ev} ON ${ev.id} = ${o.eventId}
    WHERE ${o.scope} = ${scope} AND NOT ${done(o, ev)}
    ORDER BY ${o.arrival}, ${o.eventId} LIMIT 1`;
 
@@ -213,7 +215,7 @@ export async function listParked(db: Pick<Db, "execute">, limit = 100, scope?: s
            ${events.type} AS type, ${events.source} AS source, ${events.status}::text AS status, ${events.attempts} AS attempts,
            ${events.lastError} AS error,
            to_char(${events.nextRetryAt} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS next_retry_at,
-           (SELECT count(*) FROM ${orderedEvents} AS ${p} JOIN ${events} AS ${pe} ON ${pe.id} = ${p.eventId}
+           (SELECT count(*) FROM ${orderedEvents} AS ${p} LEFT JOIN ${events} AS ${pe} ON ${pe.id} = ${p.eventId}
              WHERE ${p.scope} = s.scope AND NOT ${done(p, pe)})::int - 1 AS waiting
       FROM (SELECT DISTINCT ${orderedEvents.scope} AS scope FROM ${orderedEvents}
              WHERE ${orderedEvents.parkedAt} IS NOT NULL ${scope !== undefined ? sql`AND ${orderedEvents.scope} = ${scope}` : sql``}) AS s
