@@ -43,7 +43,7 @@ import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
-import { benchInfra } from "./infra";
+import { type BenchInfra, benchInfra } from "./infra";
 import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
 
 // The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
@@ -132,23 +132,28 @@ async function ceiling(dbUrl: string, size: number): Promise<number> {
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
-async function main() {
-  if (args.adaptive) return adaptiveBench();
-  const infra = await benchInfra();
-  const { token, standIns, dbUrl, ioredis, prefixBase } = infra;
-  gatewayUrl = standIns.gatewayUrl;
-
-  const envFor = (prefix: string, extra: Record<string, string> = {}): Env => ({
-    UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
-    UPSTASH_REDIS_REST_TOKEN: token,
-    DATABASE_URL: dbUrl,
-    NEON_WS_PROXY: standIns.proxyAddress,
+/** The worker env of one drain run: the bench's stand-ins, its own key prefix, no run limits. */
+function benchEnv(infra: BenchInfra) {
+  return (prefix: string, extra: Record<string, string> = {}): Env => ({
+    UPSTASH_REDIS_REST_URL: infra.standIns.gatewayUrl,
+    UPSTASH_REDIS_REST_TOKEN: infra.token,
+    DATABASE_URL: infra.dbUrl,
+    NEON_WS_PROXY: infra.standIns.proxyAddress,
     REDIS_PREFIX: prefix,
     CONSUMER_TIME_BUDGET_MS: "120000",
     CONSUMER_MAX_BATCHES: "100000",
     LOG_LEVEL: "warn",
     ...extra,
   });
+}
+
+async function main() {
+  if (args.adaptive) return adaptiveBench();
+  const infra = await benchInfra();
+  const { standIns, dbUrl, ioredis, prefixBase } = infra;
+  gatewayUrl = standIns.gatewayUrl;
+
+  const envFor = benchEnv(infra);
 
   const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
   const results: string[] = [];
@@ -441,20 +446,10 @@ async function latency(
  */
 async function adaptiveBench(): Promise<void> {
   const infra = await benchInfra();
-  const { token, standIns, dbUrl, prefixBase } = infra;
+  const { dbUrl, prefixBase } = infra;
   const rounds = Number(args.rounds);
   const most = Math.max(...SIZES);
-  const envFor = (prefix: string, extra: Record<string, string>): Env => ({
-    UPSTASH_REDIS_REST_URL: standIns.gatewayUrl,
-    UPSTASH_REDIS_REST_TOKEN: token,
-    DATABASE_URL: dbUrl,
-    NEON_WS_PROXY: standIns.proxyAddress,
-    REDIS_PREFIX: prefix,
-    CONSUMER_TIME_BUDGET_MS: "120000",
-    CONSUMER_MAX_BATCHES: "100000",
-    LOG_LEVEL: "warn",
-    ...extra,
-  });
+  const envFor = benchEnv(infra);
   const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
   const variants = [
     ...SIZES.map((size) => ({ name: `fixed ${size}`, env: { CONSUMER_BATCH_SIZE: String(size) } })),
