@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
@@ -16,6 +18,39 @@ const noEnvFiles = { envFiles: ["./.no-env-file-for-tests"] } as Parameters<
 const { workerOptions } = unstable_getMiniflareWorkerOptions(wrangler, undefined, noEnvFiles);
 workerOptions.bindings = { ...wrangler.vars };
 
+// The packages the worker's code and the workers tests import, pre-bundled by Vite's optimizer:
+// workerd fetches every module that is not pre-bundled with one round trip of its own to the
+// pool, file by file and again for each test file (an OpenTelemetry SDK alone is hundreds), so
+// without it importing costs several seconds per test file. Found by reading src/ and test/, so
+// that every subpath of a package is in the same bundle (one hono, one HTTPException class);
+// Node's and workerd's own modules stay outside it.
+function workerPackages(): string[] {
+  const found = new Set<string>();
+  const read = (dir: string) => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, d.name);
+      if (d.isDirectory()) {
+        if (path !== join("test", "node")) read(path);
+      } else if (/\.tsx?$/.test(d.name) && path !== join("test", "global-setup.ts")) {
+        for (const m of readFileSync(path, "utf8").matchAll(/(?:from |import\()"([^".][^"]*)"/g)) found.add(m[1]!);
+      }
+    }
+  };
+  read("src");
+  read("test");
+  // Node-only test helpers (the global setup's PgBouncer, receiver, fault control) import these.
+  const nodeOnly = new Set(["pg", "ws", "playwright-core", "vitest"]);
+  return [...found]
+    .filter(
+      (m) =>
+        /^(@[\w.-]+\/)?[\w.-]+(\/[\w./-]+)?$/.test(m) &&
+        !/^(node|cloudflare):/.test(m) &&
+        !nodeOnly.has(m.split("/")[0]!) &&
+        !m.startsWith("vitest"),
+    )
+    .sort();
+}
+
 // Two projects:
 //  - workers: the worker's code runs inside workerd (the Workers runtime) and reaches the
 //    real local Redis and Postgres through the stand-ins that test/global-setup.ts starts;
@@ -33,6 +68,15 @@ export default defineConfig({
           name: "workers",
           include: ["test/**/*.test.ts"],
           exclude: ["test/node/**"],
+          deps: {
+            optimizer: {
+              ssr: {
+                enabled: true,
+                include: workerPackages(),
+                rolldownOptions: { external: [/^node:/, /^cloudflare:/] },
+              },
+            },
+          },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
