@@ -195,6 +195,12 @@ export async function claimDue(db: Db, req: DueLook & { consumer: string }): Pro
 export function dueUpdate(req: DueLook & { consumer: string }, except: string[] = []): SQL {
   const now = req.now.toISOString();
   const leaseUntil = new Date(req.now.getTime() + req.leaseMs).toISOString();
+  // The expression of events_status_next_retry_idx, word for word, so the planner uses it.
+  const lane = sql`coalesce(${events.lane} = 'redrive', false) = ${sql.raw(req.lane === "redrive" ? "true" : "false")}`;
+  const others = except.length ? sql`AND ${events.id} <> ALL(${arrayOf(events.id, except)})` : sql``;
+  // Two branches, each an ordered range scan of its own index that stops at the limit, instead
+  // of one OR that reads every due row and sorts them: expired claims first (their consumer
+  // died), then pending retries by due time, each only of its lane (redrive or not).
   return sql`
     UPDATE ${events} AS ${e}
        SET ${assign(e, {
@@ -205,14 +211,15 @@ export function dueUpdate(req: DueLook & { consumer: string }, except: string[] 
          updatedAt: sql`now()`,
        })}
      WHERE ${e.id} IN (
-       SELECT ${events.id} FROM ${events}
-        WHERE ((${events.status} = 'pending' AND ${events.nextRetryAt} <= ${now}::timestamptz)
-           OR (${events.status} = 'processing' AND ${events.leaseUntil} < ${now}::timestamptz))
-          AND ${req.lane === "redrive" ? sql`${events.lane} = ${REDRIVE_LANE}` : sql`${events.lane} IS DISTINCT FROM ${REDRIVE_LANE}`}
-          ${except.length ? sql`AND ${events.id} <> ALL(${arrayOf(events.id, except)})` : sql``}
-        ORDER BY ${events.nextRetryAt} NULLS FIRST
-        LIMIT ${req.max}
-        FOR UPDATE SKIP LOCKED)
+       SELECT id FROM (
+         SELECT id FROM (SELECT ${events.id} FROM ${events}
+           WHERE ${events.status} = 'processing' AND ${events.leaseUntil} < ${now}::timestamptz AND ${lane} ${others}
+           ORDER BY ${events.leaseUntil} LIMIT ${req.max} FOR UPDATE SKIP LOCKED) AS expired
+         UNION ALL
+         SELECT id FROM (SELECT ${events.id} FROM ${events}
+           WHERE ${events.status} = 'pending' AND ${events.nextRetryAt} <= ${now}::timestamptz AND ${lane} ${others}
+           ORDER BY ${events.nextRetryAt} LIMIT ${req.max} FOR UPDATE SKIP LOCKED) AS retries
+       ) AS due LIMIT ${req.max})
     RETURNING ${claimed.list}`;
 }
 

@@ -68,8 +68,10 @@ export const events = pgTable(
     // claims and retries: "pending and due", "processing for too long". Partial: only open
     // events are looked up by status, and a row settling to completed then costs no entry here
     // (the settle UPDATE is never HOT, so every full index takes a new entry per settle).
+    // The lane's class comes second, so a look for due events reads only its own lane's: a
+    // redrive's backlog never slows a live consumer's claims, nor the other way round.
     index("events_status_next_retry_idx")
-      .on(t.status, t.nextRetryAt)
+      .on(t.status, sql`coalesce(${t.lane} = 'redrive', false)`, t.nextRetryAt)
       .where(sql`${t.status} IN ('pending', 'processing')`),
     // History indexes: each takes an entry on every write of a row that is not HOT (with
     // status indexed, none is: 3 per event on the Postgres backend, 2 on Redis), and

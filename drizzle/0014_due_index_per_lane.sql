@@ -1,0 +1,2 @@
+DROP INDEX "events_status_next_retry_idx";--> statement-breakpoint
+CREATE INDEX "events_status_next_retry_idx" ON "events" USING btree ("status",coalesce("lane" = 'redrive', false),"next_retry_at") WHERE "events"."status" IN ('pending', 'processing');
