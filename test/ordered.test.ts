@@ -11,8 +11,9 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import type { HandlerContext } from "../src/triggers/registry";
 import { call } from "./support/admin";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
+import { rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { drain, publishInOrder } from "./support/ordered";
 
 const make = rigsClosedAfterEach();
 
@@ -23,29 +24,6 @@ const SETTINGS = {
   ORDERED_SLEEP_MS: "3000",
   LOCK_WAIT_MS: "100",
 };
-
-/** Publishes one event at a time (each acknowledged before the next: a defined arrival order). */
-async function publishInOrder(r: BackendRig, evs: EventEnvelope[]): Promise<void> {
-  for (const e of evs) await r.bundle.store.publish([e]);
-}
-
-const open = async (r: BackendRig) =>
-  Number(
-    (
-      await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status in ('pending','processing')`)
-    )[0]?.n,
-  );
-
-/** Consumer runs, `parallel` at a time, until nothing is open (or `until` says stop). */
-async function drain(r: BackendRig, parallel = 3, until?: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    await Promise.all(Array.from({ length: parallel }, () => r.run()));
-    if (until ? await until() : (await open(r)) === 0) return;
-    await new Promise((x) => setTimeout(x, 15));
-  }
-  throw new Error("did not drain within a minute");
-}
 
 /** Handler calls per scope, in the order they started: [event id, succeeded]. */
 function recorder() {

@@ -7,12 +7,13 @@ import { eventStatus } from "../db/schema";
 import { assetUrls } from "./assets";
 import type { Session } from "./env";
 
-export type Section = "overview" | "events" | "dlq" | "replays" | "destinations" | "login" | "error";
+export type Section = "overview" | "events" | "dlq" | "scopes" | "replays" | "destinations" | "login" | "error";
 
 const NAV: Array<[Exclude<Section, "login" | "error">, string, string]> = [
   ["overview", "Overview", "/dashboard"],
   ["events", "Events", "/dashboard/events"],
   ["dlq", "DLQ", "/dashboard/dlq"],
+  ["scopes", "Parked scopes", "/dashboard/scopes"],
   ["replays", "Replays", "/dashboard/replays"],
   ["destinations", "Destinations", "/dashboard/destinations"],
 ];
@@ -142,6 +143,9 @@ const FLASH: Record<string, (n: string | undefined) => string> = {
   retried: () => "Sent back for processing: the consumers pick it up as a due retry.",
   "retried-all": (n) => `${n ?? "The"} event(s) sent back for processing, spread at REDRIVE_RATE per second.`,
   discarded: () => "Discarded. The history row stays, with the reason.",
+  "head-retried": () => "Head sent back for processing: the scope resumes once it succeeds.",
+  "head-discarded": () =>
+    "Head discarded (its history row stays, with the reason): the scope resumes with the next event.",
   "replay-started": () => "Replay started: the replay runner advances it every few minutes.",
   "replay-cancelled": () => "Replay cancelled: no chunk is published after this.",
   "signed-out": () => "Signed out.",
@@ -209,6 +213,11 @@ export const Table: FC<{ cols: Col[]; rows: Child[]; empty: string; caption?: st
       </tbody>
     </table>
   </div>
+);
+
+/** The reason a discard needs (1 to 1,000 characters, as the discard routes check). */
+export const ReasonInput: FC<{ label: string }> = ({ label }) => (
+  <input class="reason" name="reason" required maxlength={1000} placeholder="Reason" aria-label={label} />
 );
 
 /** A select of event statuses, "any" first. */

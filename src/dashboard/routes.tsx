@@ -9,6 +9,7 @@
  *   GET  /dashboard/events/:id       POST /dashboard/events/:id/replay
  *   GET  /dashboard/dlq[?type&source] GET|POST /dashboard/dlq/retry-all
  *   POST /dashboard/dlq/:id/retry    POST /dashboard/dlq/:id/discard
+ *   GET  /dashboard/scopes           POST /dashboard/scopes/retry, /dashboard/scopes/discard {scope[, reason]}
  *   GET  /dashboard/replays          POST /dashboard/replays, /dashboard/replays/:id/cancel
  *   GET  /dashboard/destinations
  *
@@ -38,13 +39,16 @@ import {
 } from "../db/dashboard-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
 import { openCounts } from "../db/open-counts";
+import { listParked, parkedCounts } from "../db/ordered";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
+import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
 import { attemptHistory } from "../ops/admin-events";
+import { UnparkBody, unparkScope } from "../ops/admin-ordered";
 import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
 import { UUID_RE, withDb } from "../ops/db-scope";
 import { defaultTriggers } from "../triggers";
@@ -58,6 +62,7 @@ import { EventsPage, type SearchForm } from "./pages/events";
 import { LoginPage } from "./pages/login";
 import { OverviewPage } from "./pages/overview";
 import { type ReplayForm, ReplaysPage } from "./pages/replays";
+import { type FailedIn, ScopesPage } from "./pages/scopes";
 import {
   closeSession,
   dashboardEnabled,
@@ -194,17 +199,18 @@ async function overview(c: C) {
   const { d, degraded } = await withDb(c, "write", async (db, cfg, h) => {
     const backend = openBackend(cfg, h);
     const laneNames = [...backend.store.lanes(), backend.replayLane().name];
-    const [lanes, counts, breakers, replays, series] = await Promise.all([
+    const [lanes, counts, parked, breakers, replays, series] = await Promise.all([
       Promise.all(laneNames.map((l) => backend.store.laneStats(l))).catch((e: Error) => ({
         error: String(e.message).slice(0, 200),
       })),
       openCounts(db, now),
+      parkedCounts(db),
       breakerStates(db, cfg, now),
       listReplays(db, 100, "running").then(async (r) => [...r, ...(await listReplays(db, 100, "scheduled"))]),
       cachedSeries(cfg, db, now),
     ]);
     return {
-      d: { backend: backend.kind, checkedAt: now.toISOString(), counts, lanes, breakers, replays, series },
+      d: { backend: backend.kind, checkedAt: now.toISOString(), counts, parked, lanes, breakers, replays, series },
       degraded: "error" in lanes,
     };
   });
@@ -322,6 +328,46 @@ async function dlqPage(c: C) {
     return { groups, rows, matching, total };
   });
   return html(c, <DlqPage session={c.var.session} form={form} {...d} flash={query(c, "flash")} n={query(c, "n")} />);
+}
+
+/** At most this many parked scopes on the page (the longest parked). */
+const PARKED_SHOWN = 100;
+
+/**
+ * The worker's triggers and destinations that a head's error names as failing: run-event.ts
+ * records a failure as "<trigger>: <message>", several joined by "; ".
+ */
+function failedIn(cfg: Config, error: string | null): FailedIn[] {
+  if (!error) return [];
+  const known: FailedIn[] = [
+    ...defaultTriggers.list().map((t) => ({ name: t.name })),
+    ...cfg.DESTINATIONS.map((d) => ({ name: TRIGGER_PREFIX + d.name, destination: d.name })),
+  ];
+  return known.filter((k) => error.startsWith(`${k.name}: `) || error.includes(`; ${k.name}: `));
+}
+
+async function scopesPage(c: C) {
+  const found = await withDb(c, "write", (db) => listParked(db, PARKED_SHOWN + 1));
+  const rows = found.slice(0, PARKED_SHOWN).map((p) => ({ p, failedIn: failedIn(c.var.config, p.error) }));
+  return html(
+    c,
+    <ScopesPage session={c.var.session} rows={rows} more={found.length > PARKED_SHOWN} flash={query(c, "flash")} />,
+  );
+}
+
+/** Retry or discard a parked scope's head: the admin API's unpark, with the form's scope (as sent) and reason. */
+async function unparkFromForm(c: C, action: "retry" | "discard") {
+  const scope = (await c.req.parseBody()).scope;
+  const body = UnparkBody.safeParse({ scope, action, reason: await field(c, "reason") });
+  if (!body.success)
+    throw new HTTPProblem(
+      422,
+      "Invalid fields",
+      "A scope is needed, and a reason (1 to 1,000 characters) to discard its head.",
+      { errors: body.error.issues.map((i) => ({ path: `/${i.path.join("/")}`, message: i.message })) },
+    );
+  await withDb(c, "write", (db) => unparkScope(db, body.data));
+  return c.redirect(withFlash("/dashboard/scopes", action === "retry" ? "head-retried" : "head-discarded"), 303);
 }
 
 async function replaysPage(c: C, form: ReplayForm = {}, errors?: Array<{ field: string; message: string }>) {
@@ -515,6 +561,10 @@ export function dashboardRoutes() {
     if (!done) throw new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
     return c.redirect(withFlash(back, "discarded"), 303);
   });
+
+  r.get("/scopes", scopesPage);
+  r.post("/scopes/retry", requireAdmin, (c) => unparkFromForm(c, "retry"));
+  r.post("/scopes/discard", requireAdmin, (c) => unparkFromForm(c, "discard"));
 
   r.get("/replays", (c) => replaysPage(c));
   r.post("/replays", requireAdmin, startReplayFromForm);

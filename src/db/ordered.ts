@@ -239,10 +239,23 @@ export async function listParked(db: Pick<Db, "execute">, limit = 100, scope?: s
   }));
 }
 
-/** Parked scopes and the events waiting behind them, for health and metrics. */
-export async function parkedCounts(db: Pick<Db, "execute">): Promise<{ parked: number; waiting: number }> {
+export interface ParkedCounts {
+  /** Parked scopes (at most 1,000 counted). */
+  parked: number;
+  /** Events waiting behind their heads. */
+  waiting: number;
+  /** Heads held in the DLQ (on_dead "hold"): only an operator moves their scope on. */
+  held: number;
+}
+
+/** Parked scopes, the events waiting behind them and the held heads (the dashboard's overview). */
+export async function parkedCounts(db: Pick<Db, "execute">): Promise<ParkedCounts> {
   const all = await listParked(db, 1000);
-  return { parked: all.length, waiting: all.reduce((n, x) => n + x.waiting, 0) };
+  return {
+    parked: all.length,
+    waiting: all.reduce((n, x) => n + x.waiting, 0),
+    held: all.filter((x) => x.status === "dlq").length,
+  };
 }
 
 export type UnparkAction = "retry" | "discard";

@@ -8,7 +8,8 @@
  *        404 when the scope is not parked, 409 while its head is being handled.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { listParked, type ParkedScope, unpark } from "../db/ordered";
+import type { Db } from "../db/client";
+import { listParked, type ParkedScope, type UnparkResult, unpark } from "../db/ordered";
 import { adminAuth } from "../http/auth";
 import { HTTPProblem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
@@ -27,7 +28,7 @@ export function parkedView(p: ParkedScope) {
   };
 }
 
-const Unpark = z
+export const UnparkBody = z
   .object({
     scope: z.string().min(1).max(1000),
     action: z.enum(["retry", "discard"]),
@@ -37,6 +38,22 @@ const Unpark = z
     message: "a discard needs a reason",
     path: ["reason"],
   });
+
+/**
+ * An operator's unpark (admin API and dashboard): the head retried or discarded, or a
+ * problem: 404 when the scope has no parked head, 409 while its head is being handled.
+ */
+export async function unparkScope(
+  db: Db,
+  b: z.output<typeof UnparkBody>,
+  now = new Date(),
+): Promise<Extract<UnparkResult, { ok: true }>> {
+  const res = await unpark(db, b.scope, b.action, now, b.reason ?? "retried by an operator");
+  if (!res.ok && res.reason === "not-parked")
+    throw new HTTPProblem(404, "Not parked", `Scope ${JSON.stringify(b.scope)} has no parked head.`);
+  if (!res.ok) throw new HTTPProblem(409, "Head running", "The scope's head is being handled; try again shortly.");
+  return res;
+}
 
 export function adminOrderedRoutes() {
   const r = createRouter();
@@ -65,7 +82,7 @@ export function adminOrderedRoutes() {
       security,
       middleware: [adminAuth] as const,
       summary: "Unpark an ordered scope: retry its head now, or discard it and resume with the next",
-      request: { body: { required: true, content: { "application/json": { schema: Unpark } } } },
+      request: { body: { required: true, content: { "application/json": { schema: UnparkBody } } } },
       responses: {
         200: jsonOk("`{scope, action, head, woken}`"),
         404: problemResponse("The scope is not parked"),
@@ -76,12 +93,7 @@ export function adminOrderedRoutes() {
     }),
     async (c) => {
       const b = c.req.valid("json");
-      const res = await withDb(c, "write", (db) =>
-        unpark(db, b.scope, b.action, new Date(), b.reason ?? "retried by an operator"),
-      );
-      if (!res.ok && res.reason === "not-parked")
-        throw new HTTPProblem(404, "Not parked", `Scope ${JSON.stringify(b.scope)} has no parked head.`);
-      if (!res.ok) throw new HTTPProblem(409, "Head running", "The scope's head is being handled; try again shortly.");
+      const res = await withDb(c, "write", (db) => unparkScope(db, b));
       return c.json({ scope: b.scope, action: b.action, head: res.eventId, woken: res.woken }, 200);
     },
   );

@@ -2,8 +2,8 @@
  * The dashboard through the worker's own fetch handler, inside workerd, against the real
  * Postgres and Redis (through the stand-ins): sessions and their cookie, the cross-site
  * checks, read-only sessions, the Content-Security-Policy and page sizes, and what each page
- * shows and does, on rows written straight into history. The browser run is
- * test/node/dashboard.test.ts.
+ * shows and does, on rows written straight into history (parked scopes: by a consumer running
+ * an ordered trigger). The browser run is test/node/dashboard.test.ts.
  */
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
@@ -11,8 +11,14 @@ import { type Config, type Env, loadConfig } from "../../src/config";
 import { sessionCookie } from "../../src/dashboard/session";
 import { type DbHandle, openDb } from "../../src/db/client";
 import { minuteSeries } from "../../src/db/dashboard-queries";
+import { listParked } from "../../src/db/ordered";
+import { defaultTriggers, filters as f, type TriggerSpec } from "../../src/triggers";
+import { call } from "../support/admin";
+import { rigsClosedAfterEach } from "../support/backend-rig";
+import { event } from "../support/consume";
 import { freshEnv } from "../support/env";
 import { fetchThrough } from "../support/fetch";
+import { drain, publishInOrder } from "../support/ordered";
 
 const ORIGIN = "http://reflex.test";
 const ADMIN = "dash-admin-token-0123456789";
@@ -130,7 +136,14 @@ const statusOf = async (db: DbHandle["db"], id: string) =>
     SELECT status, discard_reason FROM events WHERE id = ${id}::uuid`)
   ).rows[0];
 
-const PAGES = ["/dashboard", "/dashboard/events", "/dashboard/dlq", "/dashboard/replays", "/dashboard/destinations"];
+const PAGES = [
+  "/dashboard",
+  "/dashboard/events",
+  "/dashboard/dlq",
+  "/dashboard/scopes",
+  "/dashboard/replays",
+  "/dashboard/destinations",
+];
 
 describe("dashboard sessions", () => {
   it("is off (503) with neither token configured", async () => {
@@ -590,6 +603,129 @@ describe("dashboard pages", () => {
     expect(page.status).toBe(200);
     expect(page.text).toContain("pg:events");
     expect(page.text).toContain("pg:replay");
+  });
+});
+
+describe("dashboard parked scopes", () => {
+  const make = rigsClosedAfterEach();
+  const TRIGGER = "dash-ordered";
+  afterEach(() => {
+    defaultTriggers.unregister(TRIGGER);
+  });
+
+  /**
+   * A scope parked the real way: an ordered trigger (on_dead "hold") whose handler fails the
+   * scope's first event until `heal()`, run by the consumer until that head is held in the
+   * DLQ with the other `behind` events waiting. The worker's registry has the trigger too, as
+   * in a deployment (the page names the trigger from it).
+   */
+  async function parked(behind = 2) {
+    const r = await make("redis", {
+      ADMIN_TOKEN: ADMIN,
+      METRICS_TOKEN: READ,
+      EVENT_MAX_ATTEMPTS: "2",
+      ORDERED_RECHECK_MS: "10",
+      ORDERED_SLEEP_MS: "3000",
+    });
+    const scope = `held-${crypto.randomUUID().slice(0, 8)}`;
+    const evs = Array.from({ length: behind + 1 }, () => event({ type: "dash.ordered", source: scope }));
+    const head = evs[0]!.id;
+    let healed = false;
+    const spec: TriggerSpec = {
+      name: TRIGGER,
+      ordered: true,
+      onDead: "hold",
+      filter: f.type("dash.ordered"),
+      handler: (ctx) => {
+        if (ctx.event.id === head && !healed) throw new Error("ledger refused the head");
+      },
+    };
+    r.triggers.register(spec);
+    defaultTriggers.register(spec);
+    await publishInOrder(r, evs);
+    await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+    return { r, scope, head, evs, heal: () => void (healed = true) };
+  }
+
+  const parkedRows = async (r: { env: Env }) =>
+    (await call(r.env, "GET", "/scopes/parked", { token: ADMIN })).body as {
+      count: number;
+      scopes: Array<{ scope: string; head: { id: string; status: string } }>;
+    };
+
+  it("shows a parked scope with its head, error and waiting count, needs sign-in, and retries its head", async () => {
+    const { r, scope, head, heal } = await parked();
+
+    const anonymous = new Client(r.env);
+    expect(await anonymous.req("GET", "/dashboard/scopes")).toMatchObject({
+      status: 303,
+      location: `/dashboard/login?next=${encodeURIComponent("/dashboard/scopes")}`,
+    });
+    expect((await anonymous.req("POST", "/dashboard/scopes/retry", { form: { scope } })).status).toBe(401);
+
+    const c = await signedIn(r.env);
+    const page = await c.req("GET", "/dashboard/scopes");
+    expect(page.status).toBe(200);
+    const row = /<tbody>(.*?)<\/tbody>/s.exec(page.text)![1]!;
+    expect(row).toContain(`<td class="mono">${scope}</td>`);
+    expect(row).toContain(`<span class="mono">${TRIGGER}</span>`);
+    expect(row).toContain(`href="/dashboard/events/${head}"`);
+    expect(row).toContain('<span class="badge dlq">dlq</span>');
+    expect(row).toContain(`<td class="err">${TRIGGER}: ledger refused the head</td>`);
+    expect(row).toContain('<td class="num">2</td>');
+    expect(row).toContain('action="/dashboard/scopes/retry"');
+    expect(row).toContain('action="/dashboard/scopes/discard"');
+    const overview = await c.req("GET", "/dashboard");
+    expect(overview.text).toMatch(
+      /<dt>Parked scopes<\/dt><dd><a href="\/dashboard\/scopes">1<\/a><small>2 waiting, 1 held<\/small>/,
+    );
+    expect(overview.text).toContain('<div class="tile degraded"><dt>Parked scopes</dt>');
+
+    // A read-only session sees it, and its posts are refused.
+    const reader = await signedIn(r.env, READ);
+    const seen = await reader.req("GET", "/dashboard/scopes");
+    expect(seen.text).toContain(`<td class="mono">${scope}</td>`);
+    expect([...seen.text.matchAll(/<form method="post" action="([^"]+)"/g)].map((m) => m[1])).toEqual([
+      "/dashboard/logout",
+    ]);
+    expect((await reader.act("/dashboard/scopes/retry", { scope })).status).toBe(403);
+
+    // Bad requests are clear problems and change nothing.
+    const unknown = await c.act("/dashboard/scopes/retry", { scope: `${scope}-nope` });
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toContain("Not parked");
+    const noScope = await c.act("/dashboard/scopes/retry");
+    expect(noScope.status).toBe(422);
+    expect(noScope.text).toContain("<code>/scope</code>");
+    const noReason = await c.act("/dashboard/scopes/discard", { scope, reason: "  " });
+    expect(noReason.status).toBe(422);
+    expect(noReason.text).toContain("<code>/reason</code>");
+    expect((await parkedRows(r)).scopes).toMatchObject([{ scope, head: { id: head, status: "dlq" } }]);
+
+    const retried = await c.act("/dashboard/scopes/retry", { scope });
+    expect(retried).toMatchObject({ status: 303, location: "/dashboard/scopes?flash=head-retried" });
+    expect((await c.req("GET", retried.location!)).text).toContain("Head sent back for processing");
+    expect(await statusOf(r.db.db, head)).toMatchObject({ status: "pending" });
+    heal();
+    await drain(r, 1);
+    expect(await parkedRows(r)).toEqual({ count: 0, scopes: [] });
+    const done = await r.rows<{ status: string }>(
+      sql`SELECT status::text AS status FROM events WHERE source = ${scope}`,
+    );
+    expect(done.map((x) => x.status)).toEqual(["completed", "completed", "completed"]);
+    expect((await c.req("GET", "/dashboard/scopes")).text).toContain("No scope is parked.");
+  });
+
+  it("discards a parked scope's head with a reason, and the scope resumes with the next event", async () => {
+    const { r, scope, head, evs } = await parked(1);
+    const c = await signedIn(r.env);
+    const discarded = await c.act("/dashboard/scopes/discard", { scope, reason: "poison, dropped" });
+    expect(discarded).toMatchObject({ status: 303, location: "/dashboard/scopes?flash=head-discarded" });
+    expect(await statusOf(r.db.db, head)).toEqual({ status: "discarded", discard_reason: "poison, dropped" });
+    expect(await parkedRows(r)).toEqual({ count: 0, scopes: [] });
+    expect((await c.act("/dashboard/scopes/discard", { scope, reason: "again" })).status).toBe(404);
+    await drain(r, 1);
+    expect(await statusOf(r.db.db, evs[1]!.id)).toMatchObject({ status: "completed" });
   });
 });
 

@@ -2,11 +2,13 @@
  * The operator dashboard in a real browser: headless Chromium (Debian's `chromium`, driven
  * by playwright-core) against the real worker under `wrangler dev`, which talks to the real
  * local Redis and Postgres through the stand-ins (local/), on a throwaway migrated database
- * and a unique Redis prefix, with one destination pointed at a controllable receiver.
+ * and a unique Redis prefix, with two destinations (one ordered) pointed at a controllable
+ * receiver.
  *
  * Sign in (a wrong token refused), an event posted through the API appears and its page
- * shows its attempts, a DLQ event retried from the page ends completed, a replay started
- * from the page reaches done with its progress bar (updated by the page's own script),
+ * shows its attempts, a DLQ event retried from the page ends completed, a scope of an ordered
+ * destination parked by its held head resumes after "Retry head" on the Parked scopes page,
+ * a replay started from the page reaches done with its progress bar (updated by the page's own script),
  * actions without the anti-forgery token or from another site are refused, a read-only
  * session has no actions, sign out. Screenshots of every page go to
  * DASHBOARD_SCREENSHOTS (docs/dashboard refreshes the README's), else a temporary folder.
@@ -44,6 +46,7 @@ const API_KEY = `dash-key-${randomBytes(8).toString("hex")}`;
 const DB_NAME = `reflex_dash_${randomBytes(4).toString("hex")}`;
 const PREFIX = `dash:${randomBytes(4).toString("hex")}`;
 const HOOK = "dash"; // the receiver id of the destination
+const LEDGER = "dash-ledger"; // the receiver id of the ordered destination (on_dead "hold")
 const SHOTS = path.resolve(
   process.env.DASHBOARD_SCREENSHOTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "reflex-dash-shots-")),
 );
@@ -84,8 +87,8 @@ async function drainUntil(check: () => Promise<boolean>, cron = "* * * * *", tim
 const statusOf = async (id: string) =>
   (await services.db!.query<{ status: string }>("SELECT status FROM events WHERE id = $1", [id])).rows[0]?.status;
 
-async function receiverMode(mode: "ok" | "always-500") {
-  await fetch(`${services.receiver!.url}/__control/${HOOK}`, { method: "POST", body: JSON.stringify({ mode }) });
+async function receiverMode(mode: "ok" | "always-500", hook = HOOK) {
+  await fetch(`${services.receiver!.url}/__control/${hook}`, { method: "POST", body: JSON.stringify({ mode }) });
 }
 
 /** Long lists are shown as far as the window goes; the other pages whole. */
@@ -155,6 +158,13 @@ suite("dashboard in headless Chromium against wrangler dev", () => {
         EVENT_RETRY_BASE_DELAY: "1",
         DESTINATIONS: JSON.stringify([
           { name: "fulfilment", url: `${services.receiver.url}/r/${HOOK}`, filter: { types: ["timer.*"] } },
+          {
+            name: "ledger",
+            url: `${services.receiver.url}/r/${LEDGER}`,
+            filter: { types: ["lifecycle"], sources: ["books"] },
+            ordered: true,
+            on_dead: "hold",
+          },
         ]),
         LOG_LEVEL: "error",
       },
@@ -316,6 +326,51 @@ suite("dashboard in headless Chromium against wrangler dev", () => {
       .locator("section[aria-labelledby=attempts-h] tbody tr td:nth-child(2)")
       .allTextContents();
     expect(outcomes).toEqual(["failed", "failed", "completed"]);
+  });
+
+  it("shows a scope parked by its held head, and Retry head resumes it", async () => {
+    await receiverMode("always-500", LEDGER);
+    const post = async (n: number) => {
+      const res = await fetch(`${base}/events`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ type: "lifecycle", source: "books", action: "started", details: { n } }),
+      });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { id: string }).id;
+    };
+    // One after the other: the first is the scope's head, the second waits behind it.
+    const head = await post(1);
+    const next = await post(2);
+    const parked = async () =>
+      (
+        await services.db!.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM ordered_events WHERE scope = 'books' AND parked_at IS NOT NULL",
+        )
+      ).rows[0]!.n;
+    await drainUntil(async () => (await statusOf(head)) === "dlq" && (await parked()) === 1);
+    expect(await statusOf(next)).toBe("pending");
+
+    await page.goto(`${base}/dashboard`);
+    await page.click("nav.main >> text=Parked scopes");
+    await page.waitForURL(`${base}/dashboard/scopes`);
+    const row = page.locator("tbody tr", { hasText: "books" });
+    expect(await row.count()).toBe(1);
+    expect(await row.locator('a[href="/dashboard/destinations#dest-ledger"]').textContent()).toBe("destination ledger");
+    expect(await row.locator(`a[href="/dashboard/events/${head}"]`).count()).toBe(1);
+    expect(await row.locator(".err").textContent()).toContain("destination ledger: HTTP 500");
+    expect(await row.locator("td.num").textContent()).toBe("1");
+    await shot("scopes");
+
+    await receiverMode("ok", LEDGER);
+    await row.getByRole("button", { name: "Retry head" }).click();
+    await page.waitForURL(/\/dashboard\/scopes\?flash=head-retried$/);
+    expect(await page.textContent("[role=status]")).toContain("Head sent back for processing");
+    await drainUntil(async () => (await statusOf(head)) === "completed" && (await statusOf(next)) === "completed");
+    const api = await fetch(`${base}/scopes/parked`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(await api.json()).toEqual({ count: 0, scopes: [] });
+    await page.reload();
+    expect(await page.textContent("tbody")).toContain("No scope is parked.");
   });
 
   it("starts a replay from the page, whose progress bar follows it to done", async () => {

@@ -6,7 +6,7 @@
 import type { FC } from "hono/jsx";
 import type { DlqGroup, EventSummary } from "../../db/dashboard-queries";
 import type { Session } from "../env";
-import { Badge, Csrf, EventLink, Flash, num, Page, Table, Time } from "../layout";
+import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
 
 export interface DlqFilterForm {
   type?: string;
@@ -142,14 +142,7 @@ export const DlqPage: FC<{
                   <form method="post" action={`/dashboard/dlq/${e.id}/discard`}>
                     <Csrf session={p.session} />
                     <input type="hidden" name="back" value={back} />
-                    <input
-                      class="reason"
-                      name="reason"
-                      required
-                      maxlength={1000}
-                      placeholder="Reason"
-                      aria-label={`Reason for discarding event ${e.id}`}
-                    />
+                    <ReasonInput label={`Reason for discarding event ${e.id}`} />
                     <button type="submit" class="danger sm" aria-label={`Discard event ${e.id}`}>
                       Discard
                     </button>

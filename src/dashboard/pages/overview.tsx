@@ -1,13 +1,14 @@
 /**
  * Overview: traffic per minute over the last hour, backlog and lag per lane, pending and
- * oldest pending, DLQ size, replays running, each destination's breaker. The figures
- * region refreshes itself (every 10 s with the script, every 30 s without).
+ * oldest pending, DLQ size, parked scopes, replays running, each destination's breaker. The
+ * figures region refreshes itself (every 10 s with the script, every 30 s without).
  */
 import type { Child, FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
 import type { MinuteBucket } from "../../db/dashboard-queries";
 import type { OpenCounts } from "../../db/open-counts";
+import type { ParkedCounts } from "../../db/ordered";
 import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
 import { BarChart, type Series } from "../chart";
@@ -18,6 +19,7 @@ export interface OverviewData {
   backend: "redis" | "postgres";
   checkedAt: string;
   counts: OpenCounts;
+  parked: ParkedCounts;
   lanes: LaneStats[] | { error: string };
   breakers: BreakerStatus[];
   replays: ReplayJob[];
@@ -93,6 +95,14 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
             value={num(d.counts.dlq)}
             href="/dashboard/dlq"
             degraded={d.counts.dlq > t.HEALTH_DLQ_DEGRADED}
+          />
+          <Tile
+            label="Parked scopes"
+            value={num(d.parked.parked)}
+            hint={`${num(d.parked.waiting)} waiting, ${num(d.parked.held)} held`}
+            href="/dashboard/scopes"
+            // as /health/detailed's parked_scopes: a held head stays until an operator acts
+            degraded={d.parked.held > 0}
           />
           <Tile
             label="Replays running"
