@@ -125,15 +125,20 @@ export class Fleet {
   }
 
   /**
-   * Lets the runs under way finish with no new run starting (at most `maxMs`), then resumes
-   * the schedule. With a run fired every few hundred ms, "no run in flight" is never seen by
-   * chance; this is how the harness tells "drained" from "between two runs".
+   * Lets the runs under way finish with no new run starting (at most `maxMs`), then takes
+   * `look` while still none starts, and resumes the schedule. With a run fired every few
+   * hundred ms, "no run in flight" is never seen by chance, and a look slower than the gap
+   * between runs (a count over a big history) would always overlap the next one; this is how
+   * the harness tells "drained" from "between two runs". Answers the look and how many runs
+   * were still in flight when it was taken.
    */
-  async quiesce(maxMs: number): Promise<void> {
+  async quiesce<T>(maxMs: number, look: () => Promise<T>): Promise<{ seen: T; inFlight: number }> {
     const wasPaused = this.paused;
     this.paused = true;
     try {
       await Promise.race([Promise.all([...this.active]), sleep(maxMs)]);
+      const inFlight = this.inFlight();
+      return { seen: await look(), inFlight };
     } finally {
       this.paused = wasPaused;
     }

@@ -169,19 +169,17 @@ for (const B of BACKENDS)
         while (Date.now() < deadline && quiet < 2) {
           await sleep(500);
           parkedSeen = Math.max(parkedSeen, (await listParked(observer.db).catch(() => [])).length);
-          const [w] = (
-            await observer.db.execute<{ n: number }>(
-              sql`select count(*)::int as n from events where status in ('pending', 'processing')`,
-            )
-          ).rows;
-          if (Number(w?.n) === 0) {
-            await fleet.quiesce(30_000);
-            const [again] = (
-              await observer.db.execute<{ n: number }>(
-                sql`select count(*)::int as n from events where status in ('pending', 'processing')`,
-              )
-            ).rows;
-            quiet = Number(again?.n) === 0 && fleet.inFlight() === 0 ? quiet + 1 : 0;
+          const open = async () =>
+            Number(
+              (
+                await observer.db.execute<{ n: number }>(
+                  sql`select count(*)::int as n from events where status in ('pending', 'processing')`,
+                )
+              ).rows[0]?.n,
+            );
+          if ((await open()) === 0) {
+            const q = await fleet.quiesce(30_000, open);
+            quiet = q.seen === 0 && q.inFlight === 0 ? quiet + 1 : 0;
           } else quiet = 0;
         }
         const hung = await fleet.stop();

@@ -211,14 +211,18 @@ for (const B of BACKENDS)
           while (Date.now() < deadline && quiet < 2) {
             await sleep(500);
             let w = await openWork(observerDb, observerStore);
+            let inFlight = fleet.inFlight();
             if (nothingOpen(w)) {
               // Runs under way may still add work (derived events, retries): let them finish,
               // start none meanwhile, and look again.
-              await fleet.quiesce(Math.max(0, deadline - Date.now()));
-              w = await openWork(observerDb, observerStore);
+              const q = await fleet.quiesce(Math.max(0, deadline - Date.now()), () =>
+                openWork(observerDb, observerStore),
+              );
+              w = q.seen;
+              inFlight = q.inFlight;
             }
-            lastCheck = { ...w, inFlight: fleet.inFlight(), runs: fleet.describeInFlight() };
-            quiet = nothingOpen(w) && fleet.inFlight() === 0 ? quiet + 1 : 0;
+            lastCheck = { ...w, inFlight, runs: fleet.describeInFlight() };
+            quiet = nothingOpen(w) && inFlight === 0 ? quiet + 1 : 0;
             if (quiet === 1 && !phases.some(([k]) => k === "first quiet check"))
               phases.push(["first quiet check", Date.now() - started]);
           }
