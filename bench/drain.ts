@@ -132,6 +132,9 @@ async function ceiling(dbUrl: string, size: number): Promise<number> {
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
+/** A fixed claim size (adaptive claims off). */
+const fixedSize = (size: number) => ({ CONSUMER_BATCH_SIZE: String(size), CONSUMER_BATCH_ADAPTIVE: "false" });
+
 /** The worker env of one drain run: the bench's stand-ins, its own key prefix, no run limits. */
 function benchEnv(infra: BenchInfra) {
   return (prefix: string, extra: Record<string, string> = {}): Env => ({
@@ -163,7 +166,7 @@ async function main() {
   try {
     // --- drain throughput per batch size ------------------------------------------------
     for (const size of args["skip-redis"] ? [] : SIZES) {
-      const env = envFor(`${prefixBase}:b${size}`, { CONSUMER_BATCH_SIZE: String(size) });
+      const env = envFor(`${prefixBase}:b${size}`, fixedSize(size));
       const cfg = loadConfig(env);
       const db = openDb(cfg, dbUrl);
       let pgQueries = 0;
@@ -277,7 +280,7 @@ async function main() {
             const drop = parts.filter((x) => x.startsWith("-")).map((x) => x.slice(1));
             const ff = parts.find((x) => x.startsWith("ff="));
             const r = await drainPostgres({
-              env: envFor(`${prefixBase}:pg${size}`, { CONSUMER_BATCH_SIZE: String(size) }),
+              env: envFor(`${prefixBase}:pg${size}`, fixedSize(size)),
               events: Array.from({ length: N }, (_, i) => event(i)),
               consumers: CONSUMERS,
               triggers: noop,
@@ -350,7 +353,7 @@ async function latency(
   triggers: TriggerRegistry,
   extra: Record<string, string> = {},
 ): Promise<string> {
-  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", CONSUMER_BATCH_SIZE: "500", ...extra });
+  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", ...fixedSize(500), ...extra });
   const db = openDb(cfg, dbUrl);
   const redis = openRedis(cfg);
   const store = new RedisStreamStore(redis, cfg, db.db);
@@ -452,7 +455,7 @@ async function adaptiveBench(): Promise<void> {
   const envFor = benchEnv(infra);
   const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
   const variants = [
-    ...SIZES.map((size) => ({ name: `fixed ${size}`, env: { CONSUMER_BATCH_SIZE: String(size) } })),
+    ...SIZES.map((size) => ({ name: `fixed ${size}`, env: fixedSize(size) })),
     { name: `adaptive ${most}`, env: { CONSUMER_BATCH_SIZE: String(most), CONSUMER_BATCH_ADAPTIVE: "true" } },
   ];
   const rates = new Map<string, number[]>(variants.map((v) => [v.name, []]));

@@ -40,6 +40,41 @@ describe("adaptive claim size", () => {
     expect(s.next(0)).toBe(1000);
   });
 
+  it("starts at an eighth of the backlog the lanes reported, doubling while batches are quick", () => {
+    const s = new ClaimSize(cfg(), 0);
+    s.backlog(1200);
+    s.backlog(800);
+    expect(s.next(0)).toBe(250);
+    s.observe(250, 100);
+    expect(s.next(0)).toBe(500);
+    s.observe(500, 100);
+    expect(s.next(0)).toBe(1000);
+    s.observe(1000, 100);
+    expect(s.next(0)).toBe(1000);
+    s.backlog(100_000); // ignored once a batch was handled
+    s.observe(1000, 4000);
+    expect(s.next(0)).toBe(500);
+    s.observe(500, 100); // after a slow batch: additive again
+    expect(s.next(0)).toBe(595);
+  });
+
+  it("a backlog of eight full batches or more, or one a lane cannot tell: the most from the first claim", () => {
+    const big = new ClaimSize(cfg(), 0);
+    big.backlog(8000);
+    expect(big.next(0)).toBe(1000);
+    const unknown = new ClaimSize(cfg(), 0);
+    unknown.backlog(10);
+    unknown.backlog(undefined);
+    unknown.backlog(10);
+    expect(unknown.next(0)).toBe(1000);
+    const empty = new ClaimSize(cfg(), 0);
+    empty.backlog(0);
+    expect(empty.next(0)).toBe(50);
+    const off = new ClaimSize(cfg({ CONSUMER_BATCH_ADAPTIVE: false }), 0);
+    off.backlog(10);
+    expect(off.next(0)).toBe(1000);
+  });
+
   it("never claims more than the time left can handle at the measured rate, nor less than the floor", () => {
     const s = new ClaimSize(cfg(), 0);
     s.observe(1000, 500); // 0.5 ms per event

@@ -561,6 +561,30 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(c.wake).toBe(false);
   });
 
+  it("a reclaim asked for the backlog reports the fresh events waiting in its lane", async () => {
+    const h = await harness(backend);
+    const [lane] = h.store.lanes();
+    const reclaim = () =>
+      h.store.claim({ lane: lane!, consumer: "c-1", max: 10, mode: "reclaim", reclaimIdleMs: 60_000, backlogUpTo: 100 });
+    await h.store.publish(Array.from({ length: 30 }, () => event()));
+    expect((await reclaim()).backlog).toBe(30);
+    await h.store.claim({ lane: lane!, consumer: "c-1", max: 10, mode: "new", reclaimIdleMs: 60_000 });
+    expect((await reclaim()).backlog).toBe(20);
+  });
+
+  it("consumer end to end, adaptive claims: a small backlog in small batches that double, a large one at full size", async () => {
+    const adaptive = { CONSUMER_BATCH_ADAPTIVE: "true", CONSUMER_BATCH_SIZE: "50", CONSUMER_BATCH_MIN: "5" };
+    const small = await harness(backend, adaptive);
+    await small.store.publish(Array.from({ length: 80 }, () => event()));
+    // An eighth of 80 first, the next claim made while that batch runs, then doubling:
+    // 10, 10, 20, 40 (fixed 50: 2 batches).
+    expect(await small.run()).toMatchObject({ claimed: 80, completed: 80, batches: 4 });
+
+    const large = await harness(backend, adaptive);
+    await large.store.publish(Array.from({ length: 400 }, () => event()));
+    expect(await large.run()).toMatchObject({ claimed: 400, completed: 400, batches: 8 });
+  });
+
   it("consumer end to end: a failing handler retries with backoff on the injected clock, then the DLQ at EVENT_MAX_ATTEMPTS", async () => {
     const h = await harness(backend, {
       EVENT_MAX_ATTEMPTS: "3",

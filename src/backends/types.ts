@@ -64,6 +64,12 @@ export interface ClaimResult {
    * They are in `events`, ahead of the lane's, with receipts of lane null.
    */
   due?: number;
+  /**
+   * Entries of the lane never delivered yet, as of a "reclaim" claim that was asked for them
+   * (ClaimRequest.backlogUpTo; the Redis backend always reports them, as its reclaim learns
+   * them at no cost). Sizes the run's first claims (../consume/claim-size.ts).
+   */
+  backlog?: number;
 }
 
 export interface ClaimRequest {
@@ -79,6 +85,8 @@ export interface ClaimRequest {
   mode: "new" | "reclaim";
   reclaimIdleMs: number;
   cursor?: string;
+  /** Mode "reclaim": also report the lane's backlog (ClaimResult.backlog), counted up to this many. */
+  backlogUpTo?: number;
   /**
    * Also claim due events (what claimDue() takes), in the same history statement: the look
    * for due retries then costs no round trip of its own. A claim that makes no history

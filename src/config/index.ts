@@ -135,14 +135,15 @@ const schema = z.object({
    */
   WAKE_DEBOUNCE_MS: int(100).default(1000),
   /** Events claimed per XREADGROUP / claim round (with CONSUMER_BATCH_ADAPTIVE: the most). */
-  CONSUMER_BATCH_SIZE: int(1).default(500),
+  CONSUMER_BATCH_SIZE: int(1).default(1000),
   /**
-   * "true": the claim size adapts between CONSUMER_BATCH_MIN and CONSUMER_BATCH_SIZE to how
-   * long batches take and to the time left in the invocation (src/consume/claim-size.ts).
+   * "true": the claim size adapts between CONSUMER_BATCH_MIN and CONSUMER_BATCH_SIZE to the
+   * backlog a run starts with, to how long batches take and to the time left in the
+   * invocation (src/consume/claim-size.ts). "false": CONSUMER_BATCH_SIZE every claim.
    */
   CONSUMER_BATCH_ADAPTIVE: z
     .enum(["true", "false"])
-    .default("false")
+    .default("true")
     .transform((v) => v === "true"),
   /** The smallest adaptive claim. */
   CONSUMER_BATCH_MIN: int(1).default(50),

@@ -165,6 +165,7 @@ export class Claims {
   private async claimLane(l: LaneState, mode: "reclaim" | "new"): Promise<ClaimResult> {
     const cfg = this.o.config;
     const max = this.size.next();
+    const backlogUpTo = mode === "reclaim" && l.cursor === "0-0" ? this.size.backlogUpTo() : undefined;
     const claim = await withSpan(
       "claim",
       { "reflex.lane": l.lane, "reflex.mode": mode, "reflex.consumer": this.o.consumer },
@@ -176,11 +177,13 @@ export class Claims {
           mode,
           reclaimIdleMs: cfg.VISIBILITY_TIMEOUT_MS,
           cursor: l.cursor,
+          ...(backlogUpTo ? { backlogUpTo } : {}),
           failpoints: this.o.failpoints,
           ...(this.o.skipDue ? {} : { due: this.dueQuery() }),
         }),
     );
     if (claim.due !== undefined) this.lookedAtDue(claim.due);
+    if (backlogUpTo) this.size.backlog(claim.backlog);
     if (mode === "reclaim") {
       l.cursor = claim.cursor ?? "0-0";
       if (l.cursor === "0-0") l.mode = "new";

@@ -216,6 +216,16 @@ export async function claimFresh(
   };
 }
 
+/** Fresh events waiting in a lane, counted up to `upTo` (a range of the lane's partial index). */
+export async function freshBacklog(db: Db, lane: string | null, upTo: number): Promise<number> {
+  const r = await db.execute<{ n: number }>(sql`
+    SELECT count(*)::int AS n FROM (
+      SELECT 1 FROM ${events}
+       WHERE ${events.status} = 'pending' AND ${events.nextRetryAt} IS NULL AND ${laneIs(lane)}
+       LIMIT ${upTo}::int) AS waiting`);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
 /** The lane condition; the two forms match the two partial indexes of fresh events. */
 function laneIs(lane: string | null): SQL {
   return lane === null ? sql`${events.lane} IS NULL` : sql`${events.lane} = ${lane}`;

@@ -42,7 +42,7 @@ import type {
   SettleResult,
 } from "../types";
 import { insertGuarded } from "./guarded";
-import { claimFresh, insertOnce, insertPending, queueStats } from "./queue";
+import { claimFresh, freshBacklog, insertOnce, insertPending, queueStats } from "./queue";
 
 /** The live lane of the Postgres backend: published events (column `lane` NULL). */
 export const PG_LANE = "pg:events";
@@ -108,8 +108,13 @@ export class PostgresEventStore implements EventStore {
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
     const lane = laneColumn(req.lane);
-    // Expired claims are claimDue()'s job here; say "nothing to reclaim" without a round trip.
-    if (req.mode === "reclaim") return { events: [], skipped: [], read: 0, cursor: "0-0" };
+    // Expired claims are claimDue()'s job here: "nothing to reclaim", with no round trip
+    // unless the backlog was asked for.
+    if (req.mode === "reclaim") {
+      const upTo = req.backlogUpTo;
+      const backlog = upTo ? await this.withDb((db) => freshBacklog(db, lane, upTo)) : undefined;
+      return { events: [], skipped: [], read: 0, cursor: "0-0", ...(backlog !== undefined ? { backlog } : {}) };
+    }
     // The lease is on the system clock, as ClaimRequest carries no consumer clock; claimDue()
     // compares it with the consumer's (equal to the system clock outside tests).
     const r = await this.withDb((db) =>

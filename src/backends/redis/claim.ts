@@ -37,7 +37,7 @@ export class StreamClaimer {
    * in one read. The group is created on first use.
    */
   async claim(db: Db, req: ClaimRequest): Promise<ClaimResult> {
-    const { entries, cursor, deliveries } = await this.group.using(req.lane, () => this.read(req));
+    const { entries, cursor, deliveries, backlog } = await this.group.using(req.lane, () => this.read(req));
     if (entries.length) req.failpoints?.hit("after-claim-before-persist");
 
     const skipped: Receipt[] = [];
@@ -99,10 +99,13 @@ export class StreamClaimer {
       read: entries.length,
       ...(cursor !== undefined ? { cursor } : {}),
       ...(due ? { due: claimedDue.length } : {}),
+      ...(backlog !== undefined ? { backlog } : {}),
     };
   }
 
-  private async read(req: ClaimRequest): Promise<{ entries: StreamEntry[]; cursor?: string; deliveries?: number[] }> {
+  private async read(
+    req: ClaimRequest,
+  ): Promise<{ entries: StreamEntry[]; cursor?: string; deliveries?: number[]; backlog?: number }> {
     const group = this.group.name;
     if (req.mode === "reclaim") {
       // Entries trimmed away while pending are dropped from the pending list by Redis itself
@@ -116,7 +119,12 @@ export class StreamClaimer {
         cursor: req.cursor ?? "0-0",
         count: req.max,
       });
-      return { entries: r.entries, cursor: r.cursor, deliveries: r.deliveries };
+      return {
+        entries: r.entries,
+        cursor: r.cursor,
+        deliveries: r.deliveries,
+        ...(r.lag !== undefined ? { backlog: r.lag } : {}),
+      };
     }
     // XREADGROUP, with the acknowledgements owed (see ./acks.ts) in the same script. A new
     // entry's first delivery: deliveries 1.

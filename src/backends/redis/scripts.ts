@@ -78,7 +78,7 @@ export interface RedisScripts {
     minIdleMs: number;
     cursor: string;
     count: number;
-  }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[] }>;
+  }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[]; lag: number | undefined }>;
   /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields if `withFields`. */
   inFlight(lanes: string[], group: string, perLane: number, withFields: boolean): Promise<PendingEntry[]>;
   /** Sends `acks` (entry ids by lane), then XREADGROUP ... > on `lane`: one command. */
@@ -134,7 +134,7 @@ export function redisScripts(redis: Redis): RedisScripts {
 
 function bind(redis: Redis): RedisScripts {
   const read = script<Array<[string, StreamEntry[]]> | null>(redis, ackThenRead);
-  const take = script<[string, StreamEntry[], Array<number | string>]>(redis, reclaim);
+  const take = script<[string, StreamEntry[], Array<number | string>, number | string]>(redis, reclaim);
   const pel = script<unknown[] | null>(redis, inFlight);
   const once = script<unknown[]>(redis, publishOnce);
   const guarded = script<unknown[]>(redis, publishGuarded);
@@ -156,11 +156,16 @@ function bind(redis: Redis): RedisScripts {
       return reply?.[0]?.[1] ?? [];
     },
     async reclaim(r) {
-      const [cursor, entries, counts] = await take.exec(
+      const [cursor, entries, counts, lag] = await take.exec(
         [r.lane],
         [r.group, r.consumer, String(r.minIdleMs), r.cursor, String(r.count)],
       );
-      return { cursor: String(cursor), entries: entries ?? [], deliveries: (counts ?? []).map(Number) };
+      return {
+        cursor: String(cursor),
+        entries: entries ?? [],
+        deliveries: (counts ?? []).map(Number),
+        lag: Number(lag) >= 0 ? Number(lag) : undefined,
+      };
     },
     async inFlight(lanes, group, perLane, withFields) {
       if (lanes.length === 0) return [];

@@ -6,8 +6,10 @@
 -- ARGV[3]  minimum idle time, ms
 -- ARGV[4]  cursor (start id)
 -- ARGV[5]  how many entries at most
--- Reply: {next cursor, {{entry id, {field, value, ...}}, ...}, {delivery count, ...}}, the
--- counts in the order of the entries. Entries trimmed away while pending are not in the list.
+-- Reply: {next cursor, {{entry id, {field, value, ...}}, ...}, {delivery count, ...}, lag},
+-- the counts in the order of the entries, lag the entries never delivered to the group (-1
+-- when Redis cannot tell: entries deleted mid-stream). Entries trimmed away while pending are
+-- not in the list.
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local entries, counts = {}, {}
 local claimed = r[2]
@@ -18,4 +20,10 @@ for _, e in ipairs(claimed) do
     counts[#counts + 1] = (p[1] and p[1][4]) or 1
   end
 end
-return {r[1], entries, counts}
+local lag = -1
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] and type(f['lag']) == 'number' then lag = f['lag'] end
+end
+return {r[1], entries, counts, lag}
