@@ -565,7 +565,14 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     const h = await harness(backend);
     const [lane] = h.store.lanes();
     const reclaim = () =>
-      h.store.claim({ lane: lane!, consumer: "c-1", max: 10, mode: "reclaim", reclaimIdleMs: 60_000, backlogUpTo: 100 });
+      h.store.claim({
+        lane: lane!,
+        consumer: "c-1",
+        max: 10,
+        mode: "reclaim",
+        reclaimIdleMs: 60_000,
+        backlogUpTo: 100,
+      });
     await h.store.publish(Array.from({ length: 30 }, () => event()));
     expect((await reclaim()).backlog).toBe(30);
     await h.store.claim({ lane: lane!, consumer: "c-1", max: 10, mode: "new", reclaimIdleMs: 60_000 });
