@@ -144,6 +144,36 @@ export class Fleet {
     }
   }
 
+  /**
+   * Looks every half second until two looks in a row find `quiet` true with no run in flight,
+   * or `deadline` (Date.now()) passes. A look that finds it quiet is taken again through
+   * quiesce() (at most `quiesceMs`), as runs under way may still add work. `onLook` sees every
+   * look with the runs in flight when it was taken. Answers whether it drained.
+   */
+  async drain<T>(o: {
+    deadline: number;
+    look: () => Promise<T>;
+    quiet: (seen: T) => boolean;
+    quiesceMs?: number;
+    onLook?: (seen: T, inFlight: number, quietLooks: number) => void | Promise<void>;
+  }): Promise<boolean> {
+    let quietLooks = 0;
+    while (Date.now() < o.deadline && quietLooks < 2) {
+      await sleep(500);
+      let seen: T = await o.look();
+      let inFlight = this.inFlight();
+      if (o.quiet(seen)) {
+        const left = Math.max(0, o.deadline - Date.now());
+        const q = await this.quiesce(Math.min(o.quiesceMs ?? left, left), o.look);
+        seen = q.seen;
+        inFlight = q.inFlight;
+      }
+      quietLooks = o.quiet(seen) && inFlight === 0 ? quietLooks + 1 : 0;
+      await o.onLook?.(seen, inFlight, quietLooks);
+    }
+    return quietLooks >= 2;
+  }
+
   /** Runs in progress right now. */
   inFlight(): number {
     return this.activeRecords.size;

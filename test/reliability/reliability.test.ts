@@ -204,29 +204,16 @@ for (const B of BACKENDS)
           phases.push(["drain faults", Date.now() - started]);
 
           // Drain until nothing is open, twice in a row (a run in flight may still add work).
-          const deadline = Date.now() + P.drainTimeoutMs;
-          let quiet = 0;
-          const nothingOpen = (w: Awaited<ReturnType<typeof openWork>>) =>
-            w.open === 0 && w.pending === 0 && w.lag === 0;
-          while (Date.now() < deadline && quiet < 2) {
-            await sleep(500);
-            let w = await openWork(observerDb, observerStore);
-            let inFlight = fleet.inFlight();
-            if (nothingOpen(w)) {
-              // Runs under way may still add work (derived events, retries): let them finish,
-              // start none meanwhile, and look again.
-              const q = await fleet.quiesce(Math.max(0, deadline - Date.now()), () =>
-                openWork(observerDb, observerStore),
-              );
-              w = q.seen;
-              inFlight = q.inFlight;
-            }
-            lastCheck = { ...w, inFlight, runs: fleet.describeInFlight() };
-            quiet = nothingOpen(w) && inFlight === 0 ? quiet + 1 : 0;
-            if (quiet === 1 && !phases.some(([k]) => k === "first quiet check"))
-              phases.push(["first quiet check", Date.now() - started]);
-          }
-          drained = quiet >= 2;
+          drained = await fleet.drain({
+            deadline: Date.now() + P.drainTimeoutMs,
+            look: () => openWork(observerDb, observerStore),
+            quiet: (w) => w.open === 0 && w.pending === 0 && w.lag === 0,
+            onLook: (w, inFlight, quietLooks) => {
+              lastCheck = { ...w, inFlight, runs: fleet.describeInFlight() };
+              if (quietLooks === 1 && !phases.some(([k]) => k === "first quiet check"))
+                phases.push(["first quiet check", Date.now() - started]);
+            },
+          });
           const hung = await fleet.stop();
           phases.push(["drained", Date.now() - started]);
           expect(hung, "consumer runs still in flight two minutes after the fleet stopped").toEqual([]);
