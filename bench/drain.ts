@@ -10,7 +10,8 @@
  * database and a unique Redis prefix, all removed at the end. Prints, per batch size:
  * events/s, Redis commands per event - both as sent by the client (what Upstash bills; a
  * script is one command) and as executed by the server (INFO commandstats; commands inside
- * scripts included) - and Postgres round trips per batch. Then BullMQ processing the same
+ * scripts included) - Postgres round trips per batch, and where the machine's CPU went
+ * (bench/cpu.ts: this process, the stand-ins, Postgres, Redis). Then BullMQ processing the same
  * number of no-op jobs on the same Redis (ioredis, unique queue, obliterated after), as the
  * baseline ratio. Then publish-to-completed latency with the queue nudge and no cron: events
  * published at a steady rate through ingest's wake-up gate (src/ingest/wake.ts) into a
@@ -43,6 +44,7 @@ import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
+import { cpuSample, formatCpu } from "./cpu";
 import { type BenchInfra, benchInfra } from "./infra";
 import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
 
@@ -186,6 +188,7 @@ async function main() {
       const c0 = clientCommands;
       const s0 = await serverCommands(ioredis);
       pgQueries = 0;
+      const cpu0 = cpuSample();
       const t0 = performance.now();
       const reports = await Promise.all(
         Array.from({ length: CONSUMERS }, () =>
@@ -200,6 +203,7 @@ async function main() {
         ),
       );
       const secs = (performance.now() - t0) / 1000;
+      const cpu = formatCpu("  events,", cpu0, cpuSample(), N);
       const roundTrips = pgQueries; // before the check below adds its own
       const s1 = await serverCommands(ioredis);
       const sent = clientCommands - c0;
@@ -214,7 +218,8 @@ async function main() {
         `batch ${String(size).padStart(5)}: ${fmt(rate).padStart(7)} events/s | Redis cmds/event: ${fmt(sent / N, 4)} sent, ` +
           `${fmt((s1 - s0) / N, 4)} executed | Postgres round trips/batch: ${fmt(roundTrips / batches, 2)} (${batches} batches)`,
       );
-      console.log(results[results.length - 1]);
+      if (cpu) results.push(cpu);
+      console.log(results.slice(cpu ? -2 : -1).join("\n"));
       await db.close();
       const writes = await writeFigures(w0, await snapshot(dbUrl), N);
       const top = await ceiling(dbUrl, size);
@@ -236,6 +241,7 @@ async function main() {
       }
       const b0 = await serverCommands(ioredis);
       let done = 0;
+      const cpu0 = cpuSample();
       const t0 = performance.now();
       const finished = new Promise<void>((resolve) => {
         const worker = new Worker(qname, async () => {}, {
@@ -250,6 +256,7 @@ async function main() {
       });
       await finished;
       const bsecs = (performance.now() - t0) / 1000;
+      const cpu = formatCpu("  jobs,", cpu0, cpuSample(), N);
       const b1 = await serverCommands(ioredis);
       const brate = N / bsecs;
       await queue.obliterate({ force: true });
@@ -257,8 +264,9 @@ async function main() {
       results.push(
         `BullMQ (concurrency ${args["bullmq-concurrency"]}): ${fmt(brate)} jobs/s | Redis cmds/job executed: ${fmt((b1 - b0) / N, 2)}`,
       );
+      if (cpu) results.push(cpu);
       results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
-      console.log(results.slice(-2).join("\n"));
+      console.log(results.slice(cpu ? -3 : -2).join("\n"));
     }
 
     // --- EVENT_BACKEND=postgres, and pg-boss as the Postgres-queue baseline ----------------
