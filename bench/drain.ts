@@ -43,8 +43,8 @@ import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 import { cpuSample, formatCpu } from "./cpu";
+import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 import { type BenchInfra, benchInfra } from "./infra";
 import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
 
