@@ -20,6 +20,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import type { TriggerRegistry } from "../src/triggers/registry";
+import { cpuSample, formatCpu } from "./cpu";
 import { snapshot, type WriteFigures, writeFigures } from "./pg-writes";
 
 export interface PgDrainResult {
@@ -32,6 +33,8 @@ export interface PgDrainResult {
   /** events-table writes per event: publishing, and the drain (claims and settles). */
   publishWrites: WriteFigures;
   drainWrites: WriteFigures;
+  /** Where the machine's CPU went over the drain (bench/cpu.ts), or null off Linux. */
+  cpu: string | null;
 }
 
 /** Drains N pre-published events with `consumers` concurrent consumer runs on Postgres alone. */
@@ -79,6 +82,7 @@ export async function drainPostgres(o: {
     const s1v = await snapshot(cfg.DATABASE_URL);
 
     trips = 0;
+    const cpu0 = cpuSample();
     const t0 = performance.now();
     const reports = await Promise.all(
       lockDbs.map(async (l) => {
@@ -98,6 +102,7 @@ export async function drainPostgres(o: {
       }),
     );
     const secs = (performance.now() - t0) / 1000;
+    const cpu = formatCpu("  events,", cpu0, cpuSample(), o.events.length);
     const storeTrips = trips; // before the check below adds its own
     const r = await db.db.execute<{ n: number }>("select count(*)::int as n from events where status = 'completed'");
     if (Number(r.rows[0]?.n) !== o.events.length)
@@ -119,6 +124,7 @@ export async function drainPostgres(o: {
       lockTripsPerBatch: lockCalls / batches,
       publishWrites: await writeFigures(s0, s1, o.events.length),
       drainWrites: await writeFigures(s1v, s2, o.events.length),
+      cpu,
     };
   } finally {
     if (!closed) {
@@ -139,7 +145,7 @@ export async function pgBossBaseline(o: {
   batchSize: number;
   workers: number;
   data: (i: number) => object;
-}): Promise<{ rate: number }> {
+}): Promise<{ rate: number; cpu: string | null }> {
   const schema = `pgboss_${randomBytes(3).toString("hex")}`;
   const boss = new PgBoss({
     connectionString: o.connectionString,
@@ -160,6 +166,7 @@ export async function pgBossBaseline(o: {
   let done = 0;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
+  const cpu0 = cpuSample();
   const t0 = performance.now();
   for (let w = 0; w < o.workers; w++) {
     await boss.work(queue, { batchSize: o.batchSize, pollingIntervalSeconds: 0.5 }, async (jobs) => {
@@ -176,7 +183,8 @@ export async function pgBossBaseline(o: {
     await new Promise((r) => setTimeout(r, 10));
   }
   const secs = (performance.now() - t0) / 1000;
+  const cpu = formatCpu("  jobs,", cpu0, cpuSample(), o.n);
   await boss.offWork(queue);
   await boss.stop({ graceful: false, wait: true });
-  return { rate: o.n / secs };
+  return { rate: o.n / secs, cpu };
 }

@@ -306,11 +306,12 @@ async function main() {
             );
             const top = await ceiling(dbUrl, size);
             results.push(
+              ...(r.cpu ? [r.cpu] : []),
               formatFigures(`  publish writes`, r.publishWrites),
               formatFigures(`  drain writes`, r.drainWrites),
               `  raw ceiling (INSERT ... unnest of the same rows, batch ${size}, all indexes): ${fmt(top)} rows/s; drain = ${fmt((r.rate / top) * 100, 1)}% of it`,
             );
-            console.log(results.slice(-4).join("\n"));
+            console.log(results.slice(r.cpu ? -5 : -4).join("\n"));
           }
         }
         const pgb = await pgBossBaseline({
@@ -323,8 +324,9 @@ async function main() {
         pgbRates.push(pgb.rate);
         results.push(
           `pg-boss (${args["pgboss-workers"]} workers, batchSize ${pgbBatch}, polling 0.5 s)${rounds > 1 ? ` (round ${round})` : ""}: ${fmt(pgb.rate)} jobs/s`,
+          ...(pgb.cpu ? [pgb.cpu] : []),
         );
-        console.log(results[results.length - 1]);
+        console.log(results.slice(pgb.cpu ? -2 : -1).join("\n"));
       }
       const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
       const pgbMedian = median(pgbRates);
