@@ -81,7 +81,7 @@ export class ClaimSize {
         : Math.max(this.min, Math.min(this.max, Math.ceil(this.waiting / START_SHARE)));
   }
 
-  /** A batch of `events` was handled (dispatch to settle) in `ms`. */
+  /** A batch of `events` was handled (its handlers run and derived events published) in `ms`. */
   observe(events: number, ms: number): void {
     if (!this.cfg.CONSUMER_BATCH_ADAPTIVE || events <= 0) return;
     const per = ms / events;

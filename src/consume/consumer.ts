@@ -11,8 +11,9 @@
  *      'processing' rows in history (Postgres backend), in a stream's pending-entries list
  *      (Redis; the history row is written at settle);
  *   2. handle it: dispatch (triggers, ./dispatch.ts) -> publish derived events -> settle
- *      (outcomes durable in Postgres, then XACK). The next claim is under way meanwhile, but
- *      batches are handled one after another, in claim order;
+ *      (outcomes durable in Postgres, then XACK). The next claim is under way meanwhile, and
+ *      the settle overlaps the next batch's dispatch (not with ordered triggers), but handlers
+ *      run one batch after another, in claim order;
  *   3. repeat until the claims stop: drained, CONSUMER_TIME_BUDGET_MS passed, or
  *      CONSUMER_MAX_BATCHES batches claimed (Workers' subrequest limit), or a batch failed;
  *   4. finish: send the acknowledgements the store still owes (a failed run too), then
@@ -148,18 +149,30 @@ class ConsumerRun {
   /**
    * Claims and handles batches until the claims stop. Pipelined: the next claim (lane read and
    * persist, or the look for due events) is under way while the current batch is dispatched
-   * and settled, so their round trips overlap instead of adding up. Handling stays one batch
-   * at a time, in claim order: a batch's handlers start only after the previous batch settled
-   * and released its scope locks, so scope exclusivity and per-scope order hold. Claims hand
-   * out only events this consumer does not already hold, so an entry repeated in the next
-   * batch is acknowledged, not handled twice.
+   * and settled, so their round trips overlap instead of adding up. Handlers run one batch at
+   * a time, in claim order: a batch's handlers start only after the previous batch's handlers
+   * are done and its scope locks released, so scope exclusivity and per-scope handling order
+   * hold. Settles run in claim order too, each after the one before; without ordered triggers
+   * a batch's settle runs while the next batch is dispatched (its outcomes are acknowledged
+   * only once durable, as ever). With ordered triggers the next batch waits for the settle,
+   * as a scope parks or moves on only once its head's outcome is durable. Claims hand out
+   * only events this consumer does not already hold, so an entry repeated in the next batch
+   * is acknowledged, not handled twice.
    */
   async drain(): Promise<void> {
     let next = this.claims.next();
+    /** The settle of the last batch handled, maybe still under way. */
+    let settling: Promise<void> = Promise.resolve();
     for (;;) {
-      const batch = await next;
-      if (!batch) return;
-      const handling = this.handle(batch);
+      let batch: ClaimResult | undefined;
+      try {
+        batch = await next;
+      } catch (e) {
+        await settling.catch(() => {}); // the batch before is still recorded
+        throw e;
+      }
+      if (!batch) return await this.endWith(settling);
+      const handling = this.handle(batch, settling);
       this.claims.handling(
         handling.then(
           (x) => x.derived,
@@ -173,19 +186,46 @@ class ConsumerRun {
       next = this.claims.next();
       // Awaited after the batch: a claim failing meanwhile is not "unhandled".
       next.catch(() => {});
+      let h: Awaited<typeof handling> | undefined;
       try {
-        await handling;
+        h = await handling;
+        // The batch before's settle, done by now as a rule: a failure ends the run here, so
+        // at most one batch was handled past it (its events are reclaimed and handled again).
+        await settling;
       } catch (e) {
-        // A failed batch ends the run, once the claim under way finished: nothing of this run
-        // is still running after it returned (the claimed events are reclaimed later).
-        await this.claims.stop();
-        throw e;
+        await Promise.allSettled([settling, h?.settled]);
+        return await this.endWith(Promise.reject(e));
       }
+      settling = h.settled;
+      settling.catch(() => {}); // awaited after the next batch's dispatch, or at the end
     }
   }
 
-  /** One batch: dispatch, publish its derived events, settle. Returns how many it derived, and woke (./ordered.ts). */
-  private async handle(claim: ClaimResult): Promise<{ derived: number; woke: number }> {
+  /**
+   * Waits for `last` (the run's last settle, or its failure). A failed batch ends the run,
+   * once the claim under way finished: nothing of this run is still running after it
+   * returned (the claimed events are reclaimed later).
+   */
+  private async endWith(last: Promise<void>): Promise<void> {
+    try {
+      await last;
+    } catch (e) {
+      await this.claims.stop();
+      throw e;
+    }
+  }
+
+  /**
+   * One batch: dispatch, publish its derived events, settle (after `previous`, the settle of
+   * the batch before). Resolves once the next batch may be dispatched: after the settle, or,
+   * without ordered triggers, once the handlers are done and the scope locks released, with
+   * the settle still under way in `settled`. Says how many events it derived, and woke
+   * (./ordered.ts).
+   */
+  private async handle(
+    claim: ClaimResult,
+    previous: Promise<void>,
+  ): Promise<{ derived: number; woke: number; settled: Promise<void> }> {
     this.report.batches++;
     this.report.claimed += claim.events.length;
     this.report.skipped += claim.skipped.length;
@@ -199,9 +239,19 @@ class ConsumerRun {
       await this.o.store.publish(r.derived);
       this.report.derived += r.derived.length;
     }
-    const woke = await this.settle(claim, r);
+    // Sized by the handlers' time: the settle overlaps the next batch (and is known, at the
+    // next claim, for every batch but the last).
     this.claims.size.observe(claim.events.length, Date.now() - began);
-    return { derived: r.derived.length, woke };
+    const settled = previous.then(() => this.settle(claim, r));
+    if (this.ordered) return { derived: r.derived.length, woke: await settled, settled: Promise.resolve() };
+    settled.catch(() => {}); // awaited by the caller, after the next batch's dispatch
+    try {
+      await r.released;
+    } catch (e) {
+      await settled.catch(() => {});
+      throw e;
+    }
+    return { derived: r.derived.length, woke: 0, settled: settled.then(() => {}) };
   }
 
   /** Runs the batch's triggers (./dispatch.ts) and decides every event's outcome. */
@@ -226,7 +276,8 @@ class ConsumerRun {
 
   /**
    * Records the outcomes (durable in Postgres, then acknowledged) while the scope locks are
-   * released: the handlers are done, and both are complete before the next batch is dispatched.
+   * released: the handlers are done. The locks are released before the next batch is
+   * dispatched (see drain()).
    */
   private async settle(claim: ClaimResult, r: DispatchResult): Promise<number> {
     const now = new Date(this.clock.now());
