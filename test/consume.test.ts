@@ -299,6 +299,34 @@ describe("consumer: crashes lose nothing and duplicate nothing", () => {
     expect([...calls.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it("a batch is recorded while the next one runs; a failed record ends the run one batch later", async () => {
+    const r = await make({ CONSUMER_BATCH_SIZE: "10", CONSUMER_BATCH_ADAPTIVE: "false" });
+    const calls = new Map<string, number>();
+    r.triggers.register({
+      name: "count",
+      filter: f.any(),
+      handler: (ctx) => void calls.set(ctx.event.id, (calls.get(ctx.event.id) ?? 0) + 1),
+    });
+    const evs = Array.from({ length: 30 }, () => event());
+    await publishAll(r.store, evs);
+    const completed = async () =>
+      (await r.rows<{ n: number }>(sql`select count(*)::int as n from events where status = 'completed'`))[0]!.n;
+    // The first batch's outcomes are durable, then its settle dies: the second batch's
+    // handlers had run meanwhile, and nothing after them was handled or recorded.
+    await expect(r.run({ failpoints: new Failpoints({ "after-persist-before-ack": 1 }) })).rejects.toBeInstanceOf(
+      CrashInjected,
+    );
+    expect(calls.size).toBe(20);
+    expect(await completed()).toBe(10);
+    await sleep(200); // nothing of the run is still running after it returned
+    expect(await completed()).toBe(10);
+
+    await sleep(1_100);
+    expect(await r.run()).toMatchObject({ completed: 20 });
+    expect(await completed()).toBe(30);
+    expect(await pendingEntries(r)).toBe(0);
+  });
+
   it("an event whose consumer keeps dying on it goes to the DLQ after EVENT_MAX_ATTEMPTS deliveries", async () => {
     const r = await make({ EVENT_MAX_ATTEMPTS: "2" });
     r.triggers.register({ name: "x", filter: f.any(), handler: () => {} });
