@@ -239,8 +239,8 @@ class ConsumerRun {
       await this.o.store.publish(r.derived);
       this.report.derived += r.derived.length;
     }
-    // Sized by the handlers' time: the settle overlaps the next batch (and is known, at the
-    // next claim, for every batch but the last).
+    // Claims are sized by the handlers' time: the part of a batch the next one waits for (its
+    // settle overlaps the next batch).
     this.claims.size.observe(claim.events.length, Date.now() - began);
     const settled = previous.then(() => this.settle(claim, r));
     if (this.ordered) return { derived: r.derived.length, woke: await settled, settled: Promise.resolve() };
