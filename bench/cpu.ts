@@ -4,7 +4,7 @@
  * workers), the stand-ins' process (local/standins-process.ts: the Upstash gateway and the
  * Neon proxy), Postgres (every `postgres` process), redis-server, and the rest of the
  * machine. A process that ends within the span loses its share; one that starts counts
- * from zero. Linux only: elsewhere sample() answers null and nothing is printed.
+ * from zero. Linux only: elsewhere cpuSample() answers null and nothing is printed.
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -32,6 +32,7 @@ function partOf(pid: number, comm: string): CpuPart {
   return "other";
 }
 
+/** The CPU time of every process now. */
 export function cpuSample(): CpuSample | null {
   let pids: number[];
   try {
@@ -69,7 +70,7 @@ export function cpuSplit(a: CpuSample, b: CpuSample): Record<CpuPart, number> {
   return out;
 }
 
-/** "CPU ms per 1,000 events: this process 80, stand-ins 40, ..., of 140 ms wall (2 cores)". */
+/** "<label> CPU ms per 1,000: this process 80, stand-ins 40, ...; all 180, wall 140" (per 1,000 `events`). */
 export function formatCpu(label: string, a: CpuSample | null, b: CpuSample | null, events: number): string | null {
   if (!a || !b) return null;
   const split = cpuSplit(a, b);
