@@ -228,6 +228,36 @@ describe.each(["redis", "postgres"] as const)("ordered scopes (%s)", (backend) =
     expect(head).toEqual({ status: "discarded", discard_reason: "poison, dropped by the operator" });
   });
 
+  it("a DLQ discard of a held head resumes its scope at once, as the scope discard does", async () => {
+    // A long sleep: the event behind the head would otherwise wait a minute for its next look.
+    const r = await make(backend, { ...SETTINGS, ORDERED_SLEEP_MS: "60000" });
+    const evs = Array.from({ length: 3 }, () => event({ type: "order.dlqdiscard", source: "q" }));
+    const handled: string[] = [];
+    r.triggers.register({
+      name: "ordered-dlq-discard",
+      ordered: true,
+      onDead: "hold",
+      filter: f.type("order.dlqdiscard"),
+      handler: async (ctx) => {
+        if (ctx.event.id === evs[0]!.id) throw new Error("bad head");
+        handled.push(ctx.event.id);
+      },
+    });
+    await publishInOrder(r, evs);
+    await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+    const dueNow = async () =>
+      (
+        await r.rows<{ due: boolean }>(sql`select next_retry_at <= now() as due from events where id = ${evs[1]!.id}`)
+      )[0]?.due;
+    expect(await dueNow()).toBe(false);
+    const res = await call(r.env, "DELETE", `/events/dlq/${evs[0]!.id}`, { body: { reason: "dropped from the DLQ" } });
+    expect(res.status).toBe(200);
+    expect(await dueNow()).toBe(true);
+    expect(await listParked(r.db.db)).toEqual([]);
+    await r.run();
+    expect(handled).toEqual([evs[1]!.id, evs[2]!.id]);
+  });
+
   it("unordered triggers are untouched: no ordered rows, no deferrals", async () => {
     const r = await make(backend, SETTINGS);
     r.triggers.register({ name: "plain", filter: f.type("order.plain"), handler: () => {} });

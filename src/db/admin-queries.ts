@@ -14,6 +14,7 @@ import { alias } from "drizzle-orm/pg-core";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
 import { historyFields, REDRIVE_LANE } from "./history";
+import { forgetOrdered } from "./ordered";
 import { type EventStatus, events } from "./schema";
 import { assign, isoMicros, type RowOf } from "./sql";
 
@@ -266,14 +267,20 @@ export async function dlqRetryAll(db: Db, f: DlqFilter, rate: number): Promise<n
   return Number(r.rows[0]?.n ?? 0);
 }
 
-/** Takes an event out of the DLQ for good; the row stays, with the reason. null when not in the DLQ. */
-export async function dlqDiscard(db: Db, id: string, reason: string): Promise<EventView | null> {
+/**
+ * Takes an event out of the DLQ for good; the row stays, with the reason. null when not in the
+ * DLQ. A held head of an ordered scope: the scope resumes with its next event at once (a
+ * second statement; if it fails, the next head runs at its next look, ORDERED_SLEEP_MS).
+ */
+export async function dlqDiscard(db: Db, id: string, reason: string, now = new Date()): Promise<EventView | null> {
   const [row] = await db
     .update(events)
     .set({ status: "discarded", discardReason: reason, nextRetryAt: null, updatedAt: sql`now()` })
     .where(and(eq(events.id, id), IN_DLQ))
     .returning(viewFields);
-  return row ? view(row) : null;
+  if (!row) return null;
+  await forgetOrdered(db, id, now);
+  return view(row);
 }
 
 /** DLQ size and its largest types, for the sweeper's alert. */

@@ -177,6 +177,22 @@ function wakeStatement(scopes: SQL, at: string, extra: SQL = sql``): SQL {
     RETURNING ${events.id}::text AS id`;
 }
 
+/**
+ * An event taken out for good (discarded, from the DLQ or as a parked head): its ordered rows
+ * go, and the next head of each of its scopes is due now instead of at its next look.
+ * Answers the woken heads.
+ */
+export async function forgetOrdered(db: Pick<Db, "execute">, eventId: string, now: Date): Promise<string[]> {
+  const r = await db.execute<{ scope: string }>(
+    sql`DELETE FROM ${orderedEvents} WHERE ${orderedEvents.eventId} = ${eventId} RETURNING ${orderedEvents.scope} AS scope`,
+  );
+  return wakeHeads(
+    db,
+    r.rows.map((x) => String(x.scope)),
+    now,
+  );
+}
+
 /** wakeStatement for the given scopes (an operator discarded a head, a test). */
 export async function wakeHeads(db: Pick<Db, "execute">, scopes: string[], now: Date): Promise<string[]> {
   if (scopes.length === 0) return [];
@@ -292,8 +308,5 @@ export async function unpark(
     RETURNING 1`);
   if (!r.rows.length) return { ok: false, reason: "running" };
   if (action === "retry") return { ok: true, eventId: head.eventId, woken: [] };
-  await db.execute(
-    sql`DELETE FROM ${orderedEvents} WHERE ${orderedEvents.scope} = ${scope} AND ${orderedEvents.eventId} = ${head.eventId}`,
-  );
-  return { ok: true, eventId: head.eventId, woken: await wakeHeads(db, [scope], now) };
+  return { ok: true, eventId: head.eventId, woken: await forgetOrdered(db, head.eventId, now) };
 }
