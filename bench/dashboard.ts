@@ -10,7 +10,8 @@
  * process of their own (./infra.ts): seeds --events history rows in one
  * statement, spread over the last --hours (default 1: the overview's per-minute scan then
  * reads every one of them, its worst case), about 1% in the DLQ across a few error groups, a tenth of them
- * derived, delivery attempts for two destinations and some finished replay jobs. Then signs
+ * derived, delivery attempts for two destinations, some finished replay jobs and 50 ordered
+ * scopes parked behind a held head in the DLQ (3 events waiting behind each). Then signs
  * in and times each page, one request at a time (wall clock at the client: the worker's
  * queries and rendering, and the local stand-ins), next to the admin API route that reads
  * the same data as JSON and to GET /health:
@@ -25,6 +26,7 @@
  *   /dashboard/dlq                 GET /events/dlq?limit=50
  *   /dashboard/replays             GET /replays
  *   /dashboard/destinations        GET /destinations
+ *   /dashboard/scopes              GET /scopes/parked
  *
  * Printed: p50 and p95 per page, the ratio of its p50 to its baseline's and to /health's,
  * and the page's size (the dashboard keeps every page under 100 KB). One machine, every
@@ -85,8 +87,19 @@ async function seed(db: pg.Client) {
      SELECT gen_random_uuid(), 'done', now() - interval '1 hour', now(), 200, 1000, 1000, 1000, now(), now()
        FROM generate_series(1, 20)`,
   );
+  // Parked scopes: a held head (a DLQ event) each, and three arrivals behind it that have no
+  // history row yet (open, so counted as waiting).
+  await db.query(
+    `WITH heads AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM events WHERE status = 'dlq' LIMIT 50)
+     INSERT INTO ordered_events (scope, event_id, arrival, hold, parked_at)
+     SELECT 'parked-' || k, id, lpad(k::text, 15, '0') || '-0000000000', true, now() - k * interval '1 minute' FROM heads
+     UNION ALL
+     SELECT 'parked-' || k, gen_random_uuid(), lpad(k::text, 15, '0') || '-' || lpad(w::text, 10, '0'), true, NULL
+       FROM heads, generate_series(1, 3) AS w`,
+  );
   await db.query("VACUUM ANALYZE events");
   await db.query("VACUUM ANALYZE delivery_attempts");
+  await db.query("VACUUM ANALYZE ordered_events");
   return Date.now() - started;
 }
 
@@ -174,6 +187,7 @@ async function main() {
       ["/dashboard/dlq", "/events/dlq?limit=50"],
       ["/dashboard/replays", "/replays"],
       ["/dashboard/destinations", "/destinations"],
+      ["/dashboard/scopes", "/scopes/parked"],
     ];
     const pad = (s: string, n: number) => s.padEnd(n);
     const num = (n: number, w = 8) => n.toFixed(1).padStart(w);
