@@ -28,7 +28,7 @@ import { type Cursor, decodeCursor, type HistoryFilter, listEvents } from "../sr
 import { type Db, openDb } from "../src/db/client";
 import { type ReplayJob, readChunk } from "../src/db/replays";
 import type { EventStatus } from "../src/db/schema";
-import { benchInfra } from "./infra";
+import { benchInfra, runMain } from "./infra";
 
 neonConfig.webSocketConstructor = ws;
 
@@ -295,11 +295,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error("bench failed:", e instanceof Error ? e.message : e);
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);

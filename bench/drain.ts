@@ -45,7 +45,7 @@ import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { cpuSample, formatCpu } from "./cpu";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
-import { type BenchInfra, benchInfra } from "./infra";
+import { type BenchInfra, benchInfra, runMain } from "./infra";
 import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
 
 // The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
@@ -152,6 +152,40 @@ function benchEnv(infra: BenchInfra) {
   });
 }
 
+/**
+ * The Redis backend as one drain run uses it: its config, pool and store, run() for one
+ * consumer run, consumers() for --consumers of them at once, and prefill() for the
+ * pre-filled stream (history emptied, --events events published).
+ */
+function redisBench(env: Env, dbUrl: string) {
+  const cfg = loadConfig(env);
+  const db = openDb(cfg, dbUrl);
+  const redis = openRedis(cfg);
+  const store = new RedisStreamStore(redis, cfg, db.db);
+  const keys = redisKeys(cfg.REDIS_PREFIX);
+  const run = (triggers: TriggerRegistry) =>
+    runConsumer({
+      store,
+      triggers,
+      config: cfg,
+      env,
+      locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
+      filterState: new RedisFilterState(redis, keys.filterState),
+    });
+  return {
+    cfg,
+    db,
+    store,
+    run,
+    consumers: (triggers: TriggerRegistry) => Promise.all(Array.from({ length: CONSUMERS }, () => run(triggers))),
+    async prefill() {
+      await db.db.execute("TRUNCATE events");
+      const evs = Array.from({ length: N }, (_, i) => event(i));
+      for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
+    },
+  };
+}
+
 async function main() {
   if (args.adaptive) return adaptiveBench();
   const infra = await benchInfra();
@@ -168,21 +202,15 @@ async function main() {
   try {
     // --- drain throughput per batch size ------------------------------------------------
     for (const size of args["skip-redis"] ? [] : SIZES) {
-      const env = envFor(`${prefixBase}:b${size}`, fixedSize(size));
-      const cfg = loadConfig(env);
-      const db = openDb(cfg, dbUrl);
+      const b = redisBench(envFor(`${prefixBase}:b${size}`, fixedSize(size)), dbUrl);
+      const { db } = b;
       let pgQueries = 0;
       const q = db.pool.query.bind(db.pool);
       (db.pool as unknown as { query: unknown }).query = (...a: unknown[]) => {
         pgQueries++;
         return (q as (...x: unknown[]) => unknown)(...a);
       };
-      const redis = openRedis(cfg);
-      const store = new RedisStreamStore(redis, cfg, db.db);
-      const keys = redisKeys(cfg.REDIS_PREFIX);
-      await db.db.execute("TRUNCATE events");
-      const evs = Array.from({ length: N }, (_, i) => event(i));
-      for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
+      await b.prefill();
 
       const w0 = await snapshot(dbUrl);
       const c0 = clientCommands;
@@ -190,18 +218,7 @@ async function main() {
       pgQueries = 0;
       const cpu0 = cpuSample();
       const t0 = performance.now();
-      const reports = await Promise.all(
-        Array.from({ length: CONSUMERS }, () =>
-          runConsumer({
-            store,
-            triggers: noop,
-            config: cfg,
-            env,
-            locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
-            filterState: new RedisFilterState(redis, keys.filterState),
-          }),
-        ),
-      );
+      const reports = await b.consumers(noop);
       const secs = (performance.now() - t0) / 1000;
       const cpu = formatCpu("  events,", cpu0, cpuSample(), N);
       const roundTrips = pgQueries; // before the check below adds its own
@@ -363,11 +380,8 @@ async function latency(
   triggers: TriggerRegistry,
   extra: Record<string, string> = {},
 ): Promise<string> {
-  const cfg = loadConfig({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", ...fixedSize(500), ...extra });
-  const db = openDb(cfg, dbUrl);
-  const redis = openRedis(cfg);
-  const store = new RedisStreamStore(redis, cfg, db.db);
-  const keys = redisKeys(cfg.REDIS_PREFIX);
+  const b = redisBench({ ...env, CONSUMER_TIME_BUDGET_MS: "20000", ...fixedSize(500), ...extra }, dbUrl);
+  const { cfg, db, store } = b;
   await db.db.execute("TRUNCATE events");
   const batchTimeoutMs = Number(args["queue-batch-timeout"]) * 1000;
   const maxBatch = 100;
@@ -383,16 +397,7 @@ async function latency(
     timer = undefined;
     waiting = 0;
     invocations++;
-    runs.push(
-      runConsumer({
-        store,
-        triggers,
-        config: cfg,
-        env,
-        locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
-        filterState: new RedisFilterState(redis, keys.filterState),
-      }),
-    );
+    runs.push(b.run(triggers));
   };
   const enqueue = () => {
     waiting++;
@@ -475,28 +480,11 @@ async function adaptiveBench(): Promise<void> {
       // Rotated each round, so that no variant always runs first (or after the same one).
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       for (const v of order) {
-        const env = envFor(`${prefixBase}:a${round}:${v.name.replace(/\s/g, "")}`, v.env);
-        const cfg = loadConfig(env);
-        const db = openDb(cfg, dbUrl);
-        const redis = openRedis(cfg);
-        const store = new RedisStreamStore(redis, cfg, db.db);
-        const keys = redisKeys(cfg.REDIS_PREFIX);
-        await db.db.execute("TRUNCATE events");
-        const evs = Array.from({ length: N }, (_, i) => event(i));
-        for (let i = 0; i < evs.length; i += 1000) await store.publish(evs.slice(i, i + 1000));
+        const b = redisBench(envFor(`${prefixBase}:a${round}:${v.name.replace(/\s/g, "")}`, v.env), dbUrl);
+        const { db } = b;
+        await b.prefill();
         const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: CONSUMERS }, () =>
-            runConsumer({
-              store,
-              triggers: noop,
-              config: cfg,
-              env,
-              locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
-              filterState: new RedisFilterState(redis, keys.filterState),
-            }),
-          ),
-        );
+        await b.consumers(noop);
         const rate = N / ((performance.now() - t0) / 1000);
         const r = await db.db.execute<{ n: number }>(
           "select count(*)::int as n from events where status = 'completed'",
@@ -538,11 +526,4 @@ async function adaptiveBench(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error("bench failed:", e instanceof Error ? e.message : e);
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -71,3 +71,15 @@ export function liveEvent(type: string, i: number): EventEnvelope {
     body: { text: "a small payload of a realistic size for a webhook-ish event", n: i },
   };
 }
+
+/** Runs a benchmark's main(): exit 0 when it ends, 1 with the error when it throws. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      console.error("bench failed:", e instanceof Error ? e.message : e);
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

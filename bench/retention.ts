@@ -37,7 +37,7 @@ import { openDb } from "../src/db/client";
 import { applyRetention } from "../src/db/retention";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { benchInfra, liveEvent, PG } from "./infra";
+import { benchInfra, liveEvent, PG, runMain } from "./infra";
 
 // The Redis backend imports its Lua scripts as .lua text: load it after local/lua-text.ts's hook.
 const { openBackend } = await import("../src/backends");
@@ -257,10 +257,4 @@ machine: ${os.cpus().length} cores shared by the load, the retention, Postgres${
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error("bench failed:", e);
-    process.exit(1);
-  },
-);
+runMain(main);

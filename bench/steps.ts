@@ -27,7 +27,7 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { flush } from "../src/obs/metrics";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { benchInfra } from "./infra";
+import { benchInfra, runMain } from "./infra";
 
 /** Loaded after local/lua-text.ts's hook is registered: the Redis backend imports .lua files as text. */
 const { openBackend } = await import("../src/backends");
@@ -166,11 +166,4 @@ async function main() {
   console.log(out.join("\n"));
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error("bench failed:", e instanceof Error ? e.message : e);
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);
