@@ -23,12 +23,13 @@ import {
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { openBackend } from "../../src/backends";
-import type { Config, Env, WakeMessage } from "../../src/config";
+import { type Config, type Env, loadConfig, type WakeMessage } from "../../src/config";
 import { runConsumer } from "../../src/consume/consumer";
 import { openDb } from "../../src/db/client";
 import { CrashInjected, type Failpoint, Failpoints } from "../../src/failpoints";
 import worker from "../../src/index";
-import type { TriggerRegistry } from "../../src/triggers/registry";
+import { defaultTriggers, TriggerRegistry, type TriggerSpec } from "../../src/triggers/registry";
+import { freshEnv } from "../support/env";
 
 export const FAILPOINTS: Failpoint[] = [
   "after-claim-before-persist",
@@ -83,6 +84,32 @@ export class Fleet {
 
   private env!: Env;
   private cfg!: Config;
+
+  /**
+   * A fleet running `trigger` - in a registry of its own, and in defaultTriggers, which the
+   * worker's own entry points run (the caller unregisters it after) - with a cron run every
+   * 300 ms and up to 3 queue runs at once, on the worker env freshEnv(vars) with the fleet's
+   * queue bound.
+   */
+  static async start(
+    o: Pick<FleetOptions, "failpoints" | "minCrashesPerPoint"> & {
+      trigger: TriggerSpec;
+      vars: Record<string, unknown>;
+    },
+  ): Promise<{ fleet: Fleet; env: Env; cfg: Config }> {
+    defaultTriggers.register(o.trigger);
+    const fleet = new Fleet({
+      triggers: new TriggerRegistry().register(o.trigger),
+      ...(o.failpoints ? { failpoints: o.failpoints } : {}),
+      cronEveryMs: 300,
+      queueConcurrency: 3,
+      minCrashesPerPoint: o.minCrashesPerPoint,
+    });
+    const env = await freshEnv({ ...o.vars, WAKE_QUEUE: fleet.queue });
+    const cfg = loadConfig(env);
+    fleet.attach(env, cfg);
+    return { fleet, env, cfg };
+  }
 
   constructor(private readonly o: FleetOptions) {
     this.crashes = new Map((o.failpoints ?? FAILPOINTS).map((p) => [p, 0]));

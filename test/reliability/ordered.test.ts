@@ -13,14 +13,13 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, inject, it, vi } from "vitest";
 import { openBackend } from "../../src/backends";
-import { type Config, loadConfig } from "../../src/config";
+import { loadConfig } from "../../src/config";
 import { openDb } from "../../src/db/client";
 import { listParked } from "../../src/db/ordered";
 import type { EventEnvelope } from "../../src/events/envelope";
 import { filters as f } from "../../src/triggers";
-import { defaultTriggers, TriggerRegistry } from "../../src/triggers/registry";
+import { defaultTriggers } from "../../src/triggers/registry";
 import { event } from "../support/consume";
-import { freshEnv } from "../support/env";
 import { privateStandIns } from "../support/faults";
 import { FAILPOINTS, Fleet } from "./fleet";
 import { fateOf } from "./handlers";
@@ -104,18 +103,12 @@ for (const B of BACKENDS)
           successes.set(ctx.event.id, (successes.get(ctx.event.id) ?? 0) + 1);
         },
       };
-      const triggers = new TriggerRegistry().register(trigger);
-      defaultTriggers.register(trigger);
-      const fleet = new Fleet({
-        triggers,
+      const { fleet, env, cfg } = await Fleet.start({
+        trigger,
         failpoints: B.failpoints,
-        cronEveryMs: 300,
-        queueConcurrency: 3,
         minCrashesPerPoint: 3,
+        vars: { ...pair.env, ...SETTINGS, ...B.settings },
       });
-      const env = await freshEnv({ ...pair.env, ...SETTINGS, ...B.settings, WAKE_QUEUE: fleet.queue });
-      const cfg: Config = loadConfig(env);
-      fleet.attach(env, cfg);
       const db = openDb(cfg);
       const store = openBackend(cfg, db).store;
       const mute = (["log", "warn", "error", "info"] as const).map((m) =>

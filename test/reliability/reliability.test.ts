@@ -22,10 +22,9 @@
  */
 import { describe, expect, inject, it, vi } from "vitest";
 import { openBackend } from "../../src/backends";
-import { type Config, loadConfig } from "../../src/config";
+import { loadConfig } from "../../src/config";
 import { openDb } from "../../src/db/client";
-import { defaultTriggers, TriggerRegistry } from "../../src/triggers/registry";
-import { freshEnv } from "../support/env";
+import { defaultTriggers } from "../../src/triggers/registry";
 import { privateStandIns } from "../support/faults";
 import { Client, Ledger } from "./client";
 import { type Episode, Faults } from "./faults";
@@ -117,20 +116,12 @@ for (const B of BACKENDS)
       async () => {
         const pair = await privateStandIns();
         const stats = new HandlerStats();
-        const trigger = flakyTrigger(stats);
-        const triggers = new TriggerRegistry().register(trigger);
-        // The worker's own entry points run defaultTriggers: the same trigger goes there for the run.
-        defaultTriggers.register(trigger);
-        const fleet = new Fleet({
-          triggers,
+        const { fleet, env } = await Fleet.start({
+          trigger: flakyTrigger(stats),
           failpoints: B.failpoints,
-          cronEveryMs: 300,
-          queueConcurrency: 3,
           minCrashesPerPoint: 4,
+          vars: { ...pair.env, ...SETTINGS, ...B.settings },
         });
-        const env = await freshEnv({ ...pair.env, ...SETTINGS, ...B.settings, WAKE_QUEUE: fleet.queue });
-        const cfg: Config = loadConfig(env);
-        fleet.attach(env, cfg);
         // The observer reads history and streams through the shared, healthy stand-ins.
         const observerCfg = loadConfig({
           ...env,
