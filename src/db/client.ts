@@ -62,15 +62,32 @@ function newPool(url: string, max: number, timeoutMs: number, proxy: string | un
 type DbConfig = Pick<Config, "DATABASE_URL" | "DB_POOL_MAX" | "NEON_WS_PROXY"> & Partial<Pick<Config, "DB_TIMEOUT_MS">>;
 
 export function openDb(cfg: DbConfig, url = cfg.DATABASE_URL): DbHandle {
-  const pool = newPool(url, cfg.DB_POOL_MAX, cfg.DB_TIMEOUT_MS ?? 10_000, cfg.NEON_WS_PROXY);
+  const timeoutMs = cfg.DB_TIMEOUT_MS ?? 10_000;
+  const pool = newPool(url, cfg.DB_POOL_MAX, timeoutMs, cfg.NEON_WS_PROXY);
   // An idle client that loses its socket emits 'error' on the pool; the next query reconnects.
   pool.on("error", () => {});
   let closed: Promise<void> | undefined;
   return {
     db: drizzle({ client: pool, schema }),
     pool,
-    close: () => (closed ??= pool.end().catch(() => {})),
+    close: () => (closed ??= endWithin(pool, timeoutMs)),
   };
+}
+
+/**
+ * pool.end(), given up after `ms`. It waits for every client to end, and a client whose
+ * socket was cut mid-query (its query timed out) may never finish ending; the caller must
+ * not wait on it for ever. The sockets die with the isolate.
+ */
+async function endWithin(pool: Pool, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    pool.end().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /**
