@@ -11,7 +11,7 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import type { HandlerContext } from "../src/triggers/registry";
 import { call } from "./support/admin";
-import { rigsClosedAfterEach } from "./support/backend-rig";
+import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 import { drain, publishInOrder } from "./support/ordered";
 
@@ -52,6 +52,29 @@ function inversions(order: Map<string, string[]>, calls: Map<string, Array<[stri
     }
   }
   return bad;
+}
+
+/**
+ * Three events of scope `source` under an ordered trigger (on_dead "hold") whose head always
+ * fails ("bad head"), drained until the head is held in the DLQ. `handled`: the others' ids,
+ * as their handler ran.
+ */
+async function heldHead(r: BackendRig, name: string, type: string, source: string) {
+  const evs = Array.from({ length: 3 }, () => event({ type, source }));
+  const handled: string[] = [];
+  r.triggers.register({
+    name,
+    ordered: true,
+    onDead: "hold",
+    filter: f.type(type),
+    handler: async (ctx) => {
+      if (ctx.event.id === evs[0]!.id) throw new Error("bad head");
+      handled.push(ctx.event.id);
+    },
+  });
+  await publishInOrder(r, evs);
+  await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+  return { evs, handled };
 }
 
 describe.each(["redis", "postgres"] as const)("ordered scopes (%s)", (backend) => {
@@ -192,20 +215,7 @@ describe.each(["redis", "postgres"] as const)("ordered scopes (%s)", (backend) =
 
   it("an operator's discard takes the head out and the scope resumes with the next event", async () => {
     const r = await make(backend, SETTINGS);
-    const evs = Array.from({ length: 3 }, () => event({ type: "order.discard", source: "d" }));
-    const handled: string[] = [];
-    r.triggers.register({
-      name: "ordered-discard",
-      ordered: true,
-      onDead: "hold",
-      filter: f.type("order.discard"),
-      handler: async (ctx) => {
-        if (ctx.event.id === evs[0]!.id) throw new Error("bad head");
-        handled.push(ctx.event.id);
-      },
-    });
-    await publishInOrder(r, evs);
-    await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+    const { evs, handled } = await heldHead(r, "ordered-discard", "order.discard", "d");
     // The admin API shows it, and refuses a discard without a reason or of a scope not parked.
     const listed = await call(r.env, "GET", "/scopes/parked");
     expect(listed.status).toBe(200);
@@ -231,20 +241,7 @@ describe.each(["redis", "postgres"] as const)("ordered scopes (%s)", (backend) =
   it("a DLQ discard of a held head resumes its scope at once, as the scope discard does", async () => {
     // A long sleep: the event behind the head would otherwise wait a minute for its next look.
     const r = await make(backend, { ...SETTINGS, ORDERED_SLEEP_MS: "60000" });
-    const evs = Array.from({ length: 3 }, () => event({ type: "order.dlqdiscard", source: "q" }));
-    const handled: string[] = [];
-    r.triggers.register({
-      name: "ordered-dlq-discard",
-      ordered: true,
-      onDead: "hold",
-      filter: f.type("order.dlqdiscard"),
-      handler: async (ctx) => {
-        if (ctx.event.id === evs[0]!.id) throw new Error("bad head");
-        handled.push(ctx.event.id);
-      },
-    });
-    await publishInOrder(r, evs);
-    await drain(r, 1, async () => (await listParked(r.db.db)).some((p) => p.status === "dlq"));
+    const { evs, handled } = await heldHead(r, "ordered-dlq-discard", "order.dlqdiscard", "q");
     const dueNow = async () =>
       (
         await r.rows<{ due: boolean }>(sql`select next_retry_at <= now() as due from events where id = ${evs[1]!.id}`)
