@@ -183,14 +183,13 @@ function wakeStatement(scopes: SQL, at: string, extra: SQL = sql``): SQL {
  * Answers the woken heads.
  */
 export async function forgetOrdered(db: Pick<Db, "execute">, eventId: string, now: Date): Promise<string[]> {
-  const r = await db.execute<{ scope: string }>(
-    sql`DELETE FROM ${orderedEvents} WHERE ${orderedEvents.eventId} = ${eventId} RETURNING ${orderedEvents.scope} AS scope`,
-  );
-  return wakeHeads(
-    db,
-    r.rows.map((x) => String(x.scope)),
-    now,
-  );
+  // The wake's look still sees the deleted rows (one snapshot); their event is discarded, so
+  // they count as done, and the next row is the head.
+  const r = await db.execute<{ id: string }>(sql`
+    WITH gone AS (
+      DELETE FROM ${orderedEvents} WHERE ${orderedEvents.eventId} = ${eventId} RETURNING ${orderedEvents.scope} AS scope)
+    ${wakeStatement(sql`SELECT scope FROM gone`, now.toISOString())}`);
+  return r.rows.map((x) => String(x.id));
 }
 
 /** wakeStatement for the given scopes (an operator discarded a head, a test). */
