@@ -74,10 +74,13 @@ describe.each(["redis", "postgres"] as const)("redrive lane (%s)", (backend) => 
     // The replay runner's drain takes the redrive lane; a redriven event that fails again is
     // retried in the same lane, still never by a live consumer.
     const drain = () => r.run({ lanes: [r.bundle.replayLane().name], dueLane: "redrive" as const, skipDue: false });
-    expect(await drain()).toMatchObject({ completed: 299, retried: 1 });
+    // (Retries back off 10 ms here: the retried one may fall due, and be done, in the same run.)
+    const first = await drain();
+    expect(first).toMatchObject({ retried: 1 });
     r.clock.advance(500);
     expect(await r.run()).toMatchObject({ claimed: 0 });
-    expect(await drain()).toMatchObject({ completed: 1 });
+    const second = await drain();
+    expect(first.completed + second.completed).toBe(300);
     expect(await countBy(r, "shop.redriven")).toEqual({ completed: 300 });
     // Their earlier errors stay.
     const [x] = await r.rows<{ n: number }>(
