@@ -196,6 +196,12 @@ async function main() {
 
   const noop = new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
   const results: string[] = [];
+  /** Prints lines now and keeps them for the summary at the end (null: a figure not measured here). */
+  const report = (...lines: Array<string | null>) => {
+    const kept = lines.filter((l): l is string => l !== null);
+    results.push(...kept);
+    console.log(kept.join("\n"));
+  };
   let ours = 0;
   const redisRates = new Map<number, number>();
 
@@ -231,20 +237,18 @@ async function main() {
       const rate = N / secs;
       ours = Math.max(ours, rate);
       redisRates.set(size, rate);
-      results.push(
+      report(
         `batch ${String(size).padStart(5)}: ${fmt(rate).padStart(7)} events/s | Redis cmds/event: ${fmt(sent / N, 4)} sent, ` +
           `${fmt((s1 - s0) / N, 4)} executed | Postgres round trips/batch: ${fmt(roundTrips / batches, 2)} (${batches} batches)`,
+        cpu,
       );
-      if (cpu) results.push(cpu);
-      console.log(results.slice(cpu ? -2 : -1).join("\n"));
       await db.close();
       const writes = await writeFigures(w0, await snapshot(dbUrl), N);
       const top = await ceiling(dbUrl, size);
-      results.push(
+      report(
         formatFigures(`  history writes`, writes),
         `  raw ceiling (INSERT ... unnest of the same rows, batch ${size}, same indexes): ${fmt(top)} rows/s; drain = ${fmt((rate / top) * 100, 1)}% of it`,
       );
-      console.log(results.slice(-2).join("\n"));
     }
 
     // --- BullMQ baseline ------------------------------------------------------------------
@@ -278,12 +282,11 @@ async function main() {
       const brate = N / bsecs;
       await queue.obliterate({ force: true });
       await queue.close();
-      results.push(
+      report(
         `BullMQ (concurrency ${args["bullmq-concurrency"]}): ${fmt(brate)} jobs/s | Redis cmds/job executed: ${fmt((b1 - b0) / N, 2)}`,
+        cpu,
+        `ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`,
       );
-      if (cpu) results.push(cpu);
-      results.push(`ratio (best Reflex Edge / BullMQ): ${fmt(ours / brate, 2)}x`);
-      console.log(results.slice(cpu ? -3 : -2).join("\n"));
     }
 
     // --- EVENT_BACKEND=postgres, and pg-boss as the Postgres-queue baseline ----------------
@@ -315,20 +318,17 @@ async function main() {
             const key = `batch ${size}, ${variant}`;
             rates.set(key, [...(rates.get(key) ?? []), r.rate]);
             if (variant === "all") pgBest = Math.max(pgBest, r.rate);
-            results.push(
+            const top = await ceiling(dbUrl, size);
+            report(
               `postgres batch ${String(size).padStart(5)}${variant === "all" ? "" : ` [${variant}]`}${rounds > 1 ? ` (round ${round})` : ""}: ` +
                 `${fmt(r.rate).padStart(7)} events/s (redis ${fmt(redisRates.get(size) ?? NaN)}, ` +
                 `postgres/redis ${fmt(r.rate / (redisRates.get(size) ?? NaN), 2)}x) | Postgres round trips/batch: ` +
                 `${fmt(r.storeTripsPerBatch, 2)} store + ${fmt(r.lockTripsPerBatch, 2)} lock (${r.batches} batches), Redis: none`,
-            );
-            const top = await ceiling(dbUrl, size);
-            results.push(
-              ...(r.cpu ? [r.cpu] : []),
+              r.cpu,
               formatFigures(`  publish writes`, r.publishWrites),
               formatFigures(`  drain writes`, r.drainWrites),
               `  raw ceiling (INSERT ... unnest of the same rows, batch ${size}, all indexes): ${fmt(top)} rows/s; drain = ${fmt((r.rate / top) * 100, 1)}% of it`,
             );
-            console.log(results.slice(r.cpu ? -5 : -4).join("\n"));
           }
         }
         const pgb = await pgBossBaseline({
@@ -339,29 +339,26 @@ async function main() {
           data: (i) => event(i),
         });
         pgbRates.push(pgb.rate);
-        results.push(
+        report(
           `pg-boss (${args["pgboss-workers"]} workers, batchSize ${pgbBatch}, polling 0.5 s)${rounds > 1 ? ` (round ${round})` : ""}: ${fmt(pgb.rate)} jobs/s`,
-          ...(pgb.cpu ? [pgb.cpu] : []),
+          pgb.cpu,
         );
-        console.log(results.slice(pgb.cpu ? -2 : -1).join("\n"));
       }
       const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
       const pgbMedian = median(pgbRates);
-      for (const [key, xs] of rates)
-        results.push(
-          `postgres ${key}: median ${fmt(median(xs))} events/s = ${fmt(median(xs) / pgbMedian, 2)}x pg-boss (median ${fmt(pgbMedian)})`,
-        );
       const allMedians = SIZES.map((size) => median(rates.get(`batch ${size}, all`) ?? []));
-      results.push(
+      report(
+        ...[...rates].map(
+          ([key, xs]) =>
+            `postgres ${key}: median ${fmt(median(xs))} events/s = ${fmt(median(xs) / pgbMedian, 2)}x pg-boss (median ${fmt(pgbMedian)})`,
+        ),
         `ratio (postgres backend, all indexes, best batch size by median / median pg-boss): ${fmt(Math.max(...allMedians) / pgbMedian, 2)}x; ` +
           `(best postgres / best redis): ${fmt(pgBest / ours, 2)}x`,
       );
-      console.log(results.slice(-rates.size - 1).join("\n"));
     }
 
     // --- publish-to-completed latency, queue nudge only ----------------------------------
-    if (!args["skip-redis"]) results.push(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
-    if (!args["skip-redis"]) console.log(results[results.length - 1]);
+    if (!args["skip-redis"]) report(await latency(envFor(`${prefixBase}:lat`), dbUrl, noop));
   } finally {
     await infra.close();
   }
