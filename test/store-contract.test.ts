@@ -561,22 +561,23 @@ describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backen
     expect(c.wake).toBe(false);
   });
 
-  it("a reclaim asked for the backlog reports the fresh events waiting in its lane", async () => {
+  it("a reclaim asked for the backlog reports the fresh events waiting in its lane; unasked, none", async () => {
     const h = await harness(backend);
     const [lane] = h.store.lanes();
-    const reclaim = () =>
+    const reclaim = (backlogUpTo?: number) =>
       h.store.claim({
         lane: lane!,
         consumer: "c-1",
         max: 10,
         mode: "reclaim",
         reclaimIdleMs: 60_000,
-        backlogUpTo: 100,
+        ...(backlogUpTo ? { backlogUpTo } : {}),
       });
     await h.store.publish(Array.from({ length: 30 }, () => event()));
-    expect((await reclaim()).backlog).toBe(30);
+    expect((await reclaim(100)).backlog).toBe(30);
+    expect((await reclaim()).backlog).toBeUndefined();
     await h.store.claim({ lane: lane!, consumer: "c-1", max: 10, mode: "new", reclaimIdleMs: 60_000 });
-    expect((await reclaim()).backlog).toBe(20);
+    expect((await reclaim(100)).backlog).toBe(20);
   });
 
   it("consumer end to end, adaptive claims: a small backlog in small batches that double, a large one at full size", async () => {

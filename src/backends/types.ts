@@ -65,9 +65,9 @@ export interface ClaimResult {
    */
   due?: number;
   /**
-   * Entries of the lane never delivered yet, as of a "reclaim" claim that was asked for them
-   * (ClaimRequest.backlogUpTo; the Redis backend always reports them, as its reclaim learns
-   * them at no cost). Sizes the run's first claims (../consume/claim-size.ts).
+   * Entries of the lane never delivered yet, when a "reclaim" claim was asked for them
+   * (ClaimRequest.backlogUpTo) and the backend can tell. Sizes the run's first claims
+   * (../consume/claim-size.ts).
    */
   backlog?: number;
 }
@@ -85,7 +85,10 @@ export interface ClaimRequest {
   mode: "new" | "reclaim";
   reclaimIdleMs: number;
   cursor?: string;
-  /** Mode "reclaim": also report the lane's backlog (ClaimResult.backlog), counted up to this many. */
+  /**
+   * Mode "reclaim": also report the lane's backlog (ClaimResult.backlog). A backend that has
+   * to count it counts up to this many; one that knows it (Redis: the group's lag) says it.
+   */
   backlogUpTo?: number;
   /**
    * Also claim due events (what claimDue() takes), in the same history statement: the look

@@ -118,6 +118,7 @@ export class StreamClaimer {
         minIdleMs: req.reclaimIdleMs,
         cursor: req.cursor ?? "0-0",
         count: req.max,
+        withLag: req.backlogUpTo !== undefined,
       });
       return {
         entries: r.entries,

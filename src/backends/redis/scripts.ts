@@ -78,6 +78,8 @@ export interface RedisScripts {
     minIdleMs: number;
     cursor: string;
     count: number;
+    /** Also answer the group's lag (entries never delivered). */
+    withLag: boolean;
   }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[]; lag: number | undefined }>;
   /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields if `withFields`. */
   inFlight(lanes: string[], group: string, perLane: number, withFields: boolean): Promise<PendingEntry[]>;
@@ -158,7 +160,7 @@ function bind(redis: Redis): RedisScripts {
     async reclaim(r) {
       const [cursor, entries, counts, lag] = await take.exec(
         [r.lane],
-        [r.group, r.consumer, String(r.minIdleMs), r.cursor, String(r.count)],
+        [r.group, r.consumer, String(r.minIdleMs), r.cursor, String(r.count), r.withLag ? "1" : "0"],
       );
       return {
         cursor: String(cursor),

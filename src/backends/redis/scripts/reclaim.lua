@@ -6,10 +6,11 @@
 -- ARGV[3]  minimum idle time, ms
 -- ARGV[4]  cursor (start id)
 -- ARGV[5]  how many entries at most
+-- ARGV[6]  "1": also answer the group's lag
 -- Reply: {next cursor, {{entry id, {field, value, ...}}, ...}, {delivery count, ...}, lag},
 -- the counts in the order of the entries, lag the entries never delivered to the group (-1
--- when Redis cannot tell: entries deleted mid-stream). Entries trimmed away while pending are
--- not in the list.
+-- when not asked, or when Redis cannot tell: entries deleted mid-stream). Entries trimmed
+-- away while pending are not in the list.
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local entries, counts = {}, {}
 local claimed = r[2]
@@ -21,9 +22,11 @@ for _, e in ipairs(claimed) do
   end
 end
 local lag = -1
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local f = {}
-  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
-  if f['name'] == ARGV[1] and type(f['lag']) == 'number' then lag = f['lag'] end
+if ARGV[6] == '1' then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == ARGV[1] and type(f['lag']) == 'number' then lag = f['lag'] end
+  end
 end
 return {r[1], entries, counts, lag}
