@@ -162,54 +162,37 @@ class ConsumerRun {
   async drain(): Promise<void> {
     let next = this.claims.next();
     /** The settle of the last batch handled, maybe still under way. */
-    let settling: Promise<void> = Promise.resolve();
-    for (;;) {
-      let batch: ClaimResult | undefined;
-      try {
-        batch = await next;
-      } catch (e) {
-        await settling.catch(() => {}); // the batch before is still recorded
-        throw e;
-      }
-      if (!batch) return await this.endWith(settling);
-      const handling = this.handle(batch, settling);
-      this.claims.handling(
-        handling.then(
-          (x) => x.derived,
-          () => 0,
-        ),
-        handling.then(
-          (x) => x.woke,
-          () => 0,
-        ),
-      );
-      next = this.claims.next();
-      // Awaited after the batch: a claim failing meanwhile is not "unhandled".
-      next.catch(() => {});
-      let h: Awaited<typeof handling> | undefined;
-      try {
-        h = await handling;
+    let settling: Promise<unknown> = Promise.resolve();
+    try {
+      for (;;) {
+        const batch = await next;
+        if (!batch) break;
+        const handling = this.handle(batch, settling);
+        this.claims.handling(
+          handling.then(
+            (x) => x.derived,
+            () => 0,
+          ),
+          handling.then(
+            (x) => x.woke,
+            () => 0,
+          ),
+        );
+        next = this.claims.next();
+        // Awaited after the batch: a claim failing meanwhile is not "unhandled".
+        next.catch(() => {});
+        const { settled } = await handling;
         // The batch before's settle, done by now as a rule: a failure ends the run here, so
         // at most one batch was handled past it (its events are reclaimed and handled again).
         await settling;
-      } catch (e) {
-        await Promise.allSettled([settling, h?.settled]);
-        return await this.endWith(Promise.reject(e));
+        settling = settled;
       }
-      settling = h.settled;
-      settling.catch(() => {}); // awaited after the next batch's dispatch, or at the end
-    }
-  }
-
-  /**
-   * Waits for `last` (the run's last settle, or its failure). A failed batch ends the run,
-   * once the claim under way finished: nothing of this run is still running after it
-   * returned (the claimed events are reclaimed later).
-   */
-  private async endWith(last: Promise<void>): Promise<void> {
-    try {
-      await last;
+      await settling;
     } catch (e) {
+      // A failed claim or batch ends the run, once the settle and the claim under way
+      // finished: nothing of this run is still running after it returned (the claimed
+      // events are reclaimed later).
+      await settling.catch(() => {});
       await this.claims.stop();
       throw e;
     }
@@ -224,8 +207,8 @@ class ConsumerRun {
    */
   private async handle(
     claim: ClaimResult,
-    previous: Promise<void>,
-  ): Promise<{ derived: number; woke: number; settled: Promise<void> }> {
+    previous: Promise<unknown>,
+  ): Promise<{ derived: number; woke: number; settled: Promise<unknown> }> {
     this.report.batches++;
     this.report.claimed += claim.events.length;
     this.report.skipped += claim.skipped.length;
@@ -251,7 +234,7 @@ class ConsumerRun {
       await settled.catch(() => {});
       throw e;
     }
-    return { derived: r.derived.length, woke: 0, settled: settled.then(() => {}) };
+    return { derived: r.derived.length, woke: 0, settled };
   }
 
   /** Runs the batch's triggers (./dispatch.ts) and decides every event's outcome. */
