@@ -22,8 +22,12 @@ const tracer = () => trace.getTracer("reflex-edge");
  * event payloads and all), at most 300 characters: what logs and spans keep of an error.
  */
 export function errorSummary(err: unknown): string {
-  const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return msg.split(", command was:")[0]!.split("\n")[0]!.slice(0, 300);
+  const line = (e: unknown) =>
+    (e instanceof Error ? `${e.name}: ${e.message}` : String(e)).split(", command was:")[0]!.split("\n")[0]!;
+  // A driver error wrapped by Drizzle ("Failed query: <the SQL>") says what failed in its cause.
+  const cause = err instanceof Error ? (err.cause as { code?: string } | undefined) : undefined;
+  const why = cause ? ` (${line(cause)}${cause.code ? ` [${cause.code}]` : ""})` : "";
+  return `${line(err)}${why}`.slice(0, 300);
 }
 
 /** Runs `fn` in a span; an exception marks the span as an error (its summary only) and is rethrown. */

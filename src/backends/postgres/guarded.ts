@@ -4,14 +4,18 @@
  * inserts those events; when any event is a conflict, nothing is written at all.
  *
  * A key recorded by a concurrent statement after this one's snapshot is invisible to the
- * check but not to the INSERT ... ON CONFLICT, which waits for it and then sees the row: the
- * statement then calls reflex_guard_raced() (migration 0008), which raises, rolling the
- * whole statement back, and it is run once more with a snapshot that sees the key. So the
- * keys are recorded if and only if their events are, whatever runs at the same time.
+ * check but not to the INSERT ... ON CONFLICT, which waits for it and then sees the row. Its
+ * DO UPDATE applies only to an expired row, so RETURNING lists exactly the keys this
+ * statement inserted or took over: a key it meant to take and does not find there was taken
+ * by another. The statement then calls reflex_guard_raced() (migration 0008), which raises,
+ * rolling the whole statement back, and it is run once more with a snapshot that sees the
+ * key. So the keys are recorded if and only if their events are, whatever runs at the same
+ * time. (Comparing the stored expiry with this statement's would not do: two statements that
+ * start in the same microsecond share now(), and each would count the other's row as its own.)
  * Each statement also deletes a few expired rows (one more than it may add), so the table
  * stays about as big as one window's keys without a sweeper.
  */
-import { type Column, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client";
 import { events, webhookDeliveries } from "../../db/schema";
@@ -37,8 +41,8 @@ function statement(items: GuardedEvent[], windowS: number, wakeWindowMs?: number
   const t = webhookDeliveries;
   // The stored key row: joined in hit, and the conflicting row in take's ON CONFLICT.
   const w = alias(t, "w");
-  // take's update of a conflicting row: only an expired one is taken over.
-  const ifExpired = (c: Column) => sql`CASE WHEN ${w.expiresAt} <= now() THEN ${excluded(c)} ELSE ${c} END`;
+  // The guards of the events to store: every guard when no event conflicts, else none.
+  const wanted = sql`g.item NOT IN (SELECT item FROM hit) AND NOT EXISTS (SELECT 1 FROM conflict)`;
   return sql`WITH g AS (
         SELECT * FROM unnest(${col((g) => g.key)}::text[], ${col((g) => g.id)}::uuid[], ${col((g) => g.digest)}::text[],
           ${col((g) => g.onMismatch)}::text[], ${col((g) => g.item)}::int[]) AS g(key, event_id, digest, mode, item)),
@@ -50,14 +54,13 @@ function statement(items: GuardedEvent[], windowS: number, wakeWindowMs?: number
       conflict AS (SELECT 1 FROM hit WHERE NOT same LIMIT 1),
       take AS (
         INSERT INTO ${t} AS ${w} (${columnNames(t.key, t.eventId, t.digest, t.expiresAt)})
-        SELECT g.key, g.event_id, g.digest, ${until} FROM g
-         WHERE g.item NOT IN (SELECT item FROM hit) AND NOT EXISTS (SELECT 1 FROM conflict)
+        SELECT g.key, g.event_id, g.digest, ${until} FROM g WHERE ${wanted}
         ON CONFLICT (${bare(t.key)}) DO UPDATE SET ${assign(w, {
-          eventId: ifExpired(w.eventId),
-          digest: ifExpired(w.digest),
-          expiresAt: ifExpired(w.expiresAt),
-        })}
-        RETURNING ${w.key} AS key, ${w.expiresAt} = ${until} AS taken),
+          eventId: excluded(w.eventId),
+          digest: excluded(w.digest),
+          expiresAt: excluded(w.expiresAt),
+        })} WHERE ${w.expiresAt} <= now()
+        RETURNING ${w.key} AS key),
       ins AS (
         INSERT INTO ${events} (${columnNames(...publishedColumns)})
         SELECT v.id, v.type, v.source, v.ts, v.payload::jsonb, v.meta::jsonb, v.source, ${arrival}
@@ -75,7 +78,8 @@ function statement(items: GuardedEvent[], windowS: number, wakeWindowMs?: number
            ORDER BY ${t.expiresAt} LIMIT ${guards.length + 2}::int FOR UPDATE SKIP LOCKED)),
       ${wakeWindowMs ? gateCte(wakeWindowMs, stored) : sql`gate AS (SELECT NULL::timestamptz AS open_until WHERE false)`}
     SELECT EXISTS (SELECT 1 FROM conflict) AS conflict,
-           (SELECT count(*) FROM take WHERE CASE WHEN taken THEN false ELSE reflex_guard_raced(key) END)::int AS raced,
+           (SELECT count(*) FROM g WHERE ${wanted}
+               AND CASE WHEN g.key IN (SELECT key FROM take) THEN false ELSE reflex_guard_raced(g.key) END)::int AS raced,
            (SELECT coalesce(json_agg(hit), '[]'::json) FROM hit) AS hits,
            ${gateAnswer}`;
 }
