@@ -482,6 +482,12 @@ const trustCases: Case[] = [
     at: { path: "/events/1/source" },
   },
   {
+    name: "both meta.causation_id and meta.client_causation_id",
+    req: () => ev({ ...tick, meta: { causation_id: "a", client_causation_id: "b" } }),
+    status: 422,
+    at: { path: "/meta/client_causation_id" },
+  },
+  {
     name: "a trigger's declared output type (issue.triaged)",
     req: () =>
       ev({ type: "issue.triaged", source: "s", repository: "a/b", issue_number: 1, labels: ["bug"], summary: "x" }),
