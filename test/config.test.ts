@@ -28,7 +28,7 @@ describe("config", () => {
       LOCK_BACKEND: "",
     });
     expect(c.EVENT_MAX_ATTEMPTS).toBe(5);
-    expect(c.API_KEYS).toEqual(["key-a-0123456789abcdef", "key-b-0123456789abcdef"]);
+    expect(c.API_KEYS).toEqual([{ key: "key-a-0123456789abcdef" }, { key: "key-b-0123456789abcdef" }]);
     expect(c.LOCK_BACKEND).toBe("postgres");
   });
 

@@ -468,6 +468,32 @@ const trustCases: Case[] = [
     status: 422,
     at: { path: "/events/0/meta/ingress" },
   },
+  // --- names a bare API key may not claim ---
+  {
+    name: "API event under a webhook source's name",
+    req: () => ev({ ...tick, source: "gh" }),
+    status: 403,
+    at: { path: "/source" },
+  },
+  {
+    name: "webhook source's name in the second item of a batch",
+    req: () => batch({ events: [tick, { ...tick, source: "billing" }] }),
+    status: 403,
+    at: { path: "/events/1/source" },
+  },
+  {
+    name: "both meta.causation_id and meta.client_causation_id",
+    req: () => ev({ ...tick, meta: { causation_id: "a", client_causation_id: "b" } }),
+    status: 422,
+    at: { path: "/meta/client_causation_id" },
+  },
+  {
+    name: "a trigger's declared output type (issue.triaged)",
+    req: () =>
+      ev({ type: "issue.triaged", source: "s", repository: "a/b", issue_number: 1, labels: ["bug"], summary: "x" }),
+    status: 403,
+    at: { path: "/type" },
+  },
   // --- internal meta keys that decide what runs ---
   {
     name: "client-set meta.replay",

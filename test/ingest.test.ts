@@ -43,7 +43,7 @@ describe("POST /events", () => {
     });
   });
 
-  it("keeps a client UUID and timestamp (normalised to UTC), meta ids, and takes trace_id from traceparent", async () => {
+  it("keeps a client UUID and timestamp (normalised to UTC), meta ids as client claims, and takes trace_id from traceparent", async () => {
     const env = await ingestEnv();
     const id = "3F2504E0-4F89-41D3-9A0C-0305E82C3301";
     const r = await call(
@@ -67,7 +67,7 @@ describe("POST /events", () => {
     expect(ev).toMatchObject({
       id: id.toLowerCase(),
       timestamp: "2026-03-01T10:00:00.000Z",
-      meta: { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", correlation_id: "c-1", causation_id: "e-0" },
+      meta: { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", client_correlation_id: "c-1", client_causation_id: "e-0" },
       action: "started",
       details: "",
     });

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../errors";
+import { type ApiKey, parseApiKeys } from "./api-keys";
 import { type Destination, parseDestinations } from "./destinations";
 import { missingForModel, parseModelSpec } from "./models";
 
@@ -62,10 +63,11 @@ const schema = z.object({
    */
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /**
-   * Bearer keys accepted by POST /events, /events/batch and GET /ws, comma-separated, each at
-   * least 16 characters. None: those routes answer 401.
+   * Bearer keys accepted by POST /events, /events/batch and GET /ws, each at least 16
+   * characters: comma-separated, or a JSON array with each key's grants (./api-keys.ts).
+   * None: those routes answer 401.
    */
-  API_KEYS: csv.pipe(z.array(z.string().min(16, "each key must be at least 16 characters"))).default([]),
+  API_KEYS: z.string().default(""),
   /**
    * Key of the HMAC that makes derived-event ids (ctx.publish), so no client can compute one
    * in advance and claim it with an event of its own. Unset: a key derived from DATABASE_URL.
@@ -292,7 +294,9 @@ const schema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
-export type Config = Omit<z.output<typeof schema>, "DESTINATIONS"> & {
+export type Config = Omit<z.output<typeof schema>, "DESTINATIONS" | "API_KEYS"> & {
+  /** Parsed and checked (./api-keys.ts). */
+  API_KEYS: ApiKey[];
   LOCK_BACKEND: "redis" | "postgres";
   /** Parsed and checked (src/destinations/config.ts). */
   DESTINATIONS: Destination[];
@@ -380,12 +384,15 @@ export function loadConfig(env: Env): Config {
   }
   const destinations = cfg ? parseDestinations(cfg.DESTINATIONS, cfg.PUBLIC_URL) : undefined;
   if (destinations) problems.push(...destinations.problems);
+  const apiKeys = cfg ? parseApiKeys(cfg.API_KEYS) : undefined;
+  if (apiKeys) problems.push(...apiKeys.problems);
   if (problems.length || !cfg) throw new ConfigError(problems);
   const out: Config = {
     ...cfg,
     // Redis locks need Redis; a Postgres-only deployment defaults to advisory locks.
     LOCK_BACKEND: lockBackend!,
     DESTINATIONS: destinations?.list ?? [],
+    API_KEYS: apiKeys?.list ?? [],
   };
   cache.set(env, out);
   return out;

@@ -27,6 +27,16 @@ export class InvalidDerivedEvent extends Error {
   }
 }
 
+/** ctx.publish of a type its trigger did not declare (TriggerSpec.publishes): the attempt fails. */
+export class UndeclaredDerivedType extends Error {
+  constructor(trigger: string, type: string, declared: readonly string[]) {
+    super(
+      `ctx.publish: trigger "${trigger}" publishes only ${declared.map((t) => `"${t}"`).join(", ")} (publishes), not "${type}"`,
+    );
+    this.name = "UndeclaredDerivedType";
+  }
+}
+
 const enc = new TextEncoder();
 const keys = new Map<string, Promise<CryptoKey>>();
 

@@ -24,7 +24,7 @@ import { fieldAt } from "../triggers/fields";
 import type { DispatchHooks } from "../triggers/hooks";
 import type { HandlerContext, HistoryQuery, Match } from "../triggers/registry";
 import { HandlerSteps, type StepJournal } from "../triggers/steps";
-import { derivedIdKey, deriveEvent } from "./derive";
+import { derivedIdKey, deriveEvent, UndeclaredDerivedType } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
 
 export interface EventDeps {
@@ -128,6 +128,9 @@ function handlerContext(
     env: d.env,
     config: d.config,
     publish: async (input) => {
+      const declared = m.trigger.publishes;
+      if (declared.length && !declared.includes(input.type))
+        throw new UndeclaredDerivedType(m.trigger.name, String(input.type), declared);
       const e = await deriveEvent(
         c.event,
         m.trigger.name,

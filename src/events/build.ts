@@ -9,6 +9,10 @@
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
  * - `meta.ingress`: always the server's (BuildContext.ingress); reserved meta keys and
  *   ingress-only types (webhook.received) from a client are errors naming them.
+ * - `meta.causation_id` / `meta.correlation_id` from a client are kept as
+ *   `meta.client_causation_id` / `meta.client_correlation_id`: the unprefixed ones, which
+ *   chains and correlation searches follow, are set by the server only (derived events,
+ *   replay copies), so a client cannot attach its event to another one.
  * - Own keys only: the input is copied into null-prototype objects, so a "__proto__" key
  *   can never supply fields through a prototype (ingest refuses such keys anyway).
  */
@@ -44,6 +48,10 @@ const envelopeInput = z.object({
         if (isReservedMetaKey(k))
           ctx.addIssue({ code: "custom", path: [k], message: "is set by the server; clients cannot send it" });
       }
+      // Both spellings of one claim: which one holds would be arbitrary.
+      for (const k of ["causation_id", "correlation_id"] as const)
+        if (m[k] !== undefined && m[`client_${k}`] !== undefined)
+          ctx.addIssue({ code: "custom", path: [`client_${k}`], message: `send either ${k} or client_${k}, not both` });
     })
     .optional(),
 });
@@ -100,7 +108,14 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
   }
 
   const e = env.data;
-  const meta: EventMeta = { ...e.meta, trace_id: e.meta?.trace_id ?? ctx.traceId, ingress: ctx.ingress };
+  const { causation_id, correlation_id, ...rest } = e.meta ?? {};
+  const meta: EventMeta = {
+    ...rest,
+    ...(causation_id !== undefined ? { client_causation_id: causation_id } : {}),
+    ...(correlation_id !== undefined ? { client_correlation_id: correlation_id } : {}),
+    trace_id: e.meta?.trace_id ?? ctx.traceId,
+    ingress: ctx.ingress,
+  };
   const event: EventEnvelope = {
     id: e.id?.toLowerCase() ?? crypto.randomUUID(),
     type: e.type,

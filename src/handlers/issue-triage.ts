@@ -63,6 +63,8 @@ export function issueTriage(o: { name?: string; model?: AgentModel } = {}) {
       "choose one to three labels and write a one-line summary, then call the tool `triage` once. " +
       "Answer with one short sentence after the tool returns.",
     tools: { triage: triageTool },
+    // Only this agent makes issue.triaged: API keys cannot post one.
+    publishes: ["issue.triaged"],
     maxSteps: 3,
     budget: { tokens: 20_000, timeMs: 30_000 },
     // One issue at a time per repository.

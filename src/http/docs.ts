@@ -28,8 +28,11 @@ const envelopeProperties = {
     type: "object",
     properties: {
       trace_id: { type: "string", description: "From `traceparent` when absent" },
-      correlation_id: { type: "string" },
-      causation_id: { type: "string" },
+      correlation_id: { type: "string", description: "Stored as `meta.client_correlation_id` (a client's claim)" },
+      causation_id: {
+        type: "string",
+        description: "Stored as `meta.client_causation_id`: causation chains follow only what the server sets",
+      },
     },
     additionalProperties: true,
   },

@@ -7,18 +7,35 @@
  * id (a digest prefix) names the key in rate-limit keys and logs without exposing it.
  */
 import type { Config } from "../config";
+import type { ApiKey } from "../config/api-keys";
 import { HTTPProblem } from "../http/problem";
 import { constantTimeEqual, sha256, toHex } from "./crypto";
 
-const digests = new WeakMap<Config, Promise<Uint8Array[]>>();
+interface KnownKeys {
+  digests: Uint8Array[];
+  /** Key id -> the key's entry (its grants). */
+  byId: Map<string, ApiKey>;
+}
 
-function keyDigests(cfg: Config): Promise<Uint8Array[]> {
-  let d = digests.get(cfg);
+const known = new WeakMap<Config, Promise<KnownKeys>>();
+
+function knownKeys(cfg: Config): Promise<KnownKeys> {
+  let d = known.get(cfg);
   if (!d) {
-    d = Promise.all(cfg.API_KEYS.map((k) => sha256(k)));
-    digests.set(cfg, d);
+    d = Promise.all(cfg.API_KEYS.map((k) => sha256(k.key))).then((digests) => ({
+      digests,
+      byId: new Map(digests.map((x, i) => [keyId(x), cfg.API_KEYS[i]!])),
+    }));
+    known.set(cfg, d);
   }
   return d;
+}
+
+const keyId = (digest: Uint8Array) => toHex(digest.subarray(0, 8));
+
+/** The entry of API_KEYS (with its grants) that a key id from requireApiKey names. */
+export async function apiKeyOf(cfg: Config, id: string): Promise<ApiKey | undefined> {
+  return (await knownKeys(cfg)).byId.get(id);
 }
 
 function unauthorized(detail: string, message: string, error?: string): HTTPProblem {
@@ -41,10 +58,10 @@ export async function requireApiKey(headers: Headers, cfg: Config): Promise<stri
     );
   const presented = await sha256(m[1]!);
   let match = -1;
-  const known = await keyDigests(cfg);
-  for (let i = 0; i < known.length; i++) {
-    if (constantTimeEqual(presented, known[i]!) && match < 0) match = i;
+  const { digests } = await knownKeys(cfg);
+  for (let i = 0; i < digests.length; i++) {
+    if (constantTimeEqual(presented, digests[i]!) && match < 0) match = i;
   }
   if (match < 0) throw unauthorized("The API key is not valid.", "unknown API key", "invalid_token");
-  return toHex(presented.subarray(0, 8));
+  return keyId(presented);
 }

@@ -3,7 +3,8 @@
  *
  * Order of checks (each failure stores nothing): API key 401 -> Content-Type and
  * Content-Encoding 415 -> size 413 -> UTF-8 / depth / JSON 400 -> fields 422 (a batch with
- * any bad item is refused whole, every item's errors listed) -> rate limit 429 -> publish
+ * any bad item is refused whole, every item's errors listed) -> source and type within the
+ * key's grant 403 (./grants.ts, likewise whole) -> rate limit 429 -> publish
  * (503 if the store does not confirm; 409 for a client id reused with another body) -> 202,
  * or 200 "duplicate" for a client id already stored with the same body (./accept.ts).
  *
@@ -20,6 +21,7 @@ import { batchItems, buildItems, type ItemPath, publishBuilt } from "./accept";
 import { requireApiKey } from "./auth";
 import { readJson } from "./body";
 import { ingestContext, rateLimit } from "./context";
+import { authorizeEvents } from "./grants";
 import { traceIdFrom } from "./trace";
 
 const Accepted = z
@@ -40,6 +42,9 @@ const BatchDuplicate = z.object({ ids: z.array(z.uuid()), status: z.literal("dup
 const common = {
   400: problemResponse("Malformed body: not UTF-8, not JSON, or nested too deeply"),
   401: problemResponse("Missing or unknown API key"),
+  403: problemResponse(
+    "A source or type outside the API key's grant (a webhook source's name, a trigger's declared output type); nothing stored",
+  ),
   409: problemResponse(
     "A client-supplied id was used within IDEMPOTENCY_WINDOW_S for a different body; nothing stored",
   ),
@@ -114,6 +119,7 @@ export const eventsRouter = createRouter()
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
     const built = await buildItems([body], buildContext(c.req.raw.headers, keyId), one);
+    await authorizeEvents(cfg, keyId, built.events, one);
     const ctx = ingestContext(c, cfg);
     await rateLimit(ctx, { kind: "key", id: keyId, cost: 1 });
     const r = await publishBuilt(ctx, built, one);
@@ -126,6 +132,7 @@ export const eventsRouter = createRouter()
     const body = await readJson(c.req.raw, limits(cfg));
     const items = batchItems(body, cfg.MAX_BATCH_EVENTS);
     const built = await buildItems(items, buildContext(c.req.raw.headers, keyId), inBatch);
+    await authorizeEvents(cfg, keyId, built.events, inBatch);
     const ctx = ingestContext(c, cfg);
     await rateLimit(ctx, { kind: "key", id: keyId, cost: built.events.length });
     const r = await publishBuilt(ctx, built, inBatch);

@@ -26,6 +26,7 @@ import { batchItems, buildItems, type ItemPath, publishBuilt } from "./accept";
 import { requireApiKey } from "./auth";
 import { parseJsonText } from "./body";
 import { ingestContext, rateLimit } from "./context";
+import { authorizeEvents } from "./grants";
 import type { IngestContext } from "./publish";
 import { traceIdFrom } from "./trace";
 
@@ -163,6 +164,7 @@ class Connection {
         { traceId: this.traceId, now: new Date(), ingress: { kind: "ws", key: this.keyId } },
         at,
       );
+      await authorizeEvents(cfg, this.keyId, built.events, at);
       if (!this.take(built.events.length))
         return this.close(CLOSE.policy, `more than ${cfg.WS_EVENTS_PER_S} events per second`);
       this.storeFrames++;

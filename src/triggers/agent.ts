@@ -60,6 +60,8 @@ export interface AgentSpec {
    */
   scope?: string;
   priority?: number;
+  /** The event types its tools publish (TriggerSpec.publishes): refused from API keys. */
+  publishes?: string[];
 }
 
 /** What tools get as `options.experimental_context`: the handler's context and the agent. */
@@ -138,6 +140,7 @@ export function agent(spec: AgentSpec): TriggerSpec {
     name: spec.name,
     filter: spec.filter,
     priority: spec.priority ?? 0,
+    ...(spec.publishes ? { publishes: spec.publishes } : {}),
     ...(path ? { scope: (e: EventEnvelope) => fieldAt(e, path) ?? e.source } : {}),
     handler: async (ctx) => {
       const started = Date.now();

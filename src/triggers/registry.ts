@@ -93,6 +93,13 @@ export interface TriggerSpec {
    * with the next event; "hold" keeps it parked until an operator retries or discards the head.
    */
   onDead?: "skip" | "hold";
+  /**
+   * The event types its handler publishes (ctx.publish), e.g. ["issue.triaged"]. Declared
+   * types are refused from API keys (unless a key's grant names them), so an event of one is
+   * known to come from a handler; ctx.publish of a type not listed fails the attempt. Empty
+   * or absent: any type, and none reserved.
+   */
+  publishes?: string[];
 }
 
 export interface Trigger extends Required<Omit<TriggerSpec, "scope">> {
@@ -120,7 +127,10 @@ export class TriggerRegistry {
     if (!spec.name) throw new Error("trigger: name is required");
     if (this.triggers.some((t) => t.name === spec.name))
       throw new Error(`trigger "${spec.name}" is already registered`);
-    this.triggers.push({ scope: bySource, priority: 0, ordered: false, onDead: "skip", ...spec });
+    for (const t of spec.publishes ?? [])
+      if (typeof t !== "string" || t.length === 0 || t.includes("*"))
+        throw new Error(`trigger "${spec.name}": publishes lists event types by name (no wildcards)`);
+    this.triggers.push({ scope: bySource, priority: 0, ordered: false, onDead: "skip", publishes: [], ...spec });
     // Stable order: priority, then registration order (sort is stable).
     this.triggers.sort((a, b) => b.priority - a.priority);
     return this;
@@ -134,6 +144,11 @@ export class TriggerRegistry {
 
   list(): readonly Trigger[] {
     return this.triggers;
+  }
+
+  /** Every type some trigger declares it publishes (TriggerSpec.publishes). */
+  publishedTypes(): Set<string> {
+    return new Set(this.triggers.flatMap((t) => t.publishes));
   }
 
   /**
