@@ -6,14 +6,17 @@
  */
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { PostgresEventStore } from "../src/backends/postgres/store";
+import type { GuardVerdict } from "../src/backends/types";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
 import { events } from "../src/db/schema";
 import { authed, call, ingestEnv, streamLength } from "./fixtures/ingest";
 import { githubHeaders, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
+import { event } from "./support/consume";
 import type { TestEnv } from "./support/env";
 
-const DELIVERIES = 200;
+const DELIVERIES = 2000;
 const COPIES = 8;
 /**
  * Deliveries in flight at once, each with its COPIES requests. Every request opens its own
@@ -77,7 +80,9 @@ describe.each(["redis", "postgres"] as const)("concurrent redelivery, EVENT_BACK
   it(`${DELIVERIES} GitHub deliveries sent ${COPIES} times at once: one 202 and one id each`, async () => {
     const e = await env(backend);
     const run = crypto.randomUUID().slice(0, 8);
-    const bodies = Array.from({ length: DELIVERIES }, (_, n) => JSON.stringify({ action: "opened", issue: { number: n } }));
+    const bodies = Array.from({ length: DELIVERIES }, (_, n) =>
+      JSON.stringify({ action: "opened", issue: { number: n } }),
+    );
     const headers = await Promise.all(bodies.map((body, n) => githubHeaders(body, `${run}-${n}`, "issues")));
     const answers = await sendAll(WAVE[backend], async (n) => {
       const r = await call(e, hook("gh", bodies[n]!, headers[n]!));
@@ -101,4 +106,29 @@ describe.each(["redis", "postgres"] as const)("concurrent redelivery, EVENT_BACK
     answers.forEach((a, n) => expect(a[0]!.id).toBe(ids[n]));
     expect(await storedCount(e, backend)).toBe(DELIVERIES);
   });
+});
+
+describe("the Postgres guarded statement under concurrent callers", () => {
+  it(`${DELIVERIES} keys, each published by ${COPIES} statements at once: one stored each`, async () => {
+    // One pool shared by every caller, so thousands of statements race without a connection each.
+    const cfg = loadConfig(await env("postgres"));
+    const h = openDb({ ...cfg, DB_POOL_MAX: 40 });
+    try {
+      const store = new PostgresEventStore(cfg, h.db);
+      const run = crypto.randomUUID();
+      const verdicts = await sendAll(100, async (n) => {
+        const ev = event({ type: "webhook.received", source: "gh" });
+        const guards = [{ key: `race:${run}:${n}`, digest: "d", onMismatch: "duplicate" as const }];
+        const [v] = (await store.publishGuarded([{ event: ev, guards }], 60)).results as [GuardVerdict];
+        return v.status === "stored"
+          ? { status: 202, id: ev.id }
+          : { status: 200, id: "firstId" in v ? v.firstId : "" };
+      });
+      expect(splits(verdicts)).toEqual([]);
+      const stored = await h.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM ${events}`);
+      expect(stored.rows[0]!.n).toBe(DELIVERIES);
+    } finally {
+      await h.close();
+    }
+  }, 300_000);
 });
