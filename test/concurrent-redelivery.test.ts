@@ -103,7 +103,7 @@ describe.each(["redis", "postgres"] as const)("concurrent redelivery, EVENT_BACK
       return { status: r.status, id: r.json?.id };
     });
     expect(splits(answers)).toEqual([]);
-    answers.forEach((a, n) => expect(a[0]!.id).toBe(ids[n]));
+    expect(answers.map((a) => a[0]!.id)).toEqual(ids);
     expect(await storedCount(e, backend)).toBe(DELIVERIES);
   });
 });
