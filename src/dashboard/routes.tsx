@@ -539,6 +539,11 @@ export function dashboardRoutes() {
   });
   r.post("/dlq/retry-all", requireAdmin, async (c) => {
     const f = dlqForm(await field(c, "type"), await field(c, "source"));
+    // As the admin API: the whole DLQ only when the form says so, never for a post without a filter.
+    if (!f.type && !f.source && (await field(c, "all")) !== "true")
+      throw new HTTPProblem(422, "Invalid fields", "Retry-all needs a filter, or `all` to retry every DLQ event.", {
+        errors: [{ path: "/all", message: "send all=true to retry every DLQ event, or a type/source filter" }],
+      });
     const n = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, f, cfg.REDRIVE_RATE));
     return c.redirect(withFlash(dlqHref(f), "retried-all", n), 303);
   });
