@@ -45,6 +45,7 @@ import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
+import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
 import { attemptHistory } from "../ops/admin-events";
@@ -512,8 +513,13 @@ export function dashboardRoutes() {
   r.post("/login", async (c) => {
     const next = safeNext(await field(c, "next"));
     const token = (await c.req.parseBody()).token;
+    const throttled = await authThrottled(c, "dashboard");
+    if (throttled) throw throttled;
     const role = typeof token === "string" && token !== "" ? await roleOf(c.var.config, token) : null;
-    if (!role) return html(c, <LoginPage next={next} error="That token is not valid here." />, 403);
+    if (!role) {
+      if (typeof token === "string" && token !== "") await authFailed(c, "dashboard");
+      return html(c, <LoginPage next={next} error="That token is not valid here." />, 403);
+    }
     await openSession(c, role);
     return c.redirect(next, 303);
   });

@@ -154,7 +154,7 @@ export function adminEventRoutes() {
       middleware: [adminAuth] as const,
       summary: "Retry the DLQ events matching type/source, or every one with `all: true`",
       description:
-        "The body names what is retried: a `type`/`source` filter, or `{\"all\": true}` for every DLQ event. " +
+        'The body names what is retried: a `type`/`source` filter, or `{"all": true}` for every DLQ event. ' +
         "Redriven events are spread at REDRIVE_RATE per second (oldest first), then claimed by the consumers.",
       request: { body: { required: true, content: { "application/json": { schema: RetryAllBody } } } },
       responses: {

@@ -502,7 +502,9 @@ describe("dashboard pages", () => {
     const { env, db } = await setup({
       REPLAY_MAX_RATE: "1000",
       // A replay's target must be a trigger or destination of the deployment.
-      DESTINATIONS: JSON.stringify([{ name: "mailer", url: "https://mailer.example/hook", filter: { types: ["never.*"] } }]),
+      DESTINATIONS: JSON.stringify([
+        { name: "mailer", url: "https://mailer.example/hook", filter: { types: ["never.*"] } },
+      ]),
     });
     const c = await signedIn(env);
     const backwards = await c.act("/dashboard/replays", {
