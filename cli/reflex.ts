@@ -111,7 +111,9 @@ export function buildProgram(): Command {
     .option("--type <type>", "only this event type")
     .option("--source <source>", "only this source")
     .action(async (o) => {
-      const body = { ...(o.type ? { type: o.type } : {}), ...(o.source ? { source: o.source } : {}) };
+      const filter = { ...(o.type ? { type: o.type } : {}), ...(o.source ? { source: o.source } : {}) };
+      // Without a filter the API retries the whole DLQ only when told so.
+      const body = Object.keys(filter).length ? filter : { all: true };
       const r = await api().call<{ count: number }>("POST", "/events/dlq/retry", body);
       out(json(), r, () => `${r.count} event(s) queued for retry`);
     });

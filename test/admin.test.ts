@@ -185,8 +185,8 @@ describe("DLQ lifecycle", () => {
     for (const id of b) expect(s.get(id)).toBe("dlq");
 
     expect((await call(r.env, "POST", "/events/dlq/retry", { body: { bogus: 1 } })).status).toBe(422);
-    // No body at all: everything left.
-    expect((await call(r.env, "POST", "/events/dlq/retry")).body).toEqual({ count: 4 });
+    // `all: true`: everything left.
+    expect((await call(r.env, "POST", "/events/dlq/retry", { body: { all: true } })).body).toEqual({ count: 4 });
     expect((await call(r.env, "GET", "/events/dlq")).body.count).toBe(0);
   });
 
@@ -211,7 +211,7 @@ describe("DLQ lifecycle", () => {
       errors: [{ error: "boom" }],
     });
     // A discarded event is not redriven by retry-all.
-    expect((await call(r.env, "POST", "/events/dlq/retry", { body: {} })).body).toEqual({ count: 1 });
+    expect((await call(r.env, "POST", "/events/dlq/retry", { body: { all: true } })).body).toEqual({ count: 1 });
   });
 });
 

@@ -95,7 +95,7 @@ describe.each(["redis", "postgres"] as const)("redrive lane (%s)", (backend) => 
     defaultTriggers.register({ name, filter: f.type("shop.cron"), handler: () => {} });
     try {
       await deadLetters(r, 40, "shop.cron");
-      expect((await call(r.env, "POST", "/events/dlq/retry", { body: {} })).body).toEqual({ count: 40 });
+      expect((await call(r.env, "POST", "/events/dlq/retry", { body: { all: true } })).body).toEqual({ count: 40 });
       await new Promise((res) => setTimeout(res, 20));
       // The consumer cron (live) leaves them...
       await runCron(r.env, "* * * * *");

@@ -36,6 +36,10 @@ async function replayRig(overrides: Record<string, unknown> = {}) {
   return { r, lanes, advance };
 }
 
+/** DESTINATIONS naming `names` (whose filter takes nothing): targets a replay may name. */
+const named = (...names: string[]) =>
+  JSON.stringify(names.map((name) => ({ name, url: "https://dest.example/hook", filter: { types: ["never.*"] } })));
+
 /**
  * `n` history rows of `type` inside [FROM, TO), in one statement. Three rows share each
  * timestamp (the id breaks ties) and timestamps have microseconds, so the keyset cursor
@@ -164,7 +168,7 @@ describe("replay", () => {
   });
 
   it("dry_run counts without publishing; start_at defers; rate caps one invocation; target rides in meta", async () => {
-    const { r, lanes, advance } = await replayRig({ REPLAY_INTERVAL_S: "60" });
+    const { r, lanes, advance } = await replayRig({ REPLAY_INTERVAL_S: "60", DESTINATIONS: named("billing-sync") });
     await seed(r, 1500, "k.v");
     const dry = await call(r.env, "POST", "/replays", { body: { from: FROM, to: TO, dry_run: true } });
     const later = await call(r.env, "POST", "/replays", {
@@ -208,7 +212,8 @@ describe("replay", () => {
   });
 
   it("a job with a target runs only that trigger for its copies; without one, every matching trigger", async () => {
-    const { r, lanes, advance } = await replayRig();
+    // The target must name one of the deployment's triggers or destinations.
+    const { r, lanes, advance } = await replayRig({ DESTINATIONS: named("sync-billing") });
     const handled = { "sync-billing": [] as string[], "notify-ops": [] as string[] };
     for (const name of ["sync-billing", "notify-ops"] as const) {
       r.triggers.register({

@@ -121,6 +121,13 @@ const schema = z.object({
   RATE_LIMIT_SOURCE_REQUESTS: int(0).default(1_000),
   /** Sliding window of both rate limits, seconds. */
   RATE_LIMIT_WINDOW_S: int(1).default(10),
+  /**
+   * Wrong admin/metrics tokens (bearer or dashboard sign-in) a client address may send per
+   * AUTH_FAILURE_WINDOW_S before every token from it gets 429 (src/http/auth-throttle.ts); 0: off.
+   */
+  AUTH_FAILURE_LIMIT: int(0).default(10),
+  /** Sliding window of AUTH_FAILURE_LIMIT, seconds. */
+  AUTH_FAILURE_WINDOW_S: int(1).default(300),
   /** GET /ws: events per second one connection may send (over it: closed with 1008). */
   WS_EVENTS_PER_S: int(1).default(1_000),
   /** GET /ws: a connection silent this long is closed (1000), seconds. */

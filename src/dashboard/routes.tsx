@@ -45,6 +45,7 @@ import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
+import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
 import { attemptHistory } from "../ops/admin-events";
@@ -512,8 +513,13 @@ export function dashboardRoutes() {
   r.post("/login", async (c) => {
     const next = safeNext(await field(c, "next"));
     const token = (await c.req.parseBody()).token;
+    const throttled = await authThrottled(c, "dashboard");
+    if (throttled) throw throttled;
     const role = typeof token === "string" && token !== "" ? await roleOf(c.var.config, token) : null;
-    if (!role) return html(c, <LoginPage next={next} error="That token is not valid here." />, 403);
+    if (!role) {
+      if (typeof token === "string" && token !== "") await authFailed(c, "dashboard");
+      return html(c, <LoginPage next={next} error="That token is not valid here." />, 403);
+    }
     await openSession(c, role);
     return c.redirect(next, 303);
   });
@@ -539,6 +545,11 @@ export function dashboardRoutes() {
   });
   r.post("/dlq/retry-all", requireAdmin, async (c) => {
     const f = dlqForm(await field(c, "type"), await field(c, "source"));
+    // As the admin API: the whole DLQ only when the form says so, never for a post without a filter.
+    if (!f.type && !f.source && (await field(c, "all")) !== "true")
+      throw new HTTPProblem(422, "Invalid fields", "Retry-all needs a filter, or `all` to retry every DLQ event.", {
+        errors: [{ path: "/all", message: "send all=true to retry every DLQ event, or a type/source filter" }],
+      });
     const n = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, f, cfg.REDRIVE_RATE));
     return c.redirect(withFlash(dlqHref(f), "retried-all", n), 303);
   });

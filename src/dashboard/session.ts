@@ -164,8 +164,34 @@ export const requireAdmin: MiddlewareHandler<DashEnv> = async (c, next) => {
   await next();
 };
 
-/** A local path under /dashboard to return to after signing in; anything else is the overview. */
+const HOME = "/dashboard";
+const PROBE_ORIGIN = "http://dashboard.invalid";
+
+/**
+ * A path under /dashboard of this origin to return to (after signing in, after an action),
+ * normalised as a browser would read it; anything else is the overview. Refused: other
+ * origins and schemes, `//` and backslashes (browsers read both as the start of a host), control
+ * characters, dot segments, and any of these percent-encoded, so the redirect built from it
+ * (also with query parameters added, as ./routes.tsx does) stays on this dashboard.
+ */
 export function safeNext(next: string | undefined): string {
-  if (!next || !/^\/dashboard(?:[/?#]|$)/.test(next) || next.includes("\\")) return "/dashboard";
-  return next;
+  if (!next || next.length > 2048 || !next.startsWith("/") || /[\\\p{Cc}]/u.test(next)) return HOME;
+  let u: URL;
+  try {
+    u = new URL(next, PROBE_ORIGIN);
+  } catch {
+    return HOME;
+  }
+  if (u.origin !== PROBE_ORIGIN || !/^\/dashboard(?:\/|$)/.test(u.pathname)) return HOME;
+  // Decoded (twice, for double encoding) the path has no `//`, backslash, dot segment or control character.
+  let path = u.pathname;
+  for (let i = 0; i < 2; i++) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return HOME;
+    }
+  }
+  if (/\/\/|\\|(?:^|\/)\.{1,2}(?:\/|$)|\p{Cc}/u.test(path)) return HOME;
+  return u.pathname + u.search + u.hash;
 }

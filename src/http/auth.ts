@@ -10,12 +10,14 @@
  *  - no token that could grant the request configured: 503 "Admin API disabled" - never
  *    open by default;
  *  - no (or a non-Bearer) Authorization header: 401 with WWW-Authenticate;
- *  - a wrong token, or the read-only one for an action: 403.
+ *  - a wrong token, or the read-only one for an action: 403;
+ *  - too many wrong tokens from the client's address: 429 with Retry-After (./auth-throttle.ts).
  * The comparison hashes both sides (equal lengths, whatever was sent) and compares the
  * digests without an early exit, so timing does not reveal how much of a guess was right.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./app-env";
+import { authFailed, authThrottled } from "./auth-throttle";
 import { problem } from "./problem";
 
 const REALM = 'Bearer realm="reflex-admin"';
@@ -67,10 +69,13 @@ export const adminAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
       headers: { "www-authenticate": REALM },
     });
   }
+  const throttled = await authThrottled(c, "admin");
+  if (throttled) return throttled.toResponse();
   const access = await accessFor(token, cfg);
   if (access === "admin" || (access === "read" && reading)) return next();
   if (access === "read") {
     return problem(c, 403, "Forbidden", "The read-only token (METRICS_TOKEN) allows no action; use the admin token.");
   }
+  await authFailed(c, "admin");
   return problem(c, 403, "Forbidden", "The admin token is not valid.");
 };

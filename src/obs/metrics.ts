@@ -15,6 +15,8 @@ export const METRICS: Record<string, string> = {
   reflex_events_accepted_total: "Events accepted at ingest (2xx), by route",
   reflex_requests_rejected_total: "Ingest requests rejected, by HTTP status and problem type",
   reflex_webhook_duplicates_total: "Webhook deliveries answered as duplicates",
+  reflex_auth_failures_total: "Wrong admin/metrics tokens (bearer or dashboard sign-in), by surface",
+  reflex_auth_throttled_total: "Requests refused (429) for too many wrong tokens from the address, by surface",
   reflex_events_processed_total:
     "Event deliveries settled by consumers, by outcome (completed, retried, deferred, dlq)",
   reflex_events_skipped_total: "Redelivered entries acknowledged without handling (already final in history)",

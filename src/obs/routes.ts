@@ -29,6 +29,7 @@ export function metricsRoutes() {
         },
         401: problemResponse("No token"),
         403: problemResponse("Wrong token"),
+        429: problemResponse("Too many wrong tokens from this address (Retry-After)"),
       },
     }),
     async (c) => {

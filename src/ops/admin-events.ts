@@ -2,7 +2,7 @@
  * Admin routes over event history and the DLQ (all behind adminAuth):
  *
  *   GET    /events/dlq?limit=&type=&source=     {count, events}
- *   POST   /events/dlq/retry   {type?, source?}  {count}      (no body: every DLQ event)
+ *   POST   /events/dlq/retry   {all: true} | {type?, source?}  {count}   (a filter, or `all` for every DLQ event)
  *   POST   /events/dlq/{id}/retry                {id, status, next_retry_at}; 404 when not in the DLQ
  *   DELETE /events/dlq/{id}    {reason}          the event, status 'discarded'; 404 when not in the DLQ
  *   GET    /events/in-flight?limit=              {events}: claimed, not settled (owner, deliveries, since)
@@ -45,6 +45,17 @@ const Filter = {
   type: z.string().min(1).max(128).optional(),
   source: z.string().min(1).max(256).optional(),
 };
+/**
+ * A retry-all names what it retries: a filter, or `all: true` for the whole DLQ, so an empty
+ * or missing body (a script's slip) never redrives everything.
+ */
+export const RetryAllBody = z
+  .object({ all: z.literal(true).optional(), ...Filter })
+  .strict()
+  .refine((b) => b.all === true || b.type !== undefined || b.source !== undefined, {
+    path: ["all"],
+    message: "send `all: true` to retry every DLQ event, or a `type`/`source` filter",
+  });
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
 
 /**
@@ -141,19 +152,22 @@ export function adminEventRoutes() {
       tags: ["admin"],
       security,
       middleware: [adminAuth] as const,
-      summary: "Retry every DLQ event, or those matching type/source",
+      summary: "Retry the DLQ events matching type/source, or every one with `all: true`",
       description:
+        'The body names what is retried: a `type`/`source` filter, or `{"all": true}` for every DLQ event. ' +
         "Redriven events are spread at REDRIVE_RATE per second (oldest first), then claimed by the consumers.",
-      request: { body: { required: false, content: { "application/json": { schema: z.object(Filter).strict() } } } },
+      request: { body: { required: true, content: { "application/json": { schema: RetryAllBody } } } },
       responses: {
         200: jsonOk("`{count}`: how many events were sent back"),
-        422: problemResponse("Bad body"),
+        422: problemResponse("Bad body, or neither a filter nor `all: true`"),
         ...authResponses,
       },
     }),
     async (c) => {
-      const body = (c.req.valid("json") as { type?: string; source?: string } | undefined) ?? {};
-      const count = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, body, cfg.REDRIVE_RATE));
+      const b = c.req.valid("json");
+      const count = await withDb(c, "write", (db, cfg) =>
+        dlqRetryAll(db, { type: b.type, source: b.source }, cfg.REDRIVE_RATE),
+      );
       return c.json({ count }, 200);
     },
   );

@@ -12,10 +12,12 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../db/replays";
 import { eventStatus, replayStatus } from "../db/schema";
+import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
+import { defaultTriggers } from "../triggers";
 import { UUID_RE, withDb } from "./db-scope";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
@@ -38,8 +40,20 @@ export const NewReplayBody = z
   .strict();
 
 /**
+ * What a replay may target: the worker's code triggers by name, its destinations by name or
+ * by their trigger's name ("destination <name>"), as the consumers match meta.replay_target.
+ */
+export function replayTargets(cfg: Config): Set<string> {
+  return new Set([
+    ...defaultTriggers.list().map((t) => t.name),
+    ...cfg.DESTINATIONS.flatMap((d) => [d.name, TRIGGER_PREFIX + d.name]),
+  ]);
+}
+
+/**
  * Creates a job from a checked body (`to` defaults to `now`, `rate` to REPLAY_DEFAULT_RATE).
- * Throws an invalid-fields problem when the range is empty or the rate above REPLAY_MAX_RATE.
+ * Throws an invalid-fields problem when the range is empty, the rate above REPLAY_MAX_RATE or
+ * the target names no trigger or destination of this deployment (a replay that runs nothing).
  */
 export async function startReplay(
   db: Db,
@@ -53,6 +67,8 @@ export async function startReplay(
   const rate = b.rate ?? Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE);
   if (rate > cfg.REPLAY_MAX_RATE)
     errors.push({ path: "/rate", message: `at most ${cfg.REPLAY_MAX_RATE} events per second` });
+  if (b.target !== undefined && !replayTargets(cfg).has(b.target))
+    errors.push({ path: "/target", message: "names no trigger or destination of this deployment" });
   if (errors.length) throw invalidFields(errors);
   return createReplay(db, {
     id: crypto.randomUUID(),

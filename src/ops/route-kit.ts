@@ -8,6 +8,7 @@ export const jsonOk = (description: string) => ({ description, content: { "appli
 export const authResponses = {
   401: problemResponse("No admin token"),
   403: problemResponse("Wrong admin token"),
+  429: problemResponse("Too many wrong tokens from this address (Retry-After)"),
   503: problemResponse("Admin API disabled, or a dependency is down"),
 };
 export const IdParam = z.object({

@@ -499,7 +499,13 @@ describe("dashboard pages", () => {
   });
 
   it("replays: refused forms keep their input, a started job, cancel, and 'replay this event'", async () => {
-    const { env, db } = await setup({ REPLAY_MAX_RATE: "1000" });
+    const { env, db } = await setup({
+      REPLAY_MAX_RATE: "1000",
+      // A replay's target must be a trigger or destination of the deployment.
+      DESTINATIONS: JSON.stringify([
+        { name: "mailer", url: "https://mailer.example/hook", filter: { types: ["never.*"] } },
+      ]),
+    });
     const c = await signedIn(env);
     const backwards = await c.act("/dashboard/replays", {
       from: "2026-03-01T10:00",

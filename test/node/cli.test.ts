@@ -221,6 +221,13 @@ describe("reflex CLI against wrangler dev", () => {
     const unknown = await reflex(["events", "get", randomUUID()]);
     expectCode(unknown, 1);
     expect(unknown.stderr).toMatch(/-> 404 Event not found/);
+
+    // Without a filter, retry-all asks the API for the whole DLQ (`all: true`).
+    const d = await insertEvent("cli.unfiltered", "dlq");
+    const everything = await reflex(["--json", "dlq", "retry-all"]);
+    expectCode(everything, 0);
+    expect(JSON.parse(everything.stdout)).toEqual({ count: 1 });
+    expect((await db!.query("SELECT status FROM events WHERE id = $1", [d])).rows[0]).toEqual({ status: "pending" });
   });
 
   it("events get lists the event's durable steps and its model usage", async () => {

@@ -185,6 +185,7 @@ export const RetryAllPage: FC<{ session: Session; form: DlqFilterForm; count: nu
             <Csrf session={p.session} />
             {p.form.type ? <input type="hidden" name="type" value={p.form.type} /> : null}
             {p.form.source ? <input type="hidden" name="source" value={p.form.source} /> : null}
+            {p.form.type || p.form.source ? null : <input type="hidden" name="all" value="true" />}
             <button type="submit">Retry {num(p.count)} event(s)</button>
             <a class="btn secondary" href={dlqHref(p.form)}>
               Cancel
