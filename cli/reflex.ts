@@ -6,14 +6,18 @@
  *   npx reflex replay status <id> | cancel <id> | list
  *   npx reflex events get <id> | in-flight | tail [--type]
  *   npx reflex scopes parked | unpark <scope> --retry | --discard --reason
+ *   npx reflex config check [--env-file .dev.vars]   (no worker needed; exit 1 names each bad variable)
  *
  * REFLEX_URL and REFLEX_ADMIN_TOKEN say where and as whom. Human output by default,
  * --json for scripts. Exit codes: 0 ok, 1 the API said no (4xx/5xx), 2 bad usage,
  * 3 the worker could not be reached.
  */
 
+import fs from "node:fs";
 import cliProgress from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { configProblems } from "../local/config-check";
+import { readDevVars } from "../local/dev-vars";
 import { ApiError, type Client, client, query, UnreachableError } from "./api";
 import { parseDuration, table, terminalSafe, terminalSafeJson } from "./format";
 
@@ -323,6 +327,35 @@ export function buildProgram(): Command {
         if (r.next_cursor) cursor = r.next_cursor;
         if (r.events.length === 0 || !r.next_cursor) await sleep(o.interval);
       }
+    });
+
+  // ---- config ------------------------------------------------------------------------
+  program
+    .command("config")
+    .description("the worker's configuration")
+    .command("check")
+    .description(
+      "check the worker's variables without starting it: the environment, or --env-file files (e.g. .dev.vars); exit 1 naming each bad one",
+    )
+    .option(
+      "--env-file <file>",
+      "read variables from this KEY=value file instead of the environment (repeatable)",
+      collect,
+    )
+    .action((o: { envFile?: string[] }) => {
+      let vars: Record<string, string | undefined> = process.env;
+      if (o.envFile?.length) {
+        vars = {};
+        for (const f of o.envFile) {
+          if (!fs.existsSync(f)) throw new InvalidArgumentError(`--env-file: no such file: ${f}`);
+          Object.assign(vars, readDevVars(f));
+        }
+      }
+      const problems = configProblems(vars);
+      out(json(), { ok: problems.length === 0, problems }, () =>
+        problems.length ? `invalid configuration:\n  - ${problems.join("\n  - ")}` : "configuration ok",
+      );
+      if (problems.length) process.exitCode = 1;
     });
 
   return program;

@@ -5,7 +5,8 @@
  *   npm run dev -- --backend redis     EVENT_BACKEND=redis (needs a Redis: says how to start one)
  *   npm run dev -- --backend postgres  EVENT_BACKEND=postgres (no Redis at all)
  *
- *  1. creates .dev.vars from .dev.vars.example when absent (never overwrites your values);
+ *  1. creates .dev.vars from .dev.vars.example when absent (never overwrites your values),
+ *     and refuses to start, naming each bad variable, when the configuration is invalid;
  *  2. picks the services: the Redis on 127.0.0.1:6379 and the PostgreSQL of DATABASE_URL
  *     when they answer; when no PostgreSQL answers, an embedded one (data in .reflex/pg,
  *     kept across restarts). Non-local URLs in .dev.vars (Upstash, Neon) are used as they are.
@@ -19,6 +20,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { configProblems } from "./config-check";
 import { DEV_VARS, ensureDevVars, ROOT, readDevVars } from "./dev-vars";
 import { migrateDatabase } from "./migrate";
 import { type NeonProxy, startNeonProxy } from "./neon-proxy";
@@ -102,6 +104,15 @@ async function main() {
   const withRedis = remoteRedis || redis !== null;
   const backend = asked ?? (withRedis ? "redis" : "postgres");
 
+  // A bad setting stops dev here, naming it, before any service starts.
+  const checked: Record<string, string> = { ...vars, EVENT_BACKEND: backend };
+  if (!withRedis) {
+    delete checked.UPSTASH_REDIS_REST_URL;
+    delete checked.UPSTASH_REDIS_REST_TOKEN;
+  }
+  const bad = configProblems(checked);
+  if (bad.length) return fail(`.dev.vars: invalid configuration, not starting:\n  - ${bad.join("\n  - ")}`);
+
   // Postgres: a real Neon named in .dev.vars, else the local one, else an embedded one.
   const named = vars.DATABASE_URL;
   if (!named) return fail("DATABASE_URL is empty in .dev.vars");
@@ -160,7 +171,7 @@ async function main() {
     logLevel: "log",
     graceMs: 3000,
     readyTimeoutMs: 120_000,
-    // Up as soon as it answers at all: a bad .dev.vars shows in /ready rather than stopping dev.
+    // Up as soon as it answers at all: /ready (printed below) may still wait for a service.
     ready: (url) => fetch(`${url}/health`).then(() => true),
   });
   void running.wrangler.exited.then((code) => stop(code ?? 1));

@@ -192,8 +192,8 @@ describe("dedupe window against signature tolerance", () => {
       /WEBHOOK_SOURCES\.billing\.tolerance_s: 300 s is longer than DEDUPE_WINDOW_S/,
     );
     const r = await call(env, hook("billing", "{}", {}));
-    expect(r.status).toBe(500);
-    expect(r.json.title).toBe("Server misconfigured");
+    expect(r.status).toBe(503);
+    expect(r.json.title).toBe("Webhook source misconfigured");
     expect(await ingestKeysOf(env)).toEqual([]);
   });
 });

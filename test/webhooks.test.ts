@@ -229,11 +229,10 @@ describe("POST /webhooks/:source, hmac-sha256 and none", () => {
     });
     const bad = await ingestEnv({ WEBHOOK_SOURCES: JSON.stringify({ lab: { scheme: "none" } }) });
     const r = await call(bad, hook("lab", "{}", {}));
-    expect(r.status).toBe(500);
-    expect(r.json.title).toBe("Server misconfigured");
-    // The caller learns nothing of the configuration; the log (and loading it) names the field.
-    expect(r.json.problems).toBeUndefined();
-    expect(r.text).not.toContain("unsigned");
+    // Refused on its own route, naming the setting (never a value).
+    expect(r.status).toBe(503);
+    expect(r.json.title).toBe("Webhook source misconfigured");
+    expect(r.json.errors[0].message).toMatch(/^WEBHOOK_SOURCES\.lab\.unsigned: /);
     expect(() => webhookSources(loadConfig(bad))).toThrow(/WEBHOOK_SOURCES\.lab\.unsigned/);
   });
 });

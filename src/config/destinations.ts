@@ -104,6 +104,18 @@ function base64Length(b64: string): number {
   return Math.floor((b64.length * 3) / 4) - pad;
 }
 
+/**
+ * A destination's URL as any view shows it: scheme and host (and port), nothing more. Its path
+ * and query can be the credential itself (a Slack or Discord webhook URL), and its user info is one.
+ */
+export function shownUrl(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "(not a URL)";
+  }
+}
+
 function hostOf(url: string): string | undefined {
   try {
     return new URL(url).hostname.toLowerCase().replace(/\.$/, "");

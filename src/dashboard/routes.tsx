@@ -25,6 +25,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
+import { shownUrl } from "../config/destinations";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
 import type { Db } from "../db/client";
 import {
@@ -449,18 +450,15 @@ async function destinationsPage(c: C) {
       destinationFigures(db, names, new Date(now.getTime() - 3_600_000)),
       Promise.all(names.map((n) => lastDeliveryErrors(db, n, new Date(now.getTime() - 86_400_000), 5))),
     ]);
-    return cfg.DESTINATIONS.map((d, i) => {
-      const u = new URL(d.url);
-      return {
-        name: d.name,
-        url: u.origin + u.pathname,
-        types: d.filter.types,
-        sources: d.filter.sources,
-        breaker: breakers[i]!,
-        figures: figures[i]!,
-        errors: errors[i]!,
-      };
-    });
+    return cfg.DESTINATIONS.map((d, i) => ({
+      name: d.name,
+      url: shownUrl(d.url),
+      types: d.filter.types,
+      sources: d.filter.sources,
+      breaker: breakers[i]!,
+      figures: figures[i]!,
+      errors: errors[i]!,
+    }));
   });
   return html(
     c,

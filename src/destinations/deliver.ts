@@ -8,13 +8,14 @@
  *  - `reflex-fence: <scope>:<token>`: the fencing token of the scope lock the delivery ran
  *    under. It only grows per scope, so a receiver that keeps the highest token seen per scope
  *    and refuses lower ones never applies a delivery from a holder that lost its lock.
- *  - `redirect: "manual"`: a 3xx is a failure ("redirect not followed: <location>"). A
+ *  - `redirect: "manual"`: a 3xx is a failure ("redirect not followed: <scheme://host>"). A
  *    redirect silently followed would change the method, drop the body or leave the
  *    destination the operator configured.
  *  - The timeout (AbortSignal.timeout) covers the whole exchange, body included.
  *  - Only the first RESPONSE_BODY_LIMIT bytes of the answer are read and kept; the rest is
  *    cancelled (CPU time is billed).
- * Never throws: every result, good or bad, is an attempt to record.
+ * Never throws: every result, good or bad, is an attempt to record. Errors name the
+ * destination's scheme and host, never its path (a webhook URL's path is its secret).
  */
 import { Webhook } from "standardwebhooks";
 import { version } from "../../package.json";
@@ -93,11 +94,30 @@ async function readLimited(res: Response): Promise<string | null> {
   return new TextDecoder().decode(buf);
 }
 
-function describeError(e: unknown, timeoutMs: number): string {
+/** `text` with the destination's URL (and its path, which can be its secret) cut to scheme and host. */
+function withoutPath(text: string, url: string): string {
+  const u = new URL(url);
+  let out = text.split(u.href).join(u.origin).split(url).join(u.origin);
+  const rest = u.pathname + u.search;
+  if (rest.length > 1) out = out.split(rest).join("/…");
+  return out;
+}
+
+function describeError(e: unknown, d: Destination): string {
   const name = e instanceof Error ? e.name : "";
-  if (name === "TimeoutError" || name === "AbortError") return `timeout after ${timeoutMs} ms`;
+  if (name === "TimeoutError" || name === "AbortError") return `timeout after ${d.timeoutMs} ms`;
   const msg = e instanceof Error ? e.message || e.name : String(e);
-  return `network error: ${msg}`.slice(0, 500);
+  return withoutPath(`network error: ${msg}`, d.url).slice(0, 500);
+}
+
+/** Where a refused redirect pointed: scheme and host (a path on the destination's host can be its secret). */
+function redirectTarget(location: string | null, url: string): string {
+  if (location === null) return "(no location)";
+  try {
+    return new URL(location, url).origin;
+  } catch {
+    return "(invalid location)";
+  }
 }
 
 export async function deliver(d: Destination, event: EventEnvelope, fence?: DeliveryFence): Promise<AttemptResult> {
@@ -118,7 +138,7 @@ export async function deliver(d: Destination, event: EventEnvelope, fence?: Deli
     return {
       ok: false,
       statusCode: null,
-      error: describeError(e, d.timeoutMs),
+      error: describeError(e, d),
       durationMs: elapsed(),
       responseBody: null,
     };
@@ -129,7 +149,7 @@ export async function deliver(d: Destination, event: EventEnvelope, fence?: Deli
   const durationMs = elapsed();
   const s = res.status;
   let error: string | null = null;
-  if (s >= 300 && s < 400) error = `redirect not followed: ${res.headers.get("location") ?? "(no location)"}`;
+  if (s >= 300 && s < 400) error = `redirect not followed: ${redirectTarget(res.headers.get("location"), d.url)}`;
   else if (s < 200 || s >= 300) error = `HTTP ${s}`;
   return { ok: error === null, statusCode: s, error, durationMs, responseBody };
 }

@@ -23,11 +23,12 @@ import { issueTriage } from "./issue-triage";
 import { defaultTriggers, filters as f } from "../triggers";
 import { issueTriage } from "./issue-triage";
 
-// Example: lifecycle errors reported by clients become a warning in the logs.
+// Example: lifecycle errors reported by clients become a warning in the logs. The line names
+// the event (ctx.log adds its id); its contents are the client's and stay out of the logs.
 defaultTriggers.register({
   name: "log-lifecycle-errors",
   filter: f.and(f.type("lifecycle"), f.keyword('"action":"error"')),
-  handler: (ctx) => ctx.log.warn("lifecycle error reported", { source: ctx.event.source, details: ctx.event.details }),
+  handler: (ctx) => ctx.log.warn("lifecycle error reported", { source: ctx.event.source }),
 });
 
 // Example agent: GitHub issues.opened -> issue.triaged (labels, summary), with AGENT_MODEL.

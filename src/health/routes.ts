@@ -1,6 +1,6 @@
 /**
- * GET /health (liveness: no dependencies), GET /ready (can we serve: Postgres, and Redis
- * when the deployment uses it; 503 when not), GET /health/detailed (figures with
+ * GET /health (liveness: no dependencies), GET /ready (can we serve: a valid configuration,
+ * Postgres, and Redis when the deployment uses it; 503 when not), GET /health/detailed (figures with
  * healthy/degraded/unhealthy per indicator; 503 when unhealthy).
  *
  * Anonymous callers get the status alone; what is down, the figures, destination names
@@ -21,6 +21,7 @@ import { accessOf } from "../http/auth";
 import { problem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { createLogger } from "../obs/log";
+import { checkConfig, settingOf } from "./config-check";
 import { type Deps, type DetailedReport, detailedHealth, type ReadyReport, readiness } from "./report";
 
 /** How long an unhealthy result is reused for anonymous callers, ms. */
@@ -121,11 +122,24 @@ export function healthRoutes() {
             },
           },
         },
-        503: problemResponse("A dependency is down; with a token, `down` and `checks` name it"),
+        503: problemResponse(
+          "A dependency is down (with a token, `down` and `checks` name it), or a setting is invalid (`misconfigured` names it)",
+        ),
       },
     }),
     async (c) => {
-      const cfg = c.var.config;
+      // A bad setting is named to every caller (the setting, never its value or rule): the
+      // rules go to the log, and to token holders when the configuration can say who they are.
+      const check = checkConfig(c.env);
+      if (!check.config) {
+        createLogger().error("not ready: configuration invalid", { problems: check.fatal });
+        const misconfigured = [...check.fatal, ...check.sources].map(settingOf);
+        return problem(c, 503, "Not ready", `The configuration is invalid: ${misconfigured.join(", ")}.`, {
+          headers: { "retry-after": "5" },
+          misconfigured,
+        }) as never;
+      }
+      const cfg = check.config;
       const operator = (await accessOf(c)) !== "none";
       const { result: report, reused } = await singleFlight(
         readyMemos,
@@ -134,6 +148,14 @@ export function healthRoutes() {
         (_r, op) => (op ? 0 : UNHEALTHY_REUSE_MS),
         () => withDeps(c, cfg, (d) => readiness(cfg, d)),
       );
+      if (check.sources.length) {
+        const misconfigured = check.sources.map(settingOf);
+        return problem(c, 503, "Not ready", `The configuration is invalid: ${misconfigured.join(", ")}.`, {
+          headers: { "retry-after": "5" },
+          misconfigured,
+          ...(operator ? { problems: check.sources, checks: report.checks } : {}),
+        }) as never;
+      }
       if (report.status === "ready") {
         return c.json({ status: "ready" as const, ...(operator ? { checks: report.checks } : {}) }, 200) as never;
       }

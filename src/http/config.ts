@@ -3,8 +3,9 @@
  * (`c.var.config`), so no route parses it again.
  *
  * A bad configuration fails the request with 500 "Server misconfigured" (src/http/errors.ts)
- * - except where none is needed: liveness and the API reference still answer, so a broken
- * deployment can be told apart from a dead one, and a path no route serves is still a 404.
+ * - except where none is needed: liveness and the API reference still answer, /ready answers
+ * 503 naming the bad settings, so a broken deployment can be told apart from a dead one, and a
+ * path no route serves is still a 404.
  */
 import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
@@ -12,7 +13,7 @@ import { loadConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { AppEnv } from "./app-env";
 
-const NEEDS_NO_CONFIG = new Set(["/health", "/docs", "/openapi.json"]);
+const NEEDS_NO_CONFIG = new Set(["/health", "/ready", "/docs", "/openapi.json"]);
 
 export const withConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
   try {

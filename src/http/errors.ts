@@ -16,6 +16,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { ConfigError } from "../errors";
 import { createLogger } from "../obs/log";
+import { errorSummary } from "../obs/trace";
 import { HTTPProblem, invalidFields, zodErrors } from "./problem";
 
 const STATUS_TITLES: Record<number, string> = {
@@ -66,7 +67,7 @@ export function onError(err: Error, c: Context): Response {
     createLogger().error("request failed", {
       method: c.req.method,
       path: new URL(c.req.url).pathname,
-      error: `${err.name}: ${err.message}`.slice(0, 300),
+      error: errorSummary(err), // first line, without a quoted command (which would hold payloads)
       ...(err instanceof ConfigError ? { problems: err.problems } : {}),
     });
   }

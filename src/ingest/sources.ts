@@ -17,12 +17,14 @@
  * Secrets must be at least 24 bytes (a whsec_ secret: after base64 decoding); a source's
  * tolerance_s may not exceed DEDUPE_WINDOW_S.
  *
- * Invalid JSON or fields raise ConfigError (answered as 500 "Server misconfigured", naming
- * the field - never a secret).
+ * A source with an invalid field is refused on its own route only (503 naming the field, never
+ * a secret); the other sources keep working. WEBHOOK_SOURCES that is not a JSON object leaves
+ * every webhook route answering 503; POST /events is not affected either way.
  */
 import { z } from "zod";
 import type { Config } from "../config";
 import { ConfigError } from "../errors";
+import { createLogger } from "../obs/log";
 
 /** Shortest secret accepted, bytes: a shorter HMAC key can be guessed offline from one captured delivery. */
 export const MIN_SECRET_BYTES = 24;
@@ -84,24 +86,33 @@ export type SchemeName = WebhookSource["scheme"];
 
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-const cache = new WeakMap<Config, Map<string, WebhookSource>>();
+/**
+ * The sources of one configuration: those that can be served, and the problems of each one
+ * that cannot. A bad source is refused on its own route only; `whole` holds the problems of
+ * WEBHOOK_SOURCES itself (not JSON, not an object), which leave no source to serve.
+ */
+export interface SourceTable {
+  valid: Map<string, WebhookSource>;
+  invalid: Map<string, string[]>;
+  whole: string[];
+}
 
-/** The configured sources (parsed once per Config). Throws ConfigError naming each bad field. */
-export function webhookSources(cfg: Config): Map<string, WebhookSource> {
-  const hit = cache.get(cfg);
-  if (hit) return hit;
+/** Parses WEBHOOK_SOURCES against the deployment's dedupe window; never throws. */
+export function parseWebhookSources(json: string, dedupeWindowS: number): SourceTable {
+  const table: SourceTable = { valid: new Map(), invalid: new Map(), whole: [] };
   let raw: unknown;
   try {
-    raw = JSON.parse(cfg.WEBHOOK_SOURCES);
+    raw = JSON.parse(json);
   } catch {
-    throw new ConfigError(["WEBHOOK_SOURCES: not valid JSON"]);
+    table.whole.push("WEBHOOK_SOURCES: not valid JSON");
+    return table;
   }
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigError(["WEBHOOK_SOURCES: must be a JSON object of source name -> settings"]);
+    table.whole.push("WEBHOOK_SOURCES: must be a JSON object of source name -> settings");
+    return table;
   }
-  const out = new Map<string, WebhookSource>();
-  const problems: string[] = [];
   for (const [name, settings] of Object.entries(raw)) {
+    const problems: string[] = [];
     if (!SOURCE_NAME.test(name))
       problems.push(`WEBHOOK_SOURCES.${name}: source names are letters, digits and _.:- (at most 128)`);
     const parsed = sourceSchema.safeParse(settings);
@@ -112,14 +123,39 @@ export function webhookSources(cfg: Config): Map<string, WebhookSource> {
       const tolerance = "tolerance_s" in parsed.data ? parsed.data.tolerance_s : undefined;
       // A delivery must be remembered for as long as its signature stays valid: otherwise a
       // capture re-sent after its dedupe key expired would pass as new.
-      if (tolerance !== undefined && tolerance > cfg.DEDUPE_WINDOW_S)
+      if (tolerance !== undefined && tolerance > dedupeWindowS)
         problems.push(
-          `WEBHOOK_SOURCES.${name}.tolerance_s: ${tolerance} s is longer than DEDUPE_WINDOW_S (${cfg.DEDUPE_WINDOW_S} s); a replay after the dedupe window would be accepted`,
+          `WEBHOOK_SOURCES.${name}.tolerance_s: ${tolerance} s is longer than DEDUPE_WINDOW_S (${dedupeWindowS} s); a replay after the dedupe window would be accepted`,
         );
-      out.set(name, { ...parsed.data, name });
     }
+    if (problems.length) table.invalid.set(name, problems);
+    else if (parsed.success) table.valid.set(name, { ...parsed.data, name });
   }
+  return table;
+}
+
+const tables = new WeakMap<Config, SourceTable>();
+
+/** The source table of `cfg`, parsed once per Config; its problems are logged then, once. */
+export function sourceTable(cfg: Config): SourceTable {
+  let t = tables.get(cfg);
+  if (!t) {
+    tables.set(cfg, (t = parseWebhookSources(cfg.WEBHOOK_SOURCES, cfg.DEDUPE_WINDOW_S)));
+    const problems = sourceProblems(t);
+    if (problems.length) createLogger(cfg.LOG_LEVEL).error("webhook sources misconfigured", { problems });
+  }
+  return t;
+}
+
+/** Every problem of WEBHOOK_SOURCES, by field (never by value). */
+export function sourceProblems(t: SourceTable): string[] {
+  return [...t.whole, ...[...t.invalid.values()].flat()];
+}
+
+/** The configured sources, all of them valid: throws ConfigError naming each bad field. */
+export function webhookSources(cfg: Config): Map<string, WebhookSource> {
+  const t = sourceTable(cfg);
+  const problems = sourceProblems(t);
   if (problems.length) throw new ConfigError(problems);
-  cache.set(cfg, out);
-  return out;
+  return t.valid;
 }

@@ -1,7 +1,8 @@
 /**
  * POST /webhooks/:source: signed deliveries from providers, stored as `webhook.received`.
  *
- * Order of checks (each failure stores nothing): unknown source 404 -> Content-Type and
+ * Order of checks (each failure stores nothing): source with invalid settings 503, unknown
+ * source 404 -> Content-Type and
  * Content-Encoding 415 -> declared size 413 -> signature headers present, bounded, in form
  * (and a signed timestamp within tolerance) 401 -> [the body is read] size 413 -> UTF-8 400
  * -> signature over the body 401 -> depth / JSON 400 -> delivery id and fields 422 -> rate
@@ -26,7 +27,7 @@ import { ingestContext, rateLimit } from "./context";
 import { sha256, toHex } from "./crypto";
 import { publishEvents, publishGuardedEvents } from "./publish";
 import { type Scheme, schemeOf } from "./signatures";
-import { type WebhookSource, webhookSources } from "./sources";
+import { sourceTable, type WebhookSource } from "./sources";
 import { traceIdFrom } from "./trace";
 
 const WebhookAccepted = z.object({ id: z.uuid(), status: z.literal("accepted") }).openapi("WebhookAccepted");
@@ -66,7 +67,9 @@ const route = createRoute({
     415: problemResponse("Content-Type is not application/json"),
     422: problemResponse("Missing delivery id or invalid fields"),
     429: problemResponse("Rate limit of the source exceeded (see Retry-After)"),
-    503: problemResponse("The event store did not confirm the event (see Retry-After)"),
+    503: problemResponse(
+      "The event store did not confirm the event (see Retry-After), or the source's settings are invalid (`errors` names them)",
+    ),
   },
 });
 
@@ -84,6 +87,19 @@ export function selectHeaders(headers: Headers, source: WebhookSource, scheme: S
     if (v !== null) out[name] = v.slice(0, 1024);
   }
   return out;
+}
+
+/**
+ * A source whose settings are invalid: 503 on its route alone, naming the settings (field and
+ * rule, never a value), so the provider retries and an operator sees what to fix.
+ */
+function sourceMisconfigured(name: string, problems: string[]): HTTPProblem {
+  return new HTTPProblem(
+    503,
+    "Webhook source misconfigured",
+    `The settings of webhook source "${name.slice(0, 128)}" are invalid; its deliveries are refused until they are fixed.`,
+    { errors: problems.map((p) => ({ param: "source", message: p })) },
+  );
 }
 
 function unauthenticated(verdict: { header: string; message: string }): HTTPProblem {
@@ -111,7 +127,10 @@ function deliveryGuards(name: string, deliveryId: string | null, bodyDigest: str
 export const webhooksRouter = createRouter().openapi(route, async (c) => {
   const cfg = c.var.config;
   const name = c.req.param("source");
-  const source = webhookSources(cfg).get(name);
+  const sources = sourceTable(cfg);
+  const broken = sources.whole.length ? sources.whole : sources.invalid.get(name);
+  if (broken) throw sourceMisconfigured(name, broken);
+  const source = sources.valid.get(name);
   if (!source) {
     throw new HTTPProblem(404, "Unknown webhook source", `No webhook source "${name.slice(0, 128)}" is configured.`, {
       errors: [{ param: "source", message: "not in WEBHOOK_SOURCES" }],

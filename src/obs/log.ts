@@ -2,7 +2,7 @@
  * Structured logs: one JSON object per line on the console, which Workers Logs (and
  * `wrangler tail`) index by field. Lines about an event carry its id, trace id and
  * correlation id (see `eventFields`); payloads are never logged, and fields whose names
- * look like credentials are redacted.
+ * look like credentials are redacted at any depth (objects and arrays).
  */
 import type { EventEnvelope } from "../events/envelope";
 
@@ -32,15 +32,36 @@ export function eventFields(e: Pick<EventEnvelope, "id" | "type" | "source" | "m
   };
 }
 
-function clean(fields: LogFields): LogFields {
-  const out: LogFields = {};
-  for (const [k, v] of Object.entries(fields)) {
-    if (v === undefined) continue;
-    if (SECRET_NAME.test(k)) out[k] = "[redacted]";
-    else if (v instanceof Error) out[k] = `${v.name}: ${v.message}`;
-    else out[k] = v;
+/** Deepest nesting a log field keeps; below it a value is cut (logs are for ids and figures). */
+const MAX_DEPTH = 8;
+
+/**
+ * A field's value as logged: keys that look like credentials redacted at any depth, arrays
+ * included; errors as "name: message"; cycles and excess depth cut.
+ */
+function scrub(v: unknown, depth: number, seen: WeakSet<object>): unknown {
+  if (v instanceof Error) return `${v.name}: ${v.message}`;
+  if (v === null || typeof v !== "object") return v;
+  if (seen.has(v)) return "[circular]";
+  if (depth >= MAX_DEPTH) return "[too deep]";
+  seen.add(v);
+  try {
+    if (Array.isArray(v)) return v.map((x) => scrub(x, depth + 1, seen));
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return v; // Date, URL, ...: their own JSON form
+    const out: LogFields = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) continue;
+      out[k] = SECRET_NAME.test(k) ? "[redacted]" : scrub(x, depth + 1, seen);
+    }
+    return out;
+  } finally {
+    seen.delete(v);
   }
-  return out;
+}
+
+function clean(fields: LogFields): LogFields {
+  return scrub(fields, 0, new WeakSet()) as LogFields;
 }
 
 /** Console method by level, so Workers Logs and `wrangler tail` show the level too. */

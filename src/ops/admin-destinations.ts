@@ -1,8 +1,10 @@
 /**
- * GET /destinations (admin token): every configured destination with its circuit breaker
- * (closed, open, half-open), so an operator sees why a destination's events are waiting.
+ * GET /destinations (admin token or the read-only METRICS_TOKEN): every configured destination
+ * with its circuit breaker (closed, open, half-open), so an operator sees why a destination's
+ * events are waiting. Its URL shows as scheme and host only, whichever token asks.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { shownUrl } from "../config/destinations";
 import { breakerStates } from "../destinations";
 import { adminAuth } from "../http/auth";
 import { createRouter, problemResponse } from "../http/router";
@@ -32,11 +34,13 @@ export function adminDestinationRoutes() {
     async (c) => {
       const destinations = await withDb(c, "write", async (db, cfg) => {
         const breakers = new Map((await breakerStates(db, cfg)).map((b) => [b.destination, b]));
-        // url without credentials or query (tokens sometimes live there); never secrets or headers
-        return cfg.DESTINATIONS.map((d) => {
-          const u = new URL(d.url);
-          return { name: d.name, url: `${u.origin}${u.pathname}`, filter: d.filter, breaker: breakers.get(d.name) };
-        });
+        // scheme and host only (a webhook URL's path is its secret); never secrets or headers
+        return cfg.DESTINATIONS.map((d) => ({
+          name: d.name,
+          url: shownUrl(d.url),
+          filter: d.filter,
+          breaker: breakers.get(d.name),
+        }));
       });
       return c.json({ destinations } as unknown as { destinations: Record<string, never>[] }, 200);
     },
