@@ -87,7 +87,7 @@ export class Leases {
           else this.leases.delete(id);
         }
       })
-      .catch((e) => this.o.log.warn("could not renew the claims' leases", { error: String(e) }))
+      .catch((e) => this.o.log.warn("could not renew the claims' leases", { error: String((e as Error).cause ?? e) }))
       .finally(() => {
         this.renewing = undefined;
       });

@@ -11,10 +11,12 @@ for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if p[1] and p[1][2] == ARGV[2] then held[#held + 1] = ARGV[i] end
 end
--- In chunks: unpack() has a stack limit.
+-- In chunks: unpack() has a stack limit (and expands only as the last argument).
 local out = {}
 for i = 1, #held, 500 do
-  local ids = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(held, i, math.min(i + 499, #held)), 'JUSTID')
-  for _, id in ipairs(ids) do out[#out + 1] = id end
+  local args = {KEYS[1], ARGV[1], ARGV[2], 0}
+  for j = i, math.min(i + 499, #held) do args[#args + 1] = held[j] end
+  args[#args + 1] = 'JUSTID'
+  for _, id in ipairs(redis.call('XCLAIM', unpack(args))) do out[#out + 1] = id end
 end
 return out
