@@ -7,8 +7,8 @@
  *
  * held() tells whether an event's handlers may still start: not when a renewal found it
  * taken over, and not when its lease may have run out (renewals failing: the last lease
- * known, less a margin for the handler to record its outcome). Such an event is left to its
- * new holder, never run a second time here.
+ * known, less a quarter of it for the handler to record its outcome). Such an event is left
+ * to its new holder, never run a second time here.
  */
 import type { ClaimedEvent, EventStore, Receipt } from "../backends/types";
 import type { Clock } from "../clock";
