@@ -100,6 +100,15 @@ export interface ClaimRequest {
   failpoints?: Failpoints;
 }
 
+/** renew(): the claims `consumer` holds and wants to keep for `leaseMs` more from `now`. */
+export interface RenewRequest {
+  consumer: string;
+  receipts: Receipt[];
+  leaseMs: number;
+  /** The consumer's clock, as claimDue's leases are. */
+  now: Date;
+}
+
 /** claimDue(): `max` due events for `consumer`, on its clock `now`, leased for `leaseMs`. */
 export type DueRequest = DueLook & { consumer: string };
 
@@ -289,6 +298,12 @@ export interface EventStore {
   claim(req: ClaimRequest): Promise<ClaimResult>;
   claimDue(req: DueRequest): Promise<ClaimResult>;
   settle(req: SettleRequest): Promise<SettleResult>;
+  /**
+   * Extends `consumer`'s claims of `receipts` by `leaseMs` from `now` (Postgres-side leases; a
+   * stream entry's idle time), only where the consumer still holds them. Answers the event
+   * ids still held: the others were taken over, and their handlers must not start.
+   */
+  renew(req: RenewRequest): Promise<Set<string>>;
   /**
    * Sends what settle() left owed: a backend may defer acknowledging the transport (the
    * Redis one sends its XACKs with the next read). The consumer calls it when its run ends.

@@ -160,7 +160,7 @@ const schema = z.object({
   CONSUMER_BATCH_TARGET_MS: int(10).default(1_000),
   /** Wall-clock budget of one consumer invocation, milliseconds. */
   CONSUMER_TIME_BUDGET_MS: int(100).default(20_000),
-  /** Entries claimed but not acknowledged for this long are reclaimed (XAUTOCLAIM), ms. */
+  /** A claim's lease, ms: renewed while its consumer runs; a claim not renewed this long is reclaimed. */
   VISIBILITY_TIMEOUT_MS: int(1000).default(60_000),
   /** Handlers running at once within one invocation. */
   HANDLER_CONCURRENCY: int(1).default(16),

@@ -37,6 +37,7 @@ import type { DispatchHooks } from "../triggers/hooks";
 import type { TriggerRegistry } from "../triggers/registry";
 import { Claims, type StopReason } from "./claims";
 import { type DispatchResult, dispatch } from "./dispatch";
+import { Leases } from "./leases";
 import { OrderedScopes } from "./ordered";
 
 export interface ConsumerOptions {
@@ -79,7 +80,10 @@ export interface RunReport {
   /** Deliveries acknowledged without handling (already final in history, duplicates). */
   skipped: number;
   derived: number;
-  /** Settled outcomes that did not apply because another consumer had taken the event over. */
+  /**
+   * Claims another consumer had taken over: outcomes that did not apply, and events not run
+   * because their claim was found lost before their handlers started.
+   */
   lost: number;
   lockCalls: number;
   stoppedBy: StopReason;
@@ -107,6 +111,8 @@ class ConsumerRun {
   private readonly clock: Clock;
   private readonly started = Date.now();
   private readonly claims: Claims;
+  /** The leases of the events claimed and not yet settled, renewed while the run holds them. */
+  private readonly leases: Leases;
   /** Set when some trigger is ordered (./ordered.ts). */
   private readonly ordered: OrderedScopes | undefined;
   /** Seconds until each retry or deferral of the run is due: the wake-ups to schedule. */
@@ -132,6 +138,13 @@ class ConsumerRun {
       stoppedBy: "drained",
       ms: 0,
     };
+    this.leases = new Leases({
+      store: o.store,
+      consumer: this.name,
+      leaseMs: this.cfg.VISIBILITY_TIMEOUT_MS,
+      clock: this.clock,
+      log: this.log,
+    });
     this.ordered = OrderedScopes.for(o.triggers, o.db, o.store, this.cfg, this.clock);
     this.claims = new Claims({
       store: o.store,
@@ -160,6 +173,8 @@ class ConsumerRun {
    * is acknowledged, not handled twice.
    */
   async drain(): Promise<void> {
+    /** When the claim under way was asked for: its leases run from then at the latest. */
+    let askedAt = Date.now();
     let next = this.claims.next();
     /** The settle of the last batch handled, maybe still under way. */
     let settling: Promise<unknown> = Promise.resolve();
@@ -167,6 +182,7 @@ class ConsumerRun {
       for (;;) {
         const batch = await next;
         if (!batch) break;
+        this.leases.hold(batch.events, askedAt);
         const handling = this.handle(batch, settling);
         this.claims.handling(
           handling.then(
@@ -178,6 +194,7 @@ class ConsumerRun {
             () => 0,
           ),
         );
+        askedAt = Date.now();
         next = this.claims.next();
         // Awaited after the batch: a claim failing meanwhile is not "unhandled".
         next.catch(() => {});
@@ -252,6 +269,7 @@ class ConsumerRun {
         db: this.o.db,
         failpoints: this.o.failpoints,
         eventTypes: this.o.eventTypes ?? registry,
+        held: (id) => this.leases.held(id),
         ...(this.ordered ? { ordered: this.ordered } : {}),
       }),
     );
@@ -277,6 +295,8 @@ class ConsumerRun {
       ),
       r.released,
     ]);
+    this.leases.release(claim.events.map((c) => c.event.id));
+    this.report.lost += r.dropped.length;
     // Ordered scopes move on only once the outcomes are durable.
     const woke = (await this.ordered?.afterSettle(r.outcomes, r.ordered)) ?? 0;
     this.count(r.outcomes, s.recorded, now);
@@ -302,6 +322,7 @@ class ConsumerRun {
    * failed batch; if this fails, the entries are reclaimed later and only acknowledged then.
    */
   async finish(): Promise<void> {
+    await this.leases.stop();
     await this.o.store
       .flush()
       .catch((e) =>

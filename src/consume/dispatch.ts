@@ -31,11 +31,18 @@ export interface DispatchDeps extends EventDeps {
   filterState: FilterState;
   /** Set when some trigger is ordered: its events run only as their scope's head (./ordered.ts). */
   ordered?: OrderedScopes;
+  /**
+   * Whether the consumer still holds an event's claim (./leases.ts), asked as its handlers are
+   * about to start. An event it no longer holds is not run: another consumer has it.
+   */
+  held?: (eventId: string) => Promise<boolean>;
 }
 
 export interface DispatchResult {
-  /** One per claimed event, in batch order. */
+  /** One per claimed event, in batch order, but for those `dropped`. */
   outcomes: Outcome[];
+  /** Events whose claim was lost before their handlers started: not run, no outcome to record. */
+  dropped: ClaimedEvent[];
   /** Derived events of the completed events, to publish before settling. */
   derived: EventEnvelope[];
   /** Scope-lock calls made (for measurement). */
@@ -108,7 +115,15 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
     ordered = g.ordered;
   }
   if (work.length === 0)
-    return { outcomes, derived: [], lockCalls: 0, fences: new Map(), released: Promise.resolve(), ordered };
+    return {
+      outcomes,
+      dropped: [],
+      derived: [],
+      lockCalls: 0,
+      fences: new Map(),
+      released: Promise.resolve(),
+      ordered,
+    };
   return { ...(await runMatched(batch, work, outcomes, d)), ordered };
 }
 
@@ -150,11 +165,16 @@ async function runMatched(
   // once per batch, so that untraced batches skip the per-handler span arguments - the
   // event's trace context costs a random span id and two regex tests per call.
   const traced = trace.getActiveSpan() !== undefined;
+  const dropped = new Set<number>();
 
   const runInScope = async (w: Work) => {
     if (await gate.waitFor(w.scopes)) {
       await sem.run(async () => {
         const c = batch[w.i]!;
+        if (d.held && !(await d.held(c.event.id))) {
+          dropped.add(w.i);
+          return;
+        }
         const held = w.scopes.map((scope) => ({ scope, token: d.locks.fence(scope) ?? 0 }));
         fences.set(c.event.id, held);
         const r = await runEvent(c, w.matches, deps, traced, held);
@@ -200,5 +220,12 @@ async function runMatched(
     released.catch(() => {});
     await d.hooks?.flush();
   }
-  return { outcomes, derived: derived.flat(), lockCalls: gate.calls, fences, released };
+  return {
+    outcomes: dropped.size ? outcomes.filter((_, i) => !dropped.has(i)) : outcomes,
+    dropped: [...dropped].map((i) => batch[i]!),
+    derived: derived.flat(),
+    lockCalls: gate.calls,
+    fences,
+    released,
+  };
 }

@@ -223,6 +223,21 @@ export function dueUpdate(req: DueLook & { consumer: string }, except: string[] 
     RETURNING ${claimed.list}`;
 }
 
+/**
+ * Extends Postgres-side claims that `consumer` still holds to `leaseUntil`, one statement.
+ * Answers the ids it extended; an id missing was settled or taken over by another consumer.
+ */
+export async function renewLeases(db: Db, consumer: string, ids: string[], leaseUntil: Date): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const renewed = selection({ id: events.id });
+  const r = await db.execute(sql`
+    UPDATE ${events} SET ${assign(events, { leaseUntil: sql`${leaseUntil.toISOString()}::timestamptz` })}
+     WHERE ${anyOf(events.id, ids)} AND ${events.status} = 'processing'
+       AND ${events.claimedBy} = ${consumer} AND ${events.leaseUntil} IS NOT NULL
+    RETURNING ${renewed.list}`);
+  return r.rows.map((x) => renewed.read(x).id);
+}
+
 export function claimedRow(x: ClaimedEventRow): ClaimedRow {
   return { event: envelopeFrom(x), attempts: x.attempts };
 }

@@ -21,7 +21,7 @@
  */
 import type { Config } from "../../config";
 import { type Db, openDb } from "../../db/client";
-import { historyCounts, settleCompleted, settleOutcomes } from "../../db/history";
+import { historyCounts, renewLeases, settleCompleted, settleOutcomes } from "../../db/history";
 import type { EventEnvelope } from "../../events/envelope";
 import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "../shared";
 import type {
@@ -37,6 +37,7 @@ import type {
   LaneStats,
   PublishOptions,
   PublishReceipt,
+  RenewRequest,
   ReplayLane,
   SettleRequest,
   SettleResult,
@@ -150,6 +151,13 @@ export class PostgresEventStore implements EventStore {
     // Kept for parity with the Redis backend's crash tests: here nothing follows the write.
     req.failpoints?.hit("after-persist-before-ack");
     return { recorded: recorded.length };
+  }
+
+  /** Every claim here is a Postgres-side lease: one statement extends those still held. */
+  async renew(req: RenewRequest): Promise<Set<string>> {
+    const until = new Date(req.now.getTime() + req.leaseMs);
+    const ids = req.receipts.map((r) => r.eventId);
+    return new Set(await this.withDb((db) => renewLeases(db, req.consumer, ids, until)));
   }
 
   /** Nothing is ever owed: there is no transport to acknowledge. */

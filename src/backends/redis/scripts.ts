@@ -23,6 +23,7 @@ import pruneConsumers from "./scripts/prune-consumers.lua";
 import publishGuarded from "./scripts/publish-guarded.lua";
 import publishOnce from "./scripts/publish-once.lua";
 import reclaim from "./scripts/reclaim.lua";
+import renewClaims from "./scripts/renew-claims.lua";
 import safeTrim from "./scripts/safe-trim.lua";
 
 /** How an XADD trims, approximately: by length, or by age (entries older than an id). */
@@ -81,6 +82,8 @@ export interface RedisScripts {
     /** Also answer the group's lag (entries never delivered). */
     withLag: boolean;
   }): Promise<{ cursor: string; entries: StreamEntry[]; deliveries: number[]; lag: number | undefined }>;
+  /** Resets the idle time of the entries of `lane` still pending for `consumer`; those ids. */
+  renewClaims(lane: string, group: string, consumer: string, entryIds: string[]): Promise<string[]>;
   /** The pending-entries lists of `lanes` (up to `perLane` entries each), with the entries' fields if `withFields`. */
   inFlight(lanes: string[], group: string, perLane: number, withFields: boolean): Promise<PendingEntry[]>;
   /** Sends `acks` (entry ids by lane), then XREADGROUP ... > on `lane`: one command. */
@@ -138,6 +141,7 @@ function bind(redis: Redis): RedisScripts {
   const read = script<Array<[string, StreamEntry[]]> | null>(redis, ackThenRead);
   const take = script<[string, StreamEntry[], Array<number | string>, number | string]>(redis, reclaim);
   const pel = script<unknown[] | null>(redis, inFlight);
+  const keep = script<string[] | null>(redis, renewClaims);
   const once = script<unknown[]>(redis, publishOnce);
   const guarded = script<unknown[]>(redis, publishGuarded);
   const prune = script<string[] | null>(redis, pruneConsumers);
@@ -168,6 +172,10 @@ function bind(redis: Redis): RedisScripts {
         deliveries: (counts ?? []).map(Number),
         lag: Number(lag) >= 0 ? Number(lag) : undefined,
       };
+    },
+    async renewClaims(lane, group, consumer, entryIds) {
+      if (entryIds.length === 0) return [];
+      return ((await keep.exec([lane], [group, consumer, ...entryIds])) ?? []).map(String);
     },
     async inFlight(lanes, group, perLane, withFields) {
       if (lanes.length === 0) return [];

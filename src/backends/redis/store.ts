@@ -6,7 +6,7 @@
  */
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
-import { historyCounts } from "../../db/history";
+import { historyCounts, renewLeases } from "../../db/history";
 import type { EventEnvelope } from "../../events/envelope";
 import { claimDueFromHistory } from "../shared";
 import type {
@@ -23,6 +23,8 @@ import type {
   LaneStats,
   PublishOptions,
   PublishReceipt,
+  Receipt,
+  RenewRequest,
   SettleRequest,
   SettleResult,
 } from "../types";
@@ -103,6 +105,41 @@ export class RedisStreamStore implements EventStore {
 
   async settle(req: SettleRequest): Promise<SettleResult> {
     return this.settler.settle(this.history(), req);
+  }
+
+  /**
+   * Stream claims are kept by resetting their entries' idle time (one script per lane), due
+   * events' Postgres-side leases by one statement. A claim lost is forgotten here: the
+   * consumer no longer holds that event.
+   */
+  async renew(req: RenewRequest): Promise<Set<string>> {
+    const inDb: string[] = [];
+    const byLane = new Map<string, Receipt[]>();
+    for (const r of req.receipts) {
+      if (r.lane === null || r.entryId === null) inDb.push(r.eventId);
+      else byLane.set(r.lane, [...(byLane.get(r.lane) ?? []), r]);
+    }
+    const until = new Date(req.now.getTime() + req.leaseMs);
+    const [fromDb, ...fromLanes] = await Promise.all([
+      renewLeases(this.history(), req.consumer, inDb, until),
+      ...[...byLane].map(async ([lane, rs]) => {
+        const kept = new Set(
+          await this.scripts.renewClaims(
+            lane,
+            this.keys.group,
+            req.consumer,
+            rs.map((r) => r.entryId ?? ""),
+          ),
+        );
+        return rs.filter((r) => kept.has(r.entryId ?? "")).map((r) => r.eventId);
+      }),
+    ]);
+    const held = new Set([...fromDb, ...fromLanes.flat()]);
+    this.deliveries.settled(
+      req.consumer,
+      req.receipts.filter((r) => !held.has(r.eventId)),
+    );
+    return held;
   }
 
   /** Sends the acknowledgements still owed (settle() defers them): the consumer calls it when its run ends. */
