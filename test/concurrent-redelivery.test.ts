@@ -24,7 +24,8 @@ import type { TestEnv } from "./support/env";
 const DELIVERIES = 2000;
 const COPIES = 8;
 /** Deliveries (and client ids) sent through the HTTP routes, per backend. */
-const THROUGH_HTTP = { redis: DELIVERIES, postgres: Number(import.meta.env.VITE_REDELIVERY_PG ?? 250) };
+const vars = (import.meta as ImportMeta & { env?: Record<string, string | undefined> }).env ?? {};
+const THROUGH_HTTP = { redis: DELIVERIES, postgres: Number(vars.VITE_REDELIVERY_PG ?? 250) };
 /**
  * Deliveries in flight at once, each with its COPIES requests. Every request opens its own
  * Postgres connection (as a Worker does), so the Postgres backend's wave stays well below the

@@ -11,7 +11,7 @@ import { loadConfig } from "../src/config";
 import { type DbHandle, openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import { checkConfig } from "../src/health/config-check";
-import { authed, call, ingestEnv, streamEvents } from "./fixtures/ingest";
+import { API_KEY, authed, call, ingestEnv, streamEvents } from "./fixtures/ingest";
 import { githubHeaders, hook, SOURCES } from "./fixtures/webhooks";
 import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
 import type { TestEnv } from "./support/env";
@@ -79,12 +79,21 @@ describe.each(backends)("an invalid webhook source breaks only its own route ($n
     expect(op.body.checks.postgres.status).not.toBe("unhealthy");
   });
 
-  it("WEBHOOK_SOURCES that is not JSON stops the webhook routes only", async () => {
-    const env = await b.env({ WEBHOOK_SOURCES: "{not json" });
+  it("WEBHOOK_SOURCES that is not JSON stops the webhook routes, and keys that would need its names", async () => {
+    const granted = "granted-key-0123456789abcdef";
+    const env = await b.env({
+      WEBHOOK_SOURCES: "{not json",
+      API_KEYS: JSON.stringify([API_KEY, { key: granted, sources: ["cron"] }]),
+    });
     const hooked = await call(env, hook("gh", "{}", await githubHeaders("{}")));
     expect(hooked.status).toBe(503);
     expect(hooked.json.errors[0].message).toBe("WEBHOOK_SOURCES: not valid JSON");
-    expect((await call(env, authed("/events", tick))).status).toBe(202);
+    // A bare key may use any source but a webhook's, and which those are is unknown now.
+    const bare = await call(env, authed("/events", tick));
+    expect(bare.status, bare.text).toBe(503);
+    expect(bare.json.errors).toEqual([{ param: "WEBHOOK_SOURCES", message: "WEBHOOK_SOURCES: not valid JSON" }]);
+    // A key whose grant names its sources exactly needs no other name.
+    expect((await call(env, authed("/events", tick, { authorization: `Bearer ${granted}` }))).status).toBe(202);
     expect(await b.stored(env)).toHaveLength(1);
     expect((await adminCall(env, "GET", "/ready", { token: null })).body.misconfigured).toEqual(["WEBHOOK_SOURCES"]);
   });

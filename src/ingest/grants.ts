@@ -18,7 +18,7 @@ import { globMatcher } from "../triggers/filters";
 import { defaultTriggers } from "../triggers/registry";
 import type { ItemPath } from "./accept";
 import { apiKeyOf } from "./auth";
-import { webhookSources } from "./sources";
+import { sourceTable } from "./sources";
 // The deployment's triggers, registered: their declared types are the reserved ones.
 import "../handlers";
 
@@ -55,6 +55,24 @@ function refusal(
   return `${what} "${value}" is not granted to this API key (${what === "source" ? "sources" : "types"}: ${granted!.join(", ")})`;
 }
 
+/**
+ * The configured webhook source names, valid or not: an invalid source's name is still its own.
+ * WEBHOOK_SOURCES that cannot be read at all names none, so only a key whose grant lists its
+ * sources by exact name (which such a key may use anyway) can be answered; any other key gets
+ * a 503 naming the setting rather than a guess.
+ */
+function reservedSources(cfg: Config, key: ApiKey): Set<string> {
+  const t = sourceTable(cfg);
+  if (t.whole.length && !(key.sources && key.sources.every((s) => !s.includes("*"))))
+    throw new HTTPProblem(
+      503,
+      "Webhook sources misconfigured",
+      "The webhook sources cannot be read, so which source names are reserved is unknown; nothing was published.",
+      { errors: t.whole.map((message) => ({ param: "WEBHOOK_SOURCES", message })) },
+    );
+  return new Set([...t.valid.keys(), ...t.invalid.keys()]);
+}
+
 /** Throws a 403 naming every item's source or type that the key `keyId` may not use. */
 export async function authorizeEvents(
   cfg: Config,
@@ -65,7 +83,7 @@ export async function authorizeEvents(
   const key = await apiKeyOf(cfg, keyId);
   if (!key) throw new Error("authorizeEvents: a key id from requireApiKey was expected");
   const m = compiled(key);
-  const webhooks = webhookSources(cfg);
+  const webhooks = reservedSources(cfg, key);
   const outputs = defaultTriggers.publishedTypes();
   const errors: ProblemError[] = [];
   events.forEach((e, i) => {
