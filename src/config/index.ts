@@ -98,6 +98,12 @@ const schema = z.object({
   /** Deepest JSON nesting accepted at ingest (checked before parsing; deeper is a 400). */
   MAX_JSON_DEPTH: int(2).default(64),
   /**
+   * An event's own `timestamp` (POST /events, /events/batch, GET /ws) may be at most this far
+   * ahead of the server's clock, seconds; further is a 422. Bounds the clock skew a client may
+   * claim, so a future-dated event cannot sort after everything history and replays will see.
+   */
+  EVENT_MAX_FUTURE_SKEW_S: int(0).default(300),
+  /**
    * How long a webhook delivery id is remembered for deduplication, seconds. Providers
    * redeliver for up to ~3 days (Stripe), hence the default.
    */

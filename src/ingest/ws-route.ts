@@ -160,7 +160,12 @@ class Connection {
       const items = batch ? batchItems(value, cfg.MAX_BATCH_EVENTS) : [value];
       const built = await buildItems(
         items,
-        { traceId: this.traceId, now: new Date(), ingress: { kind: "ws", key: this.keyId } },
+        {
+          traceId: this.traceId,
+          now: new Date(),
+          ingress: { kind: "ws", key: this.keyId },
+          maxFutureSkewS: cfg.EVENT_MAX_FUTURE_SKEW_S,
+        },
         at,
       );
       if (!this.take(built.events.length))
