@@ -145,6 +145,18 @@ const cases: Case[] = [
     at: { path: "/timestamp" },
   },
   {
+    name: "timestamp an hour in the future",
+    req: () => ev({ ...tick, timestamp: new Date(Date.now() + 3_600_000).toISOString() }),
+    status: 422,
+    at: { path: "/timestamp" },
+  },
+  {
+    name: "timestamp in the year 9999, batch",
+    req: () => batch({ events: [tick, { ...tick, timestamp: "9999-12-31T23:59:59Z" }] }),
+    status: 422,
+    at: { path: "/events/1/timestamp" },
+  },
+  {
     name: "escaped NUL in a string",
     req: () => ev('{"type":"ws.message","source":"s","connection_id":"c","content":"a\\u0000b"}'),
     status: 422,

@@ -100,6 +100,12 @@ const schema = z.object({
   /** Deepest JSON nesting accepted at ingest (checked before parsing; deeper is a 400). */
   MAX_JSON_DEPTH: int(2).default(64),
   /**
+   * An event's own `timestamp` (POST /events, /events/batch, GET /ws) may be at most this far
+   * ahead of the server's clock, seconds; further is a 422. Bounds the clock skew a client may
+   * claim, so a future-dated event cannot sort after everything history and replays will see.
+   */
+  EVENT_MAX_FUTURE_SKEW_S: int(0).default(300),
+  /**
    * How long a webhook delivery id is remembered for deduplication, seconds. Providers
    * redeliver for up to ~3 days (Stripe), hence the default.
    */
@@ -130,14 +136,16 @@ const schema = z.object({
   AUTH_FAILURE_WINDOW_S: int(1).default(300),
   /** GET /ws: events per second one connection may send (over it: closed with 1008). */
   WS_EVENTS_PER_S: int(1).default(1_000),
-  /** GET /ws: a connection silent this long is closed (1000), seconds. */
+  /** GET /ws: a connection without an accepted frame this long is closed (1000), seconds. */
   WS_IDLE_TIMEOUT_S: int(1).default(60),
   /**
-   * GET /ws: frames one connection may send before the server closes it (1000, "reconnect"):
-   * a connection is one Workers invocation, whose subrequests are capped (1,000), and a frame
-   * costs up to two of them (the rate-limit check and the publish).
+   * GET /ws: frames one connection may send, refused ones included, before the server closes
+   * it (1000, "reconnect"): a connection is one Workers invocation, whose subrequests are
+   * capped (1,000), and a frame costs up to two of them (the rate-limit check and the publish).
    */
   WS_MAX_FRAMES: int(1).max(450).default(400),
+  /** GET /ws: problem frames in a row after which the connection is closed (1008). */
+  WS_MAX_REFUSED_FRAMES: int(1).default(5),
   /**
    * Wake-up debounce, ms: at most one wake-up (plus one trailing, delayed) is sent to
    * WAKE_QUEUE per window, however many events arrive (src/ingest/wake.ts).

@@ -5,7 +5,8 @@
  *
  * - `id`: a client-supplied id is accepted only if it is a UUID (it then doubles as an
  *   idempotency key: history stores each id once); otherwise crypto.randomUUID().
- * - `timestamp`: ISO 8601 with an offset, normalised to UTC; now when absent.
+ * - `timestamp`: ISO 8601 with an offset, normalised to UTC; now when absent; at most
+ *   `maxFutureSkewS` ahead of `now`.
  * - `meta.trace_id`: the client's, else the request's (traceparent), else a new one.
  * - `meta.ingress`: always the server's (BuildContext.ingress); reserved meta keys and
  *   ingress-only types (webhook.received) from a client are errors naming them.
@@ -63,6 +64,8 @@ export interface BuildContext {
   now: Date;
   /** Where the event came in: becomes meta.ingress. */
   ingress: Ingress;
+  /** How far past `now` a client's timestamp may be, seconds (EVENT_MAX_FUTURE_SKEW_S). */
+  maxFutureSkewS: number;
 }
 
 export type BuildResult =
@@ -83,6 +86,12 @@ export function buildEvent(input: unknown, registry: EventRegistry, ctx: BuildCo
 
   const env = envelopeInput.safeParse(common);
   const errors: ProblemError[] = env.success ? [] : zodErrors(env.error);
+  const at = env.success && env.data.timestamp !== undefined ? Date.parse(env.data.timestamp) : undefined;
+  if (at !== undefined && at > ctx.now.getTime() + ctx.maxFutureSkewS * 1000)
+    errors.push({
+      path: "/timestamp",
+      message: `is more than ${ctx.maxFutureSkewS} s ahead of the server's clock (${ctx.now.toISOString()})`,
+    });
 
   // Type-specific fields are checked whenever the type is known, so one answer lists all problems.
   const type = typeof obj.type === "string" ? obj.type : undefined;

@@ -106,8 +106,13 @@ function limits(cfg: Config) {
   return { maxBytes: cfg.MAX_BODY_BYTES, maxDepth: cfg.MAX_JSON_DEPTH };
 }
 
-function buildContext(headers: Headers, keyId: string): BuildContext {
-  return { traceId: traceIdFrom(headers), now: new Date(), ingress: { kind: "api", key: keyId } };
+function buildContext(headers: Headers, keyId: string, cfg: Config): BuildContext {
+  return {
+    traceId: traceIdFrom(headers),
+    now: new Date(),
+    ingress: { kind: "api", key: keyId },
+    maxFutureSkewS: cfg.EVENT_MAX_FUTURE_SKEW_S,
+  };
 }
 
 const one: ItemPath = () => "";
@@ -118,7 +123,7 @@ export const eventsRouter = createRouter()
     const cfg = c.var.config;
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
-    const built = await buildItems([body], buildContext(c.req.raw.headers, keyId), one);
+    const built = await buildItems([body], buildContext(c.req.raw.headers, keyId, cfg), one);
     await authorizeEvents(cfg, keyId, built.events, one);
     const ctx = ingestContext(c, cfg);
     await rateLimit(ctx, { kind: "key", id: keyId, cost: 1 });
@@ -131,7 +136,7 @@ export const eventsRouter = createRouter()
     const keyId = await requireApiKey(c.req.raw.headers, cfg);
     const body = await readJson(c.req.raw, limits(cfg));
     const items = batchItems(body, cfg.MAX_BATCH_EVENTS);
-    const built = await buildItems(items, buildContext(c.req.raw.headers, keyId), inBatch);
+    const built = await buildItems(items, buildContext(c.req.raw.headers, keyId, cfg), inBatch);
     await authorizeEvents(cfg, keyId, built.events, inBatch);
     const ctx = ingestContext(c, cfg);
     await rateLimit(ctx, { kind: "key", id: keyId, cost: built.events.length });

@@ -112,13 +112,23 @@ function unauthenticated(verdict: { header: string; message: string }): HTTPProb
 }
 
 /**
+ * The dedupe key of a source's delivery id: "<source>:<id>" with the source name
+ * percent-encoded, so the first ":" always ends the name and no two (source, id) pairs share
+ * a key ("a:b" + "c" and "a" + "b:c" do not). Names without ":" keep their plain form.
+ */
+export function deliveryKey(source: string, deliveryId: string): string {
+  return `${encodeURIComponent(source)}:${deliveryId}`;
+}
+
+/**
  * The keys a delivery claims for DEDUPE_WINDOW_S: its delivery id, and for schemes whose
- * signature a replay can reuse under a fresh delivery id, a digest of the signed body.
- * Any of them seen: a duplicate.
+ * signature a replay can reuse under a fresh delivery id, a digest of the signed body
+ * (unambiguous as it is: the digest is the last 64 characters). Any of them seen: a duplicate.
  */
 function deliveryGuards(name: string, deliveryId: string | null, bodyDigest: string, scheme: Scheme): Guard[] {
   const guards: Guard[] = [];
-  if (deliveryId !== null) guards.push({ key: `${name}:${deliveryId}`, digest: bodyDigest, onMismatch: "duplicate" });
+  if (deliveryId !== null)
+    guards.push({ key: deliveryKey(name, deliveryId), digest: bodyDigest, onMismatch: "duplicate" });
   if (scheme.replayableBody)
     guards.push({ key: `@body:${name}:${bodyDigest}`, digest: bodyDigest, onMismatch: "duplicate" });
   return guards;
@@ -164,6 +174,7 @@ export const webhooksRouter = createRouter().openapi(route, async (c) => {
       traceId: traceIdFrom(headers),
       now: new Date(),
       ingress: { kind: "webhook", source: name, scheme: source.scheme },
+      maxFutureSkewS: cfg.EVENT_MAX_FUTURE_SKEW_S,
     },
   );
   if (!built.ok) throw invalidFields(built.errors);

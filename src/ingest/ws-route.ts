@@ -12,10 +12,12 @@
  * {"id", "status": "accepted" | "duplicate"} (or {"ids", ...}), or with a problem frame
  * (the HTTP problem body: status, title, errors) for which nothing was stored.
  *
- * Limits, each a close code: a binary frame 1003; a frame over MAX_BODY_BYTES 1009; more
- * than WS_EVENTS_PER_S events in a second 1008; the store unavailable 1011 (the frame was
- * not acknowledged: resend what was not); silent for WS_IDLE_TIMEOUT_S, or WS_MAX_FRAMES
- * frames sent (one invocation's subrequests are bounded), 1000 - reconnect to go on.
+ * Limits, each a close code, count every frame, refused or not: a binary frame 1003; a frame
+ * over MAX_BODY_BYTES 1009; more than WS_EVENTS_PER_S events in a second, WS_MAX_REFUSED_FRAMES
+ * problem frames in a row, or more than WS_MAX_WAITING_FRAMES frames waiting for their
+ * answers 1008; the store unavailable 1011 (the frame was not acknowledged: resend what was
+ * not); no accepted frame for WS_IDLE_TIMEOUT_S, or WS_MAX_FRAMES frames sent (one
+ * invocation's subrequests are bounded), 1000 - reconnect to go on.
  */
 import { createRoute } from "@hono/zod-openapi";
 import type { Config } from "../config";
@@ -48,7 +50,7 @@ const route = createRoute({
   tags: ["Ingest"],
   summary: "Publish events over a WebSocket",
   description:
-    'Upgrade with an API key (Authorization: Bearer, or subprotocols `reflex.v1, bearer.<key>`). Each text frame is one event or {"events": [...]}; each is answered after the append with {id|ids, status} or a problem frame. Close codes: 1003 binary frame, 1008 over WS_EVENTS_PER_S, 1009 frame over MAX_BODY_BYTES, 1011 store unavailable (resend what was not acknowledged), 1000 idle or WS_MAX_FRAMES reached.',
+    'Upgrade with an API key (Authorization: Bearer, or subprotocols `reflex.v1, bearer.<key>`). Each text frame is one event or {"events": [...]}; each is answered after the append with {id|ids, status} or a problem frame. Every frame, refused or not, counts toward the limits. Close codes: 1003 binary frame, 1008 over WS_EVENTS_PER_S, WS_MAX_REFUSED_FRAMES problem frames in a row or too many frames waiting for their answers, 1009 frame over MAX_BODY_BYTES, 1011 store unavailable (resend what was not acknowledged), 1000 no accepted frame for WS_IDLE_TIMEOUT_S or WS_MAX_FRAMES reached.',
   security: [{ apiKey: [] }],
   responses: {
     101: { description: "Switching protocols: the socket is open" },
@@ -82,11 +84,30 @@ function isBatch(v: unknown): boolean {
   return typeof v === "object" && v !== null && !Array.isArray(v) && "events" in v && !("type" in v);
 }
 
-/** One open socket: frames handled one at a time, in arrival order. */
+/**
+ * Frames waiting behind the one being handled; one more closes the socket (1008) rather than
+ * buffering it (each may be MAX_BODY_BYTES, and the invocation's memory is bounded).
+ */
+export const WS_MAX_WAITING_FRAMES = 16;
+
+/**
+ * One open socket. Every frame is charged on arrival, before it is parsed: its size, then the
+ * frame budget (WS_MAX_FRAMES) and the rate (one token per frame; a batch's further events
+ * when it is parsed), then the bound on waiting frames. Frames are then handled one at a time,
+ * in arrival order. A limit reached on arrival takes no more frames and closes once the
+ * frames before it are answered; a limit reached while handling a frame closes at once, so an
+ * answer never follows an unanswered frame. Only an accepted frame resets the idle timer.
+ */
 class Connection {
-  private queue: Promise<void> = Promise.resolve();
-  private storeFrames = 0;
+  private readonly waiting: string[] = [];
+  private handling = false;
+  private frames = 0;
+  private refusedInARow = 0;
+  /** Set when a limit was reached on arrival: the close that follows the frames already taken. */
+  private ending: { code: number; reason: string } | undefined;
   private idle: ReturnType<typeof setTimeout> | undefined;
+  /** The idle timeout passed while a frame was being handled: close unless that frame is accepted. */
+  private idleDue = false;
   private tokens: number;
   private refilledAt = Date.now();
   private closed = false;
@@ -101,9 +122,7 @@ class Connection {
   }
 
   start(): void {
-    this.ws.addEventListener("message", (m) => {
-      this.queue = this.queue.then(() => this.frame(m.data));
-    });
+    this.ws.addEventListener("message", (m) => this.arrive(m.data));
     this.ws.addEventListener("close", () => this.stop());
     this.ws.addEventListener("error", () => this.stop());
     this.touch();
@@ -111,6 +130,7 @@ class Connection {
 
   private stop(): void {
     this.closed = true;
+    this.waiting.length = 0;
     clearTimeout(this.idle);
   }
 
@@ -124,12 +144,23 @@ class Connection {
     }
   }
 
+  /** Takes no more frames; closes once the frames already taken are answered. */
+  private end(code: number, reason: string): void {
+    this.ending ??= { code, reason };
+    if (!this.handling) this.close(this.ending.code, this.ending.reason);
+  }
+
+  private idleReason(): string {
+    return `idle for ${this.ctx.cfg.WS_IDLE_TIMEOUT_S} s`;
+  }
+
   private touch(): void {
+    this.idleDue = false;
     clearTimeout(this.idle);
-    this.idle = setTimeout(
-      () => this.close(CLOSE.normal, `idle for ${this.ctx.cfg.WS_IDLE_TIMEOUT_S} s`),
-      this.ctx.cfg.WS_IDLE_TIMEOUT_S * 1000,
-    );
+    this.idle = setTimeout(() => {
+      if (this.handling) this.idleDue = true;
+      else this.close(CLOSE.normal, this.idleReason());
+    }, this.ctx.cfg.WS_IDLE_TIMEOUT_S * 1000);
   }
 
   private send(v: unknown): void {
@@ -147,13 +178,49 @@ class Connection {
     return true;
   }
 
-  private async frame(data: unknown): Promise<void> {
-    if (this.closed) return;
-    this.touch();
+  /** A frame as it arrives: charged against every limit before anything parses it. */
+  private arrive(data: unknown): void {
+    if (this.closed || this.ending) return;
+    const refused = this.charge(data);
+    if (refused) this.end(...refused);
+    else {
+      this.waiting.push(data as string);
+      void this.drain();
+      if (this.frames >= this.ctx.cfg.WS_MAX_FRAMES)
+        this.end(CLOSE.normal, `${this.ctx.cfg.WS_MAX_FRAMES} frames on this connection; reconnect to go on`);
+    }
+  }
+
+  /** Counts a frame: its size, then the frame budget and the rate, then the frames waiting; the limit it reached, if any. */
+  private charge(data: unknown): [code: number, reason: string] | undefined {
     const cfg = this.ctx.cfg;
-    if (typeof data !== "string") return this.close(CLOSE.unsupported, "text frames only (JSON)");
+    if (typeof data !== "string") return [CLOSE.unsupported, "text frames only (JSON)"];
     if (data.length > cfg.MAX_BODY_BYTES || new TextEncoder().encode(data).byteLength > cfg.MAX_BODY_BYTES)
-      return this.close(CLOSE.tooBig, `frame larger than ${cfg.MAX_BODY_BYTES} bytes`);
+      return [CLOSE.tooBig, `frame larger than ${cfg.MAX_BODY_BYTES} bytes`];
+    this.frames++;
+    if (!this.take(1)) return [CLOSE.policy, `more than ${cfg.WS_EVENTS_PER_S} events per second`];
+    if (this.waiting.length >= WS_MAX_WAITING_FRAMES)
+      return [CLOSE.policy, `more than ${WS_MAX_WAITING_FRAMES} frames waiting for their answers`];
+    return undefined;
+  }
+
+  /** Handles the waiting frames one at a time, then closes if a limit or the idle timeout said so. */
+  private async drain(): Promise<void> {
+    if (this.handling) return;
+    this.handling = true;
+    try {
+      for (let data = this.waiting.shift(); data !== undefined && !this.closed; data = this.waiting.shift()) {
+        await this.frame(data);
+        if (this.idleDue) this.close(CLOSE.normal, this.idleReason());
+      }
+    } finally {
+      this.handling = false;
+    }
+    if (this.ending) this.close(this.ending.code, this.ending.reason);
+  }
+
+  private async frame(data: string): Promise<void> {
+    const cfg = this.ctx.cfg;
     try {
       const value = parseJsonText(data, cfg.MAX_JSON_DEPTH);
       const batch = isBatch(value);
@@ -161,13 +228,18 @@ class Connection {
       const items = batch ? batchItems(value, cfg.MAX_BATCH_EVENTS) : [value];
       const built = await buildItems(
         items,
-        { traceId: this.traceId, now: new Date(), ingress: { kind: "ws", key: this.keyId } },
+        {
+          traceId: this.traceId,
+          now: new Date(),
+          ingress: { kind: "ws", key: this.keyId },
+          maxFutureSkewS: cfg.EVENT_MAX_FUTURE_SKEW_S,
+        },
         at,
       );
       await authorizeEvents(cfg, this.keyId, built.events, at);
-      if (!this.take(built.events.length))
+      // The frame paid one token on arrival; a batch pays for the rest of its events.
+      if (!this.take(built.events.length - 1))
         return this.close(CLOSE.policy, `more than ${cfg.WS_EVENTS_PER_S} events per second`);
-      this.storeFrames++;
       await rateLimit(this.ctx, { kind: "key", id: this.keyId, cost: built.events.length });
       const r = await publishBuilt(this.ctx, built, at);
       if (!batch) this.send({ id: r.ids[0], status: r.duplicate[0] ? "duplicate" : "accepted" });
@@ -176,15 +248,17 @@ class Connection {
         const status = duplicates.length === r.ids.length ? "duplicate" : "accepted";
         this.send({ ids: r.ids, status, ...(status === "accepted" && duplicates.length ? { duplicates } : {}) });
       }
+      this.refusedInARow = 0;
+      if (!this.closed) this.touch();
     } catch (e) {
       const p = toProblem(e);
       // The store did not confirm: nothing more is accepted on this socket; the client
       // resends what was not acknowledged on a new one.
       if (p.status >= 500) return this.close(CLOSE.internal, "event store unavailable; resend unacknowledged frames");
       this.send(p.body);
+      if (++this.refusedInARow >= cfg.WS_MAX_REFUSED_FRAMES)
+        this.close(CLOSE.policy, `${cfg.WS_MAX_REFUSED_FRAMES} refused frames in a row`);
     }
-    if (this.storeFrames >= cfg.WS_MAX_FRAMES)
-      this.close(CLOSE.normal, `${cfg.WS_MAX_FRAMES} frames on this connection; reconnect to go on`);
   }
 }
 
