@@ -6,6 +6,7 @@ const base = {
   UPSTASH_REDIS_REST_URL: "https://example.upstash.io",
   UPSTASH_REDIS_REST_TOKEN: "tok",
   DATABASE_URL: "postgresql://u@db.example/x",
+  EVENT_ID_SECRET: "test-event-id-secret-0123456789",
 };
 
 describe("config", () => {
