@@ -19,7 +19,7 @@ import { z } from "zod";
 import { ENVELOPE_KEYS, type EventEnvelope } from "../events/envelope";
 import { derivedIdKey, keyedUuid } from "../events/ids";
 import { registry } from "../events/types";
-import { AgentRefusal, agentContext, HISTORY_TOOL_EVENT_CHARS } from "./agent";
+import { AgentRefusal, agentContext, eventJson, HISTORY_TOOL_EVENT_CHARS } from "./agent";
 
 const TYPE = z
   .string()
@@ -89,9 +89,6 @@ function deliverTo(o: { destinations: [string, ...string[]]; type?: string; desc
   });
 }
 
-const clipped = (s: string) =>
-  s.length > HISTORY_TOOL_EVENT_CHARS ? `${s.slice(0, HISTORY_TOOL_EVENT_CHARS)}...(truncated)` : s;
-
 function history(o: { limit?: number; description?: string } = {}) {
   const max = Math.min(Math.max(1, o.limit ?? 20), 100);
   return tool({
@@ -109,7 +106,7 @@ function history(o: { limit?: number; description?: string } = {}) {
         ...(type ? { type } : {}),
         ...(contains ? { contains } : {}),
       });
-      return { events: found.map((x) => clipped(JSON.stringify(x))) };
+      return { events: found.map((x) => eventJson(x, HISTORY_TOOL_EVENT_CHARS)) };
     },
   });
 }

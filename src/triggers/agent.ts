@@ -136,9 +136,15 @@ interface Turn {
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}...(truncated)` : s);
 
+/** An event's JSON for the model, envelope keys first (they survive the cut), at most `n` characters. */
+export function eventJson(e: EventEnvelope, n: number): string {
+  const { id, type, source, timestamp, meta, ...fields } = e;
+  return clip(JSON.stringify({ id, type, source, timestamp, meta, ...fields }), n);
+}
+
 /** `history`: the earlier events as the prompt shows them (each JSON, clipped). */
 function firstPrompt(e: EventEnvelope, history: string[]): string {
-  const parts = [`The event (JSON):\n${clip(JSON.stringify(e), EVENT_CHARS)}`];
+  const parts = [`The event (JSON):\n${eventJson(e, EVENT_CHARS)}`];
   if (history.length)
     parts.push(`Earlier events of the same scope, newest first (JSON, one per line):\n${history.join("\n")}`);
   return parts.join("\n\n");
@@ -203,7 +209,7 @@ export function agent(spec: AgentSpec): TriggerSpec {
 
       const earlier = history
         ? await ctx.step("context", async () =>
-            (await scoped({ limit: history })).map((h) => clip(JSON.stringify(h), HISTORY_EVENT_CHARS)),
+            (await scoped({ limit: history })).map((h) => eventJson(h, HISTORY_EVENT_CHARS)),
           )
         : [];
       const messages: ModelMessage[] = [{ role: "user", content: firstPrompt(ctx.event, earlier) }];
