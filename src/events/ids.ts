@@ -27,7 +27,10 @@ export function derivedIdKey(cfg: Pick<Config, "EVENT_ID_SECRET" | "DATABASE_URL
 }
 
 /** The id of `parts` under `key`. */
-export async function keyedUuid(key: CryptoKey | Promise<CryptoKey>, ...parts: Array<string | number>): Promise<string> {
+export async function keyedUuid(
+  key: CryptoKey | Promise<CryptoKey>,
+  ...parts: Array<string | number>
+): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", await key, enc.encode(parts.join("\u0000")));
   const bytes = new Uint8Array(mac).slice(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x80; // version 8

@@ -9,8 +9,8 @@
  */
 import { tool } from "ai";
 import { z } from "zod";
-import { agent, agentContext, type Filter, type TriggerSpec } from "../triggers";
 import type { Ingress } from "../events/envelope";
+import { agent, agentContext, type Filter, type TriggerSpec } from "../triggers";
 import type { AgentModel } from "../triggers/models";
 
 type Delivery = { headers?: Record<string, string>; body?: { action?: string; issue?: { number?: number } } };
