@@ -23,6 +23,7 @@ describe("config", () => {
   it("parses values; empty strings mean unset; postgres backend defaults to advisory locks", () => {
     const c = loadConfig({
       DATABASE_URL: base.DATABASE_URL,
+      EVENT_ID_SECRET: base.EVENT_ID_SECRET,
       EVENT_BACKEND: "postgres",
       EVENT_MAX_ATTEMPTS: "5",
       API_KEYS: " key-a-0123456789abcdef, key-b-0123456789abcdef ,,",
