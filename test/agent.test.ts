@@ -70,7 +70,11 @@ const issue = (n: number, repo = "acme/app"): EventEnvelope =>
       issue: { number: n, title: `App crashes on start (${n})`, body: "Stack trace..." },
       repository: { full_name: repo },
     },
-    meta: { trace_id: "a".repeat(32), correlation_id: `corr-${n}` },
+    meta: {
+      trace_id: "a".repeat(32),
+      correlation_id: `corr-${n}`,
+      ingress: { kind: "webhook", source: "github", scheme: "github" },
+    },
   });
 
 async function scrape(r: BackendRig): Promise<Map<string, number>> {
@@ -143,6 +147,7 @@ describe.each(["redis", "postgres"] as const)("agents (%s)", (backend) => {
           }),
           publish: agentTools.publish({ types: ["note.summary"] }),
         },
+        publishes: ["note.summary"],
       }),
     );
     const e = event({ type: "work.start" });
@@ -259,7 +264,7 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
     expect(delta('reflex_steps_total{outcome="replayed"}')).toBe(1);
   });
 
-  it("over the token budget and over the time budget: clear errors", async () => {
+  it("over the token budget (the next call would not fit) and over the time budget: clear errors", async () => {
     const r = await make("redis", { EVENT_MAX_ATTEMPTS: "1" });
     const m = scripted(calls(["history", {}]));
     r.triggers.register(
@@ -292,9 +297,11 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
     expect(await r.run()).toMatchObject({ dlq: 2 });
     const rows = await r.rows<{ id: string; last_error: string }>(sql`select id, last_error from events`);
     const err = new Map(rows.map((x) => [x.id, x.last_error]));
-    expect(err.get(a.id)).toBe("spender: over budget: 360 tokens used, over the limit of 250 per event");
+    expect(err.get(a.id)).toBe(
+      "spender: over budget: 240 of 250 tokens per event used; the next model call would send about 120 as input",
+    );
     expect(err.get(b.id)).toBe("waiter: over budget: the time limit of 50 ms per attempt was reached");
-    expect(m.doGenerateCalls).toHaveLength(3);
+    expect(m.doGenerateCalls).toHaveLength(2);
   });
 
   it("context: the last N events of the same scope go into the first prompt; the history tool searches them", async () => {
@@ -347,6 +354,7 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
         model: m,
         instructions: "Triage.",
         tools: { triage: triageTool, publish: agentTools.publish() },
+        publishes: ["issue.triaged"],
       }),
     );
     const e = issue(9);
@@ -370,7 +378,7 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
     });
     expect(set.status).toBe(200);
     const r = await make("redis", {
-      DESTINATIONS: JSON.stringify([{ name: "ops", url: `${receiver}/r/${id}`, filter: { types: ["never.*"] } }]),
+      DESTINATIONS: JSON.stringify([{ name: "ops", url: `${receiver}/r/${id}`, filter: { types: ["ops.*"] } }]),
     });
     const m = scripted(
       calls(["deliver", { destination: "ops", fields: { text: "Issue 3 needs a human" } }]),
@@ -431,11 +439,11 @@ describe("agents: metrics, limits, context, tools, configuration", () => {
 
   it("an agent without a model fails its attempt naming AGENT_MODEL", async () => {
     const r = await make("redis", { EVENT_MAX_ATTEMPTS: "1" });
-    r.triggers.register(issueTriage());
-    const e = issue(5);
+    r.triggers.register(agent({ name: "modelless", filter: f.type("work.start"), instructions: "Say one sentence." }));
+    const e = event({ type: "work.start" });
     await r.bundle.store.publish([e]);
     expect(await r.run()).toMatchObject({ dlq: 1 });
     const [row] = await r.rows<{ last_error: string }>(sql`select last_error from events where id = ${e.id}`);
-    expect(row!.last_error).toMatch(/^issue-triage: no model: set AGENT_MODEL/);
+    expect(row!.last_error).toMatch(/^modelless: no model: set AGENT_MODEL/);
   });
 });

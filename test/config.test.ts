@@ -6,6 +6,7 @@ const base = {
   UPSTASH_REDIS_REST_URL: "https://example.upstash.io",
   UPSTASH_REDIS_REST_TOKEN: "tok",
   DATABASE_URL: "postgresql://u@db.example/x",
+  EVENT_ID_SECRET: "test-event-id-secret-0123456789",
 };
 
 describe("config", () => {
@@ -22,6 +23,7 @@ describe("config", () => {
   it("parses values; empty strings mean unset; postgres backend defaults to advisory locks", () => {
     const c = loadConfig({
       DATABASE_URL: base.DATABASE_URL,
+      EVENT_ID_SECRET: base.EVENT_ID_SECRET,
       EVENT_BACKEND: "postgres",
       EVENT_MAX_ATTEMPTS: "5",
       API_KEYS: " key-a-0123456789abcdef, key-b-0123456789abcdef ,,",

@@ -289,6 +289,7 @@ describe("destinations: configuration", () => {
     UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
     UPSTASH_REDIS_REST_TOKEN: "t",
     DATABASE_URL: "postgresql://u@db/x",
+    EVENT_ID_SECRET: "test-event-id-secret-0123456789",
   };
   const problems = (env: Record<string, unknown>) => {
     try {

@@ -155,6 +155,7 @@ describe("Postgres scope locks behind PgBouncer in transaction mode", () => {
     const base = {
       DATABASE_URL: "postgresql://u:p@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require",
       EVENT_BACKEND: "postgres",
+      EVENT_ID_SECRET: "test-event-id-secret-0123456789",
     };
     expect(() => loadConfig(base)).toThrow(ConfigError);
     expect(() => loadConfig(base)).toThrow(/DATABASE_DIRECT_URL: required with LOCK_BACKEND=postgres/);

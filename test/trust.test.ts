@@ -232,7 +232,11 @@ describe("derived-event ids are keyed with a server secret", () => {
 });
 
 describe("configuration refuses weak credentials and remote use of the local stand-in", () => {
-  const base = { DATABASE_URL: "postgres://u@db.example/x", EVENT_BACKEND: "postgres" };
+  const base = {
+    DATABASE_URL: "postgres://u@db.example/x",
+    EVENT_BACKEND: "postgres",
+    EVENT_ID_SECRET: "test-event-id-secret-0123456789",
+  };
   const problemsOf = (env: Record<string, unknown>): string[] => {
     try {
       const cfg = loadConfig(env);

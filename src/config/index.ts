@@ -70,7 +70,8 @@ const schema = z.object({
   API_KEYS: z.string().default(""),
   /**
    * Key of the HMAC that makes derived-event ids (ctx.publish), so no client can compute one
-   * in advance and claim it with an event of its own. Unset: a key derived from DATABASE_URL.
+   * in advance and claim it with an event of its own. Required unless DATABASE_URL is local
+   * (loopback host: local development), where a key derived from DATABASE_URL stands in.
    */
   EVENT_ID_SECRET: z.string().min(24, "must be at least 24 characters").optional(),
   /**
@@ -381,6 +382,12 @@ export function loadConfig(env: Env): Config {
             `NEON_WS_PROXY: local development only (unencrypted); ${name} must point at localhost, 127.0.0.1 or ::1`,
           );
       }
+    }
+    // Local development is a database on this machine; anywhere else derived ids need a real key.
+    if (cfg.EVENT_ID_SECRET === undefined && !isLoopbackUrl(cfg.DATABASE_URL)) {
+      problems.push(
+        "EVENT_ID_SECRET: required unless DATABASE_URL is local (localhost, 127.0.0.1, ::1): it keys the HMAC of derived event ids",
+      );
     }
     if (cfg.METRICS_TOKEN !== undefined && cfg.METRICS_TOKEN === cfg.ADMIN_TOKEN) {
       problems.push("METRICS_TOKEN: must differ from ADMIN_TOKEN (it is the read-only one)");

@@ -97,7 +97,7 @@ export async function dispatch(batch: ClaimedEvent[], d: DispatchDeps): Promise<
 
   const matched = await d.triggers.match(
     live.map((i) => batch[i]!.event),
-    { now: d.clock.now(), state: d.filterState },
+    { now: d.clock.now(), state: d.filterState, config: d.config },
   );
   let work: Work[] = [];
   live.forEach((i, k) => {

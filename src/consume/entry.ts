@@ -48,10 +48,17 @@ export function consumeInWorker(
   return countedAs("consume", () => consume(env, ctx, trigger, laneRun));
 }
 
+/** Configurations whose off triggers this isolate has logged: one line each at start, not per run. */
+const announced = new WeakSet<Config>();
+
 async function consume(env: Env, ctx: ExecutionContext, trigger: string, laneRun?: LaneRun): Promise<RunReport> {
   const base: Config = loadConfig(env);
   const cfg: Config = laneRun ? { ...base, CONSUMER_TIME_BUDGET_MS: laneRun.timeBudgetMs } : base;
   const log = createLogger(cfg.LOG_LEVEL, { run: trigger });
+  if (!announced.has(base)) {
+    announced.add(base);
+    for (const x of defaultTriggers.off(base)) log.warn("trigger off", x);
+  }
   const db = openDb(cfg);
   const backend = openBackend(cfg, db);
   const locks = backend.scopeLocks();

@@ -14,6 +14,7 @@ import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
 import type { Fence } from "../db/fences";
 import { scopeHistory } from "../db/scope-history";
+import { deliverNow } from "../destinations/runtime";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
 import type { EventRegistry } from "../events/registry";
@@ -146,6 +147,21 @@ function handlerContext(
     },
     step: (name, fn, options) => steps.step(name, fn, options),
     history: (q) => history(c.event, q, d.db),
+    deliver: async (name, event, o = {}) => {
+      if (!d.db) throw new Error("ctx.deliver needs Postgres: the consumer was started without a database (db)");
+      const destination = d.config.DESTINATIONS.find((x) => x.name === name);
+      if (!destination) return { ok: false, refused: `destination "${name}" is not in DESTINATIONS` };
+      return deliverNow({
+        db: d.db,
+        config: d.config,
+        clock: d.clock,
+        destination,
+        event,
+        parent: { id: c.event.id, attempt: c.attempts },
+        fence: { scope: m.scope, token: fence },
+        ...(o.timeLeftMs !== undefined ? { timeLeftMs: o.timeLeftMs } : {}),
+      });
+    },
   };
 }
 

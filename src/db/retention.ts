@@ -10,8 +10,10 @@
  *  - events in the DLQ, by when they entered it (updated_at): events_dlq_idx;
  *  - delivery attempts, by id order (ids grow with time, so the oldest come first);
  *  - finished replay jobs (a small table).
- * An event deleted takes its ordered-scope rows with it in the same statement: an ordered row
- * without history counts as in flight (src/db/ordered.ts) and would hold its scope forever.
+ * An event deleted takes its ordered-scope rows and its step records (results, derived
+ * events, model usage) with it in the same statement: an ordered row without history counts
+ * as in flight (src/db/ordered.ts) and would hold its scope forever, and a step record must
+ * not outlive the event whose data it holds.
  * Not partitioned: history is keyed by event id alone (ON CONFLICT (id) is what makes
  * persistence idempotent), and a partitioned table's unique keys must hold the partition
  * key, so partitions by time would let one id be stored twice. bench/retention.ts measures
@@ -20,7 +22,7 @@
 import { and, inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Db } from "./client";
-import { deliveryAttempts, events, orderedEvents, replayJobs } from "./schema";
+import { deliveryAttempts, events, orderedEvents, replayJobs, steps } from "./schema";
 
 export interface RetentionPolicy {
   /** Days each kind is kept; 0 keeps it forever. */
@@ -70,7 +72,8 @@ function batchOf(
     if (table !== events) return (await db.delete(table).where(inArray(id, pick))).rowCount ?? 0;
     const r = await db.execute<{ n: number }>(sql`
       WITH d AS (DELETE FROM ${events} WHERE ${events.id} IN (${pick}) RETURNING ${events.id} AS id),
-      x AS (DELETE FROM ${orderedEvents} WHERE ${orderedEvents.eventId} IN (SELECT id FROM d))
+      x AS (DELETE FROM ${orderedEvents} WHERE ${orderedEvents.eventId} IN (SELECT id FROM d)),
+      s AS (DELETE FROM ${steps} WHERE ${steps.eventId} IN (SELECT id FROM d))
       SELECT count(*)::int AS n FROM d`);
     return Number(r.rows[0]?.n ?? 0);
   };

@@ -28,7 +28,7 @@ import { type Filter, globMatcher } from "../triggers/filters";
 import type { DispatchHooks } from "../triggers/hooks";
 import { type HandlerContext, type Match, TriggerRegistry } from "../triggers/registry";
 import { BatchBreaker } from "./breaker";
-import { deliver } from "./deliver";
+import { type DeliveryFence, deliver } from "./deliver";
 
 export const TRIGGER_PREFIX = "destination ";
 
@@ -44,15 +44,15 @@ export function breakerPolicy(cfg: Config): BreakerPolicy {
 }
 
 /** types AND sources, each a list of globs; an empty list matches anything. */
-function destinationFilter(d: Destination): Filter {
+function accepts(d: Destination): (e: EventEnvelope) => boolean {
   const types = d.filter.types.map(globMatcher);
   const sources = d.filter.sources.map(globMatcher);
-  return {
-    describe: `destination(${d.name})`,
-    test: (e) =>
-      (types.length === 0 || types.some((m) => m(e.type))) &&
-      (sources.length === 0 || sources.some((m) => m(e.source))),
-  };
+  return (e) =>
+    (types.length === 0 || types.some((m) => m(e.type))) && (sources.length === 0 || sources.some((m) => m(e.source)));
+}
+
+function destinationFilter(d: Destination): Filter {
+  return { describe: `destination(${d.name})`, test: accepts(d) };
 }
 
 /** The value at `path` (dotted) in the envelope, as a scope key; the source when missing. */
@@ -208,4 +208,79 @@ export function openDestinations(o: DestinationOptions): DestinationRuntime {
     },
   };
   return { triggers, hooks };
+}
+
+/** What a handler's own delivery (ctx.deliver) came to. */
+export type DirectDelivery =
+  | { ok: true; statusCode: number | null }
+  | { ok: false; refused: string }
+  | { ok: false; error: string; statusCode: number | null };
+
+export interface DirectDeliveryOptions {
+  db: Db;
+  config: Config;
+  clock?: Clock;
+  destination: Destination;
+  /** The event to send (its id is the webhook-id). */
+  event: EventEnvelope;
+  /** The event being handled: the attempt is recorded under its id and attempt number. */
+  parent: { id: string; attempt: number };
+  fence: DeliveryFence;
+  /** The caller's time left, ms: the request timeout is the shorter of it and the destination's. */
+  timeLeftMs?: number;
+}
+
+/**
+ * One delivery from inside a handler (an agent's `deliver` tool), by the path a destination
+ * trigger takes: the destination's filter must accept the event (else refused, nothing sent),
+ * its breaker admits it (open: DeferAttempt to the next probe; half-open: this may be the
+ * probe), the request carries the fence header and is bounded by the caller's time, and the
+ * attempt and the breaker's tally are recorded in one statement before this resolves.
+ */
+export async function deliverNow(o: DirectDeliveryOptions): Promise<DirectDelivery> {
+  const d = o.destination;
+  const clock = o.clock ?? systemClock;
+  if (!accepts(d)(o.event))
+    return {
+      ok: false,
+      refused: `destination ${d.name} does not take events of type "${o.event.type}" from "${o.event.source}" (its filter)`,
+    };
+  const policy = breakerPolicy(o.config);
+  const owner = `a-${crypto.randomUUID()}`;
+  const lease = () => new Date(clock.now() + d.timeoutMs + PROBE_LEASE_MARGIN_MS);
+  const [row] = await loadBreakers(o.db, [d.name]);
+  const b = new BatchBreaker(row!, policy, () => claimProbe(o.db, d.name, owner, new Date(clock.now()), lease()));
+  const a = await b.admit(o.event.id, clock.now());
+  if (!a.ok) throw new DeferAttempt(`${TRIGGER_PREFIX}${d.name}: ${a.why} until ${a.until.toISOString()}`, a.until);
+  const timeoutMs = Math.max(1, Math.min(d.timeoutMs, o.timeLeftMs ?? d.timeoutMs));
+  const r = await deliver({ ...d, timeoutMs }, o.event, o.fence);
+  const now = clock.now();
+  const openUntil = b.record(o.event.id, r.ok, now);
+  await flushDeliveries(
+    o.db,
+    owner,
+    [
+      {
+        eventId: o.parent.id,
+        destination: d.name,
+        attempt: o.parent.attempt,
+        statusCode: r.statusCode,
+        error: r.error,
+        durationMs: r.durationMs,
+        responseBody: r.responseBody,
+        probe: a.probe,
+        at: new Date(now),
+      },
+    ],
+    [b.tally(d.name)],
+    new Date(now),
+    policy,
+  );
+  if (r.ok) return { ok: true, statusCode: r.statusCode };
+  if (a.probe && openUntil)
+    throw new DeferAttempt(
+      `${TRIGGER_PREFIX}${d.name}: ${r.error} (breaker probe; next probe ${openUntil.toISOString()})`,
+      openUntil,
+    );
+  return { ok: false, error: r.error ?? "delivery failed", statusCode: r.statusCode };
 }

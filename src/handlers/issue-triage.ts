@@ -1,25 +1,33 @@
 /**
  * Example agent: a GitHub `issues.opened` delivery (webhook source "github", the scheme
  * `github` in WEBHOOK_SOURCES) is classified by a model, which publishes `issue.triaged`
- * with labels and a one-line summary through its one tool. Model: AGENT_MODEL.
+ * with labels and a one-line summary through its one tool. Model: AGENT_MODEL; without one
+ * the example is off (it matches nothing) and says so in /health/detailed and the log.
  *
  * Every model call and tool call is a durable step: a retry does not call the model again
  * for the turns an earlier attempt completed.
  */
 import { tool } from "ai";
 import { z } from "zod";
-import { agent, agentContext, type Filter } from "../triggers";
+import type { Ingress } from "../events/envelope";
+import { agent, agentContext, type Filter, type TriggerSpec } from "../triggers";
 import type { AgentModel } from "../triggers/models";
 
 type Delivery = { headers?: Record<string, string>; body?: { action?: string; issue?: { number?: number } } };
 
-/** A GitHub `issues` delivery with action `opened`. */
+/**
+ * A GitHub `issues` delivery with action `opened`, verified by the GitHub signature scheme
+ * (meta.ingress, set by the server at ingest): a header alone proves nothing.
+ */
 export const issueOpened: Filter = {
   describe: "github(issues.opened)",
   test: (e) => {
     const d = e as unknown as Delivery;
+    const ingress = e.meta?.ingress as Ingress | undefined;
     return (
       e.type === "webhook.received" &&
+      ingress?.kind === "webhook" &&
+      ingress.scheme === "github" &&
       d.headers?.["x-github-event"] === "issues" &&
       d.body?.action === "opened" &&
       typeof d.body.issue?.number === "number"
@@ -53,8 +61,8 @@ export const triageTool = tool({
 });
 
 /** The trigger; `model` replaces AGENT_MODEL (tests pass the AI SDK's mock model). */
-export function issueTriage(o: { name?: string; model?: AgentModel } = {}) {
-  return agent({
+export function issueTriage(o: { name?: string; model?: AgentModel } = {}): TriggerSpec {
+  const spec = agent({
     name: o.name ?? "issue-triage",
     filter: issueOpened,
     ...(o.model ? { model: o.model } : {}),
@@ -70,4 +78,9 @@ export function issueTriage(o: { name?: string; model?: AgentModel } = {}) {
     // One issue at a time per repository.
     scope: "body.repository.full_name",
   });
+  return {
+    ...spec,
+    // An example must not fill the DLQ of a deployment that never configured a model.
+    unavailable: (cfg) => (o.model || cfg.AGENT_MODEL ? null : "off: AGENT_MODEL is not set (example agent)"),
+  };
 }

@@ -15,6 +15,7 @@ import { type DbHandle, pingDb } from "../db/client";
 import { openCounts } from "../db/open-counts";
 import { listParked } from "../db/ordered";
 import { breakerStates } from "../destinations";
+import { defaultTriggers } from "../triggers/registry";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 
 export interface Deps {
@@ -158,6 +159,11 @@ export async function detailedHealth(cfg: Config, d: Deps, now = new Date()): Pr
               .map((p) => ({ scope: p.scope, head: p.eventId, error: p.error, waiting: p.waiting, status: p.status })),
           };
   }
+
+  // Triggers off for lack of configuration (an example agent without AGENT_MODEL): shown,
+  // not degrading, as they are off by design until configured.
+  const off = defaultTriggers.off(cfg);
+  if (off.length) indicators.triggers_off = { status: "healthy", value: off.length, triggers: off };
 
   const levels = Object.values(indicators)
     .flatMap((i) => (Array.isArray(i) ? i : [i]))

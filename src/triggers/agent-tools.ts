@@ -4,20 +4,22 @@
  *  - publish: a derived event (ctx.publish: correlation and causation ids, published when the
  *    attempt succeeds). Fields are checked against the type's schema when the type is
  *    registered (src/events/types.ts); a mismatch goes back to the model to fix.
- *  - deliver: an event POSTed now to a destination of DESTINATIONS, signed as destinations
- *    are. Its id is derived from the parent and the tool call, so a retried delivery carries
- *    the same webhook-id. A failed delivery fails the attempt (retried with backoff).
- *  - history: this scope's earlier events (ctx.history).
+ *  - deliver: an event POSTed now to a destination of DESTINATIONS through the destination's
+ *    own path (ctx.deliver: its filter, breaker, fence header and attempt records). Its id is
+ *    a keyed HMAC of the parent and the tool call (../events/ids.ts), so a retried delivery
+ *    carries the same webhook-id and nobody else can compute it. A failed delivery fails the
+ *    attempt (retried with backoff); one the destination's filter refuses goes back to the model.
+ *  - history: this scope's earlier events (the agent's ctx.history: its scope value only),
+ *    each cut to HISTORY_TOOL_EVENT_CHARS of JSON.
  *
  * Each runs as a durable step of the agent: on a later attempt its result is read back.
  */
 import { tool } from "ai";
 import { z } from "zod";
-import { deliver } from "../destinations/deliver";
 import { ENVELOPE_KEYS, type EventEnvelope } from "../events/envelope";
-import { hashedUuid } from "../events/ids";
+import { derivedIdKey, keyedUuid } from "../events/ids";
 import { registry } from "../events/types";
-import { agentContext } from "./agent";
+import { AgentRefusal, agentContext, eventJson, HISTORY_TOOL_EVENT_CHARS } from "./agent";
 
 const TYPE = z
   .string()
@@ -49,8 +51,13 @@ function publish(o: { types?: [string, ...string[]]; description?: string } = {}
       const own = ownFields(fields);
       const problem = schemaProblem(type, own);
       if (problem) return { error: `not published, the fields do not fit ${type}: ${problem}` };
-      const e = await ctx.publish({ type, ...own });
-      return { published: e.id, type };
+      try {
+        const e = await ctx.publish({ type, ...own });
+        return { published: e.id, type };
+      } catch (e) {
+        if (e instanceof AgentRefusal) return { error: e.message };
+        throw e;
+      }
     },
   });
 }
@@ -61,12 +68,10 @@ function deliverTo(o: { destinations: [string, ...string[]]; type?: string; desc
     inputSchema: z.object({ destination: z.enum(o.destinations), fields: FIELDS }),
     execute: async ({ destination, fields }, options) => {
       const ctx = agentContext(options);
-      const d = ctx.config.DESTINATIONS.find((x) => x.name === destination);
-      if (!d) throw new Error(`deliver: destination "${destination}" is not in DESTINATIONS`);
       const parent = ctx.event;
       const e: EventEnvelope = {
         ...ownFields(fields),
-        id: await hashedUuid(parent.id, ctx.trigger, "deliver", options.toolCallId),
+        id: await keyedUuid(derivedIdKey(ctx.config), parent.id, ctx.trigger, "deliver", options.toolCallId),
         type: o.type ?? "agent.message",
         source: parent.source,
         timestamp: new Date().toISOString(),
@@ -76,9 +81,10 @@ function deliverTo(o: { destinations: [string, ...string[]]; type?: string; desc
           causation_id: parent.id,
         },
       };
-      const r = await deliver(d, e);
-      if (!r.ok) throw new Error(`deliver to ${destination}: ${r.error}`);
-      return { delivered: e.id, destination, status: r.statusCode };
+      const r = await ctx.deliver(destination, e);
+      if (r.ok) return { delivered: e.id, destination, status: r.statusCode };
+      if ("refused" in r) return { error: `not delivered: ${r.refused}` };
+      throw new Error(`deliver to ${destination}: ${r.error}`);
     },
   });
 }
@@ -100,7 +106,7 @@ function history(o: { limit?: number; description?: string } = {}) {
         ...(type ? { type } : {}),
         ...(contains ? { contains } : {}),
       });
-      return { events: found };
+      return { events: found.map((x) => eventJson(x, HISTORY_TOOL_EVENT_CHARS)) };
     },
   });
 }

@@ -19,7 +19,19 @@
  * Limits, per trigger: `maxSteps` model turns per event, `budget.tokens` tokens per event
  * (input + output, recorded turns included), `budget.timeMs` per attempt. Over any of them
  * the attempt fails with an error saying which; it is retried like any failure (recorded
- * turns are not paid again) and ends in the DLQ.
+ * turns are not paid again) and ends in the DLQ. Each call's `maxOutputTokens` is what is
+ * left of the token budget, less the input it will at least send (the previous turn's
+ * tokens): the budget caps the call rather than being checked after it.
+ *
+ * What the model may do, whatever it asks for:
+ *  - `maxToolCalls.perTurn` and `.perEvent` tool calls run; calls past either are not run and
+ *    go back to the model as tool errors;
+ *  - ctx.publish (from any tool) only the types in `publishes`; others go back as tool errors;
+ *  - ctx.history only the events of the agent's scope value (`scope`: an event without a
+ *    value there sees none), each cut to a few KiB, so no event in the scope can make a
+ *    recorded step of a later one too large;
+ *  - ctx.deliver only through a destination's own path (filter, breaker, fence, records),
+ *    bounded by the time left.
  *
  * A tool that throws fails the attempt (its step is retried); a tool that wants the model to
  * know something went wrong returns it instead.
@@ -29,7 +41,7 @@ import type { EventEnvelope } from "../events/envelope";
 import { fieldAt } from "./fields";
 import type { Filter } from "./filters";
 import { type AgentModel, resolveModel } from "./models";
-import type { HandlerContext, TriggerSpec } from "./registry";
+import type { HandlerContext, HistoryQuery, TriggerSpec } from "./registry";
 import type { StepUsage } from "./steps";
 
 export interface AgentBudget {
@@ -50,6 +62,13 @@ export interface AgentSpec {
   tools?: Record<string, Tool>;
   /** Most model calls (turns) per event. Default 8. */
   maxSteps?: number;
+  /** Tool calls run per model turn (default 5) and per event (default 20); the excess is refused. */
+  maxToolCalls?: { perTurn?: number; perEvent?: number };
+  /**
+   * The event types its tools may publish (default none): other types are refused to the tool.
+   * Declared types are the agent's trigger's (TriggerSpec.publishes): refused from API keys.
+   */
+  publishes?: string[];
   budget?: AgentBudget;
   /** Put the last `history` events of this scope into the first prompt (0, the default: none; at most 50). */
   context?: { history?: number };
@@ -60,8 +79,6 @@ export interface AgentSpec {
    */
   scope?: string;
   priority?: number;
-  /** The event types its tools publish (TriggerSpec.publishes): refused from API keys. */
-  publishes?: string[];
 }
 
 /** What tools get as `options.experimental_context`: the handler's context and the agent. */
@@ -80,6 +97,17 @@ export function agentContext(options: { experimental_context?: unknown }): Agent
   return c;
 }
 
+/**
+ * Thrown by the agent's ctx.publish for a type the agent does not declare: the tool call's
+ * result is this message, for the model to read, and nothing is published.
+ */
+export class AgentRefusal extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AgentRefusal";
+  }
+}
+
 /** An agent past one of its limits: the attempt fails with this (and ends in the DLQ). */
 export class AgentBudgetError extends Error {
   constructor(message: string) {
@@ -88,11 +116,13 @@ export class AgentBudgetError extends Error {
   }
 }
 
-const DEFAULTS = { maxSteps: 8, tokens: 100_000, timeMs: 30_000 };
+const DEFAULTS = { maxSteps: 8, tokens: 100_000, timeMs: 30_000, toolCallsPerTurn: 5, toolCallsPerEvent: 20 };
 const HISTORY_MAX = 50;
 /** JSON characters of one event in a prompt. */
 const EVENT_CHARS = 8000;
 const HISTORY_EVENT_CHARS = 1000;
+/** JSON characters of one event a history search returns (ctx.history inside an agent). */
+export const HISTORY_TOOL_EVENT_CHARS = 2000;
 
 /** One model call, as its step records it. */
 interface Turn {
@@ -109,24 +139,33 @@ interface Turn {
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}...(truncated)` : s);
 
-function firstPrompt(e: EventEnvelope, history: EventEnvelope[]): string {
-  const parts = [`The event (JSON):\n${clip(JSON.stringify(e), EVENT_CHARS)}`];
+/** An event's JSON for the model, envelope keys first (they survive the cut), at most `n` characters. */
+export function eventJson(e: EventEnvelope, n: number): string {
+  const { id, type, source, timestamp, meta, ...fields } = e;
+  return clip(JSON.stringify({ id, type, source, timestamp, meta, ...fields }), n);
+}
+
+/** `history`: the earlier events as the prompt shows them (each JSON, clipped). */
+function firstPrompt(e: EventEnvelope, history: string[]): string {
+  const parts = [`The event (JSON):\n${eventJson(e, EVENT_CHARS)}`];
   if (history.length)
-    parts.push(
-      `Earlier events of the same scope, newest first (JSON, one per line):\n${history
-        .map((h) => clip(JSON.stringify(h), HISTORY_EVENT_CHARS))
-        .join("\n")}`,
-    );
+    parts.push(`Earlier events of the same scope, newest first (JSON, one per line):\n${history.join("\n")}`);
   return parts.join("\n\n");
 }
+
+const positive = (n: number) => Number.isInteger(n) && n >= 1;
 
 export function agent(spec: AgentSpec): TriggerSpec {
   const maxSteps = spec.maxSteps ?? DEFAULTS.maxSteps;
   const tokens = spec.budget?.tokens ?? DEFAULTS.tokens;
   const timeMs = spec.budget?.timeMs ?? DEFAULTS.timeMs;
   const history = spec.context?.history ?? 0;
-  if (!(Number.isInteger(maxSteps) && maxSteps >= 1))
-    throw new Error(`agent "${spec.name}": maxSteps must be 1 or more`);
+  const perTurn = spec.maxToolCalls?.perTurn ?? DEFAULTS.toolCallsPerTurn;
+  const perEvent = spec.maxToolCalls?.perEvent ?? DEFAULTS.toolCallsPerEvent;
+  const publishes = new Set(spec.publishes ?? []);
+  if (!positive(maxSteps)) throw new Error(`agent "${spec.name}": maxSteps must be 1 or more`);
+  if (!(positive(perTurn) && positive(perEvent)))
+    throw new Error(`agent "${spec.name}": maxToolCalls.perTurn and .perEvent must be 1 or more`);
   if (!(tokens > 0 && timeMs > 0))
     throw new Error(`agent "${spec.name}": budget.tokens and budget.timeMs must be positive`);
   if (!(Number.isInteger(history) && history >= 0 && history <= HISTORY_MAX))
@@ -153,17 +192,44 @@ export function agent(spec: AgentSpec): TriggerSpec {
         );
       const { model, label } = await resolveModel(configured, ctx.env);
       const scopeField = path && fieldAt(ctx.event, path) !== undefined ? path : undefined;
-      const toolCtx: AgentToolContext = { ...ctx, agent: { name: spec.name, ...(scopeField ? { scopeField } : {}) } };
+      // The scope's value only: with a scope path and no value there, no history at all.
+      const scoped = async (q: HistoryQuery): Promise<EventEnvelope[]> =>
+        path && !scopeField ? [] : ctx.history({ ...q, ...(scopeField ? { field: scopeField } : {}) });
+      const toolCtx: AgentToolContext = {
+        ...ctx,
+        agent: { name: spec.name, ...(scopeField ? { scopeField } : {}) },
+        publish: (input) => {
+          if (!publishes.has(input.type))
+            throw new AgentRefusal(
+              `not published: agent ${spec.name} may publish ${
+                publishes.size ? [...publishes].join(", ") : "no event types"
+              }, not ${JSON.stringify(input.type)}`,
+            );
+          return ctx.publish(input);
+        },
+        history: scoped,
+        deliver: (name, event, o) => ctx.deliver(name, event, { timeLeftMs: Math.max(1, left()), ...o }),
+      };
 
       const earlier = history
-        ? await ctx.step("context", () => ctx.history({ limit: history, ...(scopeField ? { field: scopeField } : {}) }))
+        ? await ctx.step("context", async () =>
+            (await scoped({ limit: history })).map((h) => eventJson(h, HISTORY_EVENT_CHARS)),
+          )
         : [];
       const messages: ModelMessage[] = [{ role: "user", content: firstPrompt(ctx.event, earlier) }];
       let used = 0;
+      // Tokens of the previous turn: the next call sends at least that much again as input.
+      let lastTurn = 0;
+      let ran = 0;
       for (let turn = 1; ; turn++) {
         if (turn > maxSteps)
           throw new AgentBudgetError(`${maxSteps} model turns used (maxSteps) and the model still calls tools`);
         if (left() <= 0) throw outOfTime();
+        const room = tokens - used - lastTurn;
+        if (room < 1)
+          throw new AgentBudgetError(
+            `${used} of ${tokens} tokens per event used; the next model call would send about ${lastTurn} as input`,
+          );
         const t = await ctx.step(
           `turn ${turn} model`,
           async (): Promise<Turn> => {
@@ -175,6 +241,7 @@ export function agent(spec: AgentSpec): TriggerSpec {
                 messages,
                 tools: declared,
                 stopWhen: stepCountIs(1),
+                maxOutputTokens: room,
                 abortSignal: signal,
               });
               return {
@@ -197,7 +264,8 @@ export function agent(spec: AgentSpec): TriggerSpec {
           },
           { usage: (x) => x.usage },
         );
-        used += t.usage.input_tokens + t.usage.output_tokens;
+        lastTurn = t.usage.input_tokens + t.usage.output_tokens;
+        used += lastTurn;
         if (used > tokens) throw new AgentBudgetError(`${used} tokens used, over the limit of ${tokens} per event`);
         messages.push(...t.messages);
         if (t.toolCalls === 0) {
@@ -207,16 +275,31 @@ export function agent(spec: AgentSpec): TriggerSpec {
         const results: ToolResultPart[] = [];
         for (const [k, call] of t.calls.entries()) {
           if (left() <= 0) throw outOfTime();
-          const value = await ctx.step(`turn ${turn} tool ${k + 1} ${call.toolName}`, async () => {
-            const execute = tools[call.toolName]?.execute;
-            if (!execute) return { error: `tool ${call.toolName} cannot be run here` };
-            return execute(call.input, {
-              toolCallId: call.toolCallId,
-              messages,
-              abortSignal: AbortSignal.timeout(Math.max(1, left())),
-              experimental_context: toolCtx,
-            });
-          });
+          // Decided from recorded turns alone, so a retry refuses the same calls.
+          const over =
+            k >= perTurn
+              ? `${perTurn} tool calls per turn (maxToolCalls.perTurn)`
+              : ran >= perEvent
+                ? `${perEvent} tool calls per event (maxToolCalls.perEvent)`
+                : null;
+          if (!over) ran++;
+          const value = over
+            ? { error: `not run: the limit of ${over} is reached` }
+            : await ctx.step(`turn ${turn} tool ${k + 1} ${call.toolName}`, async () => {
+                const execute = tools[call.toolName]?.execute;
+                if (!execute) return { error: `tool ${call.toolName} cannot be run here` };
+                try {
+                  return await execute(call.input, {
+                    toolCallId: call.toolCallId,
+                    messages,
+                    abortSignal: AbortSignal.timeout(Math.max(1, left())),
+                    experimental_context: toolCtx,
+                  });
+                } catch (e) {
+                  if (e instanceof AgentRefusal) return { error: e.message };
+                  throw e;
+                }
+              });
           results.push({
             type: "tool-result",
             toolCallId: call.toolCallId,

@@ -1,7 +1,7 @@
 /** Everything a trigger author needs, from one import. */
 
 export type { AgentBudget, AgentSpec, AgentToolContext } from "./agent";
-export { AgentBudgetError, agent, agentContext } from "./agent";
+export { AgentBudgetError, AgentRefusal, agent, agentContext } from "./agent";
 export { agentTools } from "./agent-tools";
 export type { Filter, FilterContext, FilterState } from "./filters";
 export { filters } from "./filters";

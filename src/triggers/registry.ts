@@ -57,7 +57,20 @@ export interface HandlerContext {
   step<T>(name: string, fn: () => T | Promise<T>, options?: StepOptions<Awaited<T>>): Promise<Awaited<T>>;
   /** Events of this event's source from history, newest first, older than this one (replay copies left out). */
   history(query: HistoryQuery): Promise<EventEnvelope[]>;
+  /**
+   * POSTs `event` now to the destination `name` of DESTINATIONS, as destination triggers do
+   * (src/destinations/runtime.ts, deliverNow): its filter, its circuit breaker (open: the
+   * attempt is deferred), this run's fence header, the attempt recorded under this event.
+   * `timeLeftMs` shortens the request timeout.
+   */
+  deliver(name: string, event: EventEnvelope, o?: { timeLeftMs?: number }): Promise<DeliveryOutcome>;
 }
+
+/** What ctx.deliver came to: sent, refused by the destination's filter (nothing sent), or failed. */
+export type DeliveryOutcome =
+  | { ok: true; statusCode: number | null }
+  | { ok: false; refused: string }
+  | { ok: false; error: string; statusCode: number | null };
 
 export interface HistoryQuery {
   /** At most this many (1 to 100). */
@@ -79,6 +92,11 @@ export interface TriggerSpec {
   name: string;
   filter: Filter;
   handler: Handler;
+  /**
+   * What the trigger lacks in this configuration, or null: a trigger that lacks something is
+   * off (it matches nothing), and /health/detailed and the consumer's log say why.
+   */
+  unavailable?: (cfg: Config) => string | null;
   /** Scope key for the lock; default: the event's source. */
   scope?: (e: EventEnvelope) => string;
   /** Higher runs first; default 0. */
@@ -102,8 +120,9 @@ export interface TriggerSpec {
   publishes?: string[];
 }
 
-export interface Trigger extends Required<Omit<TriggerSpec, "scope">> {
+export interface Trigger extends Required<Omit<TriggerSpec, "scope" | "unavailable">> {
   scope: (e: EventEnvelope) => string;
+  unavailable?: (cfg: Config) => string | null;
 }
 
 export interface MatchError {
@@ -151,16 +170,30 @@ export class TriggerRegistry {
     return new Set(this.triggers.flatMap((t) => t.publishes));
   }
 
+  /** The triggers that are off in `cfg` (TriggerSpec.unavailable), each with why. */
+  off(cfg: Config): Array<{ trigger: string; reason: string }> {
+    return this.triggers.flatMap((t) => {
+      const reason = t.unavailable?.(cfg);
+      return reason ? [{ trigger: t.name, reason }] : [];
+    });
+  }
+
   /**
    * The triggers matching each event, highest priority first. All filters of the batch are
    * evaluated together, so stateful filters make one FilterState call per round for the batch.
+   * With `config`, triggers that are off in it match nothing.
    */
-  async match(events: EventEnvelope[], ctx: Omit<FilterContext, "trigger">): Promise<Array<Match[] | MatchError>> {
+  async match(
+    events: EventEnvelope[],
+    ctx: Omit<FilterContext, "trigger"> & { config?: Config },
+  ): Promise<Array<Match[] | MatchError>> {
+    const { config, ...fctx } = ctx;
+    const off = new Set(config ? this.off(config).map((x) => x.trigger) : []);
     return Promise.all(
       events.map(async (e) => {
         try {
           const results = await Promise.all(
-            this.triggers.map((t) => t.filter.test(e, { ...ctx, trigger: t.name }, "f")),
+            this.triggers.map((t) => !off.has(t.name) && t.filter.test(e, { ...fctx, trigger: t.name }, "f")),
           );
           // A replay aimed at one trigger or destination (src/ops/replay-runner.ts) runs only that one.
           const only = typeof e.meta?.replay_target === "string" ? e.meta.replay_target : undefined;

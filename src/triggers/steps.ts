@@ -173,18 +173,21 @@ export class HandlerSteps {
       }
       const started = new Date();
       let value: Awaited<T>;
+      let json: string | undefined;
       try {
         value = await fn();
+        json = JSON.stringify(value);
+        // Bytes, as stored: a result too large fails this step (recorded, with why), never the write.
+        const bytes = json === undefined ? 0 : new TextEncoder().encode(json).byteLength;
+        if (bytes > MAX_STEP_RESULT_BYTES)
+          throw new Error(
+            `ctx.step("${name}"): the result is ${bytes} bytes of JSON, over the limit of ${MAX_STEP_RESULT_BYTES}`,
+          );
       } catch (e) {
         inc("reflex_steps_total", { outcome: "failed" });
         await this.recordFailure(name, started, e);
         throw e;
       }
-      const json = JSON.stringify(value);
-      if (json !== undefined && json.length > MAX_STEP_RESULT_BYTES)
-        throw new Error(
-          `ctx.step("${name}"): the result is ${json.length} bytes of JSON, over ${MAX_STEP_RESULT_BYTES}`,
-        );
       const usage = options.usage?.(value);
       const row = await s.journal.write({
         eventId: s.eventId,
