@@ -126,6 +126,7 @@ describe("a fatal setting", () => {
     const ok = checkConfig({
       EVENT_BACKEND: "postgres",
       DATABASE_URL: "postgres://u@db.example/x",
+      EVENT_ID_SECRET: "an-event-id-secret-0123456789",
       WEBHOOK_SOURCES: sources,
     });
     expect(ok.fatal).toEqual([]);

@@ -63,7 +63,7 @@ function refusal(
  */
 function reservedSources(cfg: Config, key: ApiKey): Set<string> {
   const t = sourceTable(cfg);
-  if (t.whole.length && !(key.sources && key.sources.every((s) => !s.includes("*"))))
+  if (t.whole.length && !key.sources?.every((s) => !s.includes("*")))
     throw new HTTPProblem(
       503,
       "Webhook sources misconfigured",

@@ -51,7 +51,10 @@ describe("reflex config check", () => {
     expect(r.stdout).not.toContain("0123456789abcdefghi");
 
     const good = path.join(tmp, "good.vars");
-    fs.writeFileSync(good, "EVENT_BACKEND=postgres\nDATABASE_URL=postgres://u@db.example/x\n");
+    fs.writeFileSync(
+      good,
+      "EVENT_BACKEND=postgres\nDATABASE_URL=postgres://u@db.example/x\nEVENT_ID_SECRET=an-event-id-secret-0123456789\n",
+    );
     const ok = await reflex(["config", "check", "--env-file", good, "--json"], {});
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toEqual({ ok: true, problems: [] });
