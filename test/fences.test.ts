@@ -198,7 +198,7 @@ describe("fencing tokens: destinations", () => {
     }
     const got = (await (await fetch(`${RECEIVER}/__log/${id}`)).json()) as Array<{ headers: Record<string, string> }>;
     expect(got).toHaveLength(6);
-    // The receiver's check from the README.
+    // The receiver's check from docs/handlers-and-agents.md ("Destinations").
     const highest = new Map<string, number>();
     const accept = (header: string) => {
       const at = header.lastIndexOf(":");

@@ -1,5 +1,5 @@
 /**
- * GET /metrics tells the truth: every counter the README lists ("Health and observability")
+ * GET /metrics tells the truth: every counter docs/operations.md lists ("Health and observability")
  * moves when, and by as much as, what it counts happens - through the worker's own entry
  * points (HTTP ingest, the consumer cron, the replay cron) - and the cost counters say which
  * kind of work sent each Redis command and Postgres round trip, so that a dashboard can

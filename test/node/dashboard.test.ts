@@ -10,8 +10,8 @@
  * destination parked by its held head resumes after "Retry head" on the Parked scopes page,
  * a replay started from the page reaches done with its progress bar (updated by the page's own script),
  * actions without the anti-forgery token or from another site are refused, a read-only
- * session has no actions, sign out. Screenshots of every page go to
- * DASHBOARD_SCREENSHOTS (docs/dashboard refreshes the README's), else a temporary folder.
+ * session has no actions, sign out. Screenshots of every page go to DASHBOARD_SCREENSHOTS
+ * (docs/dashboard refreshes the README's and docs/operations.md's), else a temporary folder.
  *
  * Skipped, saying so, only when /usr/bin/chromium is missing outside CI
  * (`.ci/install-chromium` installs it).

@@ -12,7 +12,10 @@ describe("documentation", () => {
     const vars = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
     expect(vars.length).toBeGreaterThan(30);
     const readme = fs.readFileSync("README.md", "utf8");
-    const table = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("## Layout"));
+    const start = readme.indexOf("\n## Configuration\n");
+    expect(start).toBeGreaterThanOrEqual(0);
+    const next = readme.indexOf("\n## ", start + 1);
+    const table = readme.slice(start, next < 0 ? undefined : next);
     const missing = vars.filter((v) => !table.includes(`| \`${v}\` |`));
     expect(missing).toEqual([]);
   });
