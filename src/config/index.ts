@@ -246,7 +246,7 @@ export const schema = z.object({
   // --- Destinations (src/destinations): events POSTed to HTTP endpoints, as triggers ---
   /**
    * JSON list of destinations: [{"name", "url", "filter": {"types"?, "sources"?}, "timeout_ms"?,
-   * "headers"?, "secret"?, "scope"?}] (src/destinations/config.ts). Checked at load: problems
+   * "headers"?, "secret"?, "scope"?}] (./destinations.ts). Checked at load: problems
    * name the destination and the field. A secret: headers and signing secrets live in it.
    */
   DESTINATIONS: z.string().default("[]"),
@@ -323,7 +323,7 @@ export type Config = Omit<z.output<typeof schema>, "DESTINATIONS" | "API_KEYS"> 
   /** Parsed and checked (./api-keys.ts). */
   API_KEYS: ApiKey[];
   LOCK_BACKEND: "redis" | "postgres";
-  /** Parsed and checked (src/destinations/config.ts). */
+  /** Parsed and checked (./destinations.ts). */
   DESTINATIONS: Destination[];
 };
 

@@ -3,7 +3,6 @@
  * `defaultTriggers`; this module is imported once by the consumer entry (src/consume/entry.ts).
  *
  *   import { defaultTriggers, filters as f } from "../triggers";
-import { issueTriage } from "./issue-triage";
  *
  *   defaultTriggers.register({
  *     name: "notify-on-push",                       // unique
