@@ -1,6 +1,6 @@
 /**
  * Lets Node import src/backends/redis/scripts/*.lua as text, as wrangler's Text module rule
- * does for the bundle and the vitest pool: `import text from "./x.lua"` gives the file's
+ * does for the bundle and the vitest pool: `import text from "./<name>.lua"` gives the file's
  * contents as the default export. Node has no such loader of its own, hence this module hook.
  *
  * Importing this module registers the hook, for modules loaded after that only: Node loads a

@@ -9,10 +9,12 @@
  *   REFLEX_LOCAL_REDIS=127.0.0.1:6379                           (host:port)
  *   REFLEX_LOCAL_POSTGRES=postgresql://postgres@127.0.0.1:5432  (server URL, user included)
  *
- * Run directly (`tsx local/services.ts --preflight`, first step of `npm test`) it only
- * makes sure the tests can have a Redis: one answers, `redis-server` is on the PATH, or it
+ * Run directly (`tsx local/services.ts --preflight`, first step of `npm test`) it makes
+ * sure the tests can have a Redis: one answers, `redis-server` is on the PATH, or it
  * installs one (root with apt-get, saying so); otherwise it stops at once with the command
- * to run.
+ * to run. Then the optional programs (OPTIONAL): each missing one is installed the same way,
+ * by its .ci/install-* script; one that cannot be skips its tests, and the test run ends
+ * with one line naming them and the command that enables them (optionalSkippedLine).
  */
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -144,6 +146,81 @@ function redisServerBinary(): string {
   );
 }
 
+/** A program some tests need and the rest do without: they skip, visibly, when it is missing. */
+export interface OptionalProgram {
+  name: string;
+  /** What is skipped without it. */
+  skips: string;
+  /** The script that installs it (idempotent; apt-get, as root). */
+  script: string;
+  /** The variable naming where it is instead (then it is not installed for you). */
+  variable: string;
+  /** Where it is, or undefined. */
+  find(): string | undefined;
+}
+
+/** Chromium for the dashboard's browser test: REFLEX_CHROMIUM, else Debian's. */
+export function chromiumPath(): string | undefined {
+  const at = process.env.REFLEX_CHROMIUM ?? "/usr/bin/chromium";
+  return fs.existsSync(at) ? at : undefined;
+}
+
+/** PgBouncer: REFLEX_PGBOUNCER, else on the PATH, else where Debian puts it (outside a user's PATH). */
+export function pgbouncerPath(): string | undefined {
+  const named = process.env.REFLEX_PGBOUNCER;
+  if (named !== undefined) return fs.existsSync(named) ? named : undefined;
+  return onPath("pgbouncer") ?? ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((b) => fs.existsSync(b));
+}
+
+export const PGBOUNCER: OptionalProgram = {
+  name: "PgBouncer",
+  skips: "the scope-lock tests behind a pooler (test/pooler-locks.test.ts)",
+  script: ".ci/install-pgbouncer",
+  variable: "REFLEX_PGBOUNCER",
+  find: pgbouncerPath,
+};
+
+export const CHROMIUM: OptionalProgram = {
+  name: "Chromium",
+  skips: "the dashboard's browser test (test/node/dashboard.test.ts)",
+  script: ".ci/install-chromium",
+  variable: "REFLEX_CHROMIUM",
+  find: chromiumPath,
+};
+
+export const OPTIONAL = [PGBOUNCER, CHROMIUM];
+
+/**
+ * Whether tests needing `p` skip when it is missing: everywhere but CI, which installs
+ * them first and must fail rather than pass without them.
+ */
+export const skipsWithout = (p: OptionalProgram) => p.find() === undefined && !process.env.CI;
+
+/** The one line a test run ends with when optional programs were missing; undefined when none was. */
+export function optionalSkippedLine(programs: OptionalProgram[] = OPTIONAL): string | undefined {
+  const missing = programs.filter((p) => p.find() === undefined);
+  if (!missing.length) return undefined;
+  const sudo = process.getuid?.() === 0 ? "" : "sudo ";
+  const what = missing.map((p) => `${p.name} (${p.skips})`).join(", ");
+  return `Skipped, not installed: ${what}. Enable with: ${missing.map((p) => sudo + p.script).join(" && ")}`;
+}
+
+/** Installs each missing optional program with its script when this machine allows it (root, apt-get). */
+function provisionOptional(): void {
+  if (!canApt()) return;
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+  for (const p of OPTIONAL) {
+    if (p.find() !== undefined || process.env[p.variable] !== undefined) continue;
+    console.log(`${p.name} is not installed: installing it with ${p.script}, for ${p.skips}`);
+    try {
+      execFileSync(path.join(root, p.script), { stdio: "inherit" });
+    } catch {
+      /* said below */
+    }
+    if (p.find() === undefined) console.log(`${p.name} could not be installed: its tests will be skipped`);
+  }
+}
+
 export interface Provided {
   /** "host:port" for Redis, a server URL for PostgreSQL. */
   address: string;
@@ -215,6 +292,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   redisAnswers(localRedis())
     .then((ok) => ok || redisServerBinary())
+    .then(() => provisionOptional())
     .catch((e: unknown) => {
       console.error(e instanceof Error ? e.message : e);
       process.exit(1);

@@ -13,7 +13,16 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase } from "../local/migrate";
 import { startNeonProxy } from "../local/neon-proxy";
-import { localPostgres, type Provided, providePostgres, provideRedis, withDatabase } from "../local/services";
+import {
+  localPostgres,
+  optionalSkippedLine,
+  PGBOUNCER,
+  type Provided,
+  providePostgres,
+  provideRedis,
+  skipsWithout,
+  withDatabase,
+} from "../local/services";
 import { startUpstashGateway } from "../local/upstash-gateway";
 import { startFaultControl } from "./support/fault-control";
 import { type PgBouncer, startPgBouncer } from "./support/pgbouncer";
@@ -40,6 +49,8 @@ declare module "vitest" {
     bouncerUrl: string;
     /** Why there is no PgBouncer ("" when there is). */
     bouncerError: string;
+    /** PgBouncer is not installed and this is not CI: its tests skip (local/services.ts). */
+    bouncerSkip: boolean;
   }
 }
 
@@ -107,8 +118,16 @@ export default async function setup(project: TestProject) {
   project.provide("faultControlUrl", faultControl.url);
   project.provide("bouncerUrl", bouncer?.url ?? "");
   project.provide("bouncerError", bouncerError);
+  project.provide("bouncerSkip", skipsWithout(PGBOUNCER));
 
   return async () => {
+    await stopAll();
+    // Last, so it is the run's last line: what was skipped and the command that enables it.
+    const skipped = optionalSkippedLine();
+    if (skipped) console.log(skipped);
+  };
+
+  async function stopAll() {
     await bouncer?.stop();
     await receiver.close();
     await faultControl.close();
@@ -137,5 +156,5 @@ export default async function setup(project: TestProject) {
       ),
     );
     for (const s of started.reverse()) await s.stop();
-  };
+  }
 }

@@ -7,7 +7,7 @@
  * Scope locks follow LOCK_BACKEND (Redis keys, or Postgres advisory locks on a connection of
  * their own to DATABASE_DIRECT_URL: ./postgres/locks.ts), filter state
  * lives with the events, and Upstash, when configured, also carries the rate limits, the
- * hot-data cache and the metrics counters (./metrics.ts) whatever the event backend.
+ * hot-data cache and the metrics counters (src/obs/metrics.ts) whatever the event backend.
  */
 import type { Config } from "../config";
 import { type DbHandle, openDb } from "../db/client";

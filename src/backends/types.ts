@@ -96,7 +96,7 @@ export interface ClaimRequest {
    * statement (nothing was read) may skip the look; ClaimResult.due says whether it looked.
    */
   due?: DueLook;
-  /** Crash injection for tests (./failpoints.ts); absent in production. */
+  /** Crash injection for tests (src/failpoints.ts); absent in production. */
   failpoints?: Failpoints;
 }
 

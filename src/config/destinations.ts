@@ -6,7 +6,7 @@
  *      "timeout_ms": 5000, "headers": { "authorization": "Bearer …" },
  *      "secret": "whsec_<base64>", "scope": "order_id" }]
  *
- * Parsed by loadConfig (src/config.ts), so a bad value fails at start with problems such as
+ * Parsed by loadConfig (src/config/index.ts), so a bad value fails at start with problems such as
  * `DESTINATIONS[1] (orders).url: …` - the destination by index and name, then the field;
  * never a value (headers and secrets are credentials).
  *

@@ -34,50 +34,63 @@ const csv = z.string().transform((s) =>
 const httpUrl = z.url({ protocol: /^https?$/ });
 const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL");
 
-const schema = z.object({
+export const schema = z.object({
+  /** Upstash REST URL (secret). @default (required for `redis`) */
   UPSTASH_REDIS_REST_URL: httpUrl.optional(),
+  /** Upstash REST token (secret). @default (required for `redis`) */
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
+  /** Neon Postgres connection string, for writes (secret). */
   DATABASE_URL: pgUrl,
+  /** Read replica: history listing and event detail (secret). */
   DATABASE_READ_URL: pgUrl.optional(),
   /**
    * A direct (non-pooled) connection string for the Postgres scope locks (LOCK_BACKEND=postgres):
    * session advisory locks belong to one server session, which a transaction-mode pooler
-   * (Neon's -pooler host, PgBouncer) does not keep for a client. Default: DATABASE_URL.
+   * (Neon's -pooler host, PgBouncer) does not keep for a client (secret; see the README's "Pool sizing").
+   * @default DATABASE_URL
    */
   DATABASE_DIRECT_URL: pgUrl.optional(),
+  /** "redis" (Redis Streams, history in Postgres) or "postgres" (Postgres alone). */
   EVENT_BACKEND: z.enum(["redis", "postgres"]).default("redis"),
+  /** Scope locks: "redis" or Postgres advisory locks. @default `redis`, or `postgres` with `EVENT_BACKEND=postgres` */
   LOCK_BACKEND: z.enum(["redis", "postgres"]).optional(),
+  /** Attempts before the DLQ. */
   EVENT_MAX_ATTEMPTS: int(1).default(3),
+  /** Seconds; an attempt that failed is retried after min(base * 2^(attempts-1), max). */
   EVENT_RETRY_BASE_DELAY: seconds.default(1),
+  /** Longest retry delay, seconds. */
   EVENT_RETRY_MAX_DELAY: seconds.default(60),
+  /** Postgres connections per invocation (see the README's "Pool sizing"). */
   DB_POOL_MAX: int(1).default(5),
   /**
    * Deadline of one Postgres connect or query, ms (client side): a query on a connection that
    * went silent fails after it instead of holding the invocation, its pool and its scope locks.
    */
   DB_TIMEOUT_MS: int(100).default(10_000),
+  /** Bearer token of the admin API, /metrics and the CLI (secret). @default unset (admin API off) */
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /**
    * Read-only token: /metrics, the figures of /health/detailed and the read-only admin views
-   * (GET); no action. For scrapers and dashboards, which must not be able to change anything.
+   * (GET); no action. For scrapers and dashboards, which must not be able to change anything (secret).
    */
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /**
    * Bearer keys accepted by POST /events, /events/batch and GET /ws, each at least 16
    * characters: comma-separated, or a JSON array with each key's grants (./api-keys.ts).
-   * None: those routes answer 401.
+   * None: those routes answer 401. A secret.
    */
   API_KEYS: z.string().default(""),
   /**
    * Key of the HMAC that makes derived-event ids (ctx.publish), so no client can compute one
-   * in advance and claim it with an event of its own. Required unless DATABASE_URL is local
-   * (loopback host: local development), where a key derived from DATABASE_URL stands in.
+   * in advance and claim it with an event of its own (secret). Required unless DATABASE_URL is
+   * local (loopback host: local development), where a key derived from DATABASE_URL stands in.
+   * @default required unless `DATABASE_URL` is local (there: a key derived from it)
    */
   EVENT_ID_SECRET: z.string().min(24, "must be at least 24 characters").optional(),
   /**
    * Webhook sources, JSON: {"<source>": {"scheme": "standard-webhooks"|"github"|"stripe"|
    * "hmac-sha256"|"none", "secret": "...", "tolerance_s": 300, ...}}. Parsed and checked by
-   * src/ingest/sources.ts (a bad value answers 500 "Server misconfigured" naming the field).
+   * src/ingest/sources.ts (a bad value answers 500 "Server misconfigured" naming the field). A secret.
    */
   WEBHOOK_SOURCES: z.string().default("{}"),
   /** Deadline of one Redis (Upstash REST) request, ms: a request that hangs fails after it. */
@@ -88,7 +101,7 @@ const schema = z.object({
   STREAM_SHARDS: int(1).default(1),
   /** Approximate stream retention (entries per shard) for XADD MAXLEN ~. */
   STREAM_MAXLEN: int(1000).default(1_000_000),
-  /** Largest request body accepted at ingest, bytes. */
+  /** Largest request body accepted at ingest, bytes (413 above). */
   MAX_BODY_BYTES: int(1024).default(1024 * 1024),
   /** Most events in one POST /events/batch. */
   MAX_BATCH_EVENTS: int(1).default(500),
@@ -178,9 +191,12 @@ const schema = z.object({
    * (Redis REST calls); Workers allow 1,000 per invocation on the paid plan.
    */
   CONSUMER_MAX_BATCHES: int(1).default(150),
-  /** Lease of a scope lock, ms; renewed while the batch that holds it is still running. */
+  /**
+   * Lease of a scope lock, ms; renewed while the batch that holds it is still running. A holder
+   * whose lease ran out is fenced off once another takes the scope (the README's "Guarantees").
+   */
   LOCK_LEASE_MS: int(1000).default(30_000),
-  /** How long a batch waits for a scope locked by another invocation before deferring its events, ms. */
+  /** How long a batch waits for a scope locked by another invocation before deferring its events (no attempt used), ms. */
   LOCK_WAIT_MS: int(0).default(2_000),
   /** Ordered scopes: how soon a scope's head waiting for earlier arrivals to settle is looked at again, ms. */
   ORDERED_RECHECK_MS: int(10).default(500),
@@ -239,7 +255,7 @@ const schema = z.object({
   // --- Destinations (src/destinations): events POSTed to HTTP endpoints, as triggers ---
   /**
    * JSON list of destinations: [{"name", "url", "filter": {"types"?, "sources"?}, "timeout_ms"?,
-   * "headers"?, "secret"?, "scope"?}] (src/destinations/config.ts). Checked at load: problems
+   * "headers"?, "secret"?, "scope"?}] (./destinations.ts). Checked at load: problems
    * name the destination and the field. A secret: headers and signing secrets live in it.
    */
   DESTINATIONS: z.string().default("[]"),
@@ -302,11 +318,13 @@ const schema = z.object({
   CACHE_HEALTH_TTL_S: int(1).default(5),
   /** TTL of cached event detail (final states only), seconds. */
   CACHE_EVENT_TTL_S: int(1).default(60),
-  /** OpenTelemetry: OTLP/HTTP traces endpoint (e.g. https://logfire-api.pydantic.dev/v1/traces). Unset: tracing off. */
+  /** OpenTelemetry: OTLP/HTTP traces endpoint (e.g. https://logfire-api.pydantic.dev/v1/traces). @default unset (tracing off) */
   OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
   /** OTLP headers, "k=v,k2=v2" (e.g. Authorization=<Logfire write token>): a secret. */
   OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
+  /** Service name on the spans. */
   OTEL_SERVICE_NAME: z.string().min(1).default("reflex-edge"),
+  /** Least severe log line written: debug, info, warn or error. */
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -314,7 +332,7 @@ export type Config = Omit<z.output<typeof schema>, "DESTINATIONS" | "API_KEYS"> 
   /** Parsed and checked (./api-keys.ts). */
   API_KEYS: ApiKey[];
   LOCK_BACKEND: "redis" | "postgres";
-  /** Parsed and checked (src/destinations/config.ts). */
+  /** Parsed and checked (./destinations.ts). */
   DESTINATIONS: Destination[];
 };
 

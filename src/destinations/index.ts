@@ -1,5 +1,5 @@
 /**
- * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (./config.ts),
+ * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (src/config/destinations.ts),
  * run as triggers beside the code triggers (./runtime.ts), signed with Standard Webhooks and
  * recorded per attempt (./deliver.ts, src/db/deliveries.ts), behind a circuit breaker per
  * destination (./breaker.ts).

@@ -1,6 +1,6 @@
 /**
  * The admin API, mounted by src/app.ts: history and DLQ (./admin-events.ts) and replay jobs
- * (./admin-replays.ts), every route behind `Authorization: Bearer <ADMIN_TOKEN>` (./auth.ts).
+ * (./admin-replays.ts), every route behind `Authorization: Bearer <ADMIN_TOKEN>` (src/http/auth.ts).
  */
 import { createRouter } from "../http/router";
 import { adminDestinationRoutes } from "./admin-destinations";

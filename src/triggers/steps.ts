@@ -135,7 +135,7 @@ export interface StepScope {
   failpoints?: Failpoints;
   /**
    * Stages a settled step's derived events, as ctx.publish does. `replayed`: recorded by an
-   * earlier attempt, so their numbers (./derive.ts ids) were not counted in this one yet.
+   * earlier attempt, so their numbers (src/consume/derive.ts ids) were not counted in this one yet.
    */
   stage(events: EventEnvelope[], replayed: boolean): void;
 }

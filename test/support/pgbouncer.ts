@@ -6,14 +6,15 @@
  * what a transaction-mode pooler does to session state (advisory locks among it) shows on
  * every run, not by chance.
  *
- * CI installs it with .ci/install-pgbouncer. Without the binary the suite that needs it fails,
- * naming that command; nothing else depends on it.
+ * `npm test` installs it when it can (local/services.ts, by .ci/install-pgbouncer). Without
+ * it the suite that needs it skips (fails in CI), and the run ends saying so.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { PGBOUNCER, pgbouncerPath } from "../../local/services";
 import { freePort } from "../../local/sockets";
 
 export interface PgBouncer {
@@ -22,19 +23,6 @@ export interface PgBouncer {
   host: string;
   port: number;
   stop(): Promise<void>;
-}
-
-const BINARIES = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"];
-
-function binary(): string | undefined {
-  const onPath = (() => {
-    try {
-      return execFileSync("sh", ["-c", "command -v pgbouncer"], { encoding: "utf8" }).trim();
-    } catch {
-      return "";
-    }
-  })();
-  return onPath || BINARIES.find((b) => fs.existsSync(b));
 }
 
 const answers = (port: number) =>
@@ -49,8 +37,8 @@ const answers = (port: number) =>
 
 /** Starts PgBouncer in transaction mode in front of `server` (host, port, user); throws when it cannot. */
 export async function startPgBouncer(server: { host: string; port: number; user: string }): Promise<PgBouncer> {
-  const bin = binary();
-  if (!bin) throw new Error("pgbouncer is not installed: run .ci/install-pgbouncer (Debian's pgbouncer package)");
+  const bin = pgbouncerPath();
+  if (!bin) throw new Error(`pgbouncer is not installed: run ${PGBOUNCER.script} (Debian's pgbouncer package)`);
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reflex-pgbouncer-"));
   // PgBouncer refuses to run as root: it switches to `nobody`, which must read its files.

@@ -2,7 +2,7 @@
  * FilterState in Postgres (table filter_state), for the Postgres backend: the same
  * semantics as the Redis script (./filter-state.ts), with no Redis.
  *
- * Each round of checks (./filter-batch.ts) is ONE statement. Checks on the same key are
+ * Each round of checks (../filter-batch.ts) is ONE statement. Checks on the same key are
  * grouped into one row: INSERT ... ON CONFLICT DO UPDATE computes the new state from the
  * row's latest committed version while holding its lock, so concurrent consumers sharing a
  * key serialise on the row and a limit is never overshot - the atomicity the Redis script

@@ -1,7 +1,7 @@
 /**
  * The queue half of the Postgres backend (./store.ts): publishing into the
  * events table and claiming fresh events from it. Retries, expired claims, settling and
- * counts are shared with the Redis backend (./history.ts).
+ * counts are shared with the Redis backend (src/db/history.ts).
  *
  * A published event is 'pending' with next_retry_at NULL - "fresh": due now, whatever the
  * clocks say. claimFresh() takes those in arrival order; claimDue() (history.ts) takes the

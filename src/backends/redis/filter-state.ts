@@ -1,5 +1,5 @@
 /**
- * FilterState in Redis: each round of checks (./filter-batch.ts) is ONE script call, so
+ * FilterState in Redis: each round of checks (../filter-batch.ts) is ONE script call, so
  * stateful filters cost one command per batch, not per event. The script runs the checks in
  * the order they were queued.
  *
