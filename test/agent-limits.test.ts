@@ -6,7 +6,7 @@
  * ids of agent deliveries are keyed HMACs; EVENT_ID_SECRET is required outside local use.
  */
 import { tool } from "ai";
-import { MockLanguageModelV3 } from "ai/test";
+import type { MockLanguageModelV3 } from "ai/test";
 import { sql } from "drizzle-orm";
 import { describe, expect, inject, it } from "vitest";
 import { z } from "zod";
@@ -16,40 +16,9 @@ import { derivedIdKey, keyedUuid } from "../src/events/ids";
 import { agent, agentContext, agentTools, filters as f } from "../src/triggers";
 import { rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { calls, says, scripted, toolResultsOf } from "./support/scripted-model";
 
 const make = rigsClosedAfterEach();
-
-type Answer = Awaited<ReturnType<MockLanguageModelV3["doGenerate"]>>;
-const usage = (input: number, output: number) => ({
-  inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 },
-  outputTokens: { total: output, text: output, reasoning: 0 },
-});
-let ids = 0;
-const calls = (...tools: Array<[name: string, input: unknown]>): Answer => ({
-  content: tools.map(([toolName, input]) => ({
-    type: "tool-call" as const,
-    toolCallId: `call-${++ids}`,
-    toolName,
-    input: JSON.stringify(input),
-  })),
-  finishReason: { unified: "tool-calls", raw: "tool_calls" },
-  usage: usage(100, 20),
-  warnings: [],
-});
-const says = (text: string): Answer => ({
-  content: [{ type: "text", text }],
-  finishReason: { unified: "stop", raw: "stop" },
-  usage: usage(100, 20),
-  warnings: [],
-});
-/** A model that gives `answers` in order (the last one again when they run out). */
-function scripted(...answers: Answer[]) {
-  let n = 0;
-  return new MockLanguageModelV3({ doGenerate: async () => answers[Math.min(n++, answers.length - 1)]! });
-}
-/** The tool results the model was sent in call `i`. */
-const toolResultsOf = (m: MockLanguageModelV3, i: number) =>
-  JSON.stringify(m.doGenerateCalls[i]!.prompt.filter((x) => x.role === "tool"));
 
 const publishN = (n: number, type = "note.taken") =>
   Array.from({ length: n }, (_, i) => ["publish", { type, fields: { i } }] as [string, unknown]);

@@ -7,7 +7,7 @@
 import { tool } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { flushMetrics } from "../src/backends";
 import { loadConfig } from "../src/config";
@@ -18,46 +18,10 @@ import { agent, agentTools, filters as f } from "../src/triggers";
 import { call, scrapeMetrics } from "./support/admin";
 import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { calls, promptOf, says, scripted, toolResultsOf } from "./support/scripted-model";
 
 const make = rigsClosedAfterEach();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-
-// --- the mock model's answers ------------------------------------------------------------
-type Answer = Awaited<ReturnType<MockLanguageModelV3["doGenerate"]>>;
-const usage = (input: number, output: number) => ({
-  inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 },
-  outputTokens: { total: output, text: output, reasoning: 0 },
-});
-let callIds = 0;
-const calls = (...tools: Array<[name: string, input: unknown]>): Answer => ({
-  content: tools.map(([toolName, input]) => ({
-    type: "tool-call" as const,
-    toolCallId: `call-${++callIds}`,
-    toolName,
-    input: JSON.stringify(input),
-  })),
-  finishReason: { unified: "tool-calls", raw: "tool_calls" },
-  usage: usage(100, 20),
-  warnings: [],
-});
-const says = (text: string): Answer => ({
-  content: [{ type: "text", text }],
-  finishReason: { unified: "stop", raw: "stop" },
-  usage: usage(100, 20),
-  warnings: [],
-});
-/** A model that gives `answers` in order (the last one again when they run out). */
-const scripted = (...answers: Answer[]) =>
-  new MockLanguageModelV3({ doGenerate: async () => answers[Math.min(model.n++, answers.length - 1)]! });
-const model = { n: 0 };
-afterEach(() => {
-  model.n = 0;
-});
-/** Every message the model was sent in call `i` (0-based), as JSON. */
-const promptOf = (m: MockLanguageModelV3, i: number) => JSON.stringify(m.doGenerateCalls[i]!.prompt);
-/** The tool results it was sent in call `i`, as JSON. */
-const toolResultsOf = (m: MockLanguageModelV3, i: number) =>
-  JSON.stringify(m.doGenerateCalls[i]!.prompt.filter((x) => x.role === "tool"));
 
 const issue = (n: number, repo = "acme/app"): EventEnvelope =>
   event({
