@@ -24,14 +24,14 @@
  *    "already final" check makes the redelivery harmless: never a loss, never a second row.
  *
  * Postgres is the system of record for attempts, errors and retry times; a stream is only
- * the transport. Both backends share that history code (src/db/history.ts).
+ * the transport. Both backends share that history code (src/backends/history-writes.ts).
  */
 
 import type { Db } from "../db/client";
 import type { FencesByEvent } from "../db/fences";
-import type { DueLook } from "../db/history";
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../failpoints";
+import type { DueLook } from "./history-writes";
 
 /** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
 export interface Receipt {

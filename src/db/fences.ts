@@ -5,7 +5,7 @@
  * scope go cleanly (its handlers done) keeps the right to record what it did; a holder that
  * lost the scope without letting go (its lease ran out, its lock session died) has its
  * token put at or below the scope's `floor` by the next grant, and every write carrying such
- * a token is refused: the outcome statements (src/db/history.ts, with fenceClear) and the
+ * a token is refused: the outcome statements (src/backends/history-writes.ts, with fenceClear) and the
  * step records (./steps.ts). A clean release before the settle is therefore harmless, while
  * a stale holder cannot record anything once a newer holder got the scope.
  *

@@ -11,10 +11,10 @@
  * trigger (meta.replay_target) does not wait for this destination.
  */
 import { and, asc, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
+import { envelopeFields } from "../backends/history-writes";
 import type { Destination } from "../config/destinations";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
-import { envelopeFields } from "./history";
 import { events } from "./schema";
 
 /** A glob of a destination filter ("order.*") as a LIKE pattern ("order.%"). */

@@ -11,10 +11,17 @@
  * nothing, and one that settles before any takeover is simply the event's outcome.
  */
 import { sql } from "drizzle-orm";
+import {
+  type ClaimedRow,
+  claimedFields,
+  claimedRow,
+  type DueLook,
+  dueUpdate,
+  envelopeColumns,
+} from "../backends/history-writes";
 import { type EventEnvelope, payloadOf } from "../events/envelope";
 import type { Db } from "./client";
 import { type FencesByEvent, fenceClear } from "./fences";
-import { type ClaimedRow, claimedFields, claimedRow, type DueLook, dueUpdate, envelopeColumns } from "./history";
 import { eventStatus, events } from "./schema";
 import { columnNames, excluded, padded, selection } from "./sql";
 

@@ -22,10 +22,10 @@
  * pace, and a replay never queues in front of live traffic.
  */
 
+import type { HistoryRow } from "../backends/history-writes";
 import type { ReplayLane } from "../backends/types";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import type { HistoryRow } from "../db/history";
 import {
   countJob,
   lockJob,

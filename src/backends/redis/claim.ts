@@ -7,9 +7,9 @@
  * the consumer that lost the claim.
  */
 import type { Db } from "../../db/client";
-import { type ClaimedRow, persistClaimed } from "../../db/history";
 import { seenInHistory } from "../../db/stream-history";
 import type { EventEnvelope } from "../../events/envelope";
+import { type ClaimedRow, persistClaimed } from "../history-writes";
 import { dueEvent } from "../shared";
 import type { ClaimedEvent, ClaimRequest, ClaimResult, Receipt } from "../types";
 import type { AckLedger } from "./acks";

@@ -4,8 +4,8 @@
  * trail entries for the dead-lettered (now).
  */
 import type { Db } from "../../db/client";
-import { settleOutcomes } from "../../db/history";
 import { type OutcomeRow, recordOutcomes } from "../../db/stream-history";
+import { settleOutcomes } from "../history-writes";
 import { settleRows } from "../shared";
 import type { Outcome, Receipt, SettleRequest, SettleResult } from "../types";
 import type { AckLedger } from "./acks";

@@ -6,8 +6,8 @@
  */
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
-import { historyCounts, renewLeases } from "../../db/history";
 import type { EventEnvelope } from "../../events/envelope";
+import { historyCounts, renewLeases } from "../history-writes";
 import { claimDueFromHistory } from "../shared";
 import type {
   ClaimRequest,

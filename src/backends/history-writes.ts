@@ -13,11 +13,22 @@
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
+import type { Db } from "../db/client";
+import { type FencesByEvent, fenceClear } from "../db/fences";
+import { type EventRow, eventStatus, events } from "../db/schema";
+import {
+  anyOf,
+  arrayOf,
+  assign,
+  bare,
+  columnNames,
+  excluded,
+  isoMicros,
+  padded,
+  type RowOf,
+  selection,
+} from "../db/sql";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
-import type { Db } from "./client";
-import { type FencesByEvent, fenceClear } from "./fences";
-import { type EventRow, eventStatus, events } from "./schema";
-import { anyOf, arrayOf, assign, bare, columnNames, excluded, isoMicros, padded, type RowOf, selection } from "./sql";
 
 export interface PersistedClaim {
   id: string;
