@@ -14,7 +14,6 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../db/client";
-import { type FencesByEvent, fenceClear } from "../db/fences";
 import { type EventRow, eventStatus, events } from "../db/schema";
 import {
   anyOf,
@@ -29,6 +28,7 @@ import {
   selection,
 } from "../db/sql";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
+import { type FencesByEvent, fenceClear } from "./fences";
 
 export interface PersistedClaim {
   id: string;

@@ -15,8 +15,8 @@
  *    before an event's handlers (./run-event.ts), and `flush` once the batch's handlers are done.
  */
 import { trace } from "@opentelemetry/api";
+import type { Fence } from "../backends/fences";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
-import type { Fence } from "../db/fences";
 import type { EventEnvelope } from "../events/envelope";
 import type { Match, TriggerRegistry } from "../triggers/registry";
 import { StepJournal } from "../triggers/steps";

@@ -8,11 +8,12 @@
  *    latest time asked, attempt given back. Else completed, with the derived events its
  *    handlers staged through ctx.publish; a failed or deferred event publishes none.
  */
+
+import type { Fence } from "../backends/fences";
 import type { ClaimedEvent, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
-import type { Fence } from "../db/fences";
 import { scopeHistory } from "../db/scope-history";
 import { deliverNow } from "../destinations/runtime";
 import { DeferAttempt } from "../errors";

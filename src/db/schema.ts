@@ -320,7 +320,7 @@ export const steps = pgTable(
 export type StepRow = typeof steps.$inferSelect;
 
 /**
- * Fencing of scope-lock holders (src/db/fences.ts): an outcome or step record carrying a
+ * Fencing of scope-lock holders (src/backends/fences.ts): an outcome or step record carrying a
  * scope's token at or below `floor` is refused - its holder lost the scope to a newer one
  * without letting it go. `fence` and `released` are the advisory-lock backend's counter (the
  * last token granted, the last one let go cleanly); Redis keeps its own and writes floors only.

@@ -18,8 +18,9 @@
  * in flight together in the next statement (group commit), so concurrent handlers share
  * round trips. A batch whose handlers call no step pays nothing.
  */
+
+import type { FencesByEvent } from "../backends/fences";
 import type { Db } from "../db/client";
-import type { FencesByEvent } from "../db/fences";
 import type { StepRow, StepUsage } from "../db/schema";
 import { completedOf, loadCompleted, recordSteps, type StepRecord } from "../db/steps";
 import type { EventEnvelope } from "../events/envelope";

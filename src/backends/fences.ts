@@ -16,9 +16,9 @@
  */
 import { type Column, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { scopeFences } from "./schema";
-import { assign, bare, columnNames } from "./sql";
+import type { Db } from "../db/client";
+import { scopeFences } from "../db/schema";
+import { assign, bare, columnNames } from "../db/sql";
 
 /** One scope's grant: the token its writes carry. */
 export interface Fence {
