@@ -119,7 +119,7 @@ export const envelopeColumns = [
 /**
  * Records a batch as 'processing' for `consumer`, idempotently on event id. The Redis
  * backend calls it for reclaimed entries only (their claim moves to `consumer`: the row fences
- * the consumer that lost it, see ./stream-history.ts); fresh reads write no row until settle.
+ * the consumer that lost it, see ./redis/outcome-writes.ts); fresh reads write no row until settle.
  *  - a new id is inserted (attempts: `deliveries` of its entry, default 1);
  *  - an id already 'processing' under a stream claim (its consumer died before settling; the
  *    entry was reclaimed) is taken over (attempts + 1, at least its deliveries);

@@ -4,7 +4,6 @@
  * trail entries for the dead-lettered (now).
  */
 import type { Db } from "../../db/client";
-import { type OutcomeRow, recordOutcomes } from "../../db/stream-history";
 import { settleOutcomes } from "../history-writes";
 import { settleRows } from "../shared";
 import type { Outcome, Receipt, SettleRequest, SettleResult } from "../types";
@@ -12,6 +11,7 @@ import type { AckLedger } from "./acks";
 import type { Redis } from "./client";
 import type { Deliveries } from "./deliveries";
 import { dlqFields } from "./entry";
+import { type OutcomeRow, recordOutcomes } from "./outcome-writes";
 
 export class StreamSettler {
   constructor(

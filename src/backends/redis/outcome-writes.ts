@@ -11,7 +11,11 @@
  * nothing, and one that settles before any takeover is simply the event's outcome.
  */
 import { sql } from "drizzle-orm";
-import { type FencesByEvent, fenceClear } from "../backends/fences";
+import type { Db } from "../../db/client";
+import { eventStatus, events } from "../../db/schema";
+import { columnNames, excluded, padded, selection } from "../../db/sql";
+import { type EventEnvelope, payloadOf } from "../../events/envelope";
+import { type FencesByEvent, fenceClear } from "../fences";
 import {
   type ClaimedRow,
   claimedFields,
@@ -19,11 +23,7 @@ import {
   type DueLook,
   dueUpdate,
   envelopeColumns,
-} from "../backends/history-writes";
-import { type EventEnvelope, payloadOf } from "../events/envelope";
-import type { Db } from "./client";
-import { eventStatus, events } from "./schema";
-import { columnNames, excluded, padded, selection } from "./sql";
+} from "../history-writes";
 
 /**
  * Which of `ids` history already has a row for (an outcome, a retry scheduled, or a claim in
@@ -77,7 +77,7 @@ export interface OutcomeRow {
  * retry). "defer" gives the attempt back (attempts - 1) and records no error. With
  * `ids: false` it answers the count of rows written (the command tag) instead of their ids.
  * Callers pass each id once. An outcome whose scope fence a newer holder put below its
- * token (src/backends/fences.ts) is neither inserted nor applied.
+ * token (../fences.ts) is neither inserted nor applied.
  */
 export async function recordOutcomes(
   db: Db,
