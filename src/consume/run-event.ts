@@ -14,7 +14,6 @@ import type { ClaimedEvent, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
-import { scopeHistory } from "../db/scope-history";
 import { deliverNow } from "../destinations/runtime";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
@@ -28,6 +27,7 @@ import type { HandlerContext, HistoryQuery, Match } from "../triggers/registry";
 import { HandlerSteps, type StepJournal } from "../triggers/steps";
 import { derivedIdKey, deriveEvent, UndeclaredDerivedType } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
+import { scopeHistory } from "./recent-events";
 
 export interface EventDeps {
   hooks?: DispatchHooks;

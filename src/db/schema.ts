@@ -83,7 +83,7 @@ export const events = pgTable(
     //  - (type, timestamp): the listing and replay chunks by type; without it a rare type
     //    walks (timestamp, id) until it has a page (~0.4 s at a million rows);
     index("events_type_timestamp_idx").on(t.type, t.timestamp),
-    //  - (source, timestamp): the same by source (and a scope's history, src/db/scope-history.ts).
+    //  - (source, timestamp): the same by source (and a scope's history, src/consume/recent-events.ts).
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
     // the DLQ in timestamp order: the listing's status=dlq filter and
     // replays of dead letters stop after a page instead of sorting every dead letter. Partial:

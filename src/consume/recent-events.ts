@@ -7,9 +7,9 @@
  */
 import { and, desc, eq, lte, ne, type SQL, sql } from "drizzle-orm";
 import { envelopeFields } from "../backends/history-writes";
+import type { Db } from "../db/client";
+import { events } from "../db/schema";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
-import type { Db } from "./client";
-import { events } from "./schema";
 
 export interface ScopeHistoryQuery {
   source: string;
