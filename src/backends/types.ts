@@ -319,7 +319,7 @@ export interface EventStore {
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
   /**
-   * Ordered scopes (src/consume/ordered.ts), where events travel in streams: per lane, the
+   * Ordered scopes (src/consume/ordered-scopes.ts), where events travel in streams: per lane, the
    * oldest entry delivered and not acknowledged (every entry before it has a durable outcome
    * in history), or null when none is. A backend without it has every event in history from
    * its publish on.

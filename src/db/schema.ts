@@ -333,7 +333,7 @@ export const scopeFences = pgTable("scope_fences", {
 });
 
 /**
- * Ordered scopes (src/consume/ordered.ts): one row per open event of an ordered trigger's
+ * Ordered scopes (src/consume/ordered-scopes.ts): one row per open event of an ordered trigger's
  * scope, keyed by its arrival (src/db/ordered.ts: a stream entry id, or created_at, as
  * fixed-width text). A scope's head is its earliest row whose event is not done; only the
  * head runs. A row goes when its event is done; `parked_at` is set once the head failed,

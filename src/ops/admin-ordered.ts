@@ -1,5 +1,5 @@
 /**
- * Parked ordered scopes (src/consume/ordered.ts), behind adminAuth:
+ * Parked ordered scopes (src/consume/ordered-scopes.ts), behind adminAuth:
  *
  *   GET  /scopes/parked?limit=                       {count, scopes: [{scope, head, waiting, ...}]}
  *   POST /scopes/parked/unpark {scope, action, reason?}
