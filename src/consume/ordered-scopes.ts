@@ -2,7 +2,7 @@
  * Ordered scopes: the events an `ordered: true` trigger matches are handled strictly in
  * arrival order per scope, across batches, invocations, retries and crashes.
  *
- *  - An ordered event claimed from a lane is registered (src/db/ordered.ts) and deferred,
+ *  - An ordered event claimed from a lane is registered (./ordered-sql.ts) and deferred,
  *    not handled: it runs later as a due event, once it is its scope's head (every earlier
  *    event of the scope done) and every earlier arrival of its lane has been through a first
  *    settle (so none is still unregistered: Redis answers that with the stream's oldest
@@ -19,6 +19,7 @@ import type { ClaimedEvent, EventStore, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
+import type { Match, TriggerRegistry } from "../triggers/registry";
 import {
   afterSettle,
   entryArrival,
@@ -26,8 +27,7 @@ import {
   gateOrdered,
   type OrderedItem,
   type SettledKind,
-} from "../db/ordered";
-import type { Match, TriggerRegistry } from "../triggers/registry";
+} from "./ordered-sql";
 import { deferred } from "./outcomes";
 
 export interface OrderedWork {

@@ -26,6 +26,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { shownUrl } from "../config/destinations";
+import { listParked, parkedCounts } from "../consume/ordered-sql";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
 import type { Db } from "../db/client";
 import {
@@ -40,7 +41,6 @@ import {
 } from "../db/dashboard-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
 import { openCounts } from "../db/open-counts";
-import { listParked, parkedCounts } from "../db/ordered";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";

@@ -334,7 +334,7 @@ export const scopeFences = pgTable("scope_fences", {
 
 /**
  * Ordered scopes (src/consume/ordered-scopes.ts): one row per open event of an ordered trigger's
- * scope, keyed by its arrival (src/db/ordered.ts: a stream entry id, or created_at, as
+ * scope, keyed by its arrival (src/consume/ordered-sql.ts: a stream entry id, or created_at, as
  * fixed-width text). A scope's head is its earliest row whose event is not done; only the
  * head runs. A row goes when its event is done; `parked_at` is set once the head failed,
  * `hold` keeps a dead-lettered head in place (on_dead "hold") until an operator acts.

@@ -13,9 +13,9 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { events, orderedEvents } from "./schema";
-import { bare, columnNames } from "./sql";
+import type { Db } from "../db/client";
+import { events, orderedEvents } from "../db/schema";
+import { bare, columnNames } from "../db/sql";
 
 const o = alias(orderedEvents, "o");
 const p = alias(orderedEvents, "p");
