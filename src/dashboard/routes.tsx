@@ -39,12 +39,12 @@ import {
   minuteSeries,
   searchEvents,
 } from "../db/dashboard-queries";
-import { deliveryAttemptsFor } from "../db/deliveries";
 import { openCounts } from "../db/open-counts";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
+import { deliveryAttemptsFor } from "../destinations/delivery-records";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";

@@ -27,9 +27,9 @@ import {
   getEvent,
   listEvents,
 } from "../db/admin-queries";
-import { deliveryAttemptsFor } from "../db/deliveries";
 import { eventStatus, type StepRow } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
+import { deliveryAttemptsFor } from "../destinations/delivery-records";
 import type { EventEnvelope } from "../events/envelope";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
