@@ -6,8 +6,8 @@
  */
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { oldestHeld } from "../db/held";
 import { type BreakerState, readBreakers } from "./delivery-records";
+import { oldestHeld } from "./held";
 
 export { type Destination, parseDestinations } from "../config/destinations";
 export { type DeliveryAttempt, deliveryAttemptsFor } from "./delivery-records";
