@@ -6,7 +6,7 @@
  * lost the scope without letting go (its lease ran out, its lock session died) has its
  * token put at or below the scope's `floor` by the next grant, and every write carrying such
  * a token is refused: the outcome statements (src/backends/history-writes.ts, with fenceClear) and the
- * step records (./steps.ts). A clean release before the settle is therefore harmless, while
+ * step records (src/triggers/step-records.ts). A clean release before the settle is therefore harmless, while
  * a stale holder cannot record anything once a newer holder got the scope.
  *
  *  - advisory-lock backend: grantFences/releaseFences keep the counter in the same table,

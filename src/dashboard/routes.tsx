@@ -42,7 +42,6 @@ import {
 import { openCounts } from "../db/open-counts";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
-import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
 import { deliveryAttemptsFor } from "../destinations/delivery-records";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
@@ -54,6 +53,7 @@ import { UnparkBody, unparkScope } from "../ops/admin-ordered";
 import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
 import { UUID_RE, withDb } from "../ops/db-scope";
 import { defaultTriggers } from "../triggers";
+import { stepsOfEvent } from "../triggers/step-records";
 import { asset } from "./assets";
 import type { DashEnv } from "./env";
 import { Page, Problem } from "./layout";

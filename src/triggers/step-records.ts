@@ -1,5 +1,5 @@
 /**
- * Durable step records (src/triggers/steps.ts keeps the rules; this is the SQL).
+ * Durable step records (./steps.ts keeps the rules; this is the SQL).
  *
  *  - loadCompleted: the completed steps of a batch's events, ONE statement per batch.
  *  - recordSteps: many step outcomes in ONE statement (the journal groups the records that
@@ -10,9 +10,9 @@
  */
 import { and, asc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import { type Fence, type FencesByEvent, fenceClear } from "../backends/fences";
-import type { Db } from "./client";
-import { type StepRow, stepStatus, steps } from "./schema";
-import { assign, columnNames, excluded, selection } from "./sql";
+import type { Db } from "../db/client";
+import { type StepRow, stepStatus, steps } from "../db/schema";
+import { assign, columnNames, excluded, selection } from "../db/sql";
 
 export type StepRecord = typeof steps.$inferInsert;
 
