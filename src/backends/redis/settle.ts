@@ -8,8 +8,8 @@ import { settleOutcomes } from "../history-writes";
 import { settleRows } from "../shared";
 import type { Outcome, Receipt, SettleRequest, SettleResult } from "../types";
 import type { AckLedger } from "./acks";
+import type { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import type { Deliveries } from "./deliveries";
 import { dlqFields } from "./entry";
 import { type OutcomeRow, recordOutcomes } from "./outcome-writes";
 

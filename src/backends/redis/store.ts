@@ -30,8 +30,8 @@ import type {
 } from "../types";
 import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
+import { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import { Deliveries } from "./deliveries";
 import { envelopeOf } from "./entry";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
