@@ -14,10 +14,10 @@ import type { ClaimedEvent, ClaimRequest, ClaimResult, Receipt } from "../types"
 import type { AckLedger } from "./acks";
 import type { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./entry";
 import type { ConsumerGroup } from "./group";
 import { seenInHistory } from "./outcome-writes";
 import type { RedisScripts } from "./scripts";
+import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./stream-entry";
 
 export class StreamClaimer {
   constructor(

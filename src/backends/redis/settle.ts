@@ -10,8 +10,8 @@ import type { Outcome, Receipt, SettleRequest, SettleResult } from "../types";
 import type { AckLedger } from "./acks";
 import type { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import { dlqFields } from "./entry";
 import { type OutcomeRow, recordOutcomes } from "./outcome-writes";
+import { dlqFields } from "./stream-entry";
 
 export class StreamSettler {
   constructor(

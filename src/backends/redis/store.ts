@@ -2,7 +2,7 @@
  * EventStore on Redis Streams (Upstash). The stream is the transport and work queue;
  * Postgres (src/db) remains the system of record. Composed of one module per job:
  * ./publish.ts, ./claim.ts, ./settle.ts, ./acks.ts (the acknowledgements owed),
- * ./group.ts (the consumer group), ./entry.ts (what a stream entry holds).
+ * ./group.ts (the consumer group), ./stream-entry.ts (what a stream entry holds).
  */
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
@@ -32,12 +32,12 @@ import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
 import { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import { envelopeOf } from "./entry";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
 import { type PublishConfig, StreamPublisher } from "./publish";
 import { redisScripts } from "./scripts";
 import { StreamSettler } from "./settle";
+import { envelopeOf } from "./stream-entry";
 
 export class RedisStreamStore implements EventStore {
   readonly backend = "redis" as const;
