@@ -1,7 +1,7 @@
 /**
  * EventStore on Redis Streams (Upstash). The stream is the transport and work queue;
  * Postgres (src/db) remains the system of record. Composed of one module per job:
- * ./publish.ts, ./claim.ts, ./settle.ts, ./acks.ts (the acknowledgements owed),
+ * ./stream-publisher.ts, ./claim.ts, ./settle.ts, ./acks.ts (the acknowledgements owed),
  * ./group.ts (the consumer group), ./stream-entry.ts (what a stream entry holds).
  */
 import type { Config } from "../../config";
@@ -34,10 +34,10 @@ import { Deliveries } from "./claimed";
 import type { Redis } from "./client";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
-import { type PublishConfig, StreamPublisher } from "./publish";
 import { redisScripts } from "./scripts";
 import { StreamSettler } from "./settle";
 import { envelopeOf } from "./stream-entry";
+import { type PublishConfig, StreamPublisher } from "./stream-publisher";
 
 export class RedisStreamStore implements EventStore {
   readonly backend = "redis" as const;
