@@ -17,7 +17,7 @@ import type { Db } from "../db/client";
 import { deliverNow } from "../destinations/runtime";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import { CrashInjected, type Failpoints } from "../failpoints";
 import type { Logger } from "../obs/log";
 import { eventTraceContext, withSpan } from "../obs/trace";

@@ -14,7 +14,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { version } from "../../package.json";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import type { AppEnv } from "./app-env";
 import { problemSchema } from "./router";
 

@@ -37,7 +37,7 @@ import {
 } from "../db/replays";
 import { checkEnvelope } from "../events/build";
 import type { EventEnvelope, EventMeta } from "../events/envelope";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import { registry } from "../events/types";
 import type { Logger } from "../obs/log";
 import { inc } from "../obs/metrics";

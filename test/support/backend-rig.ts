@@ -11,7 +11,7 @@ import type { Clock } from "../../src/clock";
 import { type Config, loadConfig } from "../../src/config";
 import { type ConsumerOptions, type RunReport, runConsumer } from "../../src/consume/consumer";
 import { type DbHandle, openDb } from "../../src/db/client";
-import type { EventRegistry } from "../../src/events/registry";
+import type { EventRegistry } from "../../src/events/type-registry";
 import { defaultRegistry } from "../../src/events/types";
 import { advanceReplays } from "../../src/ops/replay-runner";
 import { TriggerRegistry } from "../../src/triggers/registry";

@@ -5,7 +5,7 @@
  * publishes "order.confirmed" declares it, as a deployment would in src/events/types.ts.
  */
 import { z } from "zod";
-import type { EventRegistry } from "../../src/events/registry";
+import type { EventRegistry } from "../../src/events/type-registry";
 import { defaultRegistry } from "../../src/events/types";
 
 export function typesWith(...names: string[]): EventRegistry {
