@@ -28,8 +28,8 @@ import type { ClaimResult, EventStore, FilterState, Outcome, ScopeLocks } from "
 import { type Clock, systemClock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
+import { registry } from "../events/event-types";
 import type { EventRegistry } from "../events/type-registry";
-import { registry } from "../events/types";
 import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
 import { withSpan } from "../obs/trace";

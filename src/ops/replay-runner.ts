@@ -37,8 +37,8 @@ import {
 } from "../db/replays";
 import { checkEnvelope } from "../events/build";
 import type { EventEnvelope, EventMeta } from "../events/envelope";
+import { registry } from "../events/event-types";
 import type { EventRegistry } from "../events/type-registry";
-import { registry } from "../events/types";
 import type { Logger } from "../obs/log";
 import { inc } from "../obs/metrics";
 import { replayId } from "./replay-ids";
