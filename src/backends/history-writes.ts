@@ -253,6 +253,7 @@ export function claimedRow(x: ClaimedEventRow): ClaimedRow {
   return { event: envelopeFrom(x), attempts: x.attempts };
 }
 
+/** How an attempt settled: the one name for Outcome["status"] (./types.ts) in every statement. */
 export type SettleStatus = "completed" | "retry" | "defer" | "dlq";
 
 export interface SettleRow {

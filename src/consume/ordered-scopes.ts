@@ -15,19 +15,13 @@
  *    ORDERED_SLEEP_MS (the bound on a wake-up lost to a crash).
  * Events of other scopes, and unordered triggers, are not touched. Replay copies run unordered.
  */
+import type { SettleStatus } from "../backends/history-writes";
 import type { ClaimedEvent, EventStore, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import type { Match, TriggerRegistry } from "../triggers/registry";
-import {
-  afterSettle,
-  entryArrival,
-  type GateRow,
-  gateOrdered,
-  type OrderedItem,
-  type SettledKind,
-} from "./ordered-sql";
+import { afterSettle, entryArrival, type GateRow, gateOrdered, type OrderedItem } from "./ordered-sql";
 import { deferred } from "./outcomes";
 
 export interface OrderedWork {
@@ -142,7 +136,7 @@ export class OrderedScopes {
    * Returns how many events it made due now.
    */
   async afterSettle(outcomes: Outcome[], ordered: Set<string> | undefined): Promise<number> {
-    const settled: Array<{ eventId: string; kind: SettledKind }> = [];
+    const settled: Array<{ eventId: string; kind: SettleStatus }> = [];
     for (const o of outcomes)
       if (ordered?.has(o.receipt.eventId) || o.status === "dlq")
         settled.push({ eventId: o.receipt.eventId, kind: o.status });

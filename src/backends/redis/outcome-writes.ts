@@ -23,6 +23,7 @@ import {
   type DueLook,
   dueUpdate,
   envelopeColumns,
+  type SettleStatus,
 } from "../history-writes";
 
 /**
@@ -64,7 +65,7 @@ export interface OutcomeRow {
   event: EventEnvelope;
   /** Deliveries so far, this one included (what the claim handed out). */
   attempts: number;
-  status: "completed" | "retry" | "defer" | "dlq";
+  status: SettleStatus;
   /** Error of this attempt (retry, dlq): errors[] and last_error. */
   error?: string;
   /** When the retry (or deferred attempt) is due. */
