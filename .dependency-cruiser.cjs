@@ -6,11 +6,15 @@
 const layers = [
   ["base", "^src/(errors|clock|failpoints)\\.ts$|^src/config/"],
   ["core", "^src/events/|^src/obs/(log|metrics|usage|trace)\\.ts$|^src/http/problem\\.ts$"],
-  ["db", "^src/db/"],
+  ["db", "^src/db/(schema|client|sql)\\.ts$"],
   ["backends", "^src/backends/"],
   ["triggers", "^src/(triggers|destinations|handlers)/"],
   ["consume", "^src/consume/"],
-  ["surface", "^src/(ops|ingest|health|dashboard)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
+  [
+    "surface",
+    // Any src/db/ file beside the schema, client and SQL helpers is an operator read: surface.
+    "^src/(ops|ingest|health|dashboard)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)|^src/db/(?!(schema|client|sql)\\.ts$)",
+  ],
   ["app", "^src/app\\.ts$"],
   ["entry", "^src/index\\.ts$"],
 ];

@@ -69,7 +69,7 @@ import { runConsumer } from "../src/consume/consumer";
 import { dlqRetryAll } from "../src/db/admin-queries";
 import { openDb } from "../src/db/client";
 import { createReplay, getReplay } from "../src/db/replays";
-import { defaultRegistry } from "../src/events/types";
+import { defaultRegistry } from "../src/events/event-types";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/ops/replay-runner";
 import { filters as f } from "../src/triggers";

@@ -2,7 +2,7 @@
  * Fails when a comment or a document cites a repository path that does not exist, so that a
  * newcomer following one never lands on nothing. Checked:
  *  - comments (`//`, `/* *\/`, Lua's `--`) in src/, test/, bench/, local/, cli/, scripts/:
- *    tokens such as src/db/history.ts, test/support/, .ci/run or `./<name>.ts` (relative to
+ *    tokens such as src/db/schema.ts, test/support/, .ci/run or `./<name>.ts` (relative to
  *    the file); a module path without extension (src/http/router) resolves as an import would;
  *  - README.md, CONTRIBUTING.md, SECURITY.md and docs/**\/*.md: paths in code spans and code
  *    blocks, and relative links `[text](<path>#<anchor>)`, whose anchor must be a heading of

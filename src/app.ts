@@ -7,7 +7,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { dashboardRoutes } from "./dashboard/routes";
-import { registry } from "./events/types";
+import { registry } from "./events/event-types";
 import { healthRoutes } from "./health/routes";
 import type { AppEnv } from "./http/app-env";
 import { withConfig } from "./http/config";

@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { listParked, unpark } from "../src/db/ordered";
+import { listParked, unpark } from "../src/consume/ordered-sql";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import type { HandlerContext } from "../src/triggers/registry";

@@ -6,7 +6,7 @@
 
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { dueUpdate } from "../src/db/history";
+import { dueUpdate } from "../src/backends/history-writes";
 import { filters as f } from "../src/triggers";
 import { defaultTriggers } from "../src/triggers/registry";
 import { call } from "./support/admin";

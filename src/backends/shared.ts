@@ -4,7 +4,7 @@
  */
 
 import type { Db } from "../db/client";
-import { type ClaimedRow, claimDue, type SettleRow } from "../db/history";
+import { type ClaimedRow, claimDue, type SettleRow } from "./history-writes";
 import type { ClaimedEvent, ClaimResult, DueRequest, Outcome } from "./types";
 
 /** Due retries and expired leases, straight from history (no stream entry to acknowledge). */
@@ -20,7 +20,7 @@ export function claimedEvent(r: ClaimedRow, lane: string | null): ClaimedEvent {
 
 export const dueEvent = (r: ClaimedRow): ClaimedEvent => claimedEvent(r, null);
 
-/** Outcomes as the rows of the settle statement (src/db/history.ts settleOutcomes). */
+/** Outcomes as the rows of the settle statement (src/backends/history-writes.ts settleOutcomes). */
 export function settleRows(outcomes: Outcome[]): SettleRow[] {
   return outcomes.map(settleRow);
 }

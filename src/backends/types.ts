@@ -24,14 +24,14 @@
  *    "already final" check makes the redelivery harmless: never a loss, never a second row.
  *
  * Postgres is the system of record for attempts, errors and retry times; a stream is only
- * the transport. Both backends share that history code (src/db/history.ts).
+ * the transport. Both backends share that history code (src/backends/history-writes.ts).
  */
 
 import type { Db } from "../db/client";
-import type { FencesByEvent } from "../db/fences";
-import type { DueLook } from "../db/history";
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../failpoints";
+import type { FencesByEvent } from "./fences";
+import type { DueLook } from "./history-writes";
 
 /** Identifies one claimed delivery: what settle() needs to record and acknowledge it. */
 export interface Receipt {
@@ -134,7 +134,7 @@ export interface SettleRequest {
   now: Date;
   /**
    * The scope fences each outcome was decided under (event id -> fences): an outcome whose
-   * holder lost a scope to a newer one without releasing it is not recorded (src/db/fences.ts).
+   * holder lost a scope to a newer one without releasing it is not recorded (src/backends/fences.ts).
    */
   fences?: FencesByEvent;
   failpoints?: Failpoints;
@@ -319,7 +319,7 @@ export interface EventStore {
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
   /**
-   * Ordered scopes (src/consume/ordered.ts), where events travel in streams: per lane, the
+   * Ordered scopes (src/consume/ordered-scopes.ts), where events travel in streams: per lane, the
    * oldest entry delivered and not acknowledged (every entry before it has a durable outcome
    * in history), or null when none is. A backend without it has every event in history from
    * its publish on.
@@ -342,7 +342,7 @@ export interface FilterState {
  * Scope locks: events that share a scope key are handled one at a time, also across
  * concurrent invocations; a batch takes and lets go of its scopes in one call.
  *
- * Each grant carries a fencing token that only grows per scope (src/db/fences.ts). Once
+ * Each grant carries a fencing token that only grows per scope (src/backends/fences.ts). Once
  * tryAcquire has returned a scope, no earlier holder that lost it without releasing it (a
  * lapsed lease, a dead lock session) can record an outcome or a step under its old token.
  */

@@ -30,7 +30,7 @@ export interface Destination {
   secret?: string;
   /** Dotted path into the envelope whose value is the scope key (default "source"). */
   scope: string;
-  /** Deliver each scope's events strictly in arrival order (src/consume/ordered.ts). */
+  /** Deliver each scope's events strictly in arrival order (src/consume/ordered-scopes.ts). */
   ordered: boolean;
   /** Ordered: a dead head resumes the scope ("skip") or keeps it parked ("hold"). */
   onDead: "skip" | "hold";

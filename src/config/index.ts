@@ -9,7 +9,7 @@ import { z } from "zod";
 import { ConfigError } from "../errors";
 import { type ApiKey, parseApiKeys } from "./api-keys";
 import { type Destination, parseDestinations } from "./destinations";
-import { missingForModel, parseModelSpec } from "./models";
+import { missingForModel, parseModelSpec } from "./model-spec";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
 export interface Env {

@@ -28,8 +28,8 @@ import type { ClaimResult, EventStore, FilterState, Outcome, ScopeLocks } from "
 import { type Clock, systemClock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
-import type { EventRegistry } from "../events/registry";
-import { registry } from "../events/types";
+import { registry } from "../events/event-types";
+import type { EventRegistry } from "../events/type-registry";
 import type { Failpoints } from "../failpoints";
 import { createLogger, type Logger } from "../obs/log";
 import { withSpan } from "../obs/trace";
@@ -38,7 +38,7 @@ import type { TriggerRegistry } from "../triggers/registry";
 import { Claims, type StopReason } from "./claims";
 import { type DispatchResult, dispatch } from "./dispatch";
 import { Leases } from "./leases";
-import { OrderedScopes } from "./ordered";
+import { OrderedScopes } from "./ordered-scopes";
 
 export interface ConsumerOptions {
   store: EventStore;
@@ -113,7 +113,7 @@ class ConsumerRun {
   private readonly claims: Claims;
   /** The leases of the events claimed and not yet settled, renewed while the run holds them. */
   private readonly leases: Leases;
-  /** Set when some trigger is ordered (./ordered.ts). */
+  /** Set when some trigger is ordered (./ordered-scopes.ts). */
   private readonly ordered: OrderedScopes | undefined;
   /** Seconds until each retry or deferral of the run is due: the wake-ups to schedule. */
   private readonly wakeDelays = new Set<number>();
@@ -220,7 +220,7 @@ class ConsumerRun {
    * the batch before). Resolves once the next batch may be dispatched: after the settle, or,
    * without ordered triggers, once the handlers are done and the scope locks released, with
    * the settle still under way in `settled`. Says how many events it derived, and woke
-   * (./ordered.ts).
+   * (./ordered-scopes.ts).
    */
   private async handle(
     claim: ClaimResult,

@@ -12,7 +12,7 @@
 import { checkEnvelope } from "../events/build";
 import type { EventEnvelope } from "../events/envelope";
 import { derivedIdKey, keyedUuid } from "../events/ids";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import type { DerivedEventInput } from "../triggers/registry";
 
 /** A derived event the registry refused: the handler's attempt fails with this message. */

@@ -15,12 +15,12 @@
  *    before an event's handlers (./run-event.ts), and `flush` once the batch's handlers are done.
  */
 import { trace } from "@opentelemetry/api";
+import type { Fence } from "../backends/fences";
 import type { ClaimedEvent, FilterState, Outcome, ScopeLocks } from "../backends/types";
-import type { Fence } from "../db/fences";
 import type { EventEnvelope } from "../events/envelope";
 import type { Match, TriggerRegistry } from "../triggers/registry";
 import { StepJournal } from "../triggers/steps";
-import type { OrderedScopes } from "./ordered";
+import type { OrderedScopes } from "./ordered-scopes";
 import { completed, deferred, errorMessage, exhausted, failed } from "./outcomes";
 import { type EventDeps, runEvent } from "./run-event";
 import { ScopeGate } from "./scope-gate";
@@ -29,7 +29,7 @@ export interface DispatchDeps extends EventDeps {
   triggers: TriggerRegistry;
   locks: ScopeLocks;
   filterState: FilterState;
-  /** Set when some trigger is ordered: its events run only as their scope's head (./ordered.ts). */
+  /** Set when some trigger is ordered: its events run only as their scope's head (./ordered-scopes.ts). */
   ordered?: OrderedScopes;
   /**
    * Whether the consumer still holds an event's claim (./leases.ts), asked as its handlers are
@@ -56,7 +56,7 @@ export interface DispatchResult {
    * (with the same ScopeLocks, a release still in flight could undo the next acquire).
    */
   released: Promise<void>;
-  /** The batch's events of ordered triggers (./ordered.ts), for the step after settling. */
+  /** The batch's events of ordered triggers (./ordered-scopes.ts), for the step after settling. */
   ordered?: Set<string>;
 }
 

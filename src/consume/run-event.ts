@@ -8,16 +8,16 @@
  *    latest time asked, attempt given back. Else completed, with the derived events its
  *    handlers staged through ctx.publish; a failed or deferred event publishes none.
  */
+
+import type { Fence } from "../backends/fences";
 import type { ClaimedEvent, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config, Env } from "../config";
 import type { Db } from "../db/client";
-import type { Fence } from "../db/fences";
-import { scopeHistory } from "../db/scope-history";
 import { deliverNow } from "../destinations/runtime";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import { CrashInjected, type Failpoints } from "../failpoints";
 import type { Logger } from "../obs/log";
 import { eventTraceContext, withSpan } from "../obs/trace";
@@ -27,6 +27,7 @@ import type { HandlerContext, HistoryQuery, Match } from "../triggers/registry";
 import { HandlerSteps, type StepJournal } from "../triggers/steps";
 import { derivedIdKey, deriveEvent, UndeclaredDerivedType } from "./derive";
 import { completed, deferred, errorMessage, failed } from "./outcomes";
+import { scopeHistory } from "./recent-events";
 
 export interface EventDeps {
   hooks?: DispatchHooks;

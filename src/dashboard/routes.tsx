@@ -26,6 +26,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { shownUrl } from "../config/destinations";
+import { listParked, parkedCounts } from "../consume/ordered-sql";
 import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
 import type { Db } from "../db/client";
 import {
@@ -38,13 +39,11 @@ import {
   minuteSeries,
   searchEvents,
 } from "../db/dashboard-queries";
-import { deliveryAttemptsFor } from "../db/deliveries";
 import { openCounts } from "../db/open-counts";
-import { listParked, parkedCounts } from "../db/ordered";
 import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
-import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
+import { deliveryAttemptsFor } from "../destinations/delivery-records";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";
@@ -54,6 +53,7 @@ import { UnparkBody, unparkScope } from "../ops/admin-ordered";
 import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
 import { UUID_RE, withDb } from "../ops/db-scope";
 import { defaultTriggers } from "../triggers";
+import { stepsOfEvent } from "../triggers/step-records";
 import { asset } from "./assets";
 import type { DashEnv } from "./env";
 import { Page, Problem } from "./layout";

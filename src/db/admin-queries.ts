@@ -11,10 +11,10 @@
  */
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
+import { historyFields, REDRIVE_LANE } from "../backends/history-writes";
+import { forgetOrdered } from "../consume/ordered-sql";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
-import { historyFields, REDRIVE_LANE } from "./history";
-import { forgetOrdered } from "./ordered";
 import { type EventStatus, events } from "./schema";
 import { assign, isoMicros, type RowOf } from "./sql";
 

@@ -11,7 +11,7 @@
 import { and, desc, eq, getTableColumns, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { NeonQueryResultHKT } from "drizzle-orm/neon-serverless";
 import type { PgDatabase } from "drizzle-orm/pg-core";
-import { type HistoryRow, historyFields } from "./history";
+import { type HistoryRow, historyFields } from "../backends/history-writes";
 import type * as schema from "./schema";
 import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "./schema";
 import { anyOf, isoMicros, type RowOf } from "./sql";

@@ -12,7 +12,7 @@
  *  - finished replay jobs (a small table).
  * An event deleted takes its ordered-scope rows and its step records (results, derived
  * events, model usage) with it in the same statement: an ordered row without history counts
- * as in flight (src/db/ordered.ts) and would hold its scope forever, and a step record must
+ * as in flight (src/consume/ordered-sql.ts) and would hold its scope forever, and a step record must
  * not outlive the event whose data it holds.
  * Not partitioned: history is keyed by event id alone (ON CONFLICT (id) is what makes
  * persistence idempotent), and a partitioned table's unique keys must hold the partition

@@ -83,7 +83,7 @@ export const events = pgTable(
     //  - (type, timestamp): the listing and replay chunks by type; without it a rare type
     //    walks (timestamp, id) until it has a page (~0.4 s at a million rows);
     index("events_type_timestamp_idx").on(t.type, t.timestamp),
-    //  - (source, timestamp): the same by source (and a scope's history, src/db/scope-history.ts).
+    //  - (source, timestamp): the same by source (and a scope's history, src/consume/recent-events.ts).
     index("events_source_timestamp_idx").on(t.source, t.timestamp),
     // the DLQ in timestamp order: the listing's status=dlq filter and
     // replays of dead letters stop after a page instead of sorting every dead letter. Partial:
@@ -320,7 +320,7 @@ export const steps = pgTable(
 export type StepRow = typeof steps.$inferSelect;
 
 /**
- * Fencing of scope-lock holders (src/db/fences.ts): an outcome or step record carrying a
+ * Fencing of scope-lock holders (src/backends/fences.ts): an outcome or step record carrying a
  * scope's token at or below `floor` is refused - its holder lost the scope to a newer one
  * without letting it go. `fence` and `released` are the advisory-lock backend's counter (the
  * last token granted, the last one let go cleanly); Redis keeps its own and writes floors only.
@@ -333,8 +333,8 @@ export const scopeFences = pgTable("scope_fences", {
 });
 
 /**
- * Ordered scopes (src/consume/ordered.ts): one row per open event of an ordered trigger's
- * scope, keyed by its arrival (src/db/ordered.ts: a stream entry id, or created_at, as
+ * Ordered scopes (src/consume/ordered-scopes.ts): one row per open event of an ordered trigger's
+ * scope, keyed by its arrival (src/consume/ordered-sql.ts: a stream entry id, or created_at, as
  * fixed-width text). A scope's head is its earliest row whose event is not done; only the
  * head runs. A row goes when its event is done; `parked_at` is set once the head failed,
  * `hold` keeps a dead-lettered head in place (on_dead "hold") until an operator acts.

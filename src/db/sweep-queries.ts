@@ -2,9 +2,9 @@
  * Postgres side of the DLQ sweeper (src/ops/dlq-sweeper.ts).
  */
 import { and, eq, type SQLWrapper, sql } from "drizzle-orm";
+import { envelopeFields } from "../backends/history-writes";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
 import type { Db } from "./client";
-import { envelopeFields } from "./history";
 import { eventStatus, events, opsState } from "./schema";
 import { excluded } from "./sql";
 

@@ -1,7 +1,7 @@
 /**
  * A destination's circuit breaker as one consumer batch sees it.
  *
- * The shared state is a Postgres row (src/db/deliveries.ts), read when the batch first needs
+ * The shared state is a Postgres row (./delivery-records.ts), read when the batch first needs
  * it and folded back once at the end (flushDeliveries). In between this object keeps the
  * batch's own view, so that a breaker that trips mid-batch stops the rest of the batch at
  * once - not one request per event until the next read - and tallies what the flush needs.
@@ -12,7 +12,7 @@
  * Only one invocation probes (claimProbe); in this batch, events behind the probe wait for
  * its answer instead of being deferred, so a recovered endpoint drains in the same run.
  */
-import type { BreakerPolicy, BreakerRow, BreakerState, BreakerTally } from "../db/deliveries";
+import type { BreakerPolicy, BreakerRow, BreakerState, BreakerTally } from "./delivery-records";
 
 export type Admission = { ok: true; probe: boolean } | { ok: false; until: Date; why: string };
 

@@ -1,16 +1,16 @@
 /**
  * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (src/config/destinations.ts),
  * run as triggers beside the code triggers (./runtime.ts), signed with Standard Webhooks and
- * recorded per attempt (./deliver.ts, src/db/deliveries.ts), behind a circuit breaker per
+ * recorded per attempt (./deliver.ts, ./delivery-records.ts), behind a circuit breaker per
  * destination (./breaker.ts).
  */
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { type BreakerState, readBreakers } from "../db/deliveries";
-import { oldestHeld } from "../db/held";
+import { type BreakerState, readBreakers } from "./delivery-records";
+import { oldestHeld } from "./held";
 
 export { type Destination, parseDestinations } from "../config/destinations";
-export { type DeliveryAttempt, deliveryAttemptsFor } from "../db/deliveries";
+export { type DeliveryAttempt, deliveryAttemptsFor } from "./delivery-records";
 export { type DestinationRuntime, openDestinations } from "./runtime";
 
 export interface BreakerStatus {

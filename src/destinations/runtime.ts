@@ -12,7 +12,7 @@
  *    too: the breaker already knew the endpoint was down, so probing must not walk events
  *    into the DLQ however long the outage.
  *  - flush: after the batch, every attempt is recorded and every breaker updated in one
- *    statement (src/db/deliveries.ts).
+ *    statement (./delivery-records.ts).
  * The breaker rows are read once per batch, when the batch first needs them.
  */
 
@@ -20,7 +20,6 @@ import { type Clock, systemClock } from "../clock";
 import type { Config } from "../config";
 import type { Destination } from "../config/destinations";
 import type { Db } from "../db/client";
-import { type AttemptRow, type BreakerPolicy, claimProbe, flushDeliveries, loadBreakers } from "../db/deliveries";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";
 import { createLogger, type Logger } from "../obs/log";
@@ -29,6 +28,7 @@ import type { DispatchHooks } from "../triggers/hooks";
 import { type HandlerContext, type Match, TriggerRegistry } from "../triggers/registry";
 import { BatchBreaker } from "./breaker";
 import { type DeliveryFence, deliver } from "./deliver";
+import { type AttemptRow, type BreakerPolicy, claimProbe, flushDeliveries, loadBreakers } from "./delivery-records";
 
 export const TRIGGER_PREFIX = "destination ";
 

@@ -28,7 +28,7 @@ import {
   isReservedMetaKey,
   payloadOf,
 } from "./envelope";
-import type { EventRegistry } from "./registry";
+import type { EventRegistry } from "./type-registry";
 
 const ref = z.string().min(1).max(128);
 

@@ -7,7 +7,7 @@
  *     "meta": { "trace_id": "…", "correlation_id": "…", "causation_id": "…" },
  *     "connection_id": "client123", "content": "hello" }
  *
- * Type-specific validation lives in ./registry.ts; this module only knows the common part.
+ * Type-specific validation lives in ./type-registry.ts; this module only knows the common part.
  */
 import { z } from "zod";
 

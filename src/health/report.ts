@@ -11,9 +11,9 @@
 import { pingRedis, type Redis } from "../backends/redis/client";
 import type { EventStore, InFlight } from "../backends/types";
 import type { Config } from "../config";
+import { listParked } from "../consume/ordered-sql";
 import { type DbHandle, pingDb } from "../db/client";
 import { openCounts } from "../db/open-counts";
-import { listParked } from "../db/ordered";
 import { breakerStates } from "../destinations";
 import { defaultTriggers } from "../triggers/registry";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";

@@ -9,12 +9,12 @@
  * @scalar/api-reference devDependency (test/node/docs-script.test.ts keeps them equal).
  *
  * Components that depend on run-time state are filled in per request: `EventInput` is
- * built from the event registry, so a type added in src/events/types.ts (or registered at
+ * built from the event registry, so a type added in src/events/event-types.ts (or registered at
  * run time) appears in the document without touching any route.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { version } from "../../package.json";
-import type { EventRegistry } from "../events/registry";
+import type { EventRegistry } from "../events/type-registry";
 import type { AppEnv } from "./app-env";
 import { problemSchema } from "./router";
 

@@ -13,7 +13,7 @@ import canonicalize from "canonicalize";
 import type { Guard, GuardedEvent } from "../backends/types";
 import { type BuildContext, buildEvent } from "../events/build";
 import type { EventEnvelope } from "../events/envelope";
-import { registry } from "../events/types";
+import { registry } from "../events/event-types";
 import { HTTPProblem, invalidFields, type ProblemError, pointerToken } from "../http/problem";
 import { sha256, toHex } from "./crypto";
 import { type IngestContext, publishEvents, publishGuardedEvents } from "./publish";

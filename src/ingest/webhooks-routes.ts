@@ -19,7 +19,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Guard } from "../backends/types";
 import { buildEvent } from "../events/build";
-import { registry } from "../events/types";
+import { registry } from "../events/event-types";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { decodeUtf8, parseJsonText, readBodyBytes, refuseDeclaredSize, requireJsonHeaders } from "./body";

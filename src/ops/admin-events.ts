@@ -27,14 +27,14 @@ import {
   getEvent,
   listEvents,
 } from "../db/admin-queries";
-import { deliveryAttemptsFor } from "../db/deliveries";
 import { eventStatus, type StepRow } from "../db/schema";
-import { stepsOfEvent } from "../db/steps";
+import { deliveryAttemptsFor } from "../destinations/delivery-records";
 import type { EventEnvelope } from "../events/envelope";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
+import { stepsOfEvent } from "../triggers/step-records";
 import { UUID_RE, withDb } from "./db-scope";
 import { type InFlightView, inFlightEvents, streamClaimOf } from "./in-flight";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";

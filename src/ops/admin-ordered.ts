@@ -1,5 +1,5 @@
 /**
- * Parked ordered scopes (src/consume/ordered.ts), behind adminAuth:
+ * Parked ordered scopes (src/consume/ordered-scopes.ts), behind adminAuth:
  *
  *   GET  /scopes/parked?limit=                       {count, scopes: [{scope, head, waiting, ...}]}
  *   POST /scopes/parked/unpark {scope, action, reason?}
@@ -8,8 +8,8 @@
  *        404 when the scope is not parked, 409 while its head is being handled.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { listParked, type ParkedScope, type UnparkResult, unpark } from "../consume/ordered-sql";
 import type { Db } from "../db/client";
-import { listParked, type ParkedScope, type UnparkResult, unpark } from "../db/ordered";
 import { adminAuth } from "../http/auth";
 import { HTTPProblem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";

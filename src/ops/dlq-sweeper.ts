@@ -16,7 +16,7 @@
  *     several runs while ingest and consumers go on beside it.
  *  5. Held events: an open destination breaker defers its events without using attempts;
  *     once it has stayed open longer than DESTINATION_MAX_HOLD_S, the events stored before
- *     then that wait for it go to the DLQ with the breaker named (src/db/held.ts).
+ *     then that wait for it go to the DLQ with the breaker named (src/destinations/held.ts).
  *  6. Alert: with DLQ_ALERT_URL set, one POST when the DLQ grows past DLQ_ALERT_THRESHOLD -
  *     once per crossing (it re-arms when the DLQ is back at or under the threshold). A failed
  *     POST re-arms too, so the next run tries again.
@@ -27,10 +27,10 @@ import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Config } from "../config";
 import { dlqSummary } from "../db/admin-queries";
 import type { Db } from "../db/client";
-import { deadLetterHeld } from "../db/held";
 import { applyRetention, type RetentionReport } from "../db/retention";
 import { crossedAbove, sweepStuck } from "../db/sweep-queries";
 import { breakerStates } from "../destinations";
+import { deadLetterHeld } from "../destinations/held";
 import type { Logger } from "../obs/log";
 
 export interface SweepOptions {

@@ -22,10 +22,10 @@
  * pace, and a replay never queues in front of live traffic.
  */
 
+import type { HistoryRow } from "../backends/history-writes";
 import type { ReplayLane } from "../backends/types";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import type { HistoryRow } from "../db/history";
 import {
   countJob,
   lockJob,
@@ -37,8 +37,8 @@ import {
 } from "../db/replays";
 import { checkEnvelope } from "../events/build";
 import type { EventEnvelope, EventMeta } from "../events/envelope";
-import type { EventRegistry } from "../events/registry";
-import { registry } from "../events/types";
+import { registry } from "../events/event-types";
+import type { EventRegistry } from "../events/type-registry";
 import type { Logger } from "../obs/log";
 import { inc } from "../obs/metrics";
 import { replayId } from "./replay-ids";

@@ -3,7 +3,7 @@
  *
  *  - publish: a derived event (ctx.publish: correlation and causation ids, published when the
  *    attempt succeeds). Fields are checked against the type's schema when the type is
- *    registered (src/events/types.ts); a mismatch goes back to the model to fix.
+ *    registered (src/events/event-types.ts); a mismatch goes back to the model to fix.
  *  - deliver: an event POSTed now to a destination of DESTINATIONS through the destination's
  *    own path (ctx.deliver: its filter, breaker, fence header and attempt records). Its id is
  *    a keyed HMAC of the parent and the tool call (../events/ids.ts), so a retried delivery
@@ -17,8 +17,8 @@
 import { tool } from "ai";
 import { z } from "zod";
 import { ENVELOPE_KEYS, type EventEnvelope } from "../events/envelope";
+import { registry } from "../events/event-types";
 import { derivedIdKey, keyedUuid } from "../events/ids";
-import { registry } from "../events/types";
 import { AgentRefusal, agentContext, eventJson, HISTORY_TOOL_EVENT_CHARS } from "./agent";
 
 const TYPE = z

@@ -1,11 +1,11 @@
 /**
  * From a model spec ("workers-ai:@cf/meta/llama-3.1-8b-instruct", "openai:gpt-4.1-mini",
- * "anthropic:...", src/config/models.ts) to an AI SDK language model. Providers are imported
+ * "anthropic:...", src/config/model-spec.ts) to an AI SDK language model. Providers are imported
  * on first use: a deployment pays the start-up cost only of the one it calls.
  */
 import type { LanguageModel } from "ai";
 import type { Env } from "../config";
-import { missingForModel, parseModelSpec } from "../config/models";
+import { missingForModel, parseModelSpec } from "../config/model-spec";
 import { ConfigError } from "../errors";
 
 /** An AI SDK model object (never a bare id: the SDK would send that to its hosted gateway). */

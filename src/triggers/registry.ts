@@ -102,7 +102,7 @@ export interface TriggerSpec {
   /** Higher runs first; default 0. */
   priority?: number;
   /**
-   * Its events of one scope are handled strictly in arrival order (src/consume/ordered.ts):
+   * Its events of one scope are handled strictly in arrival order (src/consume/ordered-scopes.ts):
    * while the earliest open one fails, the later ones wait, without using attempts.
    */
   ordered?: boolean;

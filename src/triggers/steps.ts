@@ -1,7 +1,7 @@
 /**
  * Durable steps: ctx.step(name, fn) in every handler.
  *
- *  - The first successful run of a step records its JSON result in Postgres (src/db/steps.ts)
+ *  - The first successful run of a step records its JSON result in Postgres (./step-records.ts)
  *    before ctx.step resolves; a later attempt of the same event (retry, redelivery after a
  *    crash, DLQ retry) gets the recorded result back without running fn. So a crash after a
  *    step resolved never runs that step again, and a retry resumes after the last recorded one.
@@ -18,13 +18,14 @@
  * in flight together in the next statement (group commit), so concurrent handlers share
  * round trips. A batch whose handlers call no step pays nothing.
  */
+
+import type { FencesByEvent } from "../backends/fences";
 import type { Db } from "../db/client";
-import type { FencesByEvent } from "../db/fences";
 import type { StepRow, StepUsage } from "../db/schema";
-import { completedOf, loadCompleted, recordSteps, type StepRecord } from "../db/steps";
 import type { EventEnvelope } from "../events/envelope";
 import type { Failpoints } from "../failpoints";
 import { inc } from "../obs/metrics";
+import { completedOf, loadCompleted, recordSteps, type StepRecord } from "./step-records";
 
 /** Largest recorded result (its JSON), bytes: a step result is a value to resume from, not a blob store. */
 export const MAX_STEP_RESULT_BYTES = 1024 * 1024;

@@ -8,10 +8,10 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Config, type Env, loadConfig } from "../../src/config";
+import { listParked } from "../../src/consume/ordered-sql";
 import { sessionCookie } from "../../src/dashboard/session";
 import { type DbHandle, openDb } from "../../src/db/client";
 import { minuteSeries } from "../../src/db/dashboard-queries";
-import { listParked } from "../../src/db/ordered";
 import { defaultTriggers, filters as f, type TriggerSpec } from "../../src/triggers";
 import { call } from "../support/admin";
 import { rigsClosedAfterEach } from "../support/backend-rig";

@@ -11,7 +11,7 @@
  * DATABASE_DIRECT_URL for that reason (DATABASE_URL when it is not set), in a pool of its
  * own of one connection, beside the invocation's DB_POOL_MAX query connections.
  *
- * Fencing (src/db/fences.ts): the statement that takes the locks also counts each grant in
+ * Fencing (src/backends/fences.ts): the statement that takes the locks also counts each grant in
  * scope_fences and floors a predecessor that never released (its session died); the one that
  * lets them go marks the grants released first.
  */
@@ -20,7 +20,7 @@ import type { SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Config } from "../../config";
 import { openDb } from "../../db/client";
-import { grantFences, releaseFences } from "../../db/fences";
+import { grantFences, releaseFences } from "../fences";
 import type { ScopeLocks } from "../types";
 
 const dialect = new PgDialect();
@@ -28,7 +28,7 @@ const dialect = new PgDialect();
 type LockConfig = Pick<Config, "DATABASE_URL" | "DATABASE_DIRECT_URL" | "NEON_WS_PROXY" | "DB_TIMEOUT_MS">;
 
 export class PgScopeLocks implements ScopeLocks {
-  /** Scopes held, each with its grant's fencing token (src/db/fences.ts). */
+  /** Scopes held, each with its grant's fencing token (src/backends/fences.ts). */
   private readonly held = new Map<string, number>();
   private client?: Promise<PoolClient>;
 

@@ -1,10 +1,10 @@
 /**
  * The queue half of the Postgres backend (./store.ts): publishing into the
  * events table and claiming fresh events from it. Retries, expired claims, settling and
- * counts are shared with the Redis backend (src/db/history.ts).
+ * counts are shared with the Redis backend (../history-writes.ts).
  *
  * A published event is 'pending' with next_retry_at NULL - "fresh": due now, whatever the
- * clocks say. claimFresh() takes those in arrival order; claimDue() (history.ts) takes the
+ * clocks say. claimFresh() takes those in arrival order; claimDue() (../history-writes.ts) takes the
  * rest (retries and deferrals, which carry a due time on the consumer's clock, and expired
  * claims). Keeping fresh events out of the due-time comparison means no clock skew between
  * a publisher, the database and a consumer (or a test's injected clock) can hold a new
@@ -15,6 +15,9 @@
 
 import { eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
+import { events, wakeGate, webhookDeliveries } from "../../db/schema";
+import { assign, bare, columnNames, excluded, selection } from "../../db/sql";
+import { type EventEnvelope, payloadOf } from "../../events/envelope";
 import {
   type ClaimedRow,
   claimedFields,
@@ -23,10 +26,7 @@ import {
   type DueLook,
   dueUpdate,
   envelopeColumns,
-} from "../../db/history";
-import { events, wakeGate, webhookDeliveries } from "../../db/schema";
-import { assign, bare, columnNames, excluded, selection } from "../../db/sql";
-import { type EventEnvelope, payloadOf } from "../../events/envelope";
+} from "../history-writes";
 
 /** The single row of wake_gate (one deployment per database). */
 const GATE = "consumers";
@@ -172,7 +172,7 @@ const freshClaimed = selection({
  * + 1, leased until `leaseUntil` (after which claimDue() lets another consumer take them
  * over: the visibility timeout). FOR UPDATE SKIP LOCKED: concurrent claimers never get the
  * same row, and never wait for each other. With `due`, the same statement also claims due
- * events (history.ts claimDue: retries, expired claims; never a fresh row, so the two parts
+ * events (../history-writes.ts claimDue: retries, expired claims; never a fresh row, so the two parts
  * touch disjoint rows); they come first in the answer.
  */
 export async function claimFresh(

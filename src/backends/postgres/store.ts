@@ -13,7 +13,7 @@
  *    leased for the request's reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due,
  *    claimDue's UPDATE rides in the same statement. Mode "reclaim" has nothing to do: expired leases
  *    (a consumer that died) are taken over by claimDue(), which also takes due retries -
- *    the shared history.ts statement, unchanged.
+ *    the shared ../history-writes.ts statement, unchanged.
  *  - settle: the shared settle statement; there is no transport to acknowledge, and the
  *    DLQ is the 'dlq' status (no DLQ stream).
  *
@@ -21,8 +21,8 @@
  */
 import type { Config } from "../../config";
 import { type Db, openDb } from "../../db/client";
-import { historyCounts, renewLeases, settleCompleted, settleOutcomes } from "../../db/history";
 import type { EventEnvelope } from "../../events/envelope";
+import { historyCounts, renewLeases, settleCompleted, settleOutcomes } from "../history-writes";
 import { claimDueFromHistory, claimedEvent, dueEvent, settleRows } from "../shared";
 import type {
   ClaimRequest,

@@ -2,22 +2,22 @@
  * Claiming a batch from a lane: read it (new entries, or a reclaim of idle ones), parse the
  * entries, park those that are not an envelope, and check the batch against history before
  * handing it out. A fresh read writes nothing: the pending-entries list is the claim, and the
- * history row is written once, at settle (see ../../db/stream-history.ts). A reclaim moves
+ * history row is written once, at settle (see ./outcome-writes.ts). A reclaim moves
  * the claim to this consumer, so it records the batch as 'processing' for it: that row fences
  * the consumer that lost the claim.
  */
 import type { Db } from "../../db/client";
-import { type ClaimedRow, persistClaimed } from "../../db/history";
-import { seenInHistory } from "../../db/stream-history";
 import type { EventEnvelope } from "../../events/envelope";
+import { type ClaimedRow, persistClaimed } from "../history-writes";
 import { dueEvent } from "../shared";
 import type { ClaimedEvent, ClaimRequest, ClaimResult, Receipt } from "../types";
 import type { AckLedger } from "./acks";
+import type { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import type { Deliveries } from "./deliveries";
-import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./entry";
 import type { ConsumerGroup } from "./group";
+import { seenInHistory } from "./outcome-writes";
 import type { RedisScripts } from "./scripts";
+import { ENTRY_FIELD, envelopeOf, fieldOf, type StreamEntry } from "./stream-entry";
 
 export class StreamClaimer {
   constructor(

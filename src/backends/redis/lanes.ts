@@ -7,9 +7,9 @@
 import type { EventEnvelope } from "../../events/envelope";
 import type { DlqTrailEntry, ReplayLane, StreamUpkeep } from "../types";
 import type { Redis } from "./client";
-import { dlqFields, eventFields } from "./entry";
 import { redisKeys } from "./keys";
 import { type RedisScripts, redisScripts } from "./scripts";
+import { dlqFields, eventFields } from "./stream-entry";
 
 export class RedisLanes implements StreamUpkeep {
   readonly keys: ReturnType<typeof redisKeys>;

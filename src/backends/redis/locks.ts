@@ -5,13 +5,13 @@
  * Token-owned and expiring: a crashed invocation's locks free themselves after
  * LOCK_LEASE_MS; a live one renews them while its batch runs.
  *
- * Fencing (src/db/fences.ts): the acquire script hands each grant a token from the scope's
+ * Fencing (src/backends/fences.ts): the acquire script hands each grant a token from the scope's
  * counter (INCR) and reports the earlier holder whose lease ran out (and, after Redis lost its
  * data, every earlier holder); the floor is recorded in Postgres before tryAcquire returns,
  * so those holders' late writes are refused.
  */
 import type { Db } from "../../db/client";
-import { ALL_SCOPES, type Fence, raiseFloors } from "../../db/fences";
+import { ALL_SCOPES, type Fence, raiseFloors } from "../fences";
 import type { ScopeLocks } from "../types";
 import type { Redis } from "./client";
 import type { RedisKeys } from "./keys";

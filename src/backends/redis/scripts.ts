@@ -9,7 +9,6 @@
  */
 import type { Check } from "../filter-batch";
 import type { Redis } from "./client";
-import type { StreamEntry } from "./entry";
 import ackThenRead from "./scripts/ack-then-read.lua";
 import backlog from "./scripts/backlog.lua";
 import filterChecks from "./scripts/filter-checks.lua";
@@ -25,6 +24,7 @@ import publishOnce from "./scripts/publish-once.lua";
 import reclaim from "./scripts/reclaim.lua";
 import renewClaims from "./scripts/renew-claims.lua";
 import safeTrim from "./scripts/safe-trim.lua";
+import type { StreamEntry } from "./stream-entry";
 
 /** How an XADD trims, approximately: by length, or by age (entries older than an id). */
 export type StreamTrim = { type: "MAXLEN"; threshold: number } | { type: "MINID"; threshold: string };

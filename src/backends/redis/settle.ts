@@ -4,14 +4,14 @@
  * trail entries for the dead-lettered (now).
  */
 import type { Db } from "../../db/client";
-import { settleOutcomes } from "../../db/history";
-import { type OutcomeRow, recordOutcomes } from "../../db/stream-history";
+import { settleOutcomes } from "../history-writes";
 import { settleRows } from "../shared";
 import type { Outcome, Receipt, SettleRequest, SettleResult } from "../types";
 import type { AckLedger } from "./acks";
+import type { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import type { Deliveries } from "./deliveries";
-import { dlqFields } from "./entry";
+import { type OutcomeRow, recordOutcomes } from "./outcome-writes";
+import { dlqFields } from "./stream-entry";
 
 export class StreamSettler {
   constructor(

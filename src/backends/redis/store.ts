@@ -1,13 +1,13 @@
 /**
  * EventStore on Redis Streams (Upstash). The stream is the transport and work queue;
  * Postgres (src/db) remains the system of record. Composed of one module per job:
- * ./publish.ts, ./claim.ts, ./settle.ts, ./acks.ts (the acknowledgements owed),
- * ./group.ts (the consumer group), ./entry.ts (what a stream entry holds).
+ * ./stream-publisher.ts, ./claim.ts, ./settle.ts, ./acks.ts (the acknowledgements owed),
+ * ./group.ts (the consumer group), ./stream-entry.ts (what a stream entry holds).
  */
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
-import { historyCounts, renewLeases } from "../../db/history";
 import type { EventEnvelope } from "../../events/envelope";
+import { historyCounts, renewLeases } from "../history-writes";
 import { claimDueFromHistory } from "../shared";
 import type {
   ClaimRequest,
@@ -30,14 +30,14 @@ import type {
 } from "../types";
 import { AckLedger } from "./acks";
 import { StreamClaimer } from "./claim";
+import { Deliveries } from "./claimed";
 import type { Redis } from "./client";
-import { Deliveries } from "./deliveries";
-import { envelopeOf } from "./entry";
 import { ConsumerGroup } from "./group";
 import { redisKeys } from "./keys";
-import { type PublishConfig, StreamPublisher } from "./publish";
 import { redisScripts } from "./scripts";
 import { StreamSettler } from "./settle";
+import { envelopeOf } from "./stream-entry";
+import { type PublishConfig, StreamPublisher } from "./stream-publisher";
 
 export class RedisStreamStore implements EventStore {
   readonly backend = "redis" as const;

@@ -6,8 +6,8 @@
 import type { FC } from "hono/jsx";
 import type { DerivedSummary, EventView } from "../../db/admin-queries";
 import type { ChainLink } from "../../db/dashboard-queries";
-import type { DeliveryAttempt } from "../../db/deliveries";
 import type { StepRow } from "../../db/schema";
+import type { DeliveryAttempt } from "../../destinations/delivery-records";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, millis, num, Page, Table, Time } from "../layout";
 import { searchHref } from "./events";

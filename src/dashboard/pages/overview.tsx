@@ -6,9 +6,9 @@
 import type { Child, FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
+import type { ParkedCounts } from "../../consume/ordered-sql";
 import type { MinuteBucket } from "../../db/dashboard-queries";
 import type { OpenCounts } from "../../db/open-counts";
-import type { ParkedCounts } from "../../db/ordered";
 import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
 import { BarChart, type Series } from "../chart";

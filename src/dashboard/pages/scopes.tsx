@@ -4,7 +4,7 @@
  * it (with a reason) and let the scope resume with the next event.
  */
 import type { FC } from "hono/jsx";
-import type { ParkedScope } from "../../db/ordered";
+import type { ParkedScope } from "../../consume/ordered-sql";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
 

@@ -7,9 +7,9 @@
  */
 import { eq, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { deliveryAttempts, destinationBreakers } from "./schema";
-import { anyOf, arrayOf, assign, bare, columnNames, type RowOf, selection } from "./sql";
+import type { Db } from "../db/client";
+import { deliveryAttempts, destinationBreakers } from "../db/schema";
+import { anyOf, arrayOf, assign, bare, columnNames, type RowOf, selection } from "../db/sql";
 
 export type BreakerState = (typeof destinationBreakers.$inferSelect)["state"];
 

@@ -1,18 +1,18 @@
 /**
- * Durable step records (src/triggers/steps.ts keeps the rules; this is the SQL).
+ * Durable step records (./steps.ts keeps the rules; this is the SQL).
  *
  *  - loadCompleted: the completed steps of a batch's events, ONE statement per batch.
  *  - recordSteps: many step outcomes in ONE statement (the journal groups the records that
  *    arrive while a write is in flight). A completed row is never overwritten: a record that
  *    meets one (another consumer ran the step first) is not written, and the caller reads the
  *    winner back with completedOf - a second statement only in that race. A record whose
- *    event's scope fence is below a newer holder's (./fences.ts) is not written either.
+ *    event's scope fence is below a newer holder's (src/backends/fences.ts) is not written either.
  */
 import { and, asc, eq, getTableColumns, inArray, sql } from "drizzle-orm";
-import type { Db } from "./client";
-import { type Fence, type FencesByEvent, fenceClear } from "./fences";
-import { type StepRow, stepStatus, steps } from "./schema";
-import { assign, columnNames, excluded, selection } from "./sql";
+import { type Fence, type FencesByEvent, fenceClear } from "../backends/fences";
+import type { Db } from "../db/client";
+import { type StepRow, stepStatus, steps } from "../db/schema";
+import { assign, columnNames, excluded, selection } from "../db/sql";
 
 export type StepRecord = typeof steps.$inferInsert;
 

@@ -14,9 +14,9 @@ import type {
   PublishReceipt,
 } from "../types";
 import type { Redis } from "./client";
-import { ENTRY_FIELD, eventFields } from "./entry";
 import { type RedisKeys, shardOf } from "./keys";
 import type { RedisScripts, StreamTrim } from "./scripts";
+import { ENTRY_FIELD, eventFields } from "./stream-entry";
 
 export type PublishConfig = Pick<Config, "STREAM_SHARDS" | "STREAM_MAXLEN"> &
   Partial<Pick<Config, "STREAM_RETENTION_S">>;

@@ -3,7 +3,7 @@
  * but id/type/source/timestamp/meta). Ingest validates against it; an unknown type is an
  * error that names the registered types.
  *
- * Built-in and project types are declared in ./types.ts (the one place to add a type).
+ * Built-in and project types are declared in ./event-types.ts (the one place to add a type).
  * `registry.register()` also works at run time, e.g. from a plugin module imported by
  * src/index.ts.
  */

@@ -2,7 +2,7 @@
  * Ordered scopes: the events an `ordered: true` trigger matches are handled strictly in
  * arrival order per scope, across batches, invocations, retries and crashes.
  *
- *  - An ordered event claimed from a lane is registered (src/db/ordered.ts) and deferred,
+ *  - An ordered event claimed from a lane is registered (./ordered-sql.ts) and deferred,
  *    not handled: it runs later as a due event, once it is its scope's head (every earlier
  *    event of the scope done) and every earlier arrival of its lane has been through a first
  *    settle (so none is still unregistered: Redis answers that with the stream's oldest
@@ -15,19 +15,13 @@
  *    ORDERED_SLEEP_MS (the bound on a wake-up lost to a crash).
  * Events of other scopes, and unordered triggers, are not touched. Replay copies run unordered.
  */
+import type { SettleStatus } from "../backends/history-writes";
 import type { ClaimedEvent, EventStore, Outcome } from "../backends/types";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import {
-  afterSettle,
-  entryArrival,
-  type GateRow,
-  gateOrdered,
-  type OrderedItem,
-  type SettledKind,
-} from "../db/ordered";
 import type { Match, TriggerRegistry } from "../triggers/registry";
+import { afterSettle, entryArrival, type GateRow, gateOrdered, type OrderedItem } from "./ordered-sql";
 import { deferred } from "./outcomes";
 
 export interface OrderedWork {
@@ -142,7 +136,7 @@ export class OrderedScopes {
    * Returns how many events it made due now.
    */
   async afterSettle(outcomes: Outcome[], ordered: Set<string> | undefined): Promise<number> {
-    const settled: Array<{ eventId: string; kind: SettledKind }> = [];
+    const settled: Array<{ eventId: string; kind: SettleStatus }> = [];
     for (const o of outcomes)
       if (ordered?.has(o.receipt.eventId) || o.status === "dlq")
         settled.push({ eventId: o.receipt.eventId, kind: o.status });

@@ -13,11 +13,22 @@
  */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
+import type { Db } from "../db/client";
+import { type EventRow, eventStatus, events } from "../db/schema";
+import {
+  anyOf,
+  arrayOf,
+  assign,
+  bare,
+  columnNames,
+  excluded,
+  isoMicros,
+  padded,
+  type RowOf,
+  selection,
+} from "../db/sql";
 import { type EventEnvelope, envelopeFrom, payloadOf } from "../events/envelope";
-import type { Db } from "./client";
 import { type FencesByEvent, fenceClear } from "./fences";
-import { type EventRow, eventStatus, events } from "./schema";
-import { anyOf, arrayOf, assign, bare, columnNames, excluded, isoMicros, padded, type RowOf, selection } from "./sql";
 
 export interface PersistedClaim {
   id: string;
@@ -108,7 +119,7 @@ export const envelopeColumns = [
 /**
  * Records a batch as 'processing' for `consumer`, idempotently on event id. The Redis
  * backend calls it for reclaimed entries only (their claim moves to `consumer`: the row fences
- * the consumer that lost it, see ./stream-history.ts); fresh reads write no row until settle.
+ * the consumer that lost it, see ./redis/outcome-writes.ts); fresh reads write no row until settle.
  *  - a new id is inserted (attempts: `deliveries` of its entry, default 1);
  *  - an id already 'processing' under a stream claim (its consumer died before settling; the
  *    entry was reclaimed) is taken over (attempts + 1, at least its deliveries);
@@ -242,6 +253,7 @@ export function claimedRow(x: ClaimedEventRow): ClaimedRow {
   return { event: envelopeFrom(x), attempts: x.attempts };
 }
 
+/** How an attempt settled: the one name for Outcome["status"] (./types.ts) in every statement. */
 export type SettleStatus = "completed" | "retry" | "defer" | "dlq";
 
 export interface SettleRow {

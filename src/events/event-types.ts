@@ -6,7 +6,7 @@
  *   "order.created": z.strictObject({ order_id: z.string(), total_cents: z.number().int() }),
  */
 import { z } from "zod";
-import { EventRegistry } from "./registry";
+import { EventRegistry } from "./type-registry";
 
 const name = z.string().min(1).max(256);
 

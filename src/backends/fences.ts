@@ -5,8 +5,8 @@
  * scope go cleanly (its handlers done) keeps the right to record what it did; a holder that
  * lost the scope without letting go (its lease ran out, its lock session died) has its
  * token put at or below the scope's `floor` by the next grant, and every write carrying such
- * a token is refused: the outcome statements (src/db/history.ts, with fenceClear) and the
- * step records (./steps.ts). A clean release before the settle is therefore harmless, while
+ * a token is refused: the outcome statements (src/backends/history-writes.ts, with fenceClear) and the
+ * step records (src/triggers/step-records.ts). A clean release before the settle is therefore harmless, while
  * a stale holder cannot record anything once a newer holder got the scope.
  *
  *  - advisory-lock backend: grantFences/releaseFences keep the counter in the same table,
@@ -16,9 +16,9 @@
  */
 import { type Column, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { scopeFences } from "./schema";
-import { assign, bare, columnNames } from "./sql";
+import type { Db } from "../db/client";
+import { scopeFences } from "../db/schema";
+import { assign, bare, columnNames } from "../db/sql";
 
 /** One scope's grant: the token its writes carry. */
 export interface Fence {

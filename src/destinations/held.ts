@@ -11,11 +11,11 @@
  * trigger (meta.replay_target) does not wait for this destination.
  */
 import { and, asc, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
+import { envelopeFields } from "../backends/history-writes";
 import type { Destination } from "../config/destinations";
+import type { Db } from "../db/client";
+import { events } from "../db/schema";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
-import type { Db } from "./client";
-import { envelopeFields } from "./history";
-import { events } from "./schema";
 
 /** A glob of a destination filter ("order.*") as a LIKE pattern ("order.%"). */
 export function likePattern(glob: string): string {

@@ -13,9 +13,10 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { events, orderedEvents } from "./schema";
-import { bare, columnNames } from "./sql";
+import type { SettleStatus } from "../backends/history-writes";
+import type { Db } from "../db/client";
+import { type EventStatus, events, orderedEvents } from "../db/schema";
+import { bare, columnNames } from "../db/sql";
 
 const o = alias(orderedEvents, "o");
 const p = alias(orderedEvents, "p");
@@ -119,8 +120,6 @@ export async function gateOrdered(db: Db, items: OrderedItem[]): Promise<GateAns
   return { rows, historyFloor: floor === null || floor === undefined ? null : String(floor) };
 }
 
-export type SettledKind = "completed" | "retry" | "defer" | "dlq";
-
 /**
  * After a batch settled (its outcomes durable): parks the scopes whose head failed (or died
  * with hold), drops the rows that are done, and makes each touched scope's head due now if it
@@ -129,7 +128,7 @@ export type SettledKind = "completed" | "retry" | "defer" | "dlq";
  */
 export async function afterSettle(
   db: Db,
-  settled: Array<{ eventId: string; kind: SettledKind }>,
+  settled: Array<{ eventId: string; kind: SettleStatus }>,
   now: Date,
 ): Promise<string[]> {
   if (settled.length === 0) return [];
@@ -207,7 +206,7 @@ export interface ParkedScope {
   type: string;
   source: string;
   /** The head's history status: pending (retrying), processing, or dlq (held). */
-  status: string;
+  status: EventStatus;
   attempts: number;
   error: string | null;
   parkedAt: string;
@@ -244,7 +243,7 @@ export async function listParked(db: Pick<Db, "execute">, limit = 100, scope?: s
     eventId: String(x.event_id),
     type: String(x.type),
     source: String(x.source),
-    status: String(x.status),
+    status: String(x.status) as EventStatus,
     attempts: Number(x.attempts),
     error: x.error === null ? null : String(x.error),
     parkedAt: String(x.parked_at),

@@ -6,10 +6,10 @@
  * left out: they repeat an original that is already there.
  */
 import { and, desc, eq, lte, ne, type SQL, sql } from "drizzle-orm";
+import { envelopeFields } from "../backends/history-writes";
+import type { Db } from "../db/client";
+import { events } from "../db/schema";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
-import type { Db } from "./client";
-import { envelopeFields } from "./history";
-import { events } from "./schema";
 
 export interface ScopeHistoryQuery {
   source: string;

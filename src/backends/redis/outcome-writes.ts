@@ -11,12 +11,20 @@
  * nothing, and one that settles before any takeover is simply the event's outcome.
  */
 import { sql } from "drizzle-orm";
-import { type EventEnvelope, payloadOf } from "../events/envelope";
-import type { Db } from "./client";
-import { type FencesByEvent, fenceClear } from "./fences";
-import { type ClaimedRow, claimedFields, claimedRow, type DueLook, dueUpdate, envelopeColumns } from "./history";
-import { eventStatus, events } from "./schema";
-import { columnNames, excluded, padded, selection } from "./sql";
+import type { Db } from "../../db/client";
+import { eventStatus, events } from "../../db/schema";
+import { columnNames, excluded, padded, selection } from "../../db/sql";
+import { type EventEnvelope, payloadOf } from "../../events/envelope";
+import { type FencesByEvent, fenceClear } from "../fences";
+import {
+  type ClaimedRow,
+  claimedFields,
+  claimedRow,
+  type DueLook,
+  dueUpdate,
+  envelopeColumns,
+  type SettleStatus,
+} from "../history-writes";
 
 /**
  * Which of `ids` history already has a row for (an outcome, a retry scheduled, or a claim in
@@ -57,7 +65,7 @@ export interface OutcomeRow {
   event: EventEnvelope;
   /** Deliveries so far, this one included (what the claim handed out). */
   attempts: number;
-  status: "completed" | "retry" | "defer" | "dlq";
+  status: SettleStatus;
   /** Error of this attempt (retry, dlq): errors[] and last_error. */
   error?: string;
   /** When the retry (or deferred attempt) is due. */
@@ -70,7 +78,7 @@ export interface OutcomeRow {
  * retry). "defer" gives the attempt back (attempts - 1) and records no error. With
  * `ids: false` it answers the count of rows written (the command tag) instead of their ids.
  * Callers pass each id once. An outcome whose scope fence a newer holder put below its
- * token (./fences.ts) is neither inserted nor applied.
+ * token (../fences.ts) is neither inserted nor applied.
  */
 export async function recordOutcomes(
   db: Db,
