@@ -10,7 +10,7 @@ const layers = [
   ["backends", "^src/backends/"],
   ["triggers", "^src/(triggers|destinations|handlers)/"],
   ["consume", "^src/consume/"],
-  ["surface", "^src/(ops|ingest|health|dashboard)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
+  ["surface", "^src/(ops|ingest|health|dashboard|jobs)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
   ["app", "^src/app\\.ts$"],
   ["entry", "^src/index\\.ts$"],
 ];

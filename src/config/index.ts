@@ -189,7 +189,7 @@ const schema = z.object({
    * again, ms. It is woken as soon as the head is done; this bounds a wake-up lost to a crash.
    */
   ORDERED_SLEEP_MS: int(100).default(60_000),
-  // --- Operations (src/ops): DLQ sweeper, replay runner, admin API ---
+  // --- Operations (src/jobs, src/admin): DLQ sweeper, replay runner, admin API ---
   /** When set, the DLQ sweeper POSTs a JSON summary here once the DLQ grows past DLQ_ALERT_THRESHOLD (once per crossing). */
   DLQ_ALERT_URL: httpUrl.optional(),
   /** DLQ size (events) above which the alert fires. */
@@ -204,7 +204,7 @@ const schema = z.object({
   SWEEP_CONSUMER_IDLE_MS: int(60_000).default(3_600_000),
   /**
    * History retention, days (0: keep forever). The sweeper deletes completed and discarded
-   * events whose timestamp is older than this, in bounded batches (src/db/retention.ts):
+   * events whose timestamp is older than this, in bounded batches (src/jobs/retention.ts):
    * replays reach back this far, and a client resending an id older than this stores it again.
    */
   HISTORY_RETENTION_DAYS: int(0).default(90),

@@ -6,7 +6,7 @@
  * job row stays locked (FOR UPDATE SKIP LOCKED, so an overlapping runner skips it rather
  * than advancing the same cursor) until the chunk is published and the cursor moved. A
  * crash in between rolls the cursor back, and the chunk is published again with the same
- * ids (src/ops/replay-ids.ts).
+ * ids (src/jobs/replay-ids.ts).
  */
 import { and, desc, eq, getTableColumns, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { NeonQueryResultHKT } from "drizzle-orm/neon-serverless";
