@@ -22,11 +22,11 @@ import type { Context } from "hono";
 import { openUpstash } from "../backends";
 import { redisKeys } from "../backends/redis/keys";
 import type { Config } from "../config";
-import { addAuthFailure, recentAuthFailures } from "../db/auth-failures";
 import { createLogger } from "../obs/log";
 import { inc } from "../obs/metrics";
 import { withDb } from "../ops/db-scope";
 import type { AppEnv } from "./app-env";
+import { addAuthFailure, recentAuthFailures } from "./auth-failures";
 import { HTTPProblem } from "./problem";
 
 export type AuthSurface = "admin" | "dashboard";
