@@ -10,7 +10,7 @@
  *    request is one client, "local".
  *  - Failures are counted where the deployment keeps shared counters: with Upstash,
  *    @upstash/ratelimit (sliding window, keys under `<REDIS_PREFIX>:ratelimit:auth`, as ingest's
- *    limits); without it, rows of Postgres (src/db/auth-failures.ts). A successful request
+ *    limits); without it, rows of Postgres (./auth-failures.ts). A successful request
  *    costs one read; only failures write.
  *  - The store failing never locks operators out: the check is skipped (and logged), the token
  *    still decides.
