@@ -10,6 +10,7 @@ const layers = [
   ["backends", "^src/backends/"],
   ["triggers", "^src/(triggers|destinations|handlers)/"],
   ["consume", "^src/consume/"],
+  ["reads", "^src/reads/"],
   ["surface", "^src/(ops|ingest|health|dashboard|jobs)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
   ["app", "^src/app\\.ts$"],
   ["entry", "^src/index\\.ts$"],

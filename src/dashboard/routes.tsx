@@ -26,22 +26,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { shownUrl } from "../config/destinations";
-import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../db/admin-queries";
 import type { Db } from "../db/client";
-import {
-  ancestors,
-  destinationFigures,
-  dlqEvents,
-  dlqGroups,
-  lastDeliveryErrors,
-  type MinuteBucket,
-  minuteSeries,
-  searchEvents,
-} from "../db/dashboard-queries";
 import { deliveryAttemptsFor } from "../db/deliveries";
-import { openCounts } from "../db/open-counts";
 import { listParked, parkedCounts } from "../db/ordered";
-import { cancelReplay, listReplays } from "../db/replays";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
@@ -53,6 +40,19 @@ import { attemptHistory } from "../ops/admin-events";
 import { UnparkBody, unparkScope } from "../ops/admin-ordered";
 import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
 import { UUID_RE, withDb } from "../ops/db-scope";
+import {
+  ancestors,
+  destinationFigures,
+  dlqEvents,
+  dlqGroups,
+  lastDeliveryErrors,
+  type MinuteBucket,
+  minuteSeries,
+  searchEvents,
+} from "../reads/dashboard-queries";
+import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../reads/event-queries";
+import { openCounts } from "../reads/open-counts";
+import { cancelReplay, listReplays } from "../reads/replay-queries";
 import { defaultTriggers } from "../triggers";
 import { asset } from "./assets";
 import type { DashEnv } from "./env";

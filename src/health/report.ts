@@ -5,16 +5,16 @@
  * detailed: dependency latency, per-lane stream length and consumer-group lag, pending
  * (claimed, unacknowledged) count and oldest pending age, retry backlog, DLQ size, each
  * judged against its configured threshold. Counts come through the partial indexes of
- * open events and of the DLQ (src/db/open-counts.ts), never a count of the whole history.
+ * open events and of the DLQ (src/reads/open-counts.ts), never a count of the whole history.
  */
 
 import { pingRedis, type Redis } from "../backends/redis/client";
 import type { EventStore, InFlight } from "../backends/types";
 import type { Config } from "../config";
 import { type DbHandle, pingDb } from "../db/client";
-import { openCounts } from "../db/open-counts";
 import { listParked } from "../db/ordered";
 import { breakerStates } from "../destinations";
+import { openCounts } from "../reads/open-counts";
 import { defaultTriggers } from "../triggers/registry";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 

@@ -25,11 +25,11 @@
 
 import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Config } from "../config";
-import { dlqSummary } from "../db/admin-queries";
 import type { Db } from "../db/client";
 import { deadLetterHeld } from "../db/held";
 import { breakerStates } from "../destinations";
 import type { Logger } from "../obs/log";
+import { dlqSummary } from "../reads/event-queries";
 import { applyRetention, type RetentionReport } from "./retention";
 import { crossedAbove, sweepStuck } from "./sweep-queries";
 

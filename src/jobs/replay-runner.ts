@@ -26,6 +26,12 @@ import type { ReplayLane } from "../backends/types";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import type { HistoryRow } from "../db/history";
+import { checkEnvelope } from "../events/build";
+import type { EventEnvelope, EventMeta } from "../events/envelope";
+import type { EventRegistry } from "../events/registry";
+import { registry } from "../events/types";
+import type { Logger } from "../obs/log";
+import { inc } from "../obs/metrics";
 import {
   countJob,
   lockJob,
@@ -34,13 +40,7 @@ import {
   recordReplayError,
   runnableReplays,
   saveChunk,
-} from "../db/replays";
-import { checkEnvelope } from "../events/build";
-import type { EventEnvelope, EventMeta } from "../events/envelope";
-import type { EventRegistry } from "../events/registry";
-import { registry } from "../events/types";
-import type { Logger } from "../obs/log";
-import { inc } from "../obs/metrics";
+} from "../reads/replay-queries";
 import { replayId } from "./replay-ids";
 
 export interface ReplayRunOptions {

@@ -17,6 +17,14 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { openBackend, openCache } from "../backends";
+import { deliveryAttemptsFor } from "../db/deliveries";
+import { eventStatus, type StepRow } from "../db/schema";
+import { stepsOfEvent } from "../db/steps";
+import type { EventEnvelope } from "../events/envelope";
+import { adminAuth } from "../http/auth";
+import { onError } from "../http/errors";
+import { HTTPProblem, invalidFields } from "../http/problem";
+import { createRouter, problemResponse } from "../http/router";
 import {
   decodeCursor,
   dlqDiscard,
@@ -26,15 +34,7 @@ import {
   type EventView,
   getEvent,
   listEvents,
-} from "../db/admin-queries";
-import { deliveryAttemptsFor } from "../db/deliveries";
-import { eventStatus, type StepRow } from "../db/schema";
-import { stepsOfEvent } from "../db/steps";
-import type { EventEnvelope } from "../events/envelope";
-import { adminAuth } from "../http/auth";
-import { onError } from "../http/errors";
-import { HTTPProblem, invalidFields } from "../http/problem";
-import { createRouter, problemResponse } from "../http/router";
+} from "../reads/event-queries";
 import { UUID_RE, withDb } from "./db-scope";
 import { type InFlightView, inFlightEvents, streamClaimOf } from "./in-flight";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";

@@ -10,13 +10,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../db/replays";
 import { eventStatus, replayStatus } from "../db/schema";
 import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
+import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../reads/replay-queries";
 import { defaultTriggers } from "../triggers";
 import { UUID_RE, withDb } from "./db-scope";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";

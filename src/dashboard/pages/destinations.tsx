@@ -1,7 +1,7 @@
 /** Destinations: breaker state, success rate and latency over the last hour, last errors. */
 import type { FC } from "hono/jsx";
-import type { DeliveryError, DestinationFigures } from "../../db/dashboard-queries";
 import type { BreakerStatus } from "../../destinations";
+import type { DeliveryError, DestinationFigures } from "../../reads/dashboard-queries";
 import type { Session } from "../env";
 import { Badge, duration, EventLink, millis, num, Page, Table, Time } from "../layout";
 

@@ -4,7 +4,7 @@
  * count on a page of its own first.
  */
 import type { FC } from "hono/jsx";
-import type { DlqGroup, EventSummary } from "../../db/dashboard-queries";
+import type { DlqGroup, EventSummary } from "../../reads/dashboard-queries";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
 

@@ -4,10 +4,10 @@
  * its replay copies; actions retry (in the DLQ), discard (in the DLQ) and replay this event.
  */
 import type { FC } from "hono/jsx";
-import type { DerivedSummary, EventView } from "../../db/admin-queries";
-import type { ChainLink } from "../../db/dashboard-queries";
 import type { DeliveryAttempt } from "../../db/deliveries";
 import type { StepRow } from "../../db/schema";
+import type { ChainLink } from "../../reads/dashboard-queries";
+import type { DerivedSummary, EventView } from "../../reads/event-queries";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, millis, num, Page, Table, Time } from "../layout";
 import { searchHref } from "./events";

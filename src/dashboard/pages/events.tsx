@@ -1,6 +1,6 @@
 /** Events: search history by type, source, status, time range and correlation id, keyset pages. */
 import type { FC } from "hono/jsx";
-import type { EventSummary } from "../../db/dashboard-queries";
+import type { EventSummary } from "../../reads/dashboard-queries";
 import type { Session } from "../env";
 import { Badge, EventLink, Flash, num, Page, Problem, StatusSelect, Table, Time } from "../layout";
 

@@ -6,11 +6,11 @@
 import type { Child, FC } from "hono/jsx";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
-import type { MinuteBucket } from "../../db/dashboard-queries";
-import type { OpenCounts } from "../../db/open-counts";
 import type { ParkedCounts } from "../../db/ordered";
-import type { ReplayJob } from "../../db/replays";
 import type { BreakerStatus } from "../../destinations";
+import type { MinuteBucket } from "../../reads/dashboard-queries";
+import type { OpenCounts } from "../../reads/open-counts";
+import type { ReplayJob } from "../../reads/replay-queries";
 import { BarChart, type Series } from "../chart";
 import type { Session } from "../env";
 import { Badge, duration, num, Page, Problem, Table, Time } from "../layout";

@@ -11,10 +11,10 @@
 import { and, desc, eq, getTableColumns, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { NeonQueryResultHKT } from "drizzle-orm/neon-serverless";
 import type { PgDatabase } from "drizzle-orm/pg-core";
-import { type HistoryRow, historyFields } from "./history";
-import type * as schema from "./schema";
-import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "./schema";
-import { anyOf, isoMicros, type RowOf } from "./sql";
+import { type HistoryRow, historyFields } from "../db/history";
+import type * as schema from "../db/schema";
+import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "../db/schema";
+import { anyOf, isoMicros, type RowOf } from "../db/sql";
 
 /** Db or a transaction on it. */
 export type Exec = PgDatabase<NeonQueryResultHKT, typeof schema>;

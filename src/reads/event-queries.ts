@@ -11,12 +11,12 @@
  */
 import { and, asc, desc, eq, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
+import type { Db } from "../db/client";
+import { historyFields, REDRIVE_LANE } from "../db/history";
+import { forgetOrdered } from "../db/ordered";
+import { type EventStatus, events } from "../db/schema";
+import { assign, isoMicros, type RowOf } from "../db/sql";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
-import type { Db } from "./client";
-import { historyFields, REDRIVE_LANE } from "./history";
-import { forgetOrdered } from "./ordered";
-import { type EventStatus, events } from "./schema";
-import { assign, isoMicros, type RowOf } from "./sql";
 
 export interface EventView extends EventEnvelope {
   status: EventStatus;
