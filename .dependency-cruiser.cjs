@@ -11,7 +11,8 @@ const layers = [
   ["triggers", "^src/(triggers|destinations|handlers)/"],
   ["consume", "^src/consume/"],
   ["reads", "^src/reads/"],
-  ["surface", "^src/(ops|ingest|health|dashboard|jobs)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
+  ["operations", "^src/operations/"],
+  ["surface", "^src/(admin|ingest|health|dashboard|jobs)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
   ["app", "^src/app\\.ts$"],
   ["entry", "^src/index\\.ts$"],
 ];

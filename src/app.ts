@@ -6,6 +6,7 @@
  * appears in /openapi.json; every error is an RFC 9457 problem (src/http/errors.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { adminRoutes } from "./admin/routes";
 import { dashboardRoutes } from "./dashboard/routes";
 import { registry } from "./events/types";
 import { healthRoutes } from "./health/routes";
@@ -18,7 +19,6 @@ import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
 import { wsRouter } from "./ingest/ws-route";
 import { metricsRoutes } from "./obs/routes";
-import { adminRoutes } from "./ops/admin-routes";
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

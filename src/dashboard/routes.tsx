@@ -23,6 +23,9 @@ import { HTTPException } from "hono/http-exception";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { attemptHistory } from "../admin/history-routes";
+import { NewReplayBody, replayView, startReplay } from "../admin/replay-routes";
+import { UnparkBody, unparkScope } from "../admin/scope-routes";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
 import { shownUrl } from "../config/destinations";
@@ -36,10 +39,7 @@ import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
-import { attemptHistory } from "../ops/admin-events";
-import { UnparkBody, unparkScope } from "../ops/admin-ordered";
-import { NewReplayBody, replayView, startReplay } from "../ops/admin-replays";
-import { UUID_RE, withDb } from "../ops/db-scope";
+import { UUID_RE, withDb } from "../operations/db-scope";
 import {
   ancestors,
   destinationFigures,

@@ -24,7 +24,7 @@ import { redisKeys } from "../backends/redis/keys";
 import type { Config } from "../config";
 import { createLogger } from "../obs/log";
 import { inc } from "../obs/metrics";
-import { withDb } from "../ops/db-scope";
+import { withDb } from "../operations/db-scope";
 import type { AppEnv } from "./app-env";
 import { addAuthFailure, recentAuthFailures } from "./auth-failures";
 import { HTTPProblem } from "./problem";

@@ -1,5 +1,5 @@
 /**
- * History reads and DLQ operations for the admin API (src/ops/admin-*.ts).
+ * Event history reads and the DLQ's actions for operators (the admin API, the dashboard).
  *
  * Postgres is the system of record, so the DLQ is `events WHERE status = 'dlq'`; the DLQ
  * stream in Redis is only a notification trail. A redrive puts the row back to 'pending'

@@ -8,7 +8,7 @@ import { shownUrl } from "../config/destinations";
 import { breakerStates } from "../destinations";
 import { adminAuth } from "../http/auth";
 import { createRouter, problemResponse } from "../http/router";
-import { withDb } from "./db-scope";
+import { withDb } from "../operations/db-scope";
 
 export function adminDestinationRoutes() {
   const r = createRouter();

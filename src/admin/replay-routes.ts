@@ -16,9 +16,9 @@ import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields, type ProblemError } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
+import { UUID_RE, withDb } from "../operations/db-scope";
 import { cancelReplay, createReplay, getReplay, listReplays, type ReplayJob } from "../reads/replay-queries";
 import { defaultTriggers } from "../triggers";
-import { UUID_RE, withDb } from "./db-scope";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
 const when = z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time with a time zone" });

@@ -13,7 +13,7 @@ import { listParked, type ParkedScope, type UnparkResult, unpark } from "../db/o
 import { adminAuth } from "../http/auth";
 import { HTTPProblem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
-import { withDb } from "./db-scope";
+import { withDb } from "../operations/db-scope";
 import { authResponses, jsonOk, security } from "./route-kit";
 
 export function parkedView(p: ParkedScope) {

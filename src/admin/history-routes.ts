@@ -13,7 +13,7 @@
  *
  * The DLQ and in-flight routes are registered before /events/{id} so neither is taken for an id.
  * On the Redis backend an event in flight has no history row until its outcome: its detail
- * and the in-flight list come from the stream's pending-entries list (./in-flight.ts).
+ * and the in-flight list come from the stream's pending-entries list (src/operations/in-flight.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { openBackend, openCache } from "../backends";
@@ -25,6 +25,8 @@ import { adminAuth } from "../http/auth";
 import { onError } from "../http/errors";
 import { HTTPProblem, invalidFields } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
+import { UUID_RE, withDb } from "../operations/db-scope";
+import { type InFlightView, inFlightEvents, streamClaimOf } from "../operations/in-flight";
 import {
   decodeCursor,
   dlqDiscard,
@@ -35,8 +37,6 @@ import {
   getEvent,
   listEvents,
 } from "../reads/event-queries";
-import { UUID_RE, withDb } from "./db-scope";
-import { type InFlightView, inFlightEvents, streamClaimOf } from "./in-flight";
 import { authResponses, IdParam, jsonOk, security } from "./route-kit";
 
 /** Statuses nothing moves an event out of (see the event-detail cache below). */

@@ -4,13 +4,20 @@
  * execution context. `fn` gets the Drizzle handle, the configuration, and the whole
  * handle (its pool) for code that needs more than queries (a backend's store).
  */
-import type { Context } from "hono";
 import type { Config } from "../config";
 import { type Db, type DbHandle, openDb, openReadDb } from "../db/client";
-import type { AppEnv } from "../http/app-env";
+
+/**
+ * What an operation needs of the request it serves: the parsed configuration, and the
+ * execution context (a getter that throws outside a worker). A Hono context is one.
+ */
+export interface RequestScope {
+  readonly var: { readonly config: Config };
+  readonly executionCtx: { waitUntil(p: Promise<unknown>): void };
+}
 
 export async function withDb<T>(
-  c: Pick<Context<AppEnv>, "var" | "executionCtx">,
+  c: RequestScope,
   mode: "read" | "write",
   fn: (db: Db, cfg: Config, handle: DbHandle) => Promise<T>,
 ): Promise<T> {

@@ -1,0 +1,25 @@
+/**
+ * The admin API, mounted by src/app.ts: history and DLQ (./history-routes.ts), replay jobs
+ * (./replay-routes.ts), parked scopes and destinations, every route behind
+ * `Authorization: Bearer <ADMIN_TOKEN>` (src/http/auth.ts). The routes only speak HTTP;
+ * the operations they call are src/operations/, shared with the dashboard.
+ */
+import { createRouter } from "../http/router";
+import { adminDestinationRoutes } from "./destination-routes";
+import { adminEventRoutes } from "./history-routes";
+import { adminReplayRoutes } from "./replay-routes";
+import { adminOrderedRoutes } from "./scope-routes";
+
+export function adminRoutes() {
+  const r = createRouter();
+  r.openAPIRegistry.registerComponent("securitySchemes", "adminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "ADMIN_TOKEN (admin API and the `reflex` CLI)",
+  });
+  r.route("/", adminEventRoutes());
+  r.route("/", adminReplayRoutes());
+  r.route("/", adminDestinationRoutes());
+  r.route("/", adminOrderedRoutes());
+  return r;
+}
