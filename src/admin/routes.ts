@@ -1,14 +1,15 @@
 /**
- * The admin API, mounted by src/app.ts: history and DLQ (./history-routes.ts), replay jobs
- * (./replay-routes.ts), parked scopes and destinations, every route behind
+ * The admin API, mounted by src/app.ts: history (./history-routes.ts), the DLQ
+ * (./dlq-routes.ts), replay jobs (./replay-routes.ts), parked scopes and destinations, every route behind
  * `Authorization: Bearer <ADMIN_TOKEN>` (src/http/auth.ts). The routes only speak HTTP;
  * the operations they call are src/operations/, shared with the dashboard.
  */
 import { createRouter } from "../http/router";
 import { adminDestinationRoutes } from "./destination-routes";
-import { adminEventRoutes } from "./history-routes";
+import { adminDlqRoutes } from "./dlq-routes";
+import { adminHistoryRoutes } from "./history-routes";
 import { adminReplayRoutes } from "./replay-routes";
-import { adminOrderedRoutes } from "./scope-routes";
+import { adminScopeRoutes } from "./scope-routes";
 
 export function adminRoutes() {
   const r = createRouter();
@@ -17,9 +18,11 @@ export function adminRoutes() {
     scheme: "bearer",
     description: "ADMIN_TOKEN (admin API and the `reflex` CLI)",
   });
-  r.route("/", adminEventRoutes());
+  // The DLQ's routes before /events/{id}, so none of them is taken for an id.
+  r.route("/", adminDlqRoutes());
+  r.route("/", adminHistoryRoutes());
   r.route("/", adminReplayRoutes());
   r.route("/", adminDestinationRoutes());
-  r.route("/", adminOrderedRoutes());
+  r.route("/", adminScopeRoutes());
   return r;
 }

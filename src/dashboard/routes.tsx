@@ -23,15 +23,11 @@ import { HTTPException } from "hono/http-exception";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { attemptHistory } from "../admin/history-routes";
-import { NewReplayBody, replayView, startReplay } from "../admin/replay-routes";
-import { UnparkBody, unparkScope } from "../admin/scope-routes";
 import { openBackend, openCache } from "../backends";
 import type { Config } from "../config";
-import { shownUrl } from "../config/destinations";
 import type { Db } from "../db/client";
 import { deliveryAttemptsFor } from "../db/deliveries";
-import { listParked, parkedCounts } from "../db/ordered";
+import { parkedCounts } from "../db/ordered";
 import { type EventStatus, eventStatus } from "../db/schema";
 import { stepsOfEvent } from "../db/steps";
 import { breakerStates } from "../destinations";
@@ -39,7 +35,19 @@ import { TRIGGER_PREFIX } from "../destinations/runtime";
 import { authFailed, authThrottled } from "../http/auth-throttle";
 import { onError, toProblem } from "../http/errors";
 import { HTTPProblem, type ProblemError } from "../http/problem";
-import { UUID_RE, withDb } from "../operations/db-scope";
+import { byId, withDb } from "../operations/db-scope";
+import { destinationStatus } from "../operations/destination-status";
+import { discardDeadLetter, listDeadLetters, retryDeadLetter, retryDeadLetters } from "../operations/dlq-actions";
+import { attemptHistory, eventNotFound } from "../operations/event-history";
+import { parkedScopes, UnparkBody, unparkParkedScope } from "../operations/parked-scopes";
+import {
+  cancelReplayJob,
+  NewReplayBody,
+  replayJobs,
+  replayOneEvent,
+  replayView,
+  startReplayJob,
+} from "../operations/replay-jobs";
 import {
   ancestors,
   destinationFigures,
@@ -50,9 +58,9 @@ import {
   minuteSeries,
   searchEvents,
 } from "../reads/dashboard-queries";
-import { decodeCursor, dlqDiscard, dlqList, dlqRetry, dlqRetryAll, getEvent } from "../reads/event-queries";
+import { decodeCursor, dlqList, getEvent } from "../reads/event-queries";
 import { openCounts } from "../reads/open-counts";
-import { cancelReplay, listReplays } from "../reads/replay-queries";
+import { listReplays } from "../reads/replay-queries";
 import { defaultTriggers } from "../triggers";
 import { asset } from "./assets";
 import type { DashEnv } from "./env";
@@ -276,41 +284,35 @@ async function eventsPage(c: C) {
 
 async function eventPage(c: C) {
   const id = c.req.param("id")!;
-  const d = UUID_RE.test(id)
-    ? await withDb(c, "read", async (db) => {
-        const e = await getEvent(db, id);
-        if (!e) return null;
-        const parent = typeof e.meta.causation_id === "string" ? e.meta.causation_id : undefined;
-        const [deliveries, chain, steps] = await Promise.all([
-          deliveryAttemptsFor(db, id),
-          parent ? ancestors(db, parent) : Promise.resolve([]),
-          stepsOfEvent(db, id),
-        ]);
-        return { e, attempts: attemptHistory(e), deliveries, chain, steps };
-      })
-    : null;
-  if (!d) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
+  const d = await byId(
+    c,
+    "read",
+    id,
+    async (db) => {
+      const e = await getEvent(db, id);
+      if (!e) return null;
+      const parent = typeof e.meta.causation_id === "string" ? e.meta.causation_id : undefined;
+      const [deliveries, chain, steps] = await Promise.all([
+        deliveryAttemptsFor(db, id),
+        parent ? ancestors(db, parent) : Promise.resolve([]),
+        stepsOfEvent(db, id),
+      ]);
+      return { e, attempts: attemptHistory(e), deliveries, chain, steps };
+    },
+    eventNotFound,
+  );
   return html(c, <EventPage session={c.var.session} d={d} flash={query(c, "flash")} />);
 }
 
-/** "Replay this event": a job over its type, source and millisecond (envelope timestamps have ms precision). */
+/** "Replay this event" (src/operations/replay-jobs.ts replayOneEvent). */
 async function replayEvent(c: C) {
-  const id = c.req.param("id")!;
-  const job = await withDb(c, "write", async (db, cfg) => {
-    const e = UUID_RE.test(id) ? await getEvent(db, id) : null;
-    if (!e) throw new HTTPProblem(404, "Event not found", `No event with id ${id}.`);
-    if (typeof e.meta.replay === "string")
-      throw new HTTPProblem(409, "A replay copy", "Replay copies are not replayed again: replay the original.");
-    const from = Math.floor(Date.parse(e.timestamp));
-    return startReplay(db, cfg, {
-      from: new Date(from).toISOString(),
-      to: new Date(from + 1).toISOString(),
-      types: [e.type],
-      sources: [e.source],
-    });
-  });
+  const job = await replayOneEvent(c, c.req.param("id")!);
   return c.redirect(withFlash(`/dashboard/replays#job-${job.id}`, "replay-started"), 303);
 }
+
+/** A row the page showed that an action finds gone from the DLQ: someone else acted first. */
+const goneFromDlq = (id: string) =>
+  new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
 
 function dlqForm(type: string | undefined, source: string | undefined): DlqFilterForm {
   if ((type?.length ?? 0) > 128 || (source?.length ?? 0) > 256)
@@ -349,7 +351,7 @@ function failedIn(cfg: Config, error: string | null): FailedIn[] {
 }
 
 async function scopesPage(c: C) {
-  const found = await withDb(c, "write", (db) => listParked(db, PARKED_SHOWN + 1));
+  const found = await parkedScopes(c, PARKED_SHOWN + 1);
   const rows = found.slice(0, PARKED_SHOWN).map((p) => ({ p, failedIn: failedIn(c.var.config, p.error) }));
   return html(
     c,
@@ -368,13 +370,13 @@ async function unparkFromForm(c: C, action: "retry" | "discard") {
       "A scope is needed, and a reason (1 to 1,000 characters) to discard its head.",
       { errors: body.error.issues.map((i) => ({ path: `/${i.path.join("/")}`, message: i.message })) },
     );
-  await withDb(c, "write", (db) => unparkScope(db, body.data));
+  await unparkParkedScope(c, body.data);
   return c.redirect(withFlash("/dashboard/scopes", action === "retry" ? "head-retried" : "head-discarded"), 303);
 }
 
 async function replaysPage(c: C, form: ReplayForm = {}, errors?: Array<{ field: string; message: string }>) {
   const cfg = c.var.config;
-  const jobs = await withDb(c, "write", (db) => listReplays(db, 50));
+  const jobs = await replayJobs(c, 50);
   const now = new Date();
   const targets = [...new Set([...defaultTriggers.list().map((t) => t.name), ...cfg.DESTINATIONS.map((d) => d.name)])];
   return html(
@@ -426,7 +428,7 @@ async function startReplayFromForm(c: C) {
         errors.push({ field: i.path.join("."), message: i.message });
   if (errors.length || !body.success) return replaysPage(c, form, errors);
   try {
-    const job = await withDb(c, "write", (db, cfg) => startReplay(db, cfg, body.data));
+    const job = await startReplayJob(c, body.data);
     return c.redirect(withFlash(`/dashboard/replays#job-${job.id}`, "replay-started"), 303);
   } catch (e) {
     if (e instanceof HTTPProblem && e.status === 422) {
@@ -445,17 +447,17 @@ async function destinationsPage(c: C) {
   const now = new Date();
   const names = cfg.DESTINATIONS.map((d) => d.name);
   const list = await withDb(c, "write", async (db) => {
-    const [breakers, figures, errors] = await Promise.all([
-      breakerStates(db, cfg, now),
+    const [status, figures, errors] = await Promise.all([
+      destinationStatus(db, cfg, now),
       destinationFigures(db, names, new Date(now.getTime() - 3_600_000)),
       Promise.all(names.map((n) => lastDeliveryErrors(db, n, new Date(now.getTime() - 86_400_000), 5))),
     ]);
-    return cfg.DESTINATIONS.map((d, i) => ({
+    return status.map((d, i) => ({
       name: d.name,
-      url: shownUrl(d.url),
+      url: d.url,
       types: d.filter.types,
       sources: d.filter.sources,
-      breaker: breakers[i]!,
+      breaker: d.breaker,
       figures: figures[i]!,
       errors: errors[i]!,
     }));
@@ -538,7 +540,7 @@ export function dashboardRoutes() {
   r.get("/dlq", dlqPage);
   r.get("/dlq/retry-all", async (c) => {
     const form = dlqForm(query(c, "type"), query(c, "source"));
-    const count = await withDb(c, "read", (db) => dlqList(db, form, 0).then((x) => x.count));
+    const { count } = await listDeadLetters(c, form, 0);
     return html(c, <RetryAllPage session={c.var.session} form={form} count={count} />);
   });
   r.post("/dlq/retry-all", requireAdmin, async (c) => {
@@ -548,14 +550,13 @@ export function dashboardRoutes() {
       throw new HTTPProblem(422, "Invalid fields", "Retry-all needs a filter, or `all` to retry every DLQ event.", {
         errors: [{ path: "/all", message: "send all=true to retry every DLQ event, or a type/source filter" }],
       });
-    const n = await withDb(c, "write", (db, cfg) => dlqRetryAll(db, f, cfg.REDRIVE_RATE));
+    const n = await retryDeadLetters(c, f);
     return c.redirect(withFlash(dlqHref(f), "retried-all", n), 303);
   });
   r.post("/dlq/:id/retry", requireAdmin, async (c) => {
     const id = c.req.param("id");
     const back = safeNext(await field(c, "back"));
-    const done = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqRetry(db, id)) : null;
-    if (!done) throw new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
+    await retryDeadLetter(c, id, goneFromDlq);
     return c.redirect(withFlash(back, "retried"), 303);
   });
   r.post("/dlq/:id/discard", requireAdmin, async (c) => {
@@ -566,8 +567,7 @@ export function dashboardRoutes() {
       throw new HTTPProblem(422, "Invalid fields", "A reason (1 to 1,000 characters) is needed to discard.", {
         errors: [{ path: "/reason", message: "required, at most 1000 characters" }],
       });
-    const done = UUID_RE.test(id) ? await withDb(c, "write", (db) => dlqDiscard(db, id, reason)) : null;
-    if (!done) throw new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
+    await discardDeadLetter(c, id, reason, goneFromDlq);
     return c.redirect(withFlash(back, "discarded"), 303);
   });
 
@@ -579,9 +579,7 @@ export function dashboardRoutes() {
   r.post("/replays", requireAdmin, startReplayFromForm);
   r.post("/replays/:id/cancel", requireAdmin, async (c) => {
     const id = c.req.param("id");
-    const out = UUID_RE.test(id) ? await withDb(c, "write", (db) => cancelReplay(db, id)) : null;
-    if (!out) throw new HTTPProblem(404, "Replay not found", `No replay job with id ${id}.`);
-    if (!out.changed) throw new HTTPProblem(409, "Replay already ended", `Replay ${id} is ${out.job.status}.`);
+    await cancelReplayJob(c, id);
     return c.redirect(withFlash(`/dashboard/replays#job-${id}`, "replay-cancelled"), 303);
   });
 

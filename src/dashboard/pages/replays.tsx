@@ -4,7 +4,7 @@
  * While a job is scheduled or running the list refreshes itself every 3 s.
  */
 import type { FC } from "hono/jsx";
-import type { replayView } from "../../admin/replay-routes";
+import type { replayView } from "../../operations/replay-jobs";
 import type { Session } from "../env";
 import { Badge, Csrf, duration, Flash, num, Page, Problem, StatusSelect, Table, Time, utc } from "../layout";
 
