@@ -1,6 +1,6 @@
 /**
  * Throttling of token guesses: failed admin/metrics bearer checks (./auth.ts) and failed
- * dashboard sign-ins (src/dashboard/routes.tsx) count against the client's address. After
+ * dashboard sign-ins (src/dashboard/pages/login.tsx) count against the client's address. After
  * AUTH_FAILURE_LIMIT failures within AUTH_FAILURE_WINDOW_S the client gets 429 with
  * Retry-After for every token it sends, the right one included (otherwise the answer to the
  * right guess would still tell it apart), until failures leave the window. 0 turns it off.
