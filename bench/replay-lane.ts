@@ -70,7 +70,7 @@ import { openDb } from "../src/db/client";
 import { defaultRegistry } from "../src/events/types";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { advanceReplays } from "../src/jobs/replay-runner";
-import { dlqRetryAll } from "../src/reads/event-queries";
+import { dlqRetryAll } from "../src/reads/dlq-queries";
 import { createReplay, getReplay } from "../src/reads/replay-queries";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";

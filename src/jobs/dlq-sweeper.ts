@@ -29,7 +29,7 @@ import type { Db } from "../db/client";
 import { deadLetterHeld } from "../db/held";
 import { breakerStates } from "../destinations";
 import type { Logger } from "../obs/log";
-import { dlqSummary } from "../reads/event-queries";
+import { dlqSummary } from "../reads/dlq-queries";
 import { applyRetention, type RetentionReport } from "./retention";
 import { crossedAbove, sweepStuck } from "./sweep-queries";
 

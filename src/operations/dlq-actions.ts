@@ -1,11 +1,11 @@
 /**
  * The dead-letter queue as an operator handles it, from the admin API (src/admin/) and the
  * dashboard alike: list it, retry one event or every one a filter matches, discard one.
- * The statements are src/reads/event-queries.ts; this adds the request's database handle
+ * The statements are src/reads/dlq-queries.ts; this adds the request's database handle
  * and the problem for an event that is not in the DLQ.
  */
 import { HTTPProblem } from "../http/problem";
-import { type DlqFilter, dlqDiscard, dlqList, dlqRetry, dlqRetryAll } from "../reads/event-queries";
+import { type DlqFilter, dlqDiscard, dlqList, dlqRetry, dlqRetryAll } from "../reads/dlq-queries";
 import { byId, type RequestScope, withDb } from "./db-scope";
 
 /** What the admin API answers for an event that is not (or no longer) in the DLQ. */

@@ -9,7 +9,7 @@ import { withDb } from "../../operations/db-scope";
 import { discardDeadLetter, listDeadLetters, retryDeadLetter, retryDeadLetters } from "../../operations/dlq-actions";
 import type { DlqGroup, EventSummary } from "../../reads/dashboard-queries";
 import { dlqEvents, dlqGroups } from "../../reads/dashboard-queries";
-import { dlqList } from "../../reads/event-queries";
+import { dlqList } from "../../reads/dlq-queries";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
 import { type C, type DashRouter, field, html, PAGE_SIZE, query, withFlash } from "../page-kit";
