@@ -1,9 +1,9 @@
 /**
  * A Postgres handle for one operator request (admin API, dashboard): opened per request
  * (Workers must not share a Pool across requests) and closed after the response, in
- * waitUntil when there is an execution context. `fn` gets the Drizzle handle, the configuration, and the whole
- * handle (its pool) for code that needs more than queries (a backend's store).
- * `byId` is the shape of every operation on one row named in a path.
+ * waitUntil when there is an execution context. `fn` gets the Drizzle handle, the
+ * configuration, and the whole handle (its pool) for code that needs more than queries (a
+ * backend's store). `byId` is the shape of every operation on one row named in a path.
  */
 import type { Config } from "../config";
 import { type Db, type DbHandle, openDb, openReadDb } from "../db/client";
