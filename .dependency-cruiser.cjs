@@ -10,11 +10,9 @@ const layers = [
   ["backends", "^src/backends/"],
   ["triggers", "^src/(triggers|destinations|handlers)/"],
   ["consume", "^src/consume/"],
-  [
-    "surface",
-    // Any src/db/ file beside the schema, client and SQL helpers is an operator read: surface.
-    "^src/(ops|ingest|health|dashboard)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)|^src/db/(?!(schema|client|sql)\\.ts$)",
-  ],
+  ["reads", "^src/reads/"],
+  ["operations", "^src/operations/"],
+  ["surface", "^src/(admin|ingest|health|dashboard|jobs)/|^src/obs/routes\\.ts$|^src/http/(?!problem\\.ts$)"],
   ["app", "^src/app\\.ts$"],
   ["entry", "^src/index\\.ts$"],
 ];

@@ -8,8 +8,8 @@
  * Seeds the events table of a throwaway migrated database with generate_series (types and
  * sources skewed: a few very common, a long tail, one rare type; 30 days of timestamps;
  * mostly completed, some dlq and open rows), then runs the queries behind GET /admin/events
- * (src/db/admin-queries.ts listEvents: type, source, status, time range, cursor pages, both
- * directions) and the replay runner's chunk read (src/db/replays.ts readChunk), through the
+ * (src/reads/event-queries.ts listEvents: type, source, status, time range, cursor pages, both
+ * directions) and the replay runner's chunk read (src/reads/replay-queries.ts readChunk), through the
  * same Neon driver and WebSocket stand-in as the worker.
  *
  * --variants: each variant runs in a transaction that is rolled back after, so the indexes
@@ -24,10 +24,10 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import ws from "ws";
 import { loadConfig } from "../src/config";
-import { type Cursor, decodeCursor, type HistoryFilter, listEvents } from "../src/db/admin-queries";
 import { type Db, openDb } from "../src/db/client";
-import { type ReplayJob, readChunk } from "../src/db/replays";
 import type { EventStatus } from "../src/db/schema";
+import { type Cursor, decodeCursor, type HistoryFilter, listEvents } from "../src/reads/event-queries";
+import { type ReplayJob, readChunk } from "../src/reads/replay-queries";
 import { benchInfra, runMain } from "./infra";
 
 neonConfig.webSocketConstructor = ws;

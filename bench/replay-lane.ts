@@ -66,12 +66,12 @@ import { openRedis } from "../src/backends/redis/client";
 import { redisKeys } from "../src/backends/redis/keys";
 import { type Env, loadConfig, type WakeMessage } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
-import { dlqRetryAll } from "../src/db/admin-queries";
 import { openDb } from "../src/db/client";
-import { createReplay, getReplay } from "../src/db/replays";
 import { defaultRegistry } from "../src/events/event-types";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
-import { advanceReplays } from "../src/ops/replay-runner";
+import { advanceReplays } from "../src/jobs/replay-runner";
+import { dlqRetryAll } from "../src/reads/dlq-queries";
+import { createReplay, getReplay } from "../src/reads/replay-queries";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { liveEvent } from "./infra";
@@ -313,7 +313,7 @@ async function liveRole(s: ChildSettings): Promise<void> {
 
 /**
  * Creates the replay job and runs replay-runner invocations back to back, each as
- * src/ops/scheduled.ts runs one: advance for half the budget, then drain the replay lane
+ * src/jobs/scheduled.ts runs one: advance for half the budget, then drain the replay lane
  * with its own group for the rest. Prints {"started": ms} once running, then ReplayResult.
  */
 async function replayRole(s: ChildSettings): Promise<void> {

@@ -34,7 +34,7 @@ import { spawnStandIns } from "../local/standins-process";
 import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { openDb } from "../src/db/client";
-import { applyRetention } from "../src/db/retention";
+import { applyRetention } from "../src/jobs/retention";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { benchInfra, liveEvent, PG, runMain } from "./infra";

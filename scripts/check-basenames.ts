@@ -40,26 +40,13 @@ const SAME_CONCERN: Record<string, { files: string[]; why: string }> = {
     why: "the interfaces a folder's implementations fulfil (backends, signature schemes)",
   },
   routes: {
-    files: ["src/dashboard/routes.tsx", "src/health/routes.ts", "src/obs/routes.ts"],
+    files: ["src/admin/routes.ts", "src/dashboard/routes.tsx", "src/health/routes.ts", "src/obs/routes.ts"],
     why: "a surface folder's HTTP routes",
   },
   "in-flight": {
-    files: ["src/backends/redis/scripts/in-flight.lua", "src/ops/in-flight.ts"],
+    files: ["src/backends/redis/scripts/in-flight.lua", "src/operations/in-flight.ts"],
     why: "events in flight: the Redis script reading a lane's pending entries, the admin view on it",
   },
-};
-
-/**
- * Names shared by different concerns outside the engine folders, known and still to be given
- * a name of their own by those folders' owners. Nothing may join this list.
- */
-const TO_RENAME: Record<string, string[]> = {
-  auth: ["src/http/auth.ts", "src/ingest/auth.ts"],
-  errors: ["src/errors.ts", "src/http/errors.ts"],
-  metrics: ["src/http/metrics.ts", "src/obs/metrics.ts"],
-  trace: ["src/ingest/trace.ts", "src/obs/trace.ts"],
-  destinations: ["src/config/destinations.ts", "src/dashboard/pages/destinations.tsx"],
-  replays: ["src/dashboard/pages/replays.tsx", "src/db/replays.ts"],
 };
 
 function filesUnder(dir: string): string[] {
@@ -75,7 +62,7 @@ for (const file of filesUnder("src")) {
   byName.set(name, [...(byName.get(name) ?? []), file]);
 }
 
-const allowed = (name: string): string[] | undefined => SAME_CONCERN[name]?.files ?? TO_RENAME[name];
+const allowed = (name: string): string[] | undefined => SAME_CONCERN[name]?.files;
 const failures: string[] = [];
 for (const [name, files] of byName) {
   if (files.length < 2 || name in CONVENTIONS) continue;
@@ -83,7 +70,7 @@ for (const [name, files] of byName) {
   const extra = files.filter((f) => !listed?.includes(f));
   if (extra.length > 0) failures.push(`"${name}": ${files.join(", ")} (not listed: ${extra.join(", ")})`);
 }
-for (const name of [...Object.keys(SAME_CONCERN), ...Object.keys(TO_RENAME)]) {
+for (const name of Object.keys(SAME_CONCERN)) {
   if ((byName.get(name)?.length ?? 0) < 2) {
     console.warn(`check-basenames: "${name}" no longer names two files; drop it from scripts/check-basenames.ts`);
   }

@@ -3,22 +3,22 @@
  * own module and is mounted here.
  *
  * Route groups are OpenAPIHono routers (src/http/router.ts createRouter()), so every route
- * appears in /openapi.json; every error is an RFC 9457 problem (src/http/errors.ts).
+ * appears in /openapi.json; every error is an RFC 9457 problem (src/http/error-handler.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { adminRoutes } from "./admin/routes";
 import { dashboardRoutes } from "./dashboard/routes";
 import { registry } from "./events/event-types";
 import { healthRoutes } from "./health/routes";
 import type { AppEnv } from "./http/app-env";
 import { withConfig } from "./http/config";
 import { mountDocs } from "./http/docs";
-import { notFound, onError, validationHook } from "./http/errors";
-import { httpMetrics } from "./http/metrics";
+import { notFound, onError, validationHook } from "./http/error-handler";
+import { httpMetrics } from "./http/ingest-metrics";
 import { eventsRouter } from "./ingest/events-routes";
 import { webhooksRouter } from "./ingest/webhooks-routes";
 import { wsRouter } from "./ingest/ws-route";
 import { metricsRoutes } from "./obs/routes";
-import { adminRoutes } from "./ops/admin-routes";
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

@@ -6,17 +6,17 @@ import { instrument } from "@microlabs/otel-cf-workers";
 import { app } from "./app";
 import { type Env, loadConfig, type WakeMessage } from "./config";
 import { consumeInWorker } from "./consume/entry";
+import { runDlqSweeper, runReplayRunner } from "./jobs/scheduled";
 import { traceConfig, tracingEnabled } from "./obs/trace";
 import { countedAs, workOfRequest } from "./obs/usage";
-import { runDlqSweeper, runReplayRunner } from "./ops/scheduled";
 
 /** Cron string -> scheduled function. Unknown strings are logged, not failed. */
 const crons: Record<string, (env: Env, ctx: ExecutionContext) => Promise<unknown>> = {
   // Consumer safety net: drains the streams and picks up due retries even with no traffic.
   "* * * * *": (env, ctx) => consumeInWorker(env, ctx, "cron"),
-  // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/ops).
+  // Replay runner: advances replay jobs a chunk at a time, then drains the replay lane (src/jobs).
   "*/2 * * * *": runReplayRunner,
-  // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/ops).
+  // DLQ sweeper: stuck events, idle consumers, stream trimming, DLQ alert (src/jobs).
   "*/5 * * * *": runDlqSweeper,
 };
 

@@ -7,7 +7,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
-import { advanceReplays } from "../src/ops/replay-runner";
+import { advanceReplays } from "../src/jobs/replay-runner";
 import { filters as f } from "../src/triggers";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { event, type Rig, rig } from "./support/consume";

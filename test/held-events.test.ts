@@ -8,7 +8,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
 import { ManualClock } from "../src/clock";
 import { openDestinations } from "../src/destinations";
-import { type SweepOptions, sweep } from "../src/ops/dlq-sweeper";
+import { type SweepOptions, sweep } from "../src/jobs/dlq-sweeper";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { event, type Rig, rig } from "./support/consume";
 

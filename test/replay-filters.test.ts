@@ -6,7 +6,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
-import { advanceReplays } from "../src/ops/replay-runner";
+import { advanceReplays } from "../src/jobs/replay-runner";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { type Rig, rig } from "./support/consume";
 import { typesWith } from "./support/event-types";

@@ -9,7 +9,7 @@ import { MockLanguageModelV3 } from "ai/test";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { applyRetention } from "../src/db/retention";
+import { applyRetention } from "../src/jobs/retention";
 import { agent, agentTools, filters as f } from "../src/triggers";
 import { MAX_STEP_RESULT_BYTES } from "../src/triggers/steps";
 import { rigsClosedAfterEach } from "./support/backend-rig";

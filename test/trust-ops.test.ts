@@ -6,7 +6,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
-import { sweep } from "../src/ops/dlq-sweeper";
+import { sweep } from "../src/jobs/dlq-sweeper";
 import { type Rig, rig } from "./support/consume";
 
 const RECEIVER = inject("receiverUrl");

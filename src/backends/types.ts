@@ -231,7 +231,7 @@ export interface GuardedReceipt extends PublishReceipt {
 
 /**
  * Where a replay job's copies wait to be handled: a lane of its own, drained by the replay
- * runner's consumer (src/ops), so that a replay never queues in front of live traffic.
+ * runner's consumer (src/jobs), so that a replay never queues in front of live traffic.
  */
 export interface ReplayLane {
   /** The lane's name, as the consumer drains it (ClaimRequest.lane). */
@@ -315,7 +315,7 @@ export interface EventStore {
   /**
    * Removes consumers of `lane` that have nothing pending and were idle longer than `idleMs`
    * (consumer names are per invocation, so they pile up). Called by the scheduled sweeper
-   * (src/ops), not by the consumer itself. Returns the names removed.
+   * (src/jobs), not by the consumer itself. Returns the names removed.
    */
   pruneConsumers(lane: string, idleMs: number): Promise<string[]>;
   /**

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors";
 import { type ApiKey, parseApiKeys } from "./api-keys";
-import { type Destination, parseDestinations } from "./destinations";
+import { type Destination, parseDestinations } from "./destination-specs";
 import { missingForModel, parseModelSpec } from "./model-spec";
 
 /** The worker's bindings: variables and secrets (strings) plus the Queue producer. */
@@ -205,7 +205,7 @@ export const schema = z.object({
    * again, ms. It is woken as soon as the head is done; this bounds a wake-up lost to a crash.
    */
   ORDERED_SLEEP_MS: int(100).default(60_000),
-  // --- Operations (src/ops): DLQ sweeper, replay runner, admin API ---
+  // --- Operations (src/jobs, src/admin): DLQ sweeper, replay runner, admin API ---
   /** When set, the DLQ sweeper POSTs a JSON summary here once the DLQ grows past DLQ_ALERT_THRESHOLD (once per crossing). */
   DLQ_ALERT_URL: httpUrl.optional(),
   /** DLQ size (events) above which the alert fires. */
@@ -220,7 +220,7 @@ export const schema = z.object({
   SWEEP_CONSUMER_IDLE_MS: int(60_000).default(3_600_000),
   /**
    * History retention, days (0: keep forever). The sweeper deletes completed and discarded
-   * events whose timestamp is older than this, in bounded batches (src/db/retention.ts):
+   * events whose timestamp is older than this, in bounded batches (src/jobs/retention.ts):
    * replays reach back this far, and a client resending an id older than this stores it again.
    */
   HISTORY_RETENTION_DAYS: int(0).default(90),
@@ -255,7 +255,7 @@ export const schema = z.object({
   // --- Destinations (src/destinations): events POSTed to HTTP endpoints, as triggers ---
   /**
    * JSON list of destinations: [{"name", "url", "filter": {"types"?, "sources"?}, "timeout_ms"?,
-   * "headers"?, "secret"?, "scope"?}] (./destinations.ts). Checked at load: problems
+   * "headers"?, "secret"?, "scope"?}] (./destination-specs.ts). Checked at load: problems
    * name the destination and the field. A secret: headers and signing secrets live in it.
    */
   DESTINATIONS: z.string().default("[]"),
@@ -332,7 +332,7 @@ export type Config = Omit<z.output<typeof schema>, "DESTINATIONS" | "API_KEYS"> 
   /** Parsed and checked (./api-keys.ts). */
   API_KEYS: ApiKey[];
   LOCK_BACKEND: "redis" | "postgres";
-  /** Parsed and checked (./destinations.ts). */
+  /** Parsed and checked (./destination-specs.ts). */
   DESTINATIONS: Destination[];
 };
 

@@ -20,7 +20,7 @@
  *      schedule wake-ups for the retries and deferrals it left.
  *
  * Idle consumer names are removed by EventStore.pruneConsumers, which the scheduled DLQ
- * sweeper (src/ops) calls: a consumer must never delete itself while it might still have
+ * sweeper (src/jobs) calls: a consumer must never delete itself while it might still have
  * entries pending.
  */
 

@@ -10,7 +10,7 @@
  *  - A head that fails parks its scope: it retries with backoff; the events behind it sleep
  *    (deferred, no attempt used) until the head is done, then the next one is woken. A head
  *    in the DLQ is done with on_dead "skip"; with "hold" the scope stays parked until an
- *    operator retries or discards it (src/ops).
+ *    operator retries or discards it (src/operations).
  *  - A waiting head looks again after ORDERED_RECHECK_MS; an event behind it sleeps at most
  *    ORDERED_SLEEP_MS (the bound on a wake-up lost to a crash).
  * Events of other scopes, and unordered triggers, are not touched. Replay copies run unordered.

@@ -17,7 +17,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, generateSignedCookie, getSignedCookie } from "hono/cookie";
 import type { Config } from "../config";
-import { accessFor, tokensEqual } from "../http/auth";
+import { accessFor, tokensEqual } from "../http/admin-auth";
 import { HTTPProblem } from "../http/problem";
 import type { DashEnv, Role, Session } from "./env";
 
@@ -62,7 +62,7 @@ export function dashboardEnabled(cfg: Config): boolean {
   return tokens(cfg).length > 0;
 }
 
-/** The role a typed token grants, or null: the admin API's own comparison (src/http/auth.ts). */
+/** The role a typed token grants, or null: the admin API's own comparison (src/http/admin-auth.ts). */
 export async function roleOf(cfg: Config, given: string): Promise<Role | null> {
   const access = await accessFor(given, cfg);
   return access === "none" ? null : access;

@@ -122,7 +122,7 @@ export const replayStatus = pgEnum("replay_status", ["scheduled", "running", "do
 export type ReplayStatus = (typeof replayStatus.enumValues)[number];
 
 /**
- * Replay jobs (src/ops/replay-runner.ts). The runner advances a job chunk by chunk with a
+ * Replay jobs (src/jobs/replay-runner.ts). The runner advances a job chunk by chunk with a
  * keyset cursor on (timestamp, id); publishing a chunk and moving the cursor happen under
  * the job's row lock, and republished ids are derived from (job id, original id), so a
  * chunk redone after a crash publishes the same ids and history keeps each once.

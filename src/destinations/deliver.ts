@@ -19,7 +19,7 @@
  */
 import { Webhook } from "standardwebhooks";
 import { version } from "../../package.json";
-import type { Destination } from "../config/destinations";
+import type { Destination } from "../config/destination-specs";
 import type { EventEnvelope } from "../events/envelope";
 
 export const USER_AGENT = `reflex-edge/${version}`;

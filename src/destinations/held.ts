@@ -12,7 +12,7 @@
  */
 import { and, asc, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
 import { envelopeFields } from "../backends/history-writes";
-import type { Destination } from "../config/destinations";
+import type { Destination } from "../config/destination-specs";
 import type { Db } from "../db/client";
 import { events } from "../db/schema";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";

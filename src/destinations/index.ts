@@ -1,5 +1,5 @@
 /**
- * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (src/config/destinations.ts),
+ * Destinations: events POSTed to HTTP endpoints, declared in DESTINATIONS (src/config/destination-specs.ts),
  * run as triggers beside the code triggers (./runtime.ts), signed with Standard Webhooks and
  * recorded per attempt (./deliver.ts, ./delivery-records.ts), behind a circuit breaker per
  * destination (./breaker.ts).
@@ -9,7 +9,7 @@ import type { Db } from "../db/client";
 import { type BreakerState, readBreakers } from "./delivery-records";
 import { oldestHeld } from "./held";
 
-export { type Destination, parseDestinations } from "../config/destinations";
+export { type Destination, parseDestinations } from "../config/destination-specs";
 export { type DeliveryAttempt, deliveryAttemptsFor } from "./delivery-records";
 export { type DestinationRuntime, openDestinations } from "./runtime";
 

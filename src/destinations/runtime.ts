@@ -18,7 +18,7 @@
 
 import { type Clock, systemClock } from "../clock";
 import type { Config } from "../config";
-import type { Destination } from "../config/destinations";
+import type { Destination } from "../config/destination-specs";
 import type { Db } from "../db/client";
 import { DeferAttempt } from "../errors";
 import type { EventEnvelope } from "../events/envelope";

@@ -5,7 +5,7 @@
  * detailed: dependency latency, per-lane stream length and consumer-group lag, pending
  * (claimed, unacknowledged) count and oldest pending age, retry backlog, DLQ size, each
  * judged against its configured threshold. Counts come through the partial indexes of
- * open events and of the DLQ (src/db/open-counts.ts), never a count of the whole history.
+ * open events and of the DLQ (src/reads/open-counts.ts), never a count of the whole history.
  */
 
 import { pingRedis, type Redis } from "../backends/redis/client";
@@ -13,8 +13,8 @@ import type { EventStore, InFlight } from "../backends/types";
 import type { Config } from "../config";
 import { listParked } from "../consume/ordered-sql";
 import { type DbHandle, pingDb } from "../db/client";
-import { openCounts } from "../db/open-counts";
 import { breakerStates } from "../destinations";
+import { openCounts } from "../reads/open-counts";
 import { defaultTriggers } from "../triggers/registry";
 import { type Indicator, type Level, probe, threshold, worst } from "./checks";
 

@@ -1,6 +1,6 @@
 /**
- * Throttling of token guesses: failed admin/metrics bearer checks (./auth.ts) and failed
- * dashboard sign-ins (src/dashboard/routes.tsx) count against the client's address. After
+ * Throttling of token guesses: failed admin/metrics bearer checks (./admin-auth.ts) and failed
+ * dashboard sign-ins (src/dashboard/pages/login.tsx) count against the client's address. After
  * AUTH_FAILURE_LIMIT failures within AUTH_FAILURE_WINDOW_S the client gets 429 with
  * Retry-After for every token it sends, the right one included (otherwise the answer to the
  * right guess would still tell it apart), until failures leave the window. 0 turns it off.
@@ -10,7 +10,7 @@
  *    request is one client, "local".
  *  - Failures are counted where the deployment keeps shared counters: with Upstash,
  *    @upstash/ratelimit (sliding window, keys under `<REDIS_PREFIX>:ratelimit:auth`, as ingest's
- *    limits); without it, rows of Postgres (src/db/auth-failures.ts). A successful request
+ *    limits); without it, rows of Postgres (./auth-failures.ts). A successful request
  *    costs one read; only failures write.
  *  - The store failing never locks operators out: the check is skipped (and logged), the token
  *    still decides.
@@ -22,11 +22,11 @@ import type { Context } from "hono";
 import { openUpstash } from "../backends";
 import { redisKeys } from "../backends/redis/keys";
 import type { Config } from "../config";
-import { addAuthFailure, recentAuthFailures } from "../db/auth-failures";
 import { createLogger } from "../obs/log";
 import { inc } from "../obs/metrics";
-import { withDb } from "../ops/db-scope";
+import { withDb } from "../operations/db-scope";
 import type { AppEnv } from "./app-env";
+import { addAuthFailure, recentAuthFailures } from "./auth-failures";
 import { HTTPProblem } from "./problem";
 
 export type AuthSurface = "admin" | "dashboard";

@@ -2,7 +2,7 @@
  * Middleware: parses the configuration once per request and puts it on the context
  * (`c.var.config`), so no route parses it again.
  *
- * A bad configuration fails the request with 500 "Server misconfigured" (src/http/errors.ts)
+ * A bad configuration fails the request with 500 "Server misconfigured" (src/http/error-handler.ts)
  * - except where none is needed: liveness and the API reference still answer, /ready answers
  * 503 naming the bad settings, so a broken deployment can be told apart from a dead one, and a
  * path no route serves is still a 404.

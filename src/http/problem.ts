@@ -9,7 +9,7 @@
  *
  * Two ways to answer with one:
  *   - `throw new HTTPProblem(422, "Invalid fields", "…", { errors })` anywhere below a route;
- *     the app's error handler (./errors.ts) renders it. Best inside helpers.
+ *     the app's error handler (./error-handler.ts) renders it. Best inside helpers.
  *   - `return problem(c, 404, "Not found", "…")` from a handler.
  *
  * `errors` names what is at fault: `path` is a JSON Pointer (RFC 6901) into the request
@@ -60,7 +60,7 @@ export function problemType(title: string): string {
   return `urn:reflex:problem:${slug || "error"}`;
 }
 
-/** An error that renders as a problem response (see ./errors.ts). Throw it from anywhere. */
+/** An error that renders as a problem response (see ./error-handler.ts). Throw it from anywhere. */
 export class HTTPProblem extends Error {
   readonly headers: Record<string, string>;
   readonly body: ProblemDetails;

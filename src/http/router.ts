@@ -2,11 +2,11 @@
  * `createRouter()`: an OpenAPIHono for a route group, wired to the project's problem
  * responses. Routes declared with `router.openapi(createRoute(...), handler)` are listed in
  * /openapi.json once the group is mounted with `app.route("/", router)`; zod validation
- * failures answer 422 problems naming the field (./errors.ts validationHook).
+ * failures answer 422 problems naming the field (./error-handler.ts validationHook).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env";
-import { validationHook } from "./errors";
+import { validationHook } from "./error-handler";
 
 export function createRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

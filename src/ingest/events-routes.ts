@@ -18,11 +18,11 @@ import type { Config } from "../config";
 import type { BuildContext } from "../events/build";
 import { createRouter, problemResponse } from "../http/router";
 import { batchItems, buildItems, type ItemPath, publishBuilt } from "./accept";
-import { requireApiKey } from "./auth";
+import { requireApiKey } from "./api-key-auth";
 import { readJson } from "./body";
 import { ingestContext, rateLimit } from "./context";
 import { authorizeEvents } from "./grants";
-import { traceIdFrom } from "./trace";
+import { traceIdFrom } from "./trace-id";
 
 const Accepted = z
   .object({ id: z.uuid(), status: z.literal("accepted") })

@@ -17,7 +17,7 @@ import { HTTPProblem, type ProblemError } from "../http/problem";
 import { globMatcher } from "../triggers/filters";
 import { defaultTriggers } from "../triggers/registry";
 import type { ItemPath } from "./accept";
-import { apiKeyOf } from "./auth";
+import { apiKeyOf } from "./api-key-auth";
 import { sourceTable } from "./sources";
 // The deployment's triggers, registered: their declared types are the reserved ones.
 import "../handlers";

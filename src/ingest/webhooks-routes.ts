@@ -28,7 +28,7 @@ import { sha256, toHex } from "./crypto";
 import { publishEvents, publishGuardedEvents } from "./publish";
 import { type Scheme, schemeOf } from "./signatures";
 import { sourceTable, type WebhookSource } from "./sources";
-import { traceIdFrom } from "./trace";
+import { traceIdFrom } from "./trace-id";
 
 const WebhookAccepted = z.object({ id: z.uuid(), status: z.literal("accepted") }).openapi("WebhookAccepted");
 const WebhookDuplicate = z

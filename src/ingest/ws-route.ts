@@ -21,16 +21,16 @@
  */
 import { createRoute } from "@hono/zod-openapi";
 import type { Config } from "../config";
-import { toProblem } from "../http/errors";
+import { toProblem } from "../http/error-handler";
 import { HTTPProblem } from "../http/problem";
 import { createRouter, problemResponse } from "../http/router";
 import { batchItems, buildItems, type ItemPath, publishBuilt } from "./accept";
-import { requireApiKey } from "./auth";
+import { requireApiKey } from "./api-key-auth";
 import { parseJsonText } from "./body";
 import { ingestContext, rateLimit } from "./context";
 import { authorizeEvents } from "./grants";
 import type { IngestContext } from "./publish";
-import { traceIdFrom } from "./trace";
+import { traceIdFrom } from "./trace-id";
 
 export const WS_PROTOCOL = "reflex.v1";
 const BEARER_PROTOCOL = "bearer.";

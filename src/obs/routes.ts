@@ -2,14 +2,14 @@
  * GET /metrics (admin token, or the read-only METRICS_TOKEN): Prometheus text. Counters come
  * from the shared store the isolates flush into (src/obs/metrics.ts); gauges (DLQ size,
  * pending, retry backlog, oldest pending age) are read at scrape time through the partial
- * indexes of open events and of the DLQ (src/db/open-counts.ts), never a full count.
+ * indexes of open events and of the DLQ (src/reads/open-counts.ts), never a full count.
  */
 import { createRoute } from "@hono/zod-openapi";
 import { withMetricsSink } from "../backends";
 import { openDb } from "../db/client";
-import { openCounts } from "../db/open-counts";
-import { adminAuth } from "../http/auth";
+import { adminAuth } from "../http/admin-auth";
 import { createRouter, problemResponse } from "../http/router";
+import { openCounts } from "../reads/open-counts";
 import { flush, render } from "./metrics";
 
 export function metricsRoutes() {

@@ -195,7 +195,7 @@ export class TriggerRegistry {
           const results = await Promise.all(
             this.triggers.map((t) => !off.has(t.name) && t.filter.test(e, { ...fctx, trigger: t.name }, "f")),
           );
-          // A replay aimed at one trigger or destination (src/ops/replay-runner.ts) runs only that one.
+          // A replay aimed at one trigger or destination (src/jobs/replay-runner.ts) runs only that one.
           const only = typeof e.meta?.replay_target === "string" ? e.meta.replay_target : undefined;
           const out: Match[] = [];
           results.forEach((ok, i) => {

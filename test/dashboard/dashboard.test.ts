@@ -11,7 +11,7 @@ import { type Config, type Env, loadConfig } from "../../src/config";
 import { listParked } from "../../src/consume/ordered-sql";
 import { sessionCookie } from "../../src/dashboard/session";
 import { type DbHandle, openDb } from "../../src/db/client";
-import { minuteSeries } from "../../src/db/dashboard-queries";
+import { minuteSeries } from "../../src/reads/dashboard-queries";
 import { defaultTriggers, filters as f, type TriggerSpec } from "../../src/triggers";
 import { call } from "../support/admin";
 import { rigsClosedAfterEach } from "../support/backend-rig";

@@ -13,7 +13,7 @@ import { type ConsumerOptions, type RunReport, runConsumer } from "../../src/con
 import { type DbHandle, openDb } from "../../src/db/client";
 import { defaultRegistry } from "../../src/events/event-types";
 import type { EventRegistry } from "../../src/events/type-registry";
-import { advanceReplays } from "../../src/ops/replay-runner";
+import { advanceReplays } from "../../src/jobs/replay-runner";
 import { TriggerRegistry } from "../../src/triggers/registry";
 import { ADMIN_TOKEN } from "./admin";
 import { freshEnv, type TestEnv } from "./env";

@@ -5,7 +5,7 @@
  */
 import { afterEach } from "vitest";
 import { RedisLanes } from "../../src/backends/redis/lanes";
-import { type SweepOptions, sweep } from "../../src/ops/dlq-sweeper";
+import { type SweepOptions, sweep } from "../../src/jobs/dlq-sweeper";
 import { type Rig, rig } from "./consume";
 
 export function sweepRigsClosedAfterEach() {

@@ -8,7 +8,7 @@
  *    with Redis. No NOTIFY: Workers hold no long-lived LISTEN connection to hear it, and
  *    NOTIFY serialises committing transactions on a global lock - a cost with no listener.
  *  - claim: lane "pg:events" (live traffic), or "pg:replay" (replay copies, appended by the
- *    replay runner: src/ops/replay-runner.ts). Mode "new" is one UPDATE ... WHERE id IN
+ *    replay runner: src/jobs/replay-runner.ts). Mode "new" is one UPDATE ... WHERE id IN
  *    (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING of the lane's fresh events,
  *    leased for the request's reclaimIdleMs (VISIBILITY_TIMEOUT_MS); with ClaimRequest.due,
  *    claimDue's UPDATE rides in the same statement. Mode "reclaim" has nothing to do: expired leases

@@ -1,5 +1,5 @@
 /**
- * Stream upkeep for the scheduled functions (src/ops): appending to the replay lane,
+ * Stream upkeep for the scheduled functions (src/jobs): appending to the replay lane,
  * measuring a lane's backlog, trimming what every consumer group has acknowledged, and the
  * DLQ trail. Redis-specific, like the rest of this directory's Redis code.
  */

@@ -1,9 +1,13 @@
 /** Destinations: breaker state, success rate and latency over the last hour, last errors. */
 import type { FC } from "hono/jsx";
-import type { DeliveryError, DestinationFigures } from "../../db/dashboard-queries";
 import type { BreakerStatus } from "../../destinations";
+import { withDb } from "../../operations/db-scope";
+import { destinationStatus } from "../../operations/destination-status";
+import type { DeliveryError, DestinationFigures } from "../../reads/dashboard-queries";
+import { destinationFigures, lastDeliveryErrors } from "../../reads/dashboard-queries";
 import type { Session } from "../env";
 import { Badge, duration, EventLink, millis, num, Page, Table, Time } from "../layout";
+import { type C, type DashRouter, html } from "../page-kit";
 
 export interface DestinationView {
   name: string;
@@ -124,3 +128,34 @@ export const DestinationsPage: FC<{ session: Session; list: DestinationView[]; c
     ) : null}
   </Page>
 );
+
+async function destinationsPage(c: C) {
+  const cfg = c.var.config;
+  const now = new Date();
+  const names = cfg.DESTINATIONS.map((d) => d.name);
+  const list = await withDb(c, "write", async (db) => {
+    const [status, figures, errors] = await Promise.all([
+      destinationStatus(db, cfg, now),
+      destinationFigures(db, names, new Date(now.getTime() - 3_600_000)),
+      Promise.all(names.map((n) => lastDeliveryErrors(db, n, new Date(now.getTime() - 86_400_000), 5))),
+    ]);
+    return status.map((d, i) => ({
+      name: d.name,
+      url: d.url,
+      types: d.filter.types,
+      sources: d.filter.sources,
+      breaker: d.breaker,
+      figures: figures[i]!,
+      errors: errors[i]!,
+    }));
+  });
+  return html(
+    c,
+    <DestinationsPage session={c.var.session} list={list} cooldownS={cfg.DESTINATION_BREAKER_COOLDOWN_S} />,
+  );
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function destinationsRoutes(r: DashRouter) {
+  r.get("/destinations", destinationsPage);
+}

@@ -4,9 +4,16 @@
  * count on a page of its own first.
  */
 import type { FC } from "hono/jsx";
-import type { DlqGroup, EventSummary } from "../../db/dashboard-queries";
+import { HTTPProblem } from "../../http/problem";
+import { withDb } from "../../operations/db-scope";
+import { discardDeadLetter, listDeadLetters, retryDeadLetter, retryDeadLetters } from "../../operations/dlq-actions";
+import type { DlqGroup, EventSummary } from "../../reads/dashboard-queries";
+import { dlqEvents, dlqGroups } from "../../reads/dashboard-queries";
+import { dlqList } from "../../reads/dlq-queries";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
+import { type C, type DashRouter, field, html, PAGE_SIZE, query, withFlash } from "../page-kit";
+import { requireAdmin, safeNext } from "../session";
 
 export interface DlqFilterForm {
   type?: string;
@@ -201,3 +208,64 @@ export const RetryAllPage: FC<{ session: Session; form: DlqFilterForm; count: nu
     </div>
   </Page>
 );
+
+/** A row the page showed that an action finds gone from the DLQ: someone else acted first. */
+const goneFromDlq = (id: string) =>
+  new HTTPProblem(409, "Not in the DLQ", `Event ${id} is not in the dead-letter queue (any more).`);
+
+function dlqForm(type: string | undefined, source: string | undefined): DlqFilterForm {
+  if ((type?.length ?? 0) > 128 || (source?.length ?? 0) > 256)
+    throw new HTTPProblem(422, "Invalid fields", "type: at most 128 characters; source: at most 256");
+  return { type, source };
+}
+
+async function dlqPage(c: C) {
+  const form = dlqForm(query(c, "type"), query(c, "source"));
+  const d = await withDb(c, "read", async (db) => {
+    const [groups, rows, matching] = await Promise.all([
+      dlqGroups(db, 25),
+      dlqEvents(db, form, PAGE_SIZE),
+      dlqList(db, form, 0).then((x) => x.count),
+    ]);
+    const total = form.type || form.source ? (await dlqList(db, {}, 0)).count : matching;
+    return { groups, rows, matching, total };
+  });
+  return html(c, <DlqPage session={c.var.session} form={form} {...d} flash={query(c, "flash")} n={query(c, "n")} />);
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function dlqRoutes(r: DashRouter) {
+  r.get("/dlq", dlqPage);
+  r.get("/dlq/retry-all", async (c) => {
+    const form = dlqForm(query(c, "type"), query(c, "source"));
+    const { count } = await listDeadLetters(c, form, 0);
+    return html(c, <RetryAllPage session={c.var.session} form={form} count={count} />);
+  });
+  r.post("/dlq/retry-all", requireAdmin, async (c) => {
+    const f = dlqForm(await field(c, "type"), await field(c, "source"));
+    // As the admin API: the whole DLQ only when the form says so, never for a post without a filter.
+    if (!f.type && !f.source && (await field(c, "all")) !== "true")
+      throw new HTTPProblem(422, "Invalid fields", "Retry-all needs a filter, or `all` to retry every DLQ event.", {
+        errors: [{ path: "/all", message: "send all=true to retry every DLQ event, or a type/source filter" }],
+      });
+    const n = await retryDeadLetters(c, f);
+    return c.redirect(withFlash(dlqHref(f), "retried-all", n), 303);
+  });
+  r.post("/dlq/:id/retry", requireAdmin, async (c) => {
+    const id = c.req.param("id");
+    const back = safeNext(await field(c, "back"));
+    await retryDeadLetter(c, id, goneFromDlq);
+    return c.redirect(withFlash(back, "retried"), 303);
+  });
+  r.post("/dlq/:id/discard", requireAdmin, async (c) => {
+    const id = c.req.param("id");
+    const back = safeNext(await field(c, "back"));
+    const reason = await field(c, "reason");
+    if (!reason || reason.length > 1000)
+      throw new HTTPProblem(422, "Invalid fields", "A reason (1 to 1,000 characters) is needed to discard.", {
+        errors: [{ path: "/reason", message: "required, at most 1000 characters" }],
+      });
+    await discardDeadLetter(c, id, reason, goneFromDlq);
+    return c.redirect(withFlash(back, "discarded"), 303);
+  });
+}

@@ -4,12 +4,21 @@
  * its replay copies; actions retry (in the DLQ), discard (in the DLQ) and replay this event.
  */
 import type { FC } from "hono/jsx";
-import type { DerivedSummary, EventView } from "../../db/admin-queries";
-import type { ChainLink } from "../../db/dashboard-queries";
 import type { StepRow } from "../../db/schema";
 import type { DeliveryAttempt } from "../../destinations/delivery-records";
+import { deliveryAttemptsFor } from "../../destinations/delivery-records";
+import { byId } from "../../operations/db-scope";
+import { attemptHistory, eventNotFound } from "../../operations/event-history";
+import { replayOneEvent } from "../../operations/replay-jobs";
+import type { ChainLink } from "../../reads/dashboard-queries";
+import { ancestors } from "../../reads/dashboard-queries";
+import type { DerivedSummary, EventView } from "../../reads/event-queries";
+import { getEvent } from "../../reads/event-queries";
+import { stepsOfEvent } from "../../triggers/step-records";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, millis, num, Page, Table, Time } from "../layout";
+import { type C, type DashRouter, html, query, withFlash } from "../page-kit";
+import { requireAdmin } from "../session";
 import { searchHref } from "./events";
 
 /** Larger bodies are cut for the page (it stays under 100 KB); GET /events/{id} has them whole. */
@@ -347,3 +356,37 @@ const NOT_PAYLOAD = new Set([
   "discard_reason",
   "derived",
 ]);
+
+async function eventPage(c: C) {
+  const id = c.req.param("id")!;
+  const d = await byId(
+    c,
+    "read",
+    id,
+    async (db) => {
+      const e = await getEvent(db, id);
+      if (!e) return null;
+      const parent = typeof e.meta.causation_id === "string" ? e.meta.causation_id : undefined;
+      const [deliveries, chain, steps] = await Promise.all([
+        deliveryAttemptsFor(db, id),
+        parent ? ancestors(db, parent) : Promise.resolve([]),
+        stepsOfEvent(db, id),
+      ]);
+      return { e, attempts: attemptHistory(e), deliveries, chain, steps };
+    },
+    eventNotFound,
+  );
+  return html(c, <EventPage session={c.var.session} d={d} flash={query(c, "flash")} />);
+}
+
+/** "Replay this event" (src/operations/replay-jobs.ts replayOneEvent). */
+async function replayEvent(c: C) {
+  const job = await replayOneEvent(c, c.req.param("id")!);
+  return c.redirect(withFlash(`/dashboard/replays#job-${job.id}`, "replay-started"), 303);
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function eventRoutes(r: DashRouter) {
+  r.get("/events/:id", eventPage);
+  r.post("/events/:id/replay", requireAdmin, replayEvent);
+}

@@ -1,8 +1,13 @@
 /** Events: search history by type, source, status, time range and correlation id, keyset pages. */
 import type { FC } from "hono/jsx";
-import type { EventSummary } from "../../db/dashboard-queries";
+import { type EventStatus, eventStatus } from "../../db/schema";
+import { withDb } from "../../operations/db-scope";
+import type { EventSummary } from "../../reads/dashboard-queries";
+import { searchEvents } from "../../reads/dashboard-queries";
+import { decodeCursor } from "../../reads/event-queries";
 import type { Session } from "../env";
 import { Badge, EventLink, Flash, num, Page, Problem, StatusSelect, Table, Time } from "../layout";
+import { type C, type DashRouter, html, isStatus, PAGE_SIZE, query, utcInput } from "../page-kit";
 
 /** The search as typed (datetime-local values stay as the browser sent them). */
 export interface SearchForm {
@@ -109,3 +114,62 @@ export const EventsPage: FC<{
     </nav>
   </Page>
 );
+
+function searchForm(c: C): { form: SearchForm; errors: Array<{ field: string; message: string }> } {
+  const form: SearchForm = {
+    type: query(c, "type"),
+    source: query(c, "source"),
+    status: query(c, "status"),
+    from: query(c, "from"),
+    to: query(c, "to"),
+    correlation: query(c, "correlation"),
+    cursor: query(c, "cursor"),
+  };
+  const errors: Array<{ field: string; message: string }> = [];
+  if (form.status !== undefined && !isStatus(form.status))
+    errors.push({ field: "status", message: `one of ${eventStatus.enumValues.join(", ")}` });
+  for (const k of ["from", "to"] as const)
+    if (utcInput(form[k]) === null) errors.push({ field: k, message: "a date and time (UTC)" });
+  if ((form.type?.length ?? 0) > 128) errors.push({ field: "type", message: "at most 128 characters" });
+  if ((form.source?.length ?? 0) > 256) errors.push({ field: "source", message: "at most 256 characters" });
+  if ((form.correlation?.length ?? 0) > 128) errors.push({ field: "correlation", message: "at most 128 characters" });
+  if (form.cursor !== undefined && decodeCursor(form.cursor) === null)
+    errors.push({ field: "cursor", message: "not a cursor this dashboard handed out" });
+  return { form, errors };
+}
+
+async function eventsPage(c: C) {
+  const { form, errors } = searchForm(c);
+  if (errors.length)
+    return html(c, <EventsPage session={c.var.session} form={form} rows={[]} next={null} errors={errors} />, 422);
+  const cursor = form.cursor ? decodeCursor(form.cursor)! : undefined;
+  const page = await withDb(c, "read", (db) =>
+    searchEvents(
+      db,
+      {
+        type: form.type,
+        source: form.source,
+        status: form.status as EventStatus | undefined,
+        from: utcInput(form.from) ?? undefined,
+        to: utcInput(form.to) ?? undefined,
+        correlation: form.correlation,
+      },
+      { ...(cursor ? { cursor } : {}), limit: PAGE_SIZE },
+    ),
+  );
+  return html(
+    c,
+    <EventsPage
+      session={c.var.session}
+      form={form}
+      rows={page.events}
+      next={page.next_cursor}
+      flash={query(c, "flash")}
+    />,
+  );
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function eventsRoutes(r: DashRouter) {
+  r.get("/events", eventsPage);
+}

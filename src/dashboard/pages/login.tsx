@@ -1,7 +1,10 @@
 /** The sign-in page, and the page of a dashboard that has no token configured. */
 import type { FC } from "hono/jsx";
+import { authFailed, authThrottled } from "../../http/auth-throttle";
 import { assetUrls } from "../assets";
 import { Flash, Page, Problem } from "../layout";
+import { type DashRouter, field, html, query } from "../page-kit";
+import { closeSession, openSession, readSession, roleOf, safeNext } from "../session";
 
 export const LoginPage: FC<{ next: string; error?: string; flash?: string; disabled?: boolean }> = (p) => (
   <Page title="Sign in" section="login">
@@ -40,3 +43,32 @@ export const LoginPage: FC<{ next: string; error?: string; flash?: string; disab
     </div>
   </Page>
 );
+
+/** Sign-in, registered by ../routes.tsx before the sign-in is required. */
+export function signInRoutes(r: DashRouter) {
+  r.get("/login", async (c) => {
+    if (await readSession(c)) return c.redirect(safeNext(c.req.query("next")), 303);
+    return html(c, <LoginPage next={safeNext(c.req.query("next"))} flash={query(c, "flash")} />);
+  });
+  r.post("/login", async (c) => {
+    const next = safeNext(await field(c, "next"));
+    const token = (await c.req.parseBody()).token;
+    const throttled = await authThrottled(c, "dashboard");
+    if (throttled) throw throttled;
+    const role = typeof token === "string" && token !== "" ? await roleOf(c.var.config, token) : null;
+    if (!role) {
+      if (typeof token === "string" && token !== "") await authFailed(c, "dashboard");
+      return html(c, <LoginPage next={next} error="That token is not valid here." />, 403);
+    }
+    await openSession(c, role);
+    return c.redirect(next, 303);
+  });
+}
+
+/** Sign-out, registered by ../routes.tsx behind the sign-in. */
+export function signOutRoutes(r: DashRouter) {
+  r.post("/logout", (c) => {
+    closeSession(c);
+    return c.redirect("/dashboard/login?flash=signed-out", 303);
+  });
+}

@@ -4,16 +4,25 @@
  * figures region refreshes itself (every 10 s with the script, every 30 s without).
  */
 import type { Child, FC } from "hono/jsx";
+import { openBackend, openCache } from "../../backends";
 import type { LaneStats } from "../../backends/types";
 import type { Config } from "../../config";
 import type { ParkedCounts } from "../../consume/ordered-sql";
-import type { MinuteBucket } from "../../db/dashboard-queries";
-import type { OpenCounts } from "../../db/open-counts";
-import type { ReplayJob } from "../../db/replays";
+import { parkedCounts } from "../../consume/ordered-sql";
+import type { Db } from "../../db/client";
 import type { BreakerStatus } from "../../destinations";
+import { breakerStates } from "../../destinations";
+import { withDb } from "../../operations/db-scope";
+import type { MinuteBucket } from "../../reads/dashboard-queries";
+import { minuteSeries } from "../../reads/dashboard-queries";
+import type { OpenCounts } from "../../reads/open-counts";
+import { openCounts } from "../../reads/open-counts";
+import type { ReplayJob } from "../../reads/replay-queries";
+import { listReplays } from "../../reads/replay-queries";
 import { BarChart, type Series } from "../chart";
 import type { Session } from "../env";
 import { Badge, duration, num, Page, Problem, Table, Time } from "../layout";
+import { type C, type DashRouter, html } from "../page-kit";
 
 export interface OverviewData {
   backend: "redis" | "postgres";
@@ -207,3 +216,45 @@ export const OverviewPage: FC<{ session: Session; d: OverviewData; t: Thresholds
     </Page>
   );
 };
+
+/**
+ * The per-minute series, shared by every open overview for CACHE_HEALTH_TTL_S (the hot
+ * cache, like /health/detailed's figures): it is the overview's one scan of the hour.
+ */
+async function cachedSeries(cfg: Config, db: Db, now: Date): Promise<MinuteBucket[]> {
+  const cache = openCache(cfg);
+  const hit = await cache.get<MinuteBucket[]>("dashboard:series");
+  if (hit) return hit;
+  const series = await minuteSeries(db, now);
+  await cache.set("dashboard:series", series, cfg.CACHE_HEALTH_TTL_S);
+  return series;
+}
+
+async function overview(c: C) {
+  const now = new Date();
+  const { d, degraded } = await withDb(c, "write", async (db, cfg, h) => {
+    const backend = openBackend(cfg, h);
+    const laneNames = [...backend.store.lanes(), backend.replayLane().name];
+    const [lanes, counts, parked, breakers, replays, series] = await Promise.all([
+      Promise.all(laneNames.map((l) => backend.store.laneStats(l))).catch((e: Error) => ({
+        error: String(e.message).slice(0, 200),
+      })),
+      openCounts(db, now),
+      parkedCounts(db),
+      breakerStates(db, cfg, now),
+      listReplays(db, 100, "running").then(async (r) => [...r, ...(await listReplays(db, 100, "scheduled"))]),
+      cachedSeries(cfg, db, now),
+    ]);
+    return {
+      d: { backend: backend.kind, checkedAt: now.toISOString(), counts, parked, lanes, breakers, replays, series },
+      degraded: "error" in lanes,
+    };
+  });
+  // A dependency that could not be read makes the page a 503 (it still shows what it could).
+  return html(c, <OverviewPage session={c.var.session} d={d} t={c.var.config} />, degraded ? 503 : 200);
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function overviewRoutes(r: DashRouter) {
+  r.get("/", overview);
+}

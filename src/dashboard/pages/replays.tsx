@@ -4,9 +4,13 @@
  * While a job is scheduled or running the list refreshes itself every 3 s.
  */
 import type { FC } from "hono/jsx";
-import type { replayView } from "../../ops/admin-replays";
+import { HTTPProblem } from "../../http/problem";
+import { cancelReplayJob, NewReplayBody, replayJobs, replayView, startReplayJob } from "../../operations/replay-jobs";
+import { defaultTriggers } from "../../triggers";
 import type { Session } from "../env";
 import { Badge, Csrf, duration, Flash, num, Page, Problem, StatusSelect, Table, Time, utc } from "../layout";
+import { type C, csv, type DashRouter, field, html, localInput, query, utcInput, withFlash } from "../page-kit";
+import { requireAdmin } from "../session";
 
 type Job = ReturnType<typeof replayView>;
 
@@ -210,3 +214,82 @@ export const ReplaysPage: FC<{
     </Page>
   );
 };
+
+async function replaysPage(c: C, form: ReplayForm = {}, errors?: Array<{ field: string; message: string }>) {
+  const cfg = c.var.config;
+  const jobs = await replayJobs(c, 50);
+  const now = new Date();
+  const targets = [...new Set([...defaultTriggers.list().map((t) => t.name), ...cfg.DESTINATIONS.map((d) => d.name)])];
+  return html(
+    c,
+    <ReplaysPage
+      session={c.var.session}
+      jobs={jobs.map((j) => replayView(j, now))}
+      form={{ from: localInput(new Date(now.getTime() - 3_600_000).toISOString()), ...form }}
+      targets={targets}
+      maxRate={cfg.REPLAY_MAX_RATE}
+      defaultRate={Math.min(cfg.REPLAY_DEFAULT_RATE, cfg.REPLAY_MAX_RATE)}
+      errors={errors}
+      flash={query(c, "flash")}
+    />,
+    errors?.length ? 422 : 200,
+  );
+}
+
+async function startReplayFromForm(c: C) {
+  const form: ReplayForm = {
+    from: await field(c, "from"),
+    to: await field(c, "to"),
+    types: await field(c, "types"),
+    sources: await field(c, "sources"),
+    status: await field(c, "status"),
+    target: await field(c, "target"),
+    dry_run: (await field(c, "dry_run")) === "on",
+    rate: await field(c, "rate"),
+  };
+  const errors: Array<{ field: string; message: string }> = [];
+  const from = utcInput(form.from);
+  const to = utcInput(form.to);
+  if (!from) errors.push({ field: "from", message: "a date and time (UTC) is required" });
+  if (to === null) errors.push({ field: "to", message: "a date and time (UTC), or empty for now" });
+  const rate = form.rate === undefined ? undefined : Number(form.rate);
+  const body = NewReplayBody.safeParse({
+    from: from ?? undefined,
+    to: to ?? undefined,
+    types: csv(form.types),
+    sources: csv(form.sources),
+    status: form.status,
+    target: form.target,
+    dry_run: form.dry_run,
+    rate,
+  });
+  if (!body.success)
+    for (const i of body.error.issues)
+      if (!errors.some((e) => e.field === String(i.path[0])))
+        errors.push({ field: i.path.join("."), message: i.message });
+  if (errors.length || !body.success) return replaysPage(c, form, errors);
+  try {
+    const job = await startReplayJob(c, body.data);
+    return c.redirect(withFlash(`/dashboard/replays#job-${job.id}`, "replay-started"), 303);
+  } catch (e) {
+    if (e instanceof HTTPProblem && e.status === 422) {
+      const refused = (e.body.errors ?? []).map((x) => ({
+        field: (x.path ?? "").replace(/^\//, ""),
+        message: x.message,
+      }));
+      return replaysPage(c, form, refused);
+    }
+    throw e;
+  }
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function replaysRoutes(r: DashRouter) {
+  r.get("/replays", (c) => replaysPage(c));
+  r.post("/replays", requireAdmin, startReplayFromForm);
+  r.post("/replays/:id/cancel", requireAdmin, async (c) => {
+    const id = c.req.param("id");
+    await cancelReplayJob(c, id);
+    return c.redirect(withFlash(`/dashboard/replays#job-${id}`, "replay-cancelled"), 303);
+  });
+}

@@ -4,9 +4,16 @@
  * it (with a reason) and let the scope resume with the next event.
  */
 import type { FC } from "hono/jsx";
+import type { Config } from "../../config";
 import type { ParkedScope } from "../../consume/ordered-sql";
+import { TRIGGER_PREFIX } from "../../destinations/runtime";
+import { HTTPProblem } from "../../http/problem";
+import { parkedScopes, UnparkBody, unparkParkedScope } from "../../operations/parked-scopes";
+import { defaultTriggers } from "../../triggers";
 import type { Session } from "../env";
 import { Badge, Csrf, EventLink, Flash, num, Page, ReasonInput, Table, Time } from "../layout";
+import { type C, type DashRouter, field, html, query, withFlash } from "../page-kit";
+import { requireAdmin } from "../session";
 
 /** A trigger or destination the head's error names as failing; `destination` links its page. */
 export interface FailedIn {
@@ -128,3 +135,50 @@ export const ScopesPage: FC<{ session: Session; rows: ParkedRow[]; more: boolean
     </Page>
   );
 };
+
+/** At most this many parked scopes on the page (the longest parked). */
+const PARKED_SHOWN = 100;
+
+/**
+ * The worker's triggers and destinations that a head's error names as failing: run-event.ts
+ * records a failure as "<trigger>: <message>", several joined by "; ".
+ */
+function failedIn(cfg: Config, error: string | null): FailedIn[] {
+  if (!error) return [];
+  const known: FailedIn[] = [
+    ...defaultTriggers.list().map((t) => ({ name: t.name })),
+    ...cfg.DESTINATIONS.map((d) => ({ name: TRIGGER_PREFIX + d.name, destination: d.name })),
+  ];
+  return known.filter((k) => error.startsWith(`${k.name}: `) || error.includes(`; ${k.name}: `));
+}
+
+async function scopesPage(c: C) {
+  const found = await parkedScopes(c, PARKED_SHOWN + 1);
+  const rows = found.slice(0, PARKED_SHOWN).map((p) => ({ p, failedIn: failedIn(c.var.config, p.error) }));
+  return html(
+    c,
+    <ScopesPage session={c.var.session} rows={rows} more={found.length > PARKED_SHOWN} flash={query(c, "flash")} />,
+  );
+}
+
+/** Retry or discard a parked scope's head: the admin API's unpark, with the form's scope (as sent) and reason. */
+async function unparkFromForm(c: C, action: "retry" | "discard") {
+  const scope = (await c.req.parseBody()).scope;
+  const body = UnparkBody.safeParse({ scope, action, reason: await field(c, "reason") });
+  if (!body.success)
+    throw new HTTPProblem(
+      422,
+      "Invalid fields",
+      "A scope is needed, and a reason (1 to 1,000 characters) to discard its head.",
+      { errors: body.error.issues.map((i) => ({ path: `/${i.path.join("/")}`, message: i.message })) },
+    );
+  await unparkParkedScope(c, body.data);
+  return c.redirect(withFlash("/dashboard/scopes", action === "retry" ? "head-retried" : "head-discarded"), 303);
+}
+
+/** The page's routes, registered by ../routes.tsx behind the sign-in. */
+export function scopesRoutes(r: DashRouter) {
+  r.get("/scopes", scopesPage);
+  r.post("/scopes/retry", requireAdmin, (c) => unparkFromForm(c, "retry"));
+  r.post("/scopes/discard", requireAdmin, (c) => unparkFromForm(c, "discard"));
+}

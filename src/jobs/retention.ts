@@ -1,5 +1,5 @@
 /**
- * History retention (the sweeper's "retention" step, src/ops/dlq-sweeper.ts): what is old
+ * History retention (the sweeper's "retention" step, src/jobs/dlq-sweeper.ts): what is old
  * enough goes, in bounded batches that never block ingest or consumers.
  *
  * Each batch is one statement, DELETE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
@@ -21,8 +21,8 @@
  */
 import { and, inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { deliveryAttempts, events, orderedEvents, replayJobs, steps } from "./schema";
+import type { Db } from "../db/client";
+import { deliveryAttempts, events, orderedEvents, replayJobs, steps } from "../db/schema";
 
 export interface RetentionPolicy {
   /** Days each kind is kept; 0 keeps it forever. */

@@ -1,14 +1,13 @@
 /**
  * GET /destinations (admin token or the read-only METRICS_TOKEN): every configured destination
  * with its circuit breaker (closed, open, half-open), so an operator sees why a destination's
- * events are waiting. Its URL shows as scheme and host only, whichever token asks.
+ * events are waiting. Its URL shows as scheme and host only, whichever token asks
+ * (src/operations/destination-status.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { shownUrl } from "../config/destinations";
-import { breakerStates } from "../destinations";
-import { adminAuth } from "../http/auth";
+import { adminAuth } from "../http/admin-auth";
 import { createRouter, problemResponse } from "../http/router";
-import { withDb } from "./db-scope";
+import { listDestinations } from "../operations/destination-status";
 
 export function adminDestinationRoutes() {
   const r = createRouter();
@@ -32,16 +31,7 @@ export function adminDestinationRoutes() {
       },
     }),
     async (c) => {
-      const destinations = await withDb(c, "write", async (db, cfg) => {
-        const breakers = new Map((await breakerStates(db, cfg)).map((b) => [b.destination, b]));
-        // scheme and host only (a webhook URL's path is its secret); never secrets or headers
-        return cfg.DESTINATIONS.map((d) => ({
-          name: d.name,
-          url: shownUrl(d.url),
-          filter: d.filter,
-          breaker: breakers.get(d.name),
-        }));
-      });
+      const destinations = await listDestinations(c);
       return c.json({ destinations } as unknown as { destinations: Record<string, never>[] }, 200);
     },
   );

@@ -3,14 +3,14 @@
  *
  * Listings select summary columns only, never payloads: a page of fifty rows must not pull
  * up to MAX_BODY_BYTES per row from Postgres; the event page reads the whole row with
- * getEvent (./admin-queries.ts). Keyset cursors are the admin API's (encodeCursor).
+ * getEvent (./event-queries.ts). Keyset cursors are the admin API's (encodeCursor).
  */
 import { and, desc, eq, gte, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import { type Cursor, encodeCursor } from "./admin-queries";
-import type { Db } from "./client";
-import { deliveryAttempts, type EventStatus, events } from "./schema";
-import { anyOf, isoMicros } from "./sql";
+import type { Db } from "../db/client";
+import { deliveryAttempts, type EventStatus, events } from "../db/schema";
+import { anyOf, isoMicros } from "../db/sql";
+import { type Cursor, encodeCursor } from "./event-queries";
 
 export interface EventSummary {
   id: string;

@@ -1,12 +1,12 @@
 /**
- * Postgres side of the DLQ sweeper (src/ops/dlq-sweeper.ts).
+ * Postgres side of the DLQ sweeper (src/jobs/dlq-sweeper.ts).
  */
 import { and, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { envelopeFields } from "../backends/history-writes";
+import type { Db } from "../db/client";
+import { eventStatus, events, opsState } from "../db/schema";
+import { excluded } from "../db/sql";
 import { type EventEnvelope, envelopeFrom } from "../events/envelope";
-import type { Db } from "./client";
-import { eventStatus, events, opsState } from "./schema";
-import { excluded } from "./sql";
 
 export interface SweptEvent {
   event: EventEnvelope;

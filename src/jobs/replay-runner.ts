@@ -26,6 +26,12 @@ import type { HistoryRow } from "../backends/history-writes";
 import type { ReplayLane } from "../backends/types";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
+import { checkEnvelope } from "../events/build";
+import type { EventEnvelope, EventMeta } from "../events/envelope";
+import { registry } from "../events/event-types";
+import type { EventRegistry } from "../events/type-registry";
+import type { Logger } from "../obs/log";
+import { inc } from "../obs/metrics";
 import {
   countJob,
   lockJob,
@@ -34,13 +40,7 @@ import {
   recordReplayError,
   runnableReplays,
   saveChunk,
-} from "../db/replays";
-import { checkEnvelope } from "../events/build";
-import type { EventEnvelope, EventMeta } from "../events/envelope";
-import { registry } from "../events/event-types";
-import type { EventRegistry } from "../events/type-registry";
-import type { Logger } from "../obs/log";
-import { inc } from "../obs/metrics";
+} from "../reads/replay-queries";
 import { replayId } from "./replay-ids";
 
 export interface ReplayRunOptions {

@@ -8,9 +8,9 @@
  */
 import { sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "./client";
-import { filterState } from "./schema";
-import { assign, bare, columnNames, excluded } from "./sql";
+import type { Db } from "../db/client";
+import { filterState } from "../db/schema";
+import { assign, bare, columnNames, excluded } from "../db/sql";
 
 const key = (client: string) => `auth|${client}`;
 const NOW_MS = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`;

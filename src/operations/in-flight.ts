@@ -5,9 +5,9 @@
  * backend's reclaimed entries) are 'processing' rows. Both are merged here, one per event.
  */
 import type { EventStore, InFlight } from "../backends/types";
-import { processingRows, statusesOf } from "../db/admin-queries";
 import type { Db } from "../db/client";
 import type { EventEnvelope } from "../events/envelope";
+import { processingRows, statusesOf } from "../reads/event-queries";
 
 /** How much of each lane's pending-entries list a look at one event reads at most. */
 export const PEL_SCAN = 10_000;

@@ -6,15 +6,15 @@
  * job row stays locked (FOR UPDATE SKIP LOCKED, so an overlapping runner skips it rather
  * than advancing the same cursor) until the chunk is published and the cursor moved. A
  * crash in between rolls the cursor back, and the chunk is published again with the same
- * ids (src/ops/replay-ids.ts).
+ * ids (src/jobs/replay-ids.ts).
  */
 import { and, desc, eq, getTableColumns, inArray, lte, type SQL, sql } from "drizzle-orm";
 import type { NeonQueryResultHKT } from "drizzle-orm/neon-serverless";
 import type { PgDatabase } from "drizzle-orm/pg-core";
 import { type HistoryRow, historyFields } from "../backends/history-writes";
-import type * as schema from "./schema";
-import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "./schema";
-import { anyOf, isoMicros, type RowOf } from "./sql";
+import type * as schema from "../db/schema";
+import { type EventStatus, events, type ReplayStatus, replayJobs, replayStatus } from "../db/schema";
+import { anyOf, isoMicros, type RowOf } from "../db/sql";
 
 /** Db or a transaction on it. */
 export type Exec = PgDatabase<NeonQueryResultHKT, typeof schema>;

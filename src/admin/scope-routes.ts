@@ -6,56 +6,15 @@
  *        action "retry": the head is due now (a dead-lettered head with fresh attempts);
  *        action "discard": the head is discarded (reason required) and the scope resumes.
  *        404 when the scope is not parked, 409 while its head is being handled.
+ * The operations are src/operations/parked-scopes.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { listParked, type ParkedScope, type UnparkResult, unpark } from "../consume/ordered-sql";
-import type { Db } from "../db/client";
-import { adminAuth } from "../http/auth";
-import { HTTPProblem } from "../http/problem";
+import { adminAuth } from "../http/admin-auth";
 import { createRouter, problemResponse } from "../http/router";
-import { withDb } from "./db-scope";
+import { parkedScopes, parkedView, UnparkBody, unparkParkedScope } from "../operations/parked-scopes";
 import { authResponses, jsonOk, security } from "./route-kit";
 
-export function parkedView(p: ParkedScope) {
-  return {
-    scope: p.scope,
-    head: { id: p.eventId, type: p.type, source: p.source, status: p.status, attempts: p.attempts },
-    error: p.error,
-    parked_at: p.parkedAt,
-    next_retry_at: p.nextRetryAt,
-    on_dead: p.hold ? "hold" : "skip",
-    waiting: p.waiting,
-  };
-}
-
-export const UnparkBody = z
-  .object({
-    scope: z.string().min(1).max(1000),
-    action: z.enum(["retry", "discard"]),
-    reason: z.string().trim().min(1).max(1000).optional(),
-  })
-  .refine((b) => b.action !== "discard" || b.reason !== undefined, {
-    message: "a discard needs a reason",
-    path: ["reason"],
-  });
-
-/**
- * An operator's unpark (admin API and dashboard): the head retried or discarded, or a
- * problem: 404 when the scope has no parked head, 409 while its head is being handled.
- */
-export async function unparkScope(
-  db: Db,
-  b: z.output<typeof UnparkBody>,
-  now = new Date(),
-): Promise<Extract<UnparkResult, { ok: true }>> {
-  const res = await unpark(db, b.scope, b.action, now, b.reason ?? "retried by an operator");
-  if (!res.ok && res.reason === "not-parked")
-    throw new HTTPProblem(404, "Not parked", `Scope ${JSON.stringify(b.scope)} has no parked head.`);
-  if (!res.ok) throw new HTTPProblem(409, "Head running", "The scope's head is being handled; try again shortly.");
-  return res;
-}
-
-export function adminOrderedRoutes() {
+export function adminScopeRoutes() {
   const r = createRouter();
   r.openapi(
     createRoute({
@@ -70,7 +29,7 @@ export function adminOrderedRoutes() {
     }),
     async (c) => {
       const { limit } = c.req.valid("query");
-      const scopes = await withDb(c, "write", (db) => listParked(db, limit));
+      const scopes = await parkedScopes(c, limit);
       return c.json({ count: scopes.length, scopes: scopes.map(parkedView) }, 200);
     },
   );
@@ -93,7 +52,7 @@ export function adminOrderedRoutes() {
     }),
     async (c) => {
       const b = c.req.valid("json");
-      const res = await withDb(c, "write", (db) => unparkScope(db, b));
+      const res = await unparkParkedScope(c, b);
       return c.json({ scope: b.scope, action: b.action, head: res.eventId, woken: res.woken }, 200);
     },
   );

@@ -5,8 +5,8 @@
  * an anonymous caller would otherwise turn into repeated full scans).
  */
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "./client";
-import { events } from "./schema";
+import type { Db } from "../db/client";
+import { events } from "../db/schema";
 
 export interface OpenCounts {
   pending: number;

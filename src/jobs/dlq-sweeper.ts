@@ -9,7 +9,7 @@
  *  3. Trimming: entries every group has acknowledged go once older than STREAM_RETENTION_S
  *     (default one day) on the live lanes, at once on the replay lane; the DLQ trail by age.
  *     Unacknowledged or undelivered entries are never trimmed here.
- *  4. Retention (src/db/retention.ts): completed and discarded events older than
+ *  4. Retention (./retention.ts): completed and discarded events older than
  *     HISTORY_RETENTION_DAYS, dead letters older than DLQ_RETENTION_DAYS, delivery attempts
  *     and finished replay jobs past theirs - in statements of RETENTION_BATCH_SIZE rows, at
  *     most RETENTION_MAX_BATCHES of each per run, so a backlog of old history drains over
@@ -25,13 +25,13 @@
 
 import type { EventStore, StreamUpkeep } from "../backends/types";
 import type { Config } from "../config";
-import { dlqSummary } from "../db/admin-queries";
 import type { Db } from "../db/client";
-import { applyRetention, type RetentionReport } from "../db/retention";
-import { crossedAbove, sweepStuck } from "../db/sweep-queries";
 import { breakerStates } from "../destinations";
 import { deadLetterHeld } from "../destinations/held";
 import type { Logger } from "../obs/log";
+import { dlqSummary } from "../reads/dlq-queries";
+import { applyRetention, type RetentionReport } from "./retention";
+import { crossedAbove, sweepStuck } from "./sweep-queries";
 
 export interface SweepOptions {
   db: Db;

@@ -1,4 +1,4 @@
-/** What every admin route declares: the security scheme, JSON answers, auth problems, an {id} param. */
+/** What every admin route declares: the security scheme, JSON answers, auth problems, an {id} param, filters. */
 import { z } from "@hono/zod-openapi";
 import { problemResponse } from "../http/router";
 
@@ -14,3 +14,10 @@ export const authResponses = {
 export const IdParam = z.object({
   id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0b9c5b3e-4f5c-4c55-9a57-6d2c7b9f0e11" }),
 });
+/** The type/source filter of the history and DLQ routes. */
+export const Filter = {
+  type: z.string().min(1).max(128).optional(),
+  source: z.string().min(1).max(256).optional(),
+};
+/** A `limit` query parameter of 1..max, `dflt` when absent. */
+export const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
