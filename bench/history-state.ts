@@ -41,10 +41,16 @@ export async function preloadEvents(url: string, rows: number): Promise<void> {
   });
 }
 
-/** Deletes what earlier runs added to history, then VACUUM ANALYZE. */
+/**
+ * Deletes what earlier runs added to history, then VACUUM ANALYZE. The scope fences and
+ * filter state go too: a run on the other backend (or after the bench's Redis was emptied,
+ * which restarts the Redis lock tokens) would otherwise meet floors it never set and have
+ * its outcomes refused.
+ */
 export async function resetEvents(url: string): Promise<void> {
   await withClient(url, async (c) => {
     await c.query("DELETE FROM events WHERE type NOT LIKE 'hist.%'");
+    await c.query("TRUNCATE scope_fences, filter_state, wake_gate");
     await c.query("VACUUM ANALYZE events");
   });
 }

@@ -97,23 +97,21 @@ export function describe(c: SystemConfig): string {
 const noop = () => new TriggerRegistry().register({ name: "noop", filter: f.type("bench.*"), handler: () => {} });
 const events = (n: number) => Array.from({ length: n }, (_, i) => liveEvent(RUN_TYPE, i));
 
-async function completedEvents(dbUrl: string): Promise<number> {
+/** Throws unless history holds `n` completed events of this run (naming what it holds instead). */
+async function verifyEvents(dbUrl: string, n: number, what: string): Promise<void> {
   const c = new pg.Client({ connectionString: dbUrl });
   await c.connect();
   try {
-    const r = await c.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM events WHERE type = $1 AND status = 'completed'",
+    const r = await c.query<{ status: string; n: number }>(
+      "SELECT status::text, count(*)::int AS n FROM events WHERE type = $1 GROUP BY 1",
       [RUN_TYPE],
     );
-    return Number(r.rows[0]?.n);
+    const by = Object.fromEntries(r.rows.map((x) => [x.status, Number(x.n)]));
+    if (by.completed !== n || r.rows.length !== 1)
+      throw new Error(`${what}: history holds ${JSON.stringify(by)} of ${n} events, not all completed`);
   } finally {
     await c.end();
   }
-}
-
-async function verifyEvents(dbUrl: string, n: number, what: string): Promise<void> {
-  const done = await completedEvents(dbUrl);
-  if (done !== n) throw new Error(`${what}: ${done} of ${n} completed in history`);
 }
 
 function oursEnv(infra: SharedInfra, c: SystemConfig, prefix: string): Env {

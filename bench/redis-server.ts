@@ -38,13 +38,16 @@ export async function startRedisServer(o: { aof: boolean }): Promise<OwnRedis> {
     { stdio: "ignore" },
   );
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const r = new IORedis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: null });
-  for (let i = 0; ; i++) {
+  let r: IORedis | undefined;
+  for (let i = 0; !r; i++) {
+    const c = new IORedis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: () => null });
+    c.on("error", () => {}); // refused until the server listens: retried here
     try {
-      await r.connect();
-      await r.ping();
-      break;
+      await c.connect();
+      await c.ping();
+      r = c;
     } catch {
+      c.disconnect();
       if (i > 100) throw new Error(`bench redis-server on ${port} did not start`);
       await new Promise((res) => setTimeout(res, 50));
     }
