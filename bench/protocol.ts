@@ -227,7 +227,7 @@ async function main(): Promise<void> {
         rb.map((r) => r.rate),
       );
       console.log(
-        `${label}: ratio of medians ${fmt(x.ratio, 2)}x, 95% interval [${fmt(x.low, 2)}, ${fmt(x.high, 2)}]: ${verdict(x)}`,
+        `${label}: ratio of medians ${fmt(x.ratio, 2)}x, 95% interval [${fmt(x.low, 2)}, ${fmt(x.high, 2)}]: ${verdict(x, ROUNDS)}`,
       );
     }
   } finally {

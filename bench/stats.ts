@@ -54,8 +54,12 @@ export function bootstrapRatio(a: number[], b: number[], level = 0.95, resamples
   return { ratio: median(a) / median(b), low: at((1 - level) / 2), high: at(1 - (1 - level) / 2) };
 }
 
+/** Fewer rounds than this and no lead is claimed: a bootstrap of so few medians is no interval. */
+export const MIN_ROUNDS_FOR_CLAIM = 5;
+
 /** "ours leads", "baseline leads" or no claim, from where the interval lies against 1.0. */
-export function verdict(x: RatioInterval): string {
+export function verdict(x: RatioInterval, rounds: number): string {
+  if (rounds < MIN_ROUNDS_FOR_CLAIM) return `no lead claimed (fewer than ${MIN_ROUNDS_FOR_CLAIM} rounds)`;
   if (x.low > 1) return "ours faster (interval above 1.0)";
   if (x.high < 1) return "baseline faster (interval below 1.0)";
   return "no lead claimed (interval includes 1.0)";
