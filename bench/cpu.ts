@@ -81,3 +81,113 @@ export function formatCpu(label: string, a: CpuSample | null, b: CpuSample | nul
     `all ${per(total)}, wall ${per(b.at - a.at)}`
   );
 }
+
+// --- CPU of named processes only -----------------------------------------------------------
+
+/** CPU ticks (user + system) of `pid` and its start time in ticks since boot, or null once it has ended. */
+function procTicks(pid: number): { ticks: number; start: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ticks: Number(f[11]) + Number(f[12]), start: Number(f[19]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Seconds since boot, in CPU ticks (what /proc/<pid>/stat's starttime counts). */
+function uptimeTicks(): number {
+  return Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * (ticksPerSecond ?? 100);
+}
+
+/**
+ * The pid of this process's child whose command line contains `needle` (the stand-ins'
+ * process: local/standins-process.ts), or undefined.
+ */
+export function childPid(parent: number, needle: string): number | undefined {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, "utf8").includes(needle)) return Number(d);
+    } catch {
+      // ended between the listing and the read
+    }
+  }
+  return undefined;
+}
+
+/**
+ * CPU milliseconds of named parts, each a set of pids, over a window, and nothing else. Fixed
+ * parts (the consumer, the stand-ins, redis-server) are given by pid; a dynamic part (the
+ * Postgres backends of the bench's database) is listed again by `poll` every `everyMs`
+ * during the window, so that a backend that ends mid-window keeps its last reading, and
+ * one that started after the window opened counts from zero. Linux only: start() answers
+ * false elsewhere and stop() then answers null.
+ */
+export class CpuMeter {
+  private first = new Map<number, number>();
+  private last = new Map<number, number>();
+  private partOf = new Map<number, string>();
+  private t0 = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> = Promise.resolve();
+
+  constructor(
+    private fixed: Record<string, Array<number | undefined>>,
+    private dynamic?: { part: string; poll: () => Promise<number[]>; everyMs?: number },
+  ) {}
+
+  private read(pid: number, part: string, atStart: boolean): void {
+    const p = procTicks(pid);
+    if (!p) return;
+    if (!this.partOf.has(pid)) {
+      this.partOf.set(pid, part);
+      // Seen first after the window opened: counts from zero only if it also started after.
+      this.first.set(pid, atStart || p.start < this.t0 ? p.ticks : 0);
+    }
+    this.last.set(pid, p.ticks);
+  }
+
+  private async pollDynamic(atStart: boolean): Promise<void> {
+    if (!this.dynamic) return;
+    const pids = await this.dynamic.poll();
+    for (const pid of pids) this.read(pid, this.dynamic.part, atStart);
+  }
+
+  /** Opens the window (after the dynamic part's first listing). */
+  async start(): Promise<boolean> {
+    try {
+      ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+      readFileSync("/proc/uptime");
+    } catch {
+      return false;
+    }
+    const pids = this.dynamic ? await this.dynamic.poll() : [];
+    this.t0 = uptimeTicks();
+    for (const [part, list] of Object.entries(this.fixed))
+      for (const pid of list) if (pid !== undefined) this.read(pid, part, true);
+    for (const pid of pids) this.read(pid, this.dynamic!.part, true);
+    if (this.dynamic) {
+      this.timer = setInterval(() => {
+        this.polling = this.polling.then(() => this.pollDynamic(false)).catch(() => {});
+      }, this.dynamic.everyMs ?? 500);
+    }
+    return true;
+  }
+
+  /** Closes the window: CPU ms per part (null if start() answered false). */
+  async stop(): Promise<Record<string, number> | null> {
+    if (!this.t0) return null;
+    clearInterval(this.timer);
+    await this.polling;
+    for (const pid of this.partOf.keys()) this.read(pid, this.partOf.get(pid)!, false);
+    await this.pollDynamic(false).catch(() => {});
+    const out: Record<string, number> = {};
+    for (const part of [...Object.keys(this.fixed), ...(this.dynamic ? [this.dynamic.part] : [])]) out[part] = 0;
+    for (const [pid, part] of this.partOf)
+      out[part]! += (((this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0)) * 1000) / (ticksPerSecond ?? 100);
+    return out;
+  }
+}

@@ -32,12 +32,7 @@ import { neonConfig } from "@neondatabase/serverless";
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 import ws from "ws";
-import "../local/lua-text";
-import { openRedis } from "../src/backends/redis/client";
-import { redisKeys } from "../src/backends/redis/keys";
-import { type Env, loadConfig, type WakeMessage } from "../src/config";
-import { runConsumer } from "../src/consume/consumer";
-import { openDb } from "../src/db/client";
+import type { Env, WakeMessage } from "../src/config";
 import type { EventEnvelope } from "../src/events/envelope";
 import { afterPublish, wakeOptions } from "../src/ingest/wake";
 import { redisCommandsIn } from "../src/obs/usage";
@@ -47,12 +42,7 @@ import { cpuSample, formatCpu } from "./cpu";
 import { drainPostgres, pgBossBaseline } from "./drain-postgres";
 import { type BenchInfra, benchInfra, runMain } from "./infra";
 import { type CeilingRow, formatFigures, insertCeiling, snapshot, writeFigures } from "./pg-writes";
-
-// The Redis backend imports its Lua scripts as .lua text: those modules load after the hook
-// that local/lua-text.ts registers (a static import would load before it runs).
-const { RedisFilterState } = await import("../src/backends/redis/filter-state");
-const { RedisScopeLocks } = await import("../src/backends/redis/locks");
-const { RedisStreamStore } = await import("../src/backends/redis/store");
+import { redisDrain } from "./redis-drain";
 
 const { values: args } = parseArgs({
   options: {
@@ -158,20 +148,7 @@ function benchEnv(infra: BenchInfra) {
  * pre-filled stream (history emptied, --events events published).
  */
 function redisBench(env: Env, dbUrl: string) {
-  const cfg = loadConfig(env);
-  const db = openDb(cfg, dbUrl);
-  const redis = openRedis(cfg);
-  const store = new RedisStreamStore(redis, cfg, db.db);
-  const keys = redisKeys(cfg.REDIS_PREFIX);
-  const run = (triggers: TriggerRegistry) =>
-    runConsumer({
-      store,
-      triggers,
-      config: cfg,
-      env,
-      locks: new RedisScopeLocks(redis, keys, cfg.LOCK_LEASE_MS, db.db),
-      filterState: new RedisFilterState(redis, keys.filterState),
-    });
+  const { cfg, db, store, run } = redisDrain(env, dbUrl);
   return {
     cfg,
     db,

@@ -22,27 +22,31 @@ export interface BenchInfra {
   token: string;
   standIns: StandIns;
   dbUrl: string;
+  dbName: string;
   ioredis: IORedis;
   /** Every Redis key the benchmark makes starts with it. */
   prefixBase: string;
   close(): Promise<void>;
 }
 
-export async function benchInfra(): Promise<BenchInfra> {
+/** `redisPort`: a Redis of the bench's own (bench/redis-server.ts) instead of the shared one on 6379. */
+export async function benchInfra(o: { redisPort?: number } = {}): Promise<BenchInfra> {
   const token = randomBytes(16).toString("hex");
-  const standIns = await spawnStandIns({ token, pgHost: PG.host, pgPort: PG.port });
+  const redisPort = o.redisPort ?? 6379;
+  const standIns = await spawnStandIns({ token, redisPort, pgHost: PG.host, pgPort: PG.port });
   const dbName = `reflex_bench_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ ...PG, database: "postgres" });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
   const dbUrl = `postgresql://${PG.user}@${PG.host}:${PG.port}/${dbName}`;
   await migrateDatabase(dbUrl, standIns.proxyAddress);
-  const ioredis = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null });
+  const ioredis = new IORedis({ host: "127.0.0.1", port: redisPort, maxRetriesPerRequest: null });
   const prefixBase = `bench:${randomBytes(4).toString("hex")}`;
   return {
     token,
     standIns,
     dbUrl,
+    dbName,
     ioredis,
     prefixBase,
     async close() {
