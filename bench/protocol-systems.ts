@@ -12,7 +12,7 @@
  * - pgboss: `loops` loops of fetch({ batchSize }) then complete(ids), no polling sleep.
  * - bullmq: a no-op processor at `concurrency`, removeOnComplete as given.
  * - bullmq-history: BullMQ doing our work: the processor micro-batches the jobs in flight
- *   into our history upsert (src/db/stream-history.ts recordOutcomes, the statement our
+ *   into our history upsert (src/backends/redis/outcome-writes.ts recordOutcomes, the statement our
  *   Redis backend settles with) into the same `events` table, and a job completes only after
  *   that statement committed. Postgres over plain TCP (node-postgres), as BullMQ would use it.
  */
@@ -27,11 +27,11 @@ import ws from "ws";
 import { PgFilterState } from "../src/backends/postgres/filter-state";
 import { PgScopeLocks } from "../src/backends/postgres/locks";
 import { PostgresEventStore } from "../src/backends/postgres/store";
+import { recordOutcomes } from "../src/backends/redis/outcome-writes";
 import { type Env, loadConfig } from "../src/config";
 import { runConsumer } from "../src/consume/consumer";
 import { type Db, openDb } from "../src/db/client";
 import * as schema from "../src/db/schema";
-import { recordOutcomes } from "../src/db/stream-history";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
