@@ -3,7 +3,7 @@
  * Postgres and Redis (through the stand-ins): sessions and their cookie, the cross-site
  * checks, read-only sessions, the Content-Security-Policy and page sizes, and what each page
  * shows and does, on rows written straight into history (parked scopes: by a consumer running
- * an ordered trigger). The browser run is test/node/dashboard.test.ts.
+ * an ordered trigger). The browser run is test/node/dashboard-browser.test.ts.
  */
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
