@@ -11,10 +11,10 @@ import { describe, expect, it } from "vitest";
 import { parseApiKeys } from "../src/config/api-keys";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
-import { API_KEY, call, ingestKeysOf, post, streamEvents } from "./fixtures/ingest";
-import { githubHeaders, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import { call as admin } from "./support/admin";
 import { type BackendName, type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
+import { API_KEY, call, ingestKeysOf, post, streamEvents } from "./support/ingest";
+import { githubHeaders, hook, WEBHOOK_SOURCES } from "./support/webhooks";
 
 const GRANTED = "granted-key-0123456789abcdef";
 const TYPED = "typed-key-0123456789abcdef";

@@ -22,7 +22,11 @@ import { openDestinations } from "../src/destinations";
 import { filters as f } from "../src/triggers";
 import { globMatcher } from "../src/triggers/filters";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { post, streamEvents, streamLength } from "./fixtures/ingest";
+import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
+import { type Rig, rig } from "./support/consume";
+import { freshEnv } from "./support/env";
+import { fetchThrough } from "./support/fetch";
+import { post, streamEvents, streamLength } from "./support/ingest";
 import {
   githubHeaders,
   hmacDigest,
@@ -31,11 +35,7 @@ import {
   standardHeaders,
   stripeEvent,
   stripeHeaders,
-} from "./fixtures/webhooks";
-import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
-import { type Rig, rig } from "./support/consume";
-import { freshEnv } from "./support/env";
-import { fetchThrough } from "./support/fetch";
+} from "./support/webhooks";
 
 const API_KEY = "security-test-key-0123456789";
 
