@@ -84,18 +84,7 @@ export async function rig(overrides: Record<string, unknown> = {}): Promise<Rig>
   };
 }
 
-let seq = 0;
-export function event(fields: Partial<EventEnvelope> & Record<string, unknown> = {}): EventEnvelope {
-  return {
-    id: crypto.randomUUID(),
-    type: "test.happened",
-    source: "test",
-    timestamp: new Date().toISOString(),
-    meta: { trace_id: crypto.randomUUID().replace(/-/g, "") },
-    n: seq++,
-    ...fields,
-  } as EventEnvelope;
-}
+export { event } from "./events";
 
 /** Publishes in pipelines of `chunk` XADDs (one request each). */
 export async function publishAll(store: RedisStreamStore, events: EventEnvelope[], chunk = 1000): Promise<void> {
