@@ -13,7 +13,8 @@ import { ManualClock } from "../src/clock";
 import { breakerStates, deliveryAttemptsFor, openDestinations } from "../src/destinations";
 import { USER_AGENT } from "../src/destinations/deliver";
 import { filters as f } from "../src/triggers";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
 const RECEIVER = inject("receiverUrl");
 const SECRET = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
@@ -44,15 +45,19 @@ async function endpoint(mode: Mode = { mode: "ok" }) {
   };
 }
 
-let open: Rig[] = [];
+let open: Rig<"redis">[] = [];
 afterEach(async () => {
   for (const r of open) await r.close();
   open = [];
 });
 
 /** A consumer rig with DESTINATIONS set; code triggers go in through `code` (registered first). */
-async function setup(destinations: object[], overrides: Record<string, unknown> = {}, code?: (r: Rig) => void) {
-  const r = await rig({ DESTINATIONS: JSON.stringify(destinations), ...overrides });
+async function setup(
+  destinations: object[],
+  overrides: Record<string, unknown> = {},
+  code?: (r: Rig<"redis">) => void,
+) {
+  const r = await rig("redis", { ...AS_CONFIGURED, DESTINATIONS: JSON.stringify(destinations), ...overrides });
   open.push(r);
   code?.(r);
   const clock = new ManualClock(T0);
@@ -61,7 +66,7 @@ async function setup(destinations: object[], overrides: Record<string, unknown> 
 }
 
 type Row = { status: string; attempts: number; errors: Array<{ attempt: number; error: string }> };
-async function row(r: Rig, id: string): Promise<Row> {
+async function row(r: Rig<"redis">, id: string): Promise<Row> {
   const [x] = await r.rows<Row>(sql`select status, attempts, errors from events where id = ${id}`);
   return x!;
 }

@@ -11,8 +11,8 @@ import { describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import { call as admin } from "./support/admin";
-import { type BackendName, type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { API_KEY, call, ingestKeysOf, post, streamEvents } from "./support/ingest";
+import { type BackendName, type Rig, rigsClosedAfterEach } from "./support/rig";
 import { githubHeaders, hook, WEBHOOK_SOURCES } from "./support/webhooks";
 
 const GRANTED = "granted-key-0123456789abcdef";
@@ -43,7 +43,7 @@ const as = (key: string, path: string, body: object) => post(path, body, { autho
 
 const rig = rigsClosedAfterEach();
 
-async function stored(r: BackendRig): Promise<EventEnvelope[]> {
+async function stored(r: Rig): Promise<EventEnvelope[]> {
   if (r.backend === "redis") return streamEvents(r.env);
   const rows = await r.rows<{ id: string; type: string; source: string; meta: EventEnvelope["meta"] }>(
     sql`SELECT id::text, type, source, meta FROM events ORDER BY created_at`,
@@ -52,7 +52,7 @@ async function stored(r: BackendRig): Promise<EventEnvelope[]> {
 }
 
 /** Nothing of a refused request anywhere: no event, and (Redis) no stream or dedupe key. */
-async function nothingStored(r: BackendRig): Promise<void> {
+async function nothingStored(r: Rig): Promise<void> {
   expect(await stored(r)).toEqual([]);
   if (r.backend === "redis") expect(await ingestKeysOf(r.env)).toEqual([]);
 }

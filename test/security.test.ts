@@ -23,10 +23,10 @@ import { filters as f } from "../src/triggers";
 import { globMatcher } from "../src/triggers/filters";
 import { TriggerRegistry } from "../src/triggers/registry";
 import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
-import { type Rig, rig } from "./support/consume";
 import { freshEnv } from "./support/env";
 import { fetchThrough } from "./support/fetch";
 import { post, streamEvents, streamLength } from "./support/ingest";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 import {
   githubHeaders,
   hmacDigest,
@@ -393,8 +393,9 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
 
 // ---------------------------------------------------------------------------------------
 describe("hostile input", () => {
-  async function ingestRig(): Promise<Rig> {
-    return rig({
+  async function ingestRig(): Promise<Rig<"redis">> {
+    return rig("redis", {
+      ...AS_CONFIGURED,
       API_KEYS: API_KEY,
       WEBHOOK_SOURCES: JSON.stringify(SOURCES),
       RATE_LIMIT_KEY_EVENTS: "0",

@@ -14,11 +14,11 @@ import { minuteSeries } from "../../src/db/dashboard-queries";
 import { listParked } from "../../src/db/ordered";
 import { defaultTriggers, filters as f, type TriggerSpec } from "../../src/triggers";
 import { call } from "../support/admin";
-import { rigsClosedAfterEach } from "../support/backend-rig";
 import { event } from "../support/consume";
 import { freshEnv } from "../support/env";
 import { fetchThrough } from "../support/fetch";
 import { drain, publishInOrder } from "../support/ordered";
+import { rigsClosedAfterEach } from "../support/rig";
 
 const ORIGIN = "http://reflex.test";
 const ADMIN = "dash-admin-token-0123456789";
