@@ -7,7 +7,7 @@
  */
 import type { SQL } from "drizzle-orm";
 import { afterEach } from "vitest";
-import { type Backend, openBackend } from "../../src/backends";
+import { type Backend, openBackend, openUpstash } from "../../src/backends";
 import type { Redis } from "../../src/backends/redis/client";
 import { redisKeys } from "../../src/backends/redis/keys";
 import type { RedisStreamStore } from "../../src/backends/redis/store";
@@ -33,7 +33,7 @@ export interface Rig<B extends BackendName = BackendName> {
   bundle: Backend;
   /** The bundle's store; with `redis`, the Redis Streams store with its own methods. */
   store: [B] extends ["redis"] ? RedisStreamStore : EventStore;
-  /** Upstash, when configured (always with `redis`). */
+  /** Upstash, when configured (always with `redis`), whatever the bundle uses it for. */
   redis: [B] extends ["redis"] ? Redis : Redis | undefined;
   keys: ReturnType<typeof redisKeys>;
   triggers: TriggerRegistry;
@@ -116,7 +116,7 @@ export async function rig<B extends BackendName>(backend: B, overrides: Record<s
     db,
     bundle,
     store: bundle.store as Rig<B>["store"],
-    redis: bundle.redis as Rig<B>["redis"],
+    redis: (bundle.redis ?? openUpstash(cfg)) as Rig<B>["redis"],
     keys: redisKeys(cfg.REDIS_PREFIX),
     triggers,
     eventTypes,
