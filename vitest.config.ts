@@ -51,23 +51,37 @@ function workerPackages(): string[] {
     .sort();
 }
 
-// Two projects:
+// Three projects:
+//  - unit: pure logic (files named *.unit.test.ts), in Node, with no service at all: no global
+//    setup, and test/support/unit-setup.ts fails the run if one was given to it;
 //  - workers: the worker's code runs inside workerd (the Workers runtime) and reaches the
 //    real local Redis and Postgres through the stand-ins that test/global-setup.ts starts;
 //  - node: the Node-side tooling in local/ and the CLI, against the same services.
-// The global setup is the root's, so it runs once for both and both can inject() from it.
+// workers and node both declare the services' global setup, which provisions once for the
+// two of them (see there); `--project unit` starts nothing.
+const services = ["./test/global-setup.ts"];
+const unitTests = "**/*.unit.test.ts";
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    globalSetup: ["./test/global-setup.ts"],
     projects: [
+      {
+        test: {
+          name: "unit",
+          environment: "node",
+          include: [`test/${unitTests}`],
+          setupFiles: ["./test/support/unit-setup.ts"],
+        },
+      },
       {
         plugins: [cloudflareTest({ main: "./src/index.ts", miniflare: workerOptions })],
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/node/**"],
+          exclude: ["test/node/**", unitTests],
+          globalSetup: services,
           deps: {
             optimizer: {
               ssr: {
@@ -86,6 +100,8 @@ export default defineConfig({
           name: "node",
           environment: "node",
           include: ["test/node/**/*.test.ts"],
+          exclude: [unitTests],
+          globalSetup: services,
           testTimeout: 60_000,
         },
       },

@@ -9,22 +9,23 @@ import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { type as typeFilter } from "../src/triggers/filters";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
 import { freshEnv } from "./support/env";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
 
 async function adminRig(overrides: Record<string, unknown> = {}) {
-  const r = await rig({ ADMIN_TOKEN, ...overrides });
+  const r = await rig("redis", { ...AS_CONFIGURED, ADMIN_TOKEN, ...overrides });
   open.push(r);
   return r;
 }
 
 /** Inserts history rows straight into Postgres (the admin API reads history, not streams). */
-async function insertRows(r: Rig, rows: Array<{ type: string; source: string; status: string; ts?: string }>) {
+async function insertRows(r: Rig<"redis">, rows: Array<{ type: string; source: string; status: string; ts?: string }>) {
   const ids: string[] = [];
   for (const x of rows) {
     const id = crypto.randomUUID();

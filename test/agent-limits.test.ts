@@ -14,8 +14,8 @@ import { loadConfig } from "../src/config";
 import type { EventEnvelope } from "../src/events/envelope";
 import { derivedIdKey, keyedUuid } from "../src/events/ids";
 import { agent, agentContext, agentTools, filters as f } from "../src/triggers";
-import { rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { rigsClosedAfterEach } from "./support/rig";
 import { calls, says, scripted, toolResultsOf } from "./support/scripted-model";
 
 const make = rigsClosedAfterEach();

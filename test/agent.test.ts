@@ -16,8 +16,8 @@ import { CrashInjected, Failpoints } from "../src/failpoints";
 import { issueOpened, issueTriage, triageTool } from "../src/handlers/issue-triage";
 import { agent, agentTools, filters as f } from "../src/triggers";
 import { call, scrapeMetrics } from "./support/admin";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { type Rig, rigsClosedAfterEach } from "./support/rig";
 import { calls, promptOf, says, scripted, toolResultsOf } from "./support/scripted-model";
 
 const make = rigsClosedAfterEach();
@@ -41,7 +41,7 @@ const issue = (n: number, repo = "acme/app"): EventEnvelope =>
     },
   });
 
-async function scrape(r: BackendRig): Promise<Map<string, number>> {
+async function scrape(r: Rig): Promise<Map<string, number>> {
   await flushMetrics(r.cfg);
   const m = await scrapeMetrics(r.env);
   expect(m.status).toBe(200);

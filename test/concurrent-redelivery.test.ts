@@ -16,10 +16,10 @@ import type { GuardVerdict } from "../src/backends/types";
 import { loadConfig } from "../src/config";
 import { openDb } from "../src/db/client";
 import { events } from "../src/db/schema";
-import { authed, call, ingestEnv, streamLength } from "./fixtures/ingest";
-import { githubHeaders, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import { event } from "./support/consume";
 import type { TestEnv } from "./support/env";
+import { authed, call, ingestEnv, streamLength } from "./support/ingest";
+import { githubHeaders, hook, WEBHOOK_SOURCES } from "./support/webhooks";
 
 const DELIVERIES = 2000;
 const COPIES = 8;

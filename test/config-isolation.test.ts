@@ -11,10 +11,10 @@ import { loadConfig } from "../src/config";
 import { type DbHandle, openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import { checkConfig } from "../src/health/config-check";
-import { API_KEY, authed, call, ingestEnv, streamEvents } from "./fixtures/ingest";
-import { githubHeaders, hook, SOURCES } from "./fixtures/webhooks";
 import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
 import type { TestEnv } from "./support/env";
+import { API_KEY, authed, call, ingestEnv, streamEvents } from "./support/ingest";
+import { githubHeaders, hook, SOURCES } from "./support/webhooks";
 
 const handles: DbHandle[] = [];
 afterEach(async () => {

@@ -12,16 +12,17 @@ import { backoffSeconds } from "../src/consume/retry";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import worker from "../src/index";
 import { filters as f } from "../src/triggers";
-import { event, pendingEntries, publishAll, type Rig, rig } from "./support/consume";
+import { event, pendingEntries, publishAll } from "./support/consume";
 import { typesWith } from "./support/event-types";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-let open: Rig[] = [];
+let open: Rig<"redis">[] = [];
 afterEach(async () => {
   for (const r of open) await r.close();
   open = [];
 });
 async function make(overrides: Record<string, unknown> = {}) {
-  const r = await rig(overrides);
+  const r = await rig("redis", { ...AS_CONFIGURED, ...overrides });
   open.push(r);
   return r;
 }
@@ -34,7 +35,7 @@ type Row = {
   errors: Array<{ attempt: number; error: string }>;
   next_retry_at: string | null;
 };
-async function row(r: Rig, id: string): Promise<Row> {
+async function row(r: Rig<"redis">, id: string): Promise<Row> {
   const [x] = await r.rows<Row>(sql`select id, status, attempts, errors, next_retry_at from events where id = ${id}`);
   return x!;
 }

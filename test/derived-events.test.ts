@@ -10,26 +10,27 @@ import { RedisLanes } from "../src/backends/redis/lanes";
 import { advanceReplays } from "../src/jobs/replay-runner";
 import { filters as f } from "../src/triggers";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
 
 async function make(overrides: Record<string, unknown> = {}) {
-  const r = await rig({ EVENT_MAX_ATTEMPTS: "1", ADMIN_TOKEN, ...overrides });
+  const r = await rig("redis", { ...AS_CONFIGURED, EVENT_MAX_ATTEMPTS: "1", ADMIN_TOKEN, ...overrides });
   open.push(r);
   return r;
 }
 
-const rowOf = async (r: Rig, id: string) =>
+const rowOf = async (r: Rig<"redis">, id: string) =>
   (
     await r.rows<{ status: string; last_error: string | null }>(
       sql`select status, last_error from events where id = ${id}`,
     )
   )[0]!;
-const countWhere = async (r: Rig, q: ReturnType<typeof sql>) => Number((await r.rows<{ n: number }>(q))[0]!.n);
+const countWhere = async (r: Rig<"redis">, q: ReturnType<typeof sql>) => Number((await r.rows<{ n: number }>(q))[0]!.n);
 
 describe("ctx.publish checks derived events against the event registry", () => {
   it("an unknown type fails the attempt with an error naming the type and the registered ones; nothing is derived", async () => {

@@ -10,12 +10,11 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { version } from "../package.json";
 import { ManualClock } from "../src/clock";
-import { loadConfig } from "../src/config";
 import { breakerStates, deliveryAttemptsFor, openDestinations } from "../src/destinations";
 import { USER_AGENT } from "../src/destinations/deliver";
-import { ConfigError } from "../src/errors";
 import { filters as f } from "../src/triggers";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
 const RECEIVER = inject("receiverUrl");
 const SECRET = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
@@ -46,15 +45,19 @@ async function endpoint(mode: Mode = { mode: "ok" }) {
   };
 }
 
-let open: Rig[] = [];
+let open: Rig<"redis">[] = [];
 afterEach(async () => {
   for (const r of open) await r.close();
   open = [];
 });
 
 /** A consumer rig with DESTINATIONS set; code triggers go in through `code` (registered first). */
-async function setup(destinations: object[], overrides: Record<string, unknown> = {}, code?: (r: Rig) => void) {
-  const r = await rig({ DESTINATIONS: JSON.stringify(destinations), ...overrides });
+async function setup(
+  destinations: object[],
+  overrides: Record<string, unknown> = {},
+  code?: (r: Rig<"redis">) => void,
+) {
+  const r = await rig("redis", { ...AS_CONFIGURED, DESTINATIONS: JSON.stringify(destinations), ...overrides });
   open.push(r);
   code?.(r);
   const clock = new ManualClock(T0);
@@ -63,7 +66,7 @@ async function setup(destinations: object[], overrides: Record<string, unknown> 
 }
 
 type Row = { status: string; attempts: number; errors: Array<{ attempt: number; error: string }> };
-async function row(r: Rig, id: string): Promise<Row> {
+async function row(r: Rig<"redis">, id: string): Promise<Row> {
   const [x] = await r.rows<Row>(sql`select status, attempts, errors from events where id = ${id}`);
   return x!;
 }
@@ -281,62 +284,5 @@ describe("destinations: circuit breaker", () => {
       sql`select count(*)::int as n, count(*) filter (where probe)::int as probes from delivery_attempts`,
     );
     expect(c).toEqual({ n: 10, probes: 2 });
-  });
-});
-
-describe("destinations: configuration", () => {
-  const base = {
-    UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
-    UPSTASH_REDIS_REST_TOKEN: "t",
-    DATABASE_URL: "postgresql://u@db/x",
-    EVENT_ID_SECRET: "test-event-id-secret-0123456789",
-  };
-  const problems = (env: Record<string, unknown>) => {
-    try {
-      loadConfig(env);
-    } catch (e) {
-      if (e instanceof ConfigError) return e.problems;
-      throw e;
-    }
-    return [];
-  };
-
-  it("errors name the destination and the field; a URL on the worker's own host is refused", () => {
-    const p = problems({
-      ...base,
-      PUBLIC_URL: "https://events.example.com",
-      DESTINATIONS: JSON.stringify([
-        { name: "ok", url: "https://hooks.example.org/in", filter: {} },
-        { name: "orders", url: "ftp://x", filter: { types: [] }, secret: "nope" },
-        { url: "https://a.example", filter: {}, timeout_ms: 5 },
-        { name: "loop", url: "http://EVENTS.example.com:8080/events", filter: {} },
-        { name: "ok", url: "https://hooks.example.org/in", filter: {}, headers: { "webhook-id": "x" } },
-      ]),
-    });
-    expect(p).toEqual([
-      "DESTINATIONS[1] (orders).url: must be an http:// or https:// URL",
-      "DESTINATIONS[1] (orders).filter.types: must list at least one type (omit it to match any)",
-      "DESTINATIONS[1] (orders).secret: must be a Standard Webhooks secret: whsec_ then base64",
-      "DESTINATIONS[2].name: Invalid input: expected string, received undefined",
-      "DESTINATIONS[2].timeout_ms: Too small: expected number to be >=100",
-      "DESTINATIONS[3] (loop).url: points at this worker (events.example.com is in PUBLIC_URL); delivering there would loop",
-      "DESTINATIONS[4] (ok).headers.webhook-id: is set by the deliverer and cannot be overridden",
-    ]);
-    expect(problems({ ...base, DESTINATIONS: "{" })).toEqual(["DESTINATIONS: not valid JSON"]);
-    expect(
-      loadConfig({ ...base, DESTINATIONS: JSON.stringify([{ name: "a", url: "https://a.example/x", filter: {} }]) })
-        .DESTINATIONS,
-    ).toEqual([
-      {
-        name: "a",
-        url: "https://a.example/x",
-        filter: { types: [], sources: [] },
-        timeoutMs: 10_000,
-        headers: {},
-        scope: "source",
-        ordered: false,
-        onDead: "skip",
-      },
-    ]);
   });
 });

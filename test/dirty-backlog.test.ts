@@ -9,8 +9,8 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { type Rig, rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,7 +21,7 @@ const DEAD_LETTERS = 14_000;
 /** Each handler run: 16 at once, so a claim of 1,000 takes over a second. */
 const HANDLER_MS = 20;
 
-async function deadLetters(r: BackendRig, n: number): Promise<void> {
+async function deadLetters(r: Rig, n: number): Promise<void> {
   await r.rows(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, processed_at)
     SELECT gen_random_uuid(), 'shop.dead', 'shop-' || (g % 5), now() - interval '1 hour', '{}'::jsonb,
@@ -30,7 +30,7 @@ async function deadLetters(r: BackendRig, n: number): Promise<void> {
 }
 
 /** Events 'processing' under a crashed consumer's Postgres-side lease, expired minutes ago. */
-async function expiredLeases(r: BackendRig, n: number): Promise<void> {
+async function expiredLeases(r: Rig, n: number): Promise<void> {
   await r.rows(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, claimed_by,
                         lease_until, created_at, updated_at)
@@ -41,7 +41,7 @@ async function expiredLeases(r: BackendRig, n: number): Promise<void> {
 }
 
 /** Stream entries read by a consumer that crashed before settling, idle past the timeout. */
-async function pendingForCrashed(r: BackendRig, n: number): Promise<void> {
+async function pendingForCrashed(r: Rig, n: number): Promise<void> {
   const events = Array.from({ length: n }, (_, i) => event({ type: "shop.stuck", source: `pending-${i}` }));
   for (let i = 0; i < events.length; i += 1000) await r.bundle.store.publish(events.slice(i, i + 1000));
   // One claim of them all, then the crash before any handler ran.

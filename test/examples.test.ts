@@ -13,8 +13,8 @@ import { issueOpened } from "../src/handlers/issue-triage";
 import worker from "../src/index";
 import { defaultTriggers } from "../src/triggers/registry";
 import { call } from "./support/admin";
-import { rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 afterEach(() => {

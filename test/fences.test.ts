@@ -13,7 +13,8 @@ import type { ScopeLocks } from "../src/backends/types";
 import { openDb } from "../src/db/client";
 import { openDestinations } from "../src/destinations";
 import { filters as f } from "../src/triggers";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
 const RECEIVER = inject("receiverUrl");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +28,7 @@ afterEach(async () => {
 type LockBackend = "redis" | "postgres";
 
 async function make(lockBackend: LockBackend, overrides: Record<string, unknown> = {}) {
-  const r = await rig({ LOCK_BACKEND: lockBackend, ...overrides });
+  const r = await rig("redis", { ...AS_CONFIGURED, LOCK_BACKEND: lockBackend, ...overrides });
   open.push(r);
   /** Another invocation's locks: the newer holder. */
   const locks = (): ScopeLocks => {
@@ -56,7 +57,7 @@ async function make(lockBackend: LockBackend, overrides: Record<string, unknown>
 
 /** The event's status in history; "in flight" when it has no row (the Redis backend writes
  * the row with the outcome, so a refused outcome leaves the event claimed in its stream). */
-async function status(r: Rig, id: string): Promise<string> {
+async function status(r: Rig<"redis">, id: string): Promise<string> {
   const [x] = await r.rows<{ status: string }>(sql`select status from events where id = ${id}`);
   return x?.status ?? "in flight";
 }
@@ -187,7 +188,8 @@ describe("fencing tokens: destinations", () => {
   it("a delivery carries reflex-fence: <scope>:<token>, and a receiver keeping the highest token per scope accepts them in order", async () => {
     const id = crypto.randomUUID().slice(0, 12);
     await fetch(`${RECEIVER}/__control/${id}`, { method: "POST", body: JSON.stringify({ mode: "ok" }) });
-    const r = await rig({
+    const r = await rig("redis", {
+      ...AS_CONFIGURED,
       DESTINATIONS: JSON.stringify([{ name: "sink", url: `${RECEIVER}/r/${id}`, filter: { types: ["test.*"] } }]),
     });
     open.push(r);

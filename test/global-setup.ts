@@ -1,5 +1,8 @@
 /**
- * Vitest global setup (runs in Node, once per `vitest run`, for both projects).
+ * Vitest global setup of the projects that talk to the services (workers and node, in
+ * vitest.config.ts; the unit project has none). Runs in Node; when several projects declare
+ * it, the first provisions and the others are given the same services, torn down after the
+ * last project is done, so one `vitest run` provisions once.
  *
  * Finds or starts what the tests need (local/services.ts): the Redis and PostgreSQL that
  * answer on the usual local addresses, else a redis-server of its own on a free port and an
@@ -10,6 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import type { ProvidedContext } from "vitest";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase } from "../local/migrate";
 import { startNeonProxy } from "../local/neon-proxy";
@@ -54,7 +58,42 @@ declare module "vitest" {
   }
 }
 
+type Services = Partial<ProvidedContext>;
+interface Provisioned {
+  ready: Promise<{ provided: Services; teardown: () => Promise<void> }>;
+  users: number;
+}
+// Each project imports this file through its own module runner: the shared state lives on
+// globalThis, which all of them (in the one Vitest process) see.
+const SHARED = Symbol.for("reflex-edge.test-services");
+const shared = globalThis as { [SHARED]?: Provisioned };
+
 export default async function setup(project: TestProject) {
+  let p = shared[SHARED];
+  if (!p) {
+    p = { ready: provision(), users: 0 };
+    shared[SHARED] = p;
+    // A failed provisioning is not reused: the next project (or a rerun) tries again.
+    p.ready.catch(() => {
+      if (shared[SHARED] === p) delete shared[SHARED];
+    });
+  }
+  const { provided, teardown } = await p.ready;
+  p.users += 1;
+  for (const [k, v] of Object.entries(provided)) project.provide(k as keyof Services, v as never);
+  const mine = p;
+  return async () => {
+    mine.users -= 1;
+    if (mine.users > 0) return;
+    if (shared[SHARED] === mine) delete shared[SHARED];
+    await teardown();
+    // Last, so it is the run's last line: what was skipped and the command that enables it.
+    const skipped = optionalSkippedLine();
+    if (skipped) console.log(skipped);
+  };
+}
+
+async function provision(): Promise<{ provided: Services; teardown: () => Promise<void> }> {
   // Redis first: when none can be had, the run stops here, in its first seconds.
   const started: Provided[] = [];
   const redis = await provideRedis();
@@ -105,29 +144,24 @@ export default async function setup(project: TestProject) {
   await admin((c) => c.query(`CREATE DATABASE ${templateDb}`));
   await migrateDatabase(withDatabase(adminUrl, templateDb), proxy.address);
 
-  project.provide("upstashUrl", gateway.url);
-  project.provide("upstashToken", token);
-  project.provide("neonProxy", proxy.address);
-  project.provide("pgAdminUrl", adminUrl);
-  project.provide("templateDb", templateDb);
-  project.provide("runId", runId);
-  project.provide("redisAddress", redis.address);
   const receiver = await startReceiver();
-  project.provide("receiverUrl", receiver.url);
   const faultControl = await startFaultControl({ ...pgAt, redisHost, redisPort: Number(redisPort) });
-  project.provide("faultControlUrl", faultControl.url);
-  project.provide("bouncerUrl", bouncer?.url ?? "");
-  project.provide("bouncerError", bouncerError);
-  project.provide("bouncerSkip", skipsWithout(PGBOUNCER));
-
-  return async () => {
-    await stopAll();
-    // Last, so it is the run's last line: what was skipped and the command that enables it.
-    const skipped = optionalSkippedLine();
-    if (skipped) console.log(skipped);
+  const provided: Services = {
+    upstashUrl: gateway.url,
+    upstashToken: token,
+    neonProxy: proxy.address,
+    pgAdminUrl: adminUrl,
+    templateDb,
+    runId,
+    redisAddress: redis.address,
+    receiverUrl: receiver.url,
+    faultControlUrl: faultControl.url,
+    bouncerUrl: bouncer?.url ?? "",
+    bouncerError,
+    bouncerSkip: skipsWithout(PGBOUNCER),
   };
 
-  async function stopAll() {
+  const teardown = async () => {
     await bouncer?.stop();
     await receiver.close();
     await faultControl.close();
@@ -156,5 +190,6 @@ export default async function setup(project: TestProject) {
       ),
     );
     for (const s of started.reverse()) await s.stop();
-  }
+  };
+  return { provided, teardown };
 }

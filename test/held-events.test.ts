@@ -10,18 +10,24 @@ import { ManualClock } from "../src/clock";
 import { openDestinations } from "../src/destinations";
 import { type SweepOptions, sweep } from "../src/jobs/dlq-sweeper";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
 const RECEIVER = inject("receiverUrl");
 const HOUR = 3_600_000;
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
 
 async function setup(destinations: object[], overrides: Record<string, unknown> = {}) {
-  const r = await rig({ DESTINATIONS: JSON.stringify(destinations), ADMIN_TOKEN, ...overrides });
+  const r = await rig("redis", {
+    ...AS_CONFIGURED,
+    DESTINATIONS: JSON.stringify(destinations),
+    ADMIN_TOKEN,
+    ...overrides,
+  });
   open.push(r);
   const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
   const sweepAt = (now: Date, o: Partial<SweepOptions> = {}) =>
@@ -40,7 +46,7 @@ async function downEndpoint(): Promise<string> {
   return `${RECEIVER}/r/${id}`;
 }
 
-const statusOf = async (r: Rig, id: string) =>
+const statusOf = async (r: Rig<"redis">, id: string) =>
   (
     await r.rows<{ status: string; last_error: string | null }>(
       sql`select status, last_error from events where id = ${id}`,

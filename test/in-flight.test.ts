@@ -11,22 +11,29 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
 
 async function inFlightRig(overrides: Record<string, unknown> = {}) {
   // Health figures are reused for CACHE_HEALTH_TTL_S: 1 s, less than the takeover waits below.
-  const r = await rig({ ADMIN_TOKEN, CACHE_ENABLED: "false", CACHE_HEALTH_TTL_S: "1", ...overrides });
+  const r = await rig("redis", {
+    ...AS_CONFIGURED,
+    ADMIN_TOKEN,
+    CACHE_ENABLED: "false",
+    CACHE_HEALTH_TTL_S: "1",
+    ...overrides,
+  });
   open.push(r);
   return r;
 }
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-const historyRows = async (r: Rig) =>
+const historyRows = async (r: Rig<"redis">) =>
   Number((await r.rows<{ n: number }>(sql`select count(*)::int as n from events`))[0]!.n);
 
 describe("in flight, from the pending-entries list", () => {

@@ -4,7 +4,8 @@
  * entry, no dedupe key, no rate-limit or wake-up key.
  */
 import { describe, expect, it } from "vitest";
-import { API_KEY, authed, call, ingestEnv, ingestKeysOf, post, streamLength } from "./fixtures/ingest";
+import type { TestEnv } from "./support/env";
+import { API_KEY, authed, call, ingestEnv, ingestKeysOf, post, streamLength } from "./support/ingest";
 import {
   githubHeaders,
   hmacDigest,
@@ -14,8 +15,7 @@ import {
   stripeEvent,
   stripeHeaders,
   WEBHOOK_SOURCES,
-} from "./fixtures/webhooks";
-import type { TestEnv } from "./support/env";
+} from "./support/webhooks";
 
 const enc = new TextEncoder();
 const bytes = (...parts: Array<string | number[]>) =>

@@ -14,9 +14,9 @@ import { redisKeys } from "../src/backends/redis/keys";
 import { loadConfig } from "../src/config";
 import { type DbHandle, openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
-import { API_KEY, authed, call, ingestEnv, streamEvents } from "./fixtures/ingest";
-import { hook } from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
+import { API_KEY, authed, call, ingestEnv, streamEvents } from "./support/ingest";
+import { hook } from "./support/webhooks";
 
 const handles: DbHandle[] = [];
 const sockets: WebSocket[] = [];

@@ -13,7 +13,7 @@ import {
   recordingQueue,
   streamEvents,
   streamLength,
-} from "./fixtures/ingest";
+} from "./support/ingest";
 
 const tick = (n: number, source = "cron:main") => ({ type: "timer.tick", source, timer_name: "main", tick_count: n });
 

@@ -8,13 +8,12 @@
  */
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { parseApiKeys } from "../src/config/api-keys";
 import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
-import { API_KEY, call, ingestKeysOf, post, streamEvents } from "./fixtures/ingest";
-import { githubHeaders, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import { call as admin } from "./support/admin";
-import { type BackendName, type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
+import { API_KEY, call, ingestKeysOf, post, streamEvents } from "./support/ingest";
+import { type BackendName, type Rig, rigsClosedAfterEach } from "./support/rig";
+import { githubHeaders, hook, WEBHOOK_SOURCES } from "./support/webhooks";
 
 const GRANTED = "granted-key-0123456789abcdef";
 const TYPED = "typed-key-0123456789abcdef";
@@ -44,7 +43,7 @@ const as = (key: string, path: string, body: object) => post(path, body, { autho
 
 const rig = rigsClosedAfterEach();
 
-async function stored(r: BackendRig): Promise<EventEnvelope[]> {
+async function stored(r: Rig): Promise<EventEnvelope[]> {
   if (r.backend === "redis") return streamEvents(r.env);
   const rows = await r.rows<{ id: string; type: string; source: string; meta: EventEnvelope["meta"] }>(
     sql`SELECT id::text, type, source, meta FROM events ORDER BY created_at`,
@@ -53,42 +52,10 @@ async function stored(r: BackendRig): Promise<EventEnvelope[]> {
 }
 
 /** Nothing of a refused request anywhere: no event, and (Redis) no stream or dedupe key. */
-async function nothingStored(r: BackendRig): Promise<void> {
+async function nothingStored(r: Rig): Promise<void> {
   expect(await stored(r)).toEqual([]);
   if (r.backend === "redis") expect(await ingestKeysOf(r.env)).toEqual([]);
 }
-
-describe("API_KEYS: the CSV and JSON forms", () => {
-  it("bare keys in CSV; keys and grants in JSON; problems name the entry and field, never a key", () => {
-    expect(parseApiKeys(" key-a-0123456789abcdef, key-b-0123456789abcdef ,,")).toEqual({
-      list: [{ key: "key-a-0123456789abcdef" }, { key: "key-b-0123456789abcdef" }],
-      problems: [],
-    });
-    expect(parseApiKeys(API_KEYS).list).toEqual([
-      { key: API_KEY },
-      { key: GRANTED, sources: ["gh", "cron:*"], types: ["timer.*", "issue.triaged"] },
-      { key: TYPED, types: ["timer.*", "issue.*"] },
-    ]);
-    const bad = parseApiKeys(
-      JSON.stringify([
-        "short-secret",
-        { key: GRANTED, sources: [] },
-        { key: TYPED, topics: ["x"] },
-        API_KEY,
-        { key: API_KEY },
-        { key: API_KEY, types: ["a"] },
-      ]),
-    ).problems;
-    expect(bad).toEqual([
-      "API_KEYS[0]: each key must be at least 16 characters",
-      "API_KEYS[1].sources: must list at least one source (omit it for any)",
-      expect.stringMatching(/^API_KEYS\[2\]: .*topics/),
-      "API_KEYS[5]: the same key as an earlier entry, with other grants",
-    ]);
-    expect(bad.join()).not.toContain("short-secret");
-    expect(parseApiKeys("[not json").problems).toEqual([expect.stringMatching(/^API_KEYS: not valid JSON/)]);
-  });
-});
 
 describe.each<BackendName>(["redis", "postgres"])("what an API key may claim (%s)", (backend) => {
   const open = () =>

@@ -9,10 +9,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DeferAttempt } from "../src/errors";
 import { filters as f } from "../src/triggers";
 import { defaultTriggers } from "../src/triggers/registry";
-import { WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import { ADMIN_TOKEN, call } from "./support/admin";
 import { runCron } from "./support/cron";
 import { freshEnv, type TestEnv } from "./support/env";
+import { WEBHOOK_SOURCES } from "./support/webhooks";
 
 const API_KEY = "metrics-test-key-0123456789";
 const SOURCE = "metrics-test";

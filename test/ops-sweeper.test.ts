@@ -7,7 +7,8 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { event, type Rig } from "./support/consume";
+import { event } from "./support/consume";
+import type { Rig } from "./support/rig";
 import { sweepRigsClosedAfterEach } from "./support/sweep";
 
 const sweepRig = sweepRigsClosedAfterEach();

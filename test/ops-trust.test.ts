@@ -12,14 +12,14 @@ import { describe, expect, it } from "vitest";
 import { sessionCookie } from "../src/dashboard/session";
 import { clientKey } from "../src/http/auth-throttle";
 import { ADMIN_TOKEN, call, scrapeMetrics } from "./support/admin";
-import { type BackendName, type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { fetchThrough } from "./support/fetch";
+import { type BackendName, type Rig, rigsClosedAfterEach } from "./support/rig";
 
 const ORIGIN = "http://reflex.test";
 const METRICS_TOKEN = "ops-trust-read-token-0123456789";
 const make = rigsClosedAfterEach();
 
-async function dlqRows(r: BackendRig, n: number, type = "order.failed"): Promise<string[]> {
+async function dlqRows(r: Rig, n: number, type = "order.failed"): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = crypto.randomUUID();
@@ -32,7 +32,7 @@ async function dlqRows(r: BackendRig, n: number, type = "order.failed"): Promise
   return ids;
 }
 
-const statuses = async (r: BackendRig, ids: string[]) =>
+const statuses = async (r: Rig, ids: string[]) =>
   (
     await r.rows<{ status: string }>(
       sql`SELECT status FROM events WHERE id = ANY(${sql.param(ids)}::uuid[]) ORDER BY id`,
@@ -40,7 +40,7 @@ const statuses = async (r: BackendRig, ids: string[]) =>
   ).map((x) => x.status);
 
 /** An admin session of the dashboard: its cookie, and form posts with its anti-forgery token. */
-async function dashboard(r: BackendRig) {
+async function dashboard(r: Rig) {
   const cookie = (await sessionCookie(r.cfg, "admin")).split(";")[0]!;
   const send = async (method: string, path: string, form?: Record<string, string>, headers = {}) => {
     const { res, text } = await fetchThrough(
@@ -67,7 +67,7 @@ async function dashboard(r: BackendRig) {
 }
 
 /** A sign-in form post (no session), from `ip` when given. */
-async function signIn(r: BackendRig, token: string, next = "/dashboard", ip?: string) {
+async function signIn(r: Rig, token: string, next = "/dashboard", ip?: string) {
   const { res, text } = await fetchThrough(
     r.env,
     new Request(`${ORIGIN}/dashboard/login`, {
@@ -221,8 +221,7 @@ describe.each(["redis", "postgres"] as const)("replay targets and retry-all (%s)
   const DESTINATIONS = JSON.stringify([
     { name: "crm", url: "https://crm.example/hook", filter: { types: ["never.*"] } },
   ]);
-  const jobs = async (r: BackendRig) =>
-    (await r.rows<{ n: number }>(sql`SELECT count(*)::int AS n FROM replay_jobs`))[0]!.n;
+  const jobs = async (r: Rig) => (await r.rows<{ n: number }>(sql`SELECT count(*)::int AS n FROM replay_jobs`))[0]!.n;
 
   it("a replay `target` that names no trigger or destination is a 422 naming `target`, and no job", async () => {
     const r = await make(backend, { DESTINATIONS });

@@ -11,9 +11,9 @@ import type { EventEnvelope } from "../src/events/envelope";
 import { filters as f } from "../src/triggers";
 import type { HandlerContext } from "../src/triggers/registry";
 import { call } from "./support/admin";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 import { drain, publishInOrder } from "./support/ordered";
+import { type Rig, rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 
@@ -59,7 +59,7 @@ function inversions(order: Map<string, string[]>, calls: Map<string, Array<[stri
  * fails ("bad head"), drained until the head is held in the DLQ. `handled`: the others' ids,
  * as their handler ran.
  */
-async function heldHead(r: BackendRig, name: string, type: string, source: string) {
+async function heldHead(r: Rig, name: string, type: string, source: string) {
   const evs = Array.from({ length: 3 }, () => event({ type, source }));
   const handled: string[] = [];
   r.triggers.register({

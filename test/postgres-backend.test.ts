@@ -20,9 +20,9 @@ import { consumeInWorker } from "../src/consume/entry";
 import { type DbHandle, openDb } from "../src/db/client";
 import { filters as f } from "../src/triggers";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { API_KEY, authed, call, post, recordingQueue } from "./fixtures/ingest";
 import { event } from "./support/consume";
 import { freshEnv, type TestEnv } from "./support/env";
+import { API_KEY, authed, call, post, recordingQueue } from "./support/ingest";
 
 const handles: DbHandle[] = [];
 afterEach(async () => {

@@ -6,15 +6,15 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { type Rig, rig } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
 
 /** One completed event of `type` with its own timestamp and the time history recorded it. */
-async function recorded(r: Rig, type: string, o: { tsAgoS: number; recordedAgoS: number }): Promise<string> {
+async function recorded(r: Rig<"redis">, type: string, o: { tsAgoS: number; recordedAgoS: number }): Promise<string> {
   const id = crypto.randomUUID();
   await r.db.db.execute(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, created_at)
@@ -23,7 +23,7 @@ async function recorded(r: Rig, type: string, o: { tsAgoS: number; recordedAgoS:
   return id;
 }
 
-const page = async (r: Rig, q: string) => {
+const page = async (r: Rig<"redis">, q: string) => {
   const res = await call(r.env, "GET", `/events?type=tail.me&limit=10&${q}`);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body as { events: Array<{ id: string }>; next_cursor: string | null };
@@ -31,7 +31,7 @@ const page = async (r: Rig, q: string) => {
 
 describe("history in recorded order (the tail's)", () => {
   it("a late event with an old timestamp comes after the cursor; order=asc passes it over", async () => {
-    const r = await rig({ ADMIN_TOKEN });
+    const r = await rig("redis", { ...AS_CONFIGURED, ADMIN_TOKEN });
     open.push(r);
     const first = await recorded(r, "tail.me", { tsAgoS: 60, recordedAgoS: 30 });
     const p1 = await page(r, "order=recorded");

@@ -10,14 +10,14 @@ import { dueUpdate } from "../src/backends/history-writes";
 import { filters as f } from "../src/triggers";
 import { defaultTriggers } from "../src/triggers/registry";
 import { call } from "./support/admin";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
 import { runCron } from "./support/cron";
+import { type Rig, rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 
 /** `n` dead-lettered events of `type`, as the consumer leaves them. */
-async function deadLetters(r: BackendRig, n: number, type: string): Promise<string[]> {
+async function deadLetters(r: Rig, n: number, type: string): Promise<string[]> {
   const rows = await r.rows<{ id: string }>(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, last_error, errors, processed_at)
     SELECT gen_random_uuid(), ${type}, 'shop-' || (g % 5), now() - interval '1 hour', '{}'::jsonb, '{"trace_id":"t"}'::jsonb,
@@ -27,7 +27,7 @@ async function deadLetters(r: BackendRig, n: number, type: string): Promise<stri
   return rows.map((x) => x.id);
 }
 
-const countBy = async (r: BackendRig, type: string) =>
+const countBy = async (r: Rig, type: string) =>
   Object.fromEntries(
     (
       await r.rows<{ status: string; n: number }>(

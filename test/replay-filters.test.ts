@@ -8,10 +8,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
 import { advanceReplays } from "../src/jobs/replay-runner";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { type Rig, rig } from "./support/consume";
 import { typesWith } from "./support/event-types";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
@@ -21,7 +21,7 @@ const TO = "2026-03-02T00:00:00Z";
 const eventTypes = typesWith("shop.order", "shop.refund");
 
 /** One history row per (type, source, status), inside [FROM, TO); returns id by "type/source/status". */
-async function seed(r: Rig): Promise<Map<string, string>> {
+async function seed(r: Rig<"redis">): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
   let i = 0;
   for (const type of ["shop.order", "shop.refund"])
@@ -39,7 +39,7 @@ async function seed(r: Rig): Promise<Map<string, string>> {
 
 describe("replay filters", () => {
   it("sources, status, and both with types: exactly the selected originals are copied and counted", async () => {
-    const r = await rig({ ADMIN_TOKEN });
+    const r = await rig("redis", { ...AS_CONFIGURED, ADMIN_TOKEN });
     open.push(r);
     const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
     const ids = await seed(r);

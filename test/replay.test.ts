@@ -14,10 +14,11 @@ import { replayId } from "../src/jobs/replay-ids";
 import { advanceReplays, ReplayCrash, type ReplayRunOptions } from "../src/jobs/replay-runner";
 import { type as typeFilter } from "../src/triggers/filters";
 import { ADMIN_TOKEN, call } from "./support/admin";
-import { event, type Rig, rig } from "./support/consume";
+import { event } from "./support/consume";
 import { typesWith } from "./support/event-types";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
-const open: Rig[] = [];
+const open: Rig<"redis">[] = [];
 afterEach(async () => {
   while (open.length) await open.pop()!.close();
 });
@@ -28,7 +29,7 @@ const eventTypes = typesWith("order.paid", "order.refunded", "a.b", "k.v", "invo
 const TO = "2026-02-02T00:00:00Z";
 
 async function replayRig(overrides: Record<string, unknown> = {}) {
-  const r = await rig({ ADMIN_TOKEN, CONSUMER_BATCH_SIZE: "1000", ...overrides });
+  const r = await rig("redis", { ...AS_CONFIGURED, ADMIN_TOKEN, CONSUMER_BATCH_SIZE: "1000", ...overrides });
   open.push(r);
   const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
   const advance = (o: Partial<ReplayRunOptions> = {}) =>
@@ -45,7 +46,12 @@ const named = (...names: string[]) =>
  * timestamp (the id breaks ties) and timestamps have microseconds, so the keyset cursor
  * is exercised where it is easiest to get wrong.
  */
-async function seed(r: Rig, n: number, type: string, extra: { at?: string; meta?: string; payload?: string } = {}) {
+async function seed(
+  r: Rig<"redis">,
+  n: number,
+  type: string,
+  extra: { at?: string; meta?: string; payload?: string } = {},
+) {
   await r.db.db.execute(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts, processed_at)
     SELECT gen_random_uuid(), ${type}, 'src-' || (g % 7), ${extra.at ?? FROM}::timestamptz + (g / 3) * interval '1001 microseconds',
@@ -53,7 +59,7 @@ async function seed(r: Rig, n: number, type: string, extra: { at?: string; meta?
       FROM generate_series(1, ${n}) AS g`);
 }
 
-const count = async (r: Rig, q: ReturnType<typeof sql>) => Number((await r.rows<{ n: number }>(q))[0]!.n);
+const count = async (r: Rig<"redis">, q: ReturnType<typeof sql>) => Number((await r.rows<{ n: number }>(q))[0]!.n);
 
 describe("replay", () => {
   it("replays 20,000 events across interrupted runner invocations: each exactly once, right causation, progress rising to done", async () => {

@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { ConfigError } from "../src/errors";
-import type { Rig } from "./support/consume";
+import type { Rig } from "./support/rig";
 import { sweepRigsClosedAfterEach } from "./support/sweep";
 
 const sweepRig = sweepRigsClosedAfterEach();

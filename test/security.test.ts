@@ -22,7 +22,11 @@ import { openDestinations } from "../src/destinations";
 import { filters as f } from "../src/triggers";
 import { globMatcher } from "../src/triggers/filters";
 import { TriggerRegistry } from "../src/triggers/registry";
-import { post, streamEvents, streamLength } from "./fixtures/ingest";
+import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
+import { freshEnv } from "./support/env";
+import { fetchThrough } from "./support/fetch";
+import { post, streamEvents, streamLength } from "./support/ingest";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 import {
   githubHeaders,
   hmacDigest,
@@ -31,11 +35,7 @@ import {
   standardHeaders,
   stripeEvent,
   stripeHeaders,
-} from "./fixtures/webhooks";
-import { ADMIN_TOKEN, call as adminCall } from "./support/admin";
-import { type Rig, rig } from "./support/consume";
-import { freshEnv } from "./support/env";
-import { fetchThrough } from "./support/fetch";
+} from "./support/webhooks";
 
 const API_KEY = "security-test-key-0123456789";
 
@@ -393,8 +393,9 @@ describe("webhook signature attacks are refused, store nothing, and do not use u
 
 // ---------------------------------------------------------------------------------------
 describe("hostile input", () => {
-  async function ingestRig(): Promise<Rig> {
-    return rig({
+  async function ingestRig(): Promise<Rig<"redis">> {
+    return rig("redis", {
+      ...AS_CONFIGURED,
       API_KEYS: API_KEY,
       WEBHOOK_SOURCES: JSON.stringify(SOURCES),
       RATE_LIMIT_KEY_EVENTS: "0",

@@ -12,8 +12,8 @@ import { z } from "zod";
 import { applyRetention } from "../src/jobs/retention";
 import { agent, agentTools, filters as f } from "../src/triggers";
 import { MAX_STEP_RESULT_BYTES } from "../src/triggers/steps";
-import { rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 

@@ -12,14 +12,14 @@ import { derivedIdKey, deriveEvent } from "../src/consume/derive";
 import { CrashInjected, Failpoints } from "../src/failpoints";
 import { filters as f } from "../src/triggers";
 import { call } from "./support/admin";
-import { type BackendRig, rigsClosedAfterEach } from "./support/backend-rig";
 import { event } from "./support/consume";
+import { type Rig, rigsClosedAfterEach } from "./support/rig";
 
 const make = rigsClosedAfterEach();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 type StepRowView = { name: string; status: string; attempt: number; result: unknown; error: string | null };
-const stepRows = (r: BackendRig, id: string) =>
+const stepRows = (r: Rig, id: string) =>
   r.rows<StepRowView>(
     sql`select name, status, attempt, result, error from steps where event_id = ${id} order by started_at, name`,
   );

@@ -8,93 +8,41 @@
 
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { openBackend } from "../src/backends";
-import { PgFilterState } from "../src/backends/postgres/filter-state";
-import { PgScopeLocks } from "../src/backends/postgres/locks";
 import { openRedis } from "../src/backends/redis/client";
-import { RedisFilterState } from "../src/backends/redis/filter-state";
-import { redisKeys } from "../src/backends/redis/keys";
-import { RedisScopeLocks } from "../src/backends/redis/locks";
-import type { ClaimedEvent, EventStore, Outcome, Receipt, ScopeLocks } from "../src/backends/types";
+import type { ClaimedEvent, EventStore, Outcome, Receipt } from "../src/backends/types";
 import { ManualClock } from "../src/clock";
-import { type Config, loadConfig } from "../src/config";
-import { type ConsumerOptions, type RunReport, runConsumer } from "../src/consume/consumer";
-import { type DbHandle, openDb } from "../src/db/client";
 import { redisCommandsIn } from "../src/obs/usage";
 import { filters as f } from "../src/triggers";
-import type { FilterState } from "../src/triggers/filters";
-import { TriggerRegistry } from "../src/triggers/registry";
 import { event } from "./support/consume";
-import { freshEnv, type TestEnv } from "./support/env";
 import { typesWith } from "./support/event-types";
+import { AS_CONFIGURED, type BackendName, type Rig, rig } from "./support/rig";
 
-type Backend = "redis" | "postgres";
-
-interface Harness {
-  backend: Backend;
-  env: TestEnv;
-  cfg: Config;
-  db: DbHandle;
-  store: EventStore;
-  triggers: TriggerRegistry;
-  /** A consumer run (own name, own lock owner), as one invocation. */
-  run(o?: Partial<ConsumerOptions>): Promise<RunReport>;
+/** The one rig, on the configuration's own timings, with two look-ups into the events table. */
+interface Harness extends Rig {
   row(
     id: string,
   ): Promise<{ status: string; attempts: number; errors: unknown[]; next_retry_at: string | null } | undefined>;
   count(where?: string): Promise<number>;
 }
 
-const open: DbHandle[] = [];
+const open: Rig[] = [];
 afterEach(async () => {
-  for (const h of open.splice(0)) await h.close();
+  for (const r of open.splice(0)) await r.close();
 });
 
-async function harness(backend: Backend, overrides: Record<string, unknown> = {}): Promise<Harness> {
-  const env = await freshEnv({ EVENT_BACKEND: backend, WAKE_QUEUE: undefined, LOG_LEVEL: "warn", ...overrides });
-  if (backend === "postgres") {
-    // Postgres alone: prove that nothing reaches for Redis.
-    delete env.UPSTASH_REDIS_REST_URL;
-    delete env.UPSTASH_REDIS_REST_TOKEN;
-  }
-  const cfg = loadConfig(env);
-  const db = openDb(cfg);
-  open.push(db);
-  const store = openBackend(cfg, db).store;
-  const triggers = new TriggerRegistry();
-  const keys = redisKeys(cfg.REDIS_PREFIX);
-  const newLocks = (): ScopeLocks => {
-    if (cfg.LOCK_BACKEND === "postgres") {
-      const h = openDb(cfg);
-      open.push(h);
-      return new PgScopeLocks(h.pool);
-    }
-    return new RedisScopeLocks(openRedis(cfg), keys, cfg.LOCK_LEASE_MS, db.db);
-  };
-  const newFilterState = (): FilterState =>
-    backend === "postgres" ? new PgFilterState(db.db) : new RedisFilterState(openRedis(cfg), keys.filterState);
+async function harness(backend: BackendName, overrides: Record<string, unknown> = {}): Promise<Harness> {
+  // Postgres alone (the rig gives it no Redis variable): proves that nothing reaches for Redis.
+  const r = await rig(backend, { ...AS_CONFIGURED, VISIBILITY_TIMEOUT_MS: undefined, ...overrides });
+  open.push(r);
   return {
-    backend,
-    env,
-    cfg,
-    db,
-    store,
-    triggers,
-    async run(o = {}) {
-      const locks = o.locks ?? newLocks();
-      try {
-        return await runConsumer({ store, triggers, locks, filterState: newFilterState(), config: cfg, env, ...o });
-      } finally {
-        await locks.close().catch(() => {});
-      }
-    },
+    ...r,
     async row(id) {
-      const r = await db.db.execute(sql`select status, attempts, errors, next_retry_at from events where id = ${id}`);
-      return r.rows[0] as Awaited<ReturnType<Harness["row"]>>;
+      const rows = await r.rows(sql`select status, attempts, errors, next_retry_at from events where id = ${id}`);
+      return rows[0] as Awaited<ReturnType<Harness["row"]>>;
     },
     async count(where = "true") {
-      const r = await db.db.execute<{ n: number }>(sql.raw(`select count(*)::int as n from events where ${where}`));
-      return Number(r.rows[0]!.n);
+      const rows = await r.rows<{ n: number }>(sql.raw(`select count(*)::int as n from events where ${where}`));
+      return Number(rows[0]!.n);
     },
   };
 }
@@ -169,7 +117,7 @@ const completed = (c: ClaimedEvent[]): Outcome[] =>
   c.map((x) => ({ receipt: x.receipt, status: "completed" as const }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.each<Backend>(["redis", "postgres"])("EventStore contract: %s", (backend) => {
+describe.each<BackendName>(["redis", "postgres"])("EventStore contract: %s", (backend) => {
   it("publish -> claim -> settle: the envelope round-trips, each event is handed out once, history ends completed", async () => {
     const h = await harness(backend);
     expect(h.store.backend).toBe(backend);

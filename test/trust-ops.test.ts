@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { RedisLanes } from "../src/backends/redis/lanes";
 import { sweep } from "../src/jobs/dlq-sweeper";
-import { type Rig, rig } from "./support/consume";
+import { AS_CONFIGURED, type Rig, rig } from "./support/rig";
 
 const RECEIVER = inject("receiverUrl");
 
@@ -21,14 +21,14 @@ async function endpoint(mode: Record<string, unknown>) {
   };
 }
 
-let open: Rig[] = [];
+let open: Rig<"redis">[] = [];
 afterEach(async () => {
   for (const r of open) await r.close();
   open = [];
 });
 
 async function withDlq(url: string) {
-  const r = await rig({ DLQ_ALERT_URL: url, DLQ_ALERT_THRESHOLD: "0" });
+  const r = await rig("redis", { ...AS_CONFIGURED, DLQ_ALERT_URL: url, DLQ_ALERT_THRESHOLD: "0" });
   open.push(r);
   await r.db.db.execute(sql`
     INSERT INTO events (id, type, source, "timestamp", payload, meta, scope, status, attempts)

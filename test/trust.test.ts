@@ -12,10 +12,10 @@ import { derivedIdKey, deriveEvent } from "../src/consume/derive";
 import { type DbHandle, openDb } from "../src/db/client";
 import type { EventEnvelope } from "../src/events/envelope";
 import { webhookSources } from "../src/ingest/sources";
-import { authed, call, ingestEnv, ingestKeysOf, streamEvents } from "./fixtures/ingest";
-import { githubHeaders, hmacDigest, hook, WEBHOOK_SOURCES } from "./fixtures/webhooks";
 import type { TestEnv } from "./support/env";
 import { typesWith } from "./support/event-types";
+import { authed, call, ingestEnv, ingestKeysOf, streamEvents } from "./support/ingest";
+import { githubHeaders, hmacDigest, hook, WEBHOOK_SOURCES } from "./support/webhooks";
 
 const handles: DbHandle[] = [];
 afterEach(async () => {

@@ -3,7 +3,8 @@ import { openRedis } from "../src/backends/redis/client";
 import { redisKeys } from "../src/backends/redis/keys";
 import { loadConfig } from "../src/config";
 import { webhookSources } from "../src/ingest/sources";
-import { call, ingestEnv, keysOf, recordingQueue, streamEvents, streamLength } from "./fixtures/ingest";
+import type { TestEnv } from "./support/env";
+import { call, ingestEnv, keysOf, recordingQueue, streamEvents, streamLength } from "./support/ingest";
 import {
   githubHeaders,
   hmacDigest,
@@ -14,8 +15,7 @@ import {
   stripeEvent,
   stripeHeaders,
   WEBHOOK_SOURCES,
-} from "./fixtures/webhooks";
-import type { TestEnv } from "./support/env";
+} from "./support/webhooks";
 
 const env = (extra: Record<string, unknown> = {}) => ingestEnv({ WEBHOOK_SOURCES, ...extra });
 

@@ -8,8 +8,8 @@ import { createExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { app } from "../src/app";
 import { WS_MAX_WAITING_FRAMES } from "../src/ingest/ws-route";
-import { API_KEY, ingestEnv, streamLength } from "./fixtures/ingest";
 import type { TestEnv } from "./support/env";
+import { API_KEY, ingestEnv, streamLength } from "./support/ingest";
 
 const tick = (n: number) => ({ type: "timer.tick", source: "ws-limits", timer_name: "t", tick_count: n });
 const BAD = '{"type": "timer.tick",';

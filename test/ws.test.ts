@@ -12,8 +12,8 @@ import { openRedis } from "../src/backends/redis/client";
 import { redisKeys } from "../src/backends/redis/keys";
 import { loadConfig } from "../src/config";
 import { type DbHandle, openDb } from "../src/db/client";
-import { API_KEY, ingestEnv, ingestKeysOf, streamEvents, streamLength } from "./fixtures/ingest";
 import type { TestEnv } from "./support/env";
+import { API_KEY, ingestEnv, ingestKeysOf, streamEvents, streamLength } from "./support/ingest";
 
 const tick = (n: number, extra: Record<string, unknown> = {}) => ({
   type: "timer.tick",

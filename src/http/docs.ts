@@ -6,7 +6,7 @@
  * to one version and checked by Subresource Integrity: a changed or substituted file does
  * not run. The page is served under a Content-Security-Policy that allows that one script,
  * talks only to this origin, and cannot be framed. The version and digest are those of the
- * @scalar/api-reference devDependency (test/node/docs-script.test.ts keeps them equal).
+ * @scalar/api-reference devDependency (test/node/docs-script.unit.test.ts keeps them equal).
  *
  * Components that depend on run-time state are filled in per request: `EventInput` is
  * built from the event registry, so a type added in src/events/event-types.ts (or registered at

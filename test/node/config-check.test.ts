@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../local/sockets";
-import { projectCopy, ROOT } from "./support/project";
+import { projectCopy, ROOT } from "../support/project";
 
 const WEAK_SOURCES = JSON.stringify({
   gh: { scheme: "github", secret: "0123456789abcdefghi" },

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../local/sockets";
-import { alive, descendants, listening, projectCopy } from "./support/project";
+import { alive, descendants, listening, projectCopy } from "../support/project";
 
 const copy = projectCopy();
 const ADMIN = "dev-test-admin-token-0123456789";

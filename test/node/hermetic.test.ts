@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { projectCopy } from "./support/project";
+import { projectCopy } from "../support/project";
 
 const HOSTILE = [
   "ADMIN_TOKEN=hostile-admin-token-0123456789",

@@ -9,7 +9,7 @@
  * which ids a refused request carried. Webhook deliveries are retried and redelivered with
  * the same delivery id and a fresh signature, as providers do.
  */
-import { githubHeaders, SECRETS, standardHeaders, stripeEvent, stripeHeaders } from "../fixtures/webhooks";
+import { githubHeaders, SECRETS, standardHeaders, stripeEvent, stripeHeaders } from "../support/webhooks";
 import { type Profile, prng } from "./profile";
 
 export const API_KEY = "reliability-key-0123456789abcdef";

@@ -6,15 +6,15 @@
 import { afterEach } from "vitest";
 import { RedisLanes } from "../../src/backends/redis/lanes";
 import { type SweepOptions, sweep } from "../../src/jobs/dlq-sweeper";
-import { type Rig, rig } from "./consume";
+import { AS_CONFIGURED, type Rig, rig } from "./rig";
 
 export function sweepRigsClosedAfterEach() {
-  const open: Rig[] = [];
+  const open: Rig<"redis">[] = [];
   afterEach(async () => {
     while (open.length) await open.pop()!.close();
   });
   return async (overrides: Record<string, unknown> = {}) => {
-    const r = await rig(overrides);
+    const r = await rig("redis", { ...AS_CONFIGURED, ...overrides });
     open.push(r);
     const lanes = new RedisLanes(r.redis, r.cfg.REDIS_PREFIX);
     const run = (o: Partial<SweepOptions> = {}) => sweep({ db: r.db.db, store: r.store, lanes, config: r.cfg, ...o });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { FilterContext } from "../src/triggers";
 import { filters as f, TriggerRegistry } from "../src/triggers";
-import { event } from "./support/consume";
+import { event } from "./support/events";
 
 const ctx: FilterContext = {
   trigger: "t",

@@ -1,12 +1,17 @@
 /**
- * A consumer rig for either backend, built from the deployment's own bundle (openBackend:
- * store, scope locks, filter state, replay lane) as src/consume/entry.ts builds it, with the
- * database handle the consumer needs for durable steps. With `postgres` the environment has
- * no Redis variable at all.
+ * The consumer rig, for either backend: a fresh environment (own database, own Redis prefix)
+ * and the deployment's own bundle (openBackend: store, scope locks, filter state, replay
+ * lane) as src/consume/entry.ts builds it, with the database handle the consumer needs for
+ * durable steps. Each run() is one invocation: its own consumer name and its own scope locks.
+ * With `postgres` the environment has no Redis variable at all.
  */
 import type { SQL } from "drizzle-orm";
 import { afterEach } from "vitest";
-import { type Backend, openBackend } from "../../src/backends";
+import { type Backend, openBackend, openUpstash } from "../../src/backends";
+import type { Redis } from "../../src/backends/redis/client";
+import { redisKeys } from "../../src/backends/redis/keys";
+import type { RedisStreamStore } from "../../src/backends/redis/store";
+import type { EventStore } from "../../src/backends/types";
 import type { Clock } from "../../src/clock";
 import { type Config, loadConfig } from "../../src/config";
 import { type ConsumerOptions, type RunReport, runConsumer } from "../../src/consume/consumer";
@@ -20,12 +25,17 @@ import { freshEnv, type TestEnv } from "./env";
 
 export type BackendName = "redis" | "postgres";
 
-export interface BackendRig {
-  backend: BackendName;
+export interface Rig<B extends BackendName = BackendName> {
+  backend: B;
   env: TestEnv;
   cfg: Config;
   db: DbHandle;
   bundle: Backend;
+  /** The bundle's store; with `redis`, the Redis Streams store with its own methods. */
+  store: [B] extends ["redis"] ? RedisStreamStore : EventStore;
+  /** Upstash, when configured (always with `redis`), whatever the bundle uses it for. */
+  redis: [B] extends ["redis"] ? Redis : Redis | undefined;
+  keys: ReturnType<typeof redisKeys>;
   triggers: TriggerRegistry;
   /**
    * The event types the consumers check derived events and replay copies against: the
@@ -34,9 +44,9 @@ export interface BackendRig {
   eventTypes: EventRegistry;
   /**
    * The consumers' clock: real time plus what advance() added. Retries back off 10 ms here
-   * (EVENT_RETRY_*_DELAY), so advance(100) makes one due; keep the total under
-   * VISIBILITY_TIMEOUT_MS, as Postgres-side claim leases are set on real time and compared
-   * with this clock.
+   * (EVENT_RETRY_*_DELAY, unless AS_CONFIGURED), so advance(100) makes one due; keep the
+   * total under VISIBILITY_TIMEOUT_MS, as Postgres-side claim leases are set on real time and
+   * compared with this clock.
    */
   clock: Clock & { advance(ms: number): void };
   run(o?: Partial<ConsumerOptions>): Promise<RunReport>;
@@ -46,12 +56,24 @@ export interface BackendRig {
   close(): Promise<void>;
 }
 
-export async function backendRig(backend: BackendName, overrides: Record<string, unknown> = {}): Promise<BackendRig> {
+/**
+ * Overrides that take back the rig's conveniences: the configuration's own retry backoff
+ * (EVENT_RETRY_* defaults, not 10 ms) and no ADMIN_TOKEN. An override of `undefined`
+ * restores a variable's default.
+ */
+export const AS_CONFIGURED = {
+  EVENT_RETRY_BASE_DELAY: undefined,
+  EVENT_RETRY_MAX_DELAY: undefined,
+  ADMIN_TOKEN: undefined,
+};
+
+export async function rig<B extends BackendName>(backend: B, overrides: Record<string, unknown> = {}): Promise<Rig<B>> {
   const env = await freshEnv({
     EVENT_BACKEND: backend,
     VISIBILITY_TIMEOUT_MS: "1000",
     EVENT_RETRY_BASE_DELAY: "0.01",
     EVENT_RETRY_MAX_DELAY: "0.01",
+    // No queue binding: wake-ups would reach the test worker's own queue consumer.
     WAKE_QUEUE: undefined,
     LOG_LEVEL: "warn",
     ADMIN_TOKEN,
@@ -93,6 +115,9 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
     cfg,
     db,
     bundle,
+    store: bundle.store as Rig<B>["store"],
+    redis: (bundle.redis ?? openUpstash(cfg)) as Rig<B>["redis"],
+    keys: redisKeys(cfg.REDIS_PREFIX),
     triggers,
     eventTypes,
     clock,
@@ -110,16 +135,16 @@ export async function backendRig(backend: BackendName, overrides: Record<string,
 }
 
 /** For a test file: `make(backend, overrides)` gives a rig that is closed after the test. */
-export function rigsClosedAfterEach(): (
-  backend: BackendName,
+export function rigsClosedAfterEach(): <B extends BackendName>(
+  backend: B,
   overrides?: Record<string, unknown>,
-) => Promise<BackendRig> {
-  const open: BackendRig[] = [];
+) => Promise<Rig<B>> {
+  const open: Rig[] = [];
   afterEach(async () => {
     for (const r of open.splice(0)) await r.close();
   });
   return async (backend, overrides = {}) => {
-    const r = await backendRig(backend, overrides);
+    const r = await rig(backend, overrides);
     open.push(r);
     return r;
   };

@@ -3,7 +3,7 @@
  * Postgres and Redis (through the stand-ins): sessions and their cookie, the cross-site
  * checks, read-only sessions, the Content-Security-Policy and page sizes, and what each page
  * shows and does, on rows written straight into history (parked scopes: by a consumer running
- * an ordered trigger). The browser run is test/node/dashboard.test.ts.
+ * an ordered trigger). The browser run is test/node/dashboard-browser.test.ts.
  */
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
@@ -14,11 +14,11 @@ import { type DbHandle, openDb } from "../../src/db/client";
 import { minuteSeries } from "../../src/reads/dashboard-queries";
 import { defaultTriggers, filters as f, type TriggerSpec } from "../../src/triggers";
 import { call } from "../support/admin";
-import { rigsClosedAfterEach } from "../support/backend-rig";
 import { event } from "../support/consume";
 import { freshEnv } from "../support/env";
 import { fetchThrough } from "../support/fetch";
 import { drain, publishInOrder } from "../support/ordered";
+import { rigsClosedAfterEach } from "../support/rig";
 
 const ORIGIN = "http://reflex.test";
 const ADMIN = "dash-admin-token-0123456789";
