@@ -174,7 +174,7 @@ export function pgbouncerPath(): string | undefined {
 
 export const PGBOUNCER: OptionalProgram = {
   name: "PgBouncer",
-  skips: "the scope-lock tests behind a pooler (test/pooler-locks.test.ts)",
+  skips: "the scope-lock tests behind a pooler (test/backends/pooler-locks.test.ts)",
   script: ".ci/install-pgbouncer",
   variable: "REFLEX_PGBOUNCER",
   find: pgbouncerPath,

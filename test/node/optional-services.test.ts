@@ -21,7 +21,7 @@ describe("optional test programs", () => {
     process.env.REFLEX_CHROMIUM = "/nonexistent/chromium";
     const line = optionalSkippedLine()!;
     expect(line.split("\n")).toHaveLength(1);
-    expect(line).toContain("PgBouncer (the scope-lock tests behind a pooler (test/pooler-locks.test.ts))");
+    expect(line).toContain("PgBouncer (the scope-lock tests behind a pooler (test/backends/pooler-locks.test.ts))");
     expect(line).toContain("Chromium (the dashboard's browser test (test/node/dashboard.test.ts))");
     expect(line).toMatch(/Enable with: (sudo )?\.ci\/install-pgbouncer && (sudo )?\.ci\/install-chromium$/);
   });
