@@ -7,24 +7,13 @@
  * that the same figures always give the same interval. Written here (a dozen lines) rather
  * than taken from a package: none of the small bootstrap packages on npm is maintained.
  */
+import { prng } from "../test/support/prng";
 
 export function median(xs: number[]): number {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface RatioInterval {
@@ -37,7 +26,7 @@ export interface RatioInterval {
 export function bootstrapRatio(a: number[], b: number[], level = 0.95, resamples = 10_000, seed = 1): RatioInterval {
   if (a.length !== b.length) throw new Error("bootstrapRatio: paired samples of different lengths");
   const n = a.length;
-  const next = rng(seed);
+  const next = prng(seed);
   const ratios: number[] = [];
   for (let r = 0; r < resamples; r++) {
     const ia: number[] = [];

@@ -43,18 +43,6 @@ export function profile(): Profile {
   };
 }
 
-/** A small seeded PRNG (mulberry32): the plan is reproducible from the seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** FNV-1a of a string, 32 bits: picks an event's handler fate from its id. */
 export function fnv1a(s: string): number {
   let h = 0x811c9dc5;

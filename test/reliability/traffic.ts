@@ -9,8 +9,10 @@
  * which ids a refused request carried. Webhook deliveries are retried and redelivered with
  * the same delivery id and a fresh signature, as providers do.
  */
+
+import { prng } from "../support/prng";
 import { githubHeaders, SECRETS, standardHeaders, stripeEvent, stripeHeaders } from "../support/webhooks";
-import { type Profile, prng } from "./profile";
+import type { Profile } from "./profile";
 
 export const API_KEY = "reliability-key-0123456789abcdef";
 
