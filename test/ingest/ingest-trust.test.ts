@@ -7,29 +7,19 @@
  */
 import { createExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
 import { openRedis } from "../../src/backends/redis/client";
 import { redisKeys } from "../../src/backends/redis/keys";
 import { loadConfig } from "../../src/config";
 import { type DbHandle, openDb } from "../../src/db/client";
 import type { EventEnvelope } from "../../src/events/envelope";
+import { closedAfterEach } from "../support/closing";
 import type { TestEnv } from "../support/env";
 import { API_KEY, authed, call, ingestEnv, streamEvents } from "../support/ingest";
 import { hook } from "../support/webhooks";
 
-const handles: DbHandle[] = [];
-const sockets: WebSocket[] = [];
-afterEach(async () => {
-  for (const ws of sockets.splice(0)) {
-    try {
-      ws.close(1000, "test over");
-    } catch {
-      // closed already
-    }
-  }
-  for (const h of handles.splice(0)) await h.close();
-});
+const open = closedAfterEach();
 
 /** Unsigned sources whose names, joined to a delivery id with ":", could read alike. */
 const SOURCES = JSON.stringify({
@@ -40,7 +30,7 @@ const SOURCES = JSON.stringify({
 
 function db(env: TestEnv): DbHandle {
   const h = openDb(loadConfig(env));
-  handles.push(h);
+  open.handle(h);
   return h;
 }
 
@@ -109,7 +99,7 @@ async function wsAnswer(env: TestEnv, frame: unknown): Promise<any> {
   );
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
-  sockets.push(ws);
+  open.socket(ws);
   const answer = new Promise<string>((resolve) => ws.addEventListener("message", (m) => resolve(m.data as string)));
   ws.accept();
   ws.send(JSON.stringify(frame));

@@ -5,9 +5,10 @@
  * behind the one being appended are refused past a bound instead of buffered.
  */
 import { createExecutionContext } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
 import { WS_MAX_WAITING_FRAMES } from "../../src/ingest/ws-route";
+import { closedAfterEach } from "../support/closing";
 import type { TestEnv } from "../support/env";
 import { API_KEY, ingestEnv, streamLength } from "../support/ingest";
 
@@ -23,16 +24,7 @@ interface Client {
   send(v: unknown): void;
 }
 
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of sockets.splice(0)) {
-    try {
-      ws.close(1000, "test over");
-    } catch {
-      // closed already
-    }
-  }
-});
+const open = closedAfterEach();
 
 async function connect(env: TestEnv): Promise<Client> {
   const req = new Request("http://reflex.test/ws", {
@@ -41,7 +33,7 @@ async function connect(env: TestEnv): Promise<Client> {
   const res = await app.fetch(req, env, createExecutionContext());
   if (res.status !== 101) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
   const ws = res.webSocket!;
-  sockets.push(ws);
+  open.socket(ws);
   const inbox: Array<string | null> = [];
   const waiting: Array<(s: string | null) => void> = [];
   let isClosed = false;

@@ -6,12 +6,13 @@
  */
 import { createExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
 import { openRedis } from "../../src/backends/redis/client";
 import { redisKeys } from "../../src/backends/redis/keys";
 import { loadConfig } from "../../src/config";
-import { type DbHandle, openDb } from "../../src/db/client";
+import { openDb } from "../../src/db/client";
+import { closedAfterEach } from "../support/closing";
 import type { TestEnv } from "../support/env";
 import { API_KEY, ingestEnv, ingestKeysOf, streamEvents, streamLength } from "../support/ingest";
 
@@ -31,18 +32,7 @@ interface Client {
   send(v: unknown): void;
 }
 
-const sockets: WebSocket[] = [];
-const handles: DbHandle[] = [];
-afterEach(async () => {
-  for (const ws of sockets.splice(0)) {
-    try {
-      ws.close(1000, "test over");
-    } catch {
-      // closed already
-    }
-  }
-  for (const h of handles.splice(0)) await h.close();
-});
+const open = closedAfterEach();
 
 async function upgrade(env: TestEnv, headers: Record<string, string> = { authorization: `Bearer ${API_KEY}` }) {
   const req = new Request("http://reflex.test/ws", { headers: { upgrade: "websocket", ...headers } });
@@ -53,7 +43,7 @@ async function connect(env: TestEnv, headers?: Record<string, string>): Promise<
   const res = await upgrade(env, headers);
   if (res.status !== 101) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
   const ws = res.webSocket!;
-  sockets.push(ws);
+  open.socket(ws);
   const inbox: string[] = [];
   const waiting: Array<(s: string) => void> = [];
   ws.addEventListener("message", (m) => {
@@ -115,7 +105,7 @@ describe("GET /ws: the upgrade", () => {
     expect(res.status).toBe(101);
     expect(res.headers.get("sec-websocket-protocol")).toBe("reflex.v1");
     res.webSocket!.accept();
-    sockets.push(res.webSocket!);
+    open.socket(res.webSocket!);
   });
 });
 
@@ -261,7 +251,7 @@ describe("GET /ws with EVENT_BACKEND=postgres", () => {
     );
     expect(acks.every((a) => a.status === "accepted" && a.ids.length === 2)).toBe(true);
     const h = openDb(loadConfig(env));
-    handles.push(h);
+    open.handle(h);
     const rows = (
       await h.db.execute<{ id: string; status: string; ingress: string }>(
         sql`SELECT id::text, status::text, meta->'ingress'->>'kind' AS ingress FROM events`,
