@@ -16,7 +16,7 @@ import { type DbHandle, openDb } from "../../src/db/client";
 import type { EventEnvelope } from "../../src/events/envelope";
 import { closedAfterEach } from "../support/closing";
 import type { TestEnv } from "../support/env";
-import { API_KEY, authed, call, ingestEnv, streamEvents } from "../support/ingest";
+import { API_KEY, authed, call, ingestEnv, pgIngestEnv, streamEvents, tableEvents, tick } from "../support/ingest";
 import { hook } from "../support/webhooks";
 
 const open = closedAfterEach();
@@ -57,23 +57,8 @@ const backends: Backend[] = [
   },
   {
     name: "postgres",
-    env: async (o = {}) => {
-      const env = await ingestEnv({
-        WEBHOOK_SOURCES: SOURCES,
-        EVENT_BACKEND: "postgres",
-        LOCK_BACKEND: "postgres",
-        ...o,
-      });
-      delete env.UPSTASH_REDIS_REST_URL;
-      delete env.UPSTASH_REDIS_REST_TOKEN;
-      return env;
-    },
-    async stored(env) {
-      const r = await db(env).db.execute<{ id: string; type: string; source: string; payload: object; meta: object }>(
-        sql`SELECT id::text, type, source, payload, meta FROM events ORDER BY created_at`,
-      );
-      return r.rows.map((x) => ({ ...x.payload, id: x.id, type: x.type, source: x.source, meta: x.meta }) as never);
-    },
+    env: (o = {}) => pgIngestEnv({ WEBHOOK_SOURCES: SOURCES, ...o }),
+    stored: tableEvents,
     async dedupeKeys(env) {
       const r = await db(env).db.execute<{ key: string }>(sql`SELECT key FROM webhook_deliveries ORDER BY key`);
       return r.rows.map((x) => x.key);
@@ -81,13 +66,6 @@ const backends: Backend[] = [
   },
 ];
 
-const tick = (n: number, extra: Record<string, unknown> = {}) => ({
-  type: "timer.tick",
-  source: "cron",
-  timer_name: "t",
-  tick_count: n,
-  ...extra,
-});
 const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
 
 /** The first frame the server answers on a fresh /ws connection after `frame`. */

@@ -5,22 +5,15 @@
  * against the real local Redis and Postgres. Each case says what it answers and that the
  * event is stored once, or not at all.
  */
-import { sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { derivedIdKey, deriveEvent } from "../../src/consume/derive";
-import { type DbHandle, openDb } from "../../src/db/client";
 import type { EventEnvelope } from "../../src/events/envelope";
 import { webhookSources } from "../../src/ingest/sources";
 import type { TestEnv } from "../support/env";
 import { typesWith } from "../support/event-types";
-import { authed, call, ingestEnv, ingestKeysOf, streamEvents } from "../support/ingest";
+import { authed, call, ingestEnv, ingestKeysOf, pgIngestEnv, streamEvents, tableEvents, tick } from "../support/ingest";
 import { githubHeaders, hmacDigest, hook, WEBHOOK_SOURCES } from "../support/webhooks";
-
-const handles: DbHandle[] = [];
-afterEach(async () => {
-  for (const h of handles.splice(0)) await h.close();
-});
 
 interface Backend {
   name: "redis" | "postgres";
@@ -37,30 +30,10 @@ const backends: Backend[] = [
   },
   {
     name: "postgres",
-    env: async (o = {}) => {
-      const env = await ingestEnv({ WEBHOOK_SOURCES, EVENT_BACKEND: "postgres", LOCK_BACKEND: "postgres", ...o });
-      delete env.UPSTASH_REDIS_REST_URL;
-      delete env.UPSTASH_REDIS_REST_TOKEN;
-      return env;
-    },
-    async stored(env) {
-      const h = openDb(loadConfig(env));
-      handles.push(h);
-      const r = await h.db.execute<{ id: string; type: string; source: string; payload: object; meta: object }>(
-        sql`SELECT id::text, type, source, payload, meta FROM events ORDER BY created_at`,
-      );
-      return r.rows.map((x) => ({ ...x.payload, id: x.id, type: x.type, source: x.source, meta: x.meta }) as never);
-    },
+    env: (o = {}) => pgIngestEnv({ WEBHOOK_SOURCES, ...o }),
+    stored: tableEvents,
   },
 ];
-
-const tick = (n: number, extra: Record<string, unknown> = {}) => ({
-  type: "timer.tick",
-  source: "cron",
-  timer_name: "t",
-  tick_count: n,
-  ...extra,
-});
 
 describe.each(backends)("reused client ids ($name)", (b) => {
   it("same id and body: 200 duplicate with the first id, stored once; key order and spacing do not matter", async () => {
