@@ -11,17 +11,10 @@ import { describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../src/events/envelope";
 import { filters as f } from "../../src/triggers";
 import { call as admin } from "../support/admin";
+import { GRANTED_API_KEYS as API_KEYS, GRANTED, TYPED } from "../support/api-keys";
 import { API_KEY, call, ingestKeysOf, post, streamEvents } from "../support/ingest";
 import { type BackendName, type Rig, rigsClosedAfterEach } from "../support/rig";
 import { githubHeaders, hook, WEBHOOK_SOURCES } from "../support/webhooks";
-
-const GRANTED = "granted-key-0123456789abcdef";
-const TYPED = "typed-key-0123456789abcdef";
-const API_KEYS = JSON.stringify([
-  API_KEY,
-  { key: GRANTED, sources: ["gh", "cron:*"], types: ["timer.*", "issue.triaged"] },
-  { key: TYPED, types: ["timer.*", "issue.*"] },
-]);
 
 const tick = (source: string, extra: Record<string, unknown> = {}) => ({
   type: "timer.tick",

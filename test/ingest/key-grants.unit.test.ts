@@ -1,15 +1,7 @@
 /** API_KEYS parsing: the CSV and JSON forms and the problems a bad entry gets (no services). */
 import { describe, expect, it } from "vitest";
 import { parseApiKeys } from "../../src/config/api-keys";
-
-const API_KEY = "test-key-0123456789abcdef";
-const GRANTED = "granted-key-0123456789abcdef";
-const TYPED = "typed-key-0123456789abcdef";
-const API_KEYS = JSON.stringify([
-  API_KEY,
-  { key: GRANTED, sources: ["gh", "cron:*"], types: ["timer.*", "issue.triaged"] },
-  { key: TYPED, types: ["timer.*", "issue.*"] },
-]);
+import { API_KEY, GRANTED_API_KEYS as API_KEYS, GRANTED, TYPED } from "../support/api-keys";
 
 describe("API_KEYS: the CSV and JSON forms", () => {
   it("bare keys in CSV; keys and grants in JSON; problems name the entry and field, never a key", () => {
